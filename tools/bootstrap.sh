@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# tools/bootstrap.sh: set up a fresh Debian 12 machine, build effdim, and run
+#   demo   the main job on the embedded default data (two spirals), or
+#   test   the whole default test suite, in a release build and again under
+#          AddressSanitizer + UndefinedBehaviorSanitizer, ending with one line
+#          "total: N passed, M failed" (non-zero exit on any failure), or
+#   slow   the default suite plus the slow suite (needs python3-torch: installed here).
+# It installs only what is missing (apt-get), so re-running it is cheap.
+set -euo pipefail
+mode=${1:-demo}
+case "$mode" in demo|test|slow) ;; *) echo "usage: $0 demo|test|slow" >&2; exit 2 ;; esac
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+pkgs="build-essential meson ninja-build pkg-config python3 libopenblas-dev liblapacke-dev libgsl-dev
+      libhdf5-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox"
+[ "$mode" = slow ] && pkgs="$pkgs python3-torch python3-h5py python3-scipy python3-numpy"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "== installing:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+build() { # dir, extra meson options...
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then meson setup "$dir" "$@"; fi
+  ninja -C "$dir"
+}
+
+build build --buildtype=release
+if [ "$mode" = demo ]; then
+  exec ./build/tools/effdim demo
+fi
+
+# The test suite: release build, then the sanitizer build. Each test program
+# prints its own "N passed, M failed"; tests/summarize.py adds them up.
+status=0
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2}
+suites=()
+[ "$mode" = slow ] && suites=(--setup default --suite fast --suite slow)
+meson test -C build --print-errorlogs --num-processes "$jobs" "${suites[@]}" || status=1
+build build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  meson test -C build-asan --print-errorlogs --num-processes "$jobs" --timeout-multiplier 4 || status=1
+python3 tests/summarize.py build/meson-logs/testlog.json build-asan/meson-logs/testlog.json || status=1
+exit $status

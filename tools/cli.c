@@ -1,0 +1,164 @@
+/* tools/cli.c: shared command-line helpers (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int cli_fail(const char *cmd, const effdim_error *err)
+{
+    fprintf(stderr, "effdim %s: %s\n", cmd, err && err->msg[0] ? err->msg : "failed");
+    return CLI_EXIT_FAIL;
+}
+
+int cli_errorf(const char *cmd, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "effdim %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return cli_errorf(cmd, CLI_EXIT_USAGE, "%s: expected a non-negative integer, got '%s'", opt, s ? s : "");
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return cli_errorf(cmd, CLI_EXIT_USAGE, "%s: expected a non-negative integer, got '%s'", opt, s);
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int cli_parse_size(const char *cmd, const char *opt, const char *s, size_t *out)
+{
+    uint64_t v = 0;
+    int rc = cli_parse_u64(cmd, opt, s, &v);
+    if (rc) return rc;
+    if (v > SIZE_MAX) return cli_errorf(cmd, CLI_EXIT_USAGE, "%s: %s is too large", opt, s);
+    *out = (size_t)v;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s) return cli_errorf(cmd, CLI_EXIT_USAGE, "%s: expected a number, got ''", opt);
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v))
+        return cli_errorf(cmd, CLI_EXIT_USAGE, "%s: expected a finite number, got '%s'", opt, s);
+    *out = v;
+    return 0;
+}
+
+static int parse_list(const char *cmd, const char *opt, const char *s, void *out, size_t cap,
+                      size_t *n, int is_double)
+{
+    char buf[4096];
+    if (!s || strlen(s) >= sizeof buf)
+        return cli_errorf(cmd, CLI_EXIT_USAGE, "%s: expected a comma-separated list", opt);
+    strcpy(buf, s);
+    size_t count = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (count >= cap)
+            return cli_errorf(cmd, CLI_EXIT_USAGE, "%s: at most %zu values", opt, cap);
+        int rc = is_double ? cli_parse_double(cmd, opt, tok, (double *)out + count)
+                           : cli_parse_size(cmd, opt, tok, (size_t *)out + count);
+        if (rc) return rc;
+        ++count;
+    }
+    if (count == 0) return cli_errorf(cmd, CLI_EXIT_USAGE, "%s: empty list", opt);
+    *n = count;
+    return 0;
+}
+
+int cli_parse_size_list(const char *cmd, const char *opt, const char *s, size_t *out, size_t cap,
+                        size_t *n)
+{
+    return parse_list(cmd, opt, s, out, cap, n, 0);
+}
+
+int cli_parse_double_list(const char *cmd, const char *opt, const char *s, double *out, size_t cap,
+                          size_t *n)
+{
+    return parse_list(cmd, opt, s, out, cap, n, 1);
+}
+
+void cli_progress_init(cli_progress *p)
+{
+    p->tty = isatty(fileno(stderr));
+    p->start = effdim_now();
+    p->last = -1e300;
+    p->interval = p->tty ? 0.1 : 5.0;
+    p->drawn = 0;
+}
+
+double cli_progress_elapsed(const cli_progress *p) { return effdim_now() - p->start; }
+
+void cli_progress_update(cli_progress *p, double fraction, const char *fmt, ...)
+{
+    double now = effdim_now();
+    if (now - p->last < p->interval && fraction < 1.0) return;
+    p->last = now;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    double el = now - p->start;
+    char eta[64] = "";
+    if (fraction > 0 && fraction < 1) snprintf(eta, sizeof eta, ", %.0f s left", el * (1 - fraction) / fraction);
+    if (p->tty) {
+        fprintf(stderr, "\r\033[K%s [%.1f s%s]", msg, el, eta);
+        p->drawn = 1;
+    } else {
+        fprintf(stderr, "%s [%.1f s%s]\n", msg, el, eta);
+    }
+    fflush(stderr);
+}
+
+void cli_progress_done(cli_progress *p)
+{
+    if (p->tty && p->drawn) fputc('\n', stderr);
+    p->drawn = 0;
+}
+
+void cli_json_print(cJSON *obj)
+{
+    char *s = cJSON_Print(obj);
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        cJSON_free(s);
+    }
+    cJSON_Delete(obj);
+}
+
+cJSON *cli_json_doubles(const double *v, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; ++i) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+const char *cli_now_iso(char *buf, size_t cap)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}

@@ -1,0 +1,84 @@
+/* tools/cli.h: what every `effdim` subcommand shares.
+ *
+ * - one clear error line on stderr ("effdim train: model.h5: /model: ...")
+ *   and the exit codes: 0 success, 1 failure at run time, 2 bad usage;
+ * - number and list parsing with errors that name the option;
+ * - a progress line: redrawn in place on a terminal, plain log lines
+ *   (at most one every few seconds) otherwise;
+ * - JSON summaries through cJSON (Debian's libcjson).
+ */
+#ifndef EFFDIM_TOOLS_CLI_H
+#define EFFDIM_TOOLS_CLI_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "effdim/status.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+/* A subcommand: argv[0] is the subcommand's name. */
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+/* Print "effdim <cmd>: <message>" to stderr; return CLI_EXIT_FAIL. */
+int cli_fail(const char *cmd, const effdim_error *err);
+/* printf-style variant; returns `code`. */
+int cli_errorf(const char *cmd, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Parsers: return 0 on success, else print an error naming the option and
+ * return CLI_EXIT_USAGE. */
+int cli_parse_size(const char *cmd, const char *opt, const char *s, size_t *out);
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
+/* "784,300,10" -> sizes; *n receives the count (<= cap). */
+int cli_parse_size_list(const char *cmd, const char *opt, const char *s, size_t *out, size_t cap,
+                        size_t *n);
+int cli_parse_double_list(const char *cmd, const char *opt, const char *s, double *out, size_t cap,
+                          size_t *n);
+
+/* Progress reporting on stderr. */
+typedef struct cli_progress {
+    int tty;           /* stderr is a terminal: redraw one line */
+    double start;      /* seconds */
+    double last;       /* last print */
+    double interval;   /* seconds between plain log lines */
+    int drawn;         /* a line is on screen */
+} cli_progress;
+void cli_progress_init(cli_progress *p);
+/* fraction in [0, 1] (or < 0 when unknown) and a message; prints when due. */
+void cli_progress_update(cli_progress *p, double fraction, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Finish the line (newline on a terminal). */
+void cli_progress_done(cli_progress *p);
+/* Elapsed seconds since init. */
+double cli_progress_elapsed(const cli_progress *p);
+
+/* Print a cJSON object on stdout (pretty), then free it. */
+void cli_json_print(cJSON *obj);
+/* cJSON array of doubles. */
+cJSON *cli_json_doubles(const double *v, size_t n);
+
+/* ISO-8601 UTC timestamp of now into buf. */
+const char *cli_now_iso(char *buf, size_t cap);
+
+/* The subcommands (tools/cmd_*.c). */
+int cmd_train(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_spectrum(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_diag(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+
+#endif

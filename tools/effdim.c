@@ -1,0 +1,60 @@
+/* tools/effdim.c: the `effdim` command, one dispatcher over small subcommands.
+ *
+ *   effdim <command> [options]      each command has --help
+ *
+ * Exit status: 0 success, 1 failure at run time (one line on stderr naming
+ * the file, the field and what was expected), 2 bad usage.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "effdim/status.h"
+
+typedef struct command {
+    const char *name;
+    cli_command_fn fn;
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    /* the command table: one line per subcommand (tools/cmd_<name>.c) */
+    {"bench", cmd_bench, "benchmarks against this machine's dgemm rate (grad, ...)"},
+    {"demo", cmd_demo, "reproduce published findings (amsgrad, ...)"},
+    {"train", cmd_train, "train an MLP (SGD/Adam/AMSGrad/AdamW) into a checkpoint"},
+    {"compare", cmd_compare, "diagonal curvature estimates against the spectrum, with plots"},
+    {"diag", cmd_diag, "diagonal curvature estimates (ggn, ef, adam, hutchinson, hessian, ...)"},
+    {"inspect", cmd_inspect, "summarise an effdim file (checkpoint, spectrum, ...)"},
+    {"spectrum", cmd_spectrum, "top eigenvalues, N_eff (Ritz and SLQ) and trace of a checkpoint's Hessian or GGN"},
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "effdim %s: curvature of neural-network losses\n\n"
+               "usage: effdim <command> [options]   (effdim <command> --help for each)\n\n"
+               "commands:\n",
+            effdim_version());
+    for (const command *c = commands; c->name; ++c) fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f, "\nfiles are HDF5 (docs/file-formats.md); data specs are in docs/data.md\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("effdim %s\n", effdim_version());
+        return CLI_EXIT_OK;
+    }
+    for (const command *c = commands; c->name; ++c)
+        if (!strcmp(argv[1], c->name)) return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "effdim: unknown command '%s' (effdim --help lists the commands)\n", argv[1]);
+    return CLI_EXIT_USAGE;
+}
