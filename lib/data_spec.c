@@ -1,0 +1,426 @@
+/* lib/data_spec.c: data spec strings -> datasets.
+ *
+ * Grammar (docs/data.md has it in full, with examples):
+ *
+ *   spec    = kind [ ":" body ]
+ *   body    = item { "," item }                 (fashion-mnist: [part (":" | ",")] items)
+ *   item    = key "=" value | positional
+ *   key     = [A-Za-z_][A-Za-z0-9_]*            (anything else is positional, e.g. a path)
+ *
+ * Each kind takes a fixed number of positionals (csv and h5: FILE; mnist-idx:
+ * IMAGES,LABELS) and a fixed set of keys; an unknown key, a repeated key, a
+ * missing positional and a value that does not parse are errors naming the
+ * spec and the key. After loading, the common options are applied in this
+ * order: n / subset (rows), scale, standardize, label_noise.
+ * File paths cannot contain commas.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data_internal.h"
+#include "internal.h"
+
+#define SPEC_MAX_ITEMS 32
+#define SPEC_MAX_POS 2
+
+typedef struct spec_item {
+    char *key;
+    char *value;
+} spec_item;
+
+typedef struct spec {
+    const char *text; /* the whole spec, for messages */
+    const char *kind;
+    const char *part; /* fashion-mnist: "train" or "test"; NULL otherwise */
+    char *pos[SPEC_MAX_POS];
+    size_t npos;
+    spec_item items[SPEC_MAX_ITEMS];
+    size_t nitems;
+} spec;
+
+/* What each kind accepts. */
+typedef struct spec_kind {
+    const char *name;
+    size_t npos;           /* positionals required */
+    const char *pos_names; /* for messages */
+    const char *keys;      /* comma-separated */
+    int loaded;            /* 1: read from files (n subsets), 0: generated (n is the size) */
+} spec_kind;
+
+#define ROW_KEYS "n,subset,subset_seed,"
+#define POST_KEYS "scale,standardize,label_noise,noise_seed"
+
+static const spec_kind kinds[] = {
+    {"spirals", 0, "", "n,noise,seed," POST_KEYS, 0},
+    {"regression", 0, "", "n,d,noise,seed," POST_KEYS, 0},
+    {"gmm", 0, "", "n,d,classes,sep,seed," POST_KEYS, 0},
+    {"teacher", 0, "", "n,d,hidden,out,classes,noise,seed," POST_KEYS, 0},
+    {"fashion-mnist", 0, "", ROW_KEYS POST_KEYS, 1},
+    {"mnist-idx", 2, "IMAGES,LABELS", "classes," ROW_KEYS POST_KEYS, 1},
+    {"csv", 1, "FILE", "target,targets," ROW_KEYS POST_KEYS, 1},
+    {"h5", 1, "FILE", ROW_KEYS POST_KEYS, 1},
+};
+
+/* ---- parsing ----------------------------------------------------------------- */
+
+static int is_key(const char *s, size_t len)
+{
+    if (len == 0 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
+        return 0;
+    for (size_t i = 1; i < len; ++i) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+static int key_listed(const char *list, const char *key)
+{
+    size_t len = strlen(key);
+    for (const char *p = list; *p;) {
+        const char *c = strchr(p, ',');
+        size_t l = c ? (size_t)(c - p) : strlen(p);
+        if (l == len && strncmp(p, key, len) == 0) return 1;
+        if (!c) break;
+        p = c + 1;
+    }
+    return 0;
+}
+
+static const spec_kind *find_kind(const char *name)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; ++i)
+        if (strcmp(kinds[i].name, name) == 0) return &kinds[i];
+    return NULL;
+}
+
+/* Split buf (a writable copy of text) into s. */
+static effdim_status spec_parse(const char *text, char *buf, spec *s, const spec_kind **kind,
+                                effdim_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->text = text;
+    char *body = strchr(buf, ':');
+    if (body) *body++ = '\0';
+    s->kind = buf;
+    *kind = find_kind(buf);
+    RETURN_ERROR_IF(!*kind, err, EFFDIM_EINVAL,
+                    "spec '%s': unknown data set '%s' (known: spirals, regression, gmm, teacher, "
+                    "fashion-mnist, mnist-idx, csv, h5)", text, buf);
+    if (!body || !*body) body = NULL;
+    if (body && strcmp(buf, "fashion-mnist") == 0) {
+        size_t l = strcspn(body, ":,");
+        if ((l == 5 && strncmp(body, "train", 5) == 0) || (l == 4 && strncmp(body, "test", 4) == 0)) {
+            s->part = l == 4 ? "test" : "train";
+            body = body[l] ? body + l + 1 : NULL;
+        } else {
+            size_t eq = strcspn(body, "=,:");
+            RETURN_ERROR_IF(body[eq] != '=' || !is_key(body, eq), err, EFFDIM_EINVAL,
+                            "spec '%s': fashion-mnist part '%.*s', expected train or test", text,
+                            (int)l, body);
+        }
+    }
+    for (char *item = body; item;) {
+        char *comma = strchr(item, ',');
+        if (comma) *comma = '\0';
+        RETURN_ERROR_IF(!*item, err, EFFDIM_EINVAL, "spec '%s': empty item (two commas, or a comma at "
+                        "the end)", text);
+        char *eq = strchr(item, '=');
+        if (eq && is_key(item, (size_t)(eq - item))) {
+            *eq = '\0';
+            if (!key_listed((*kind)->keys, item)) {
+                char known[256];
+                size_t j = 0;
+                for (const char *k = (*kind)->keys; *k && j + 3 < sizeof known; ++k) {
+                    known[j++] = *k;
+                    if (*k == ',') known[j++] = ' ';
+                }
+                known[j] = '\0';
+                return effdim_error_set(err, EFFDIM_EINVAL, "spec '%s': unknown key '%s' for %s (known: %s)",
+                                        text, item, s->kind, known);
+            }
+            for (size_t i = 0; i < s->nitems; ++i)
+                RETURN_ERROR_IF(strcmp(s->items[i].key, item) == 0, err, EFFDIM_EINVAL,
+                                "spec '%s': key '%s' given twice", text, item);
+            RETURN_ERROR_IF(s->nitems == SPEC_MAX_ITEMS, err, EFFDIM_EINVAL,
+                            "spec '%s': too many items", text);
+            s->items[s->nitems].key = item;
+            s->items[s->nitems++].value = eq + 1;
+        } else {
+            RETURN_ERROR_IF(s->npos >= (*kind)->npos, err, EFFDIM_EINVAL,
+                            "spec '%s': unexpected '%s' (%s takes %s%s; options are key=value)", text,
+                            item, s->kind, (*kind)->npos ? (*kind)->pos_names : "no file names",
+                            (*kind)->npos ? " and options" : "");
+            s->pos[s->npos++] = item;
+        }
+        item = comma ? comma + 1 : NULL;
+    }
+    RETURN_ERROR_IF(s->npos < (*kind)->npos, err, EFFDIM_EINVAL,
+                    "spec '%s': %s needs %s, e.g. %s:%s", text, s->kind, (*kind)->pos_names, s->kind,
+                    (*kind)->npos == 2 ? "images.gz,labels.gz" : "data.file");
+    return EFFDIM_OK;
+}
+
+/* ---- values --------------------------------------------------------------------- */
+
+static const char *get(const spec *s, const char *key)
+{
+    for (size_t i = 0; i < s->nitems; ++i)
+        if (strcmp(s->items[i].key, key) == 0) return s->items[i].value;
+    return NULL;
+}
+
+/* An unsigned integer in [lo, hi], default def when absent. */
+static effdim_status get_size(const spec *s, const char *key, uint64_t def, uint64_t lo, uint64_t hi,
+                              uint64_t *v, effdim_error *err)
+{
+    const char *t = get(s, key);
+    *v = def;
+    if (!t) return EFFDIM_OK;
+    char *end;
+    errno = 0;
+    unsigned long long x = *t >= '0' && *t <= '9' ? strtoull(t, &end, 10) : 0;
+    RETURN_ERROR_IF(*t < '0' || *t > '9' || *end || errno, err, EFFDIM_EINVAL,
+                    "spec '%s': key '%s': '%s' is not a non-negative integer", s->text, key, t);
+    RETURN_ERROR_IF(x < lo, err, EFFDIM_EINVAL, "spec '%s': key '%s': %llu is out of range, expected at least %llu",
+                    s->text, key, x, (unsigned long long)lo);
+    RETURN_ERROR_IF(x > hi, err, EFFDIM_EINVAL, "spec '%s': key '%s': %llu is out of range, expected at most %llu",
+                    s->text, key, x, (unsigned long long)hi);
+    *v = x;
+    return EFFDIM_OK;
+}
+
+static effdim_status get_double(const spec *s, const char *key, double def, double lo, double hi,
+                                double *v, effdim_error *err)
+{
+    const char *t = get(s, key);
+    *v = def;
+    if (!t) return EFFDIM_OK;
+    char *end;
+    double x = strtod(t, &end);
+    RETURN_ERROR_IF(end == t || *end || !isfinite(x), err, EFFDIM_EINVAL,
+                    "spec '%s': key '%s': '%s' is not a finite number", s->text, key, t);
+    RETURN_ERROR_IF(x < lo && hi == HUGE_VAL, err, EFFDIM_EINVAL,
+                    "spec '%s': key '%s': %g is out of range, expected at least %g", s->text, key, x, lo);
+    RETURN_ERROR_IF(x < lo || x > hi, err, EFFDIM_EINVAL,
+                    "spec '%s': key '%s': %g is out of range, expected %g .. %g", s->text, key, x, lo, hi);
+    *v = x;
+    return EFFDIM_OK;
+}
+
+/* One of the '|'-separated words in choices; *v its index (def when absent). */
+static effdim_status get_choice(const spec *s, const char *key, const char *choices, int def, int *v,
+                                effdim_error *err)
+{
+    const char *t = get(s, key);
+    *v = def;
+    if (!t) return EFFDIM_OK;
+    int i = 0;
+    size_t len = strlen(t);
+    for (const char *p = choices; *p; ++i) {
+        size_t l = strcspn(p, "|");
+        if (l == len && strncmp(p, t, len) == 0) {
+            *v = i;
+            return EFFDIM_OK;
+        }
+        p += l + (p[l] ? 1 : 0);
+    }
+    return effdim_error_set(err, EFFDIM_EINVAL, "spec '%s': key '%s': '%s', expected one of %s",
+                            s->text, key, t, choices);
+}
+
+/* Prefix err's message with "spec '<text>': " (and "key '<key>': " when key is
+ * non-NULL), unless it already names the spec. */
+static effdim_status prefix_key(const char *text, const char *key, effdim_status st, effdim_error *err)
+{
+    if (!err || st == EFFDIM_OK) return st;
+    char tmp[EFFDIM_ERROR_MAX];
+    memcpy(tmp, err->msg, sizeof tmp);
+    size_t l = strlen(text);
+    const char *rest = tmp;
+    if (strncmp(tmp, "spec '", 6) == 0 && strncmp(tmp + 6, text, l) == 0 && strncmp(tmp + 6 + l, "': ", 3) == 0)
+        rest = tmp + 6 + l + 3;
+    else if (!key)
+        return effdim_error_set(err, st, "spec '%s': %s", text, tmp);
+    if (!key) return st;
+    return effdim_error_set(err, st, "spec '%s': key '%s': %s", text, key, rest);
+}
+
+/* ---- generators ------------------------------------------------------------------- */
+
+#define NMAX EFFDIM_DATA_MAX_ELEMENTS
+
+static effdim_status make_generated(const spec *s, effdim_dataset **ds, effdim_error *err)
+{
+    uint64_t n, d, seed, classes, hidden, out;
+    double noise, sep;
+    effdim_status st = get_size(s, "seed", 0, 0, UINT64_MAX, &seed, err);
+    if (st) return st;
+    if (strcmp(s->kind, "spirals") == 0) {
+        if ((st = get_size(s, "n", 1000, 2, NMAX, &n, err)) ||
+            (st = get_double(s, "noise", 1.3, 0, HUGE_VAL, &noise, err)))
+            return st;
+        return effdim_gen_spirals(n, noise, seed, ds, err);
+    }
+    if (strcmp(s->kind, "regression") == 0) {
+        if ((st = get_size(s, "n", 200, 1, NMAX, &n, err)) || (st = get_size(s, "d", 1, 1, NMAX, &d, err)) ||
+            (st = get_double(s, "noise", 0.1, 0, HUGE_VAL, &noise, err)))
+            return st;
+        return effdim_gen_regression(n, d, noise, seed, ds, err);
+    }
+    if (strcmp(s->kind, "gmm") == 0) {
+        if ((st = get_size(s, "n", 1000, 1, NMAX, &n, err)) || (st = get_size(s, "d", 10, 1, NMAX, &d, err)) ||
+            (st = get_size(s, "classes", 5, 2, INT32_MAX, &classes, err)) ||
+            (st = get_double(s, "sep", 3.0, 0, HUGE_VAL, &sep, err)))
+            return st;
+        return effdim_gen_gmm(n, d, classes, sep, seed, ds, err);
+    }
+    /* teacher */
+    if ((st = get_size(s, "n", 1000, 1, NMAX, &n, err)) || (st = get_size(s, "d", 10, 1, NMAX, &d, err)) ||
+        (st = get_size(s, "hidden", 16, 1, NMAX, &hidden, err)) ||
+        (st = get_size(s, "classes", 0, 0, INT32_MAX, &classes, err)) ||
+        (st = get_size(s, "out", classes ? 0 : 1, 0, NMAX, &out, err)) ||
+        (st = get_double(s, "noise", 0.0, 0, HUGE_VAL, &noise, err)))
+        return st;
+    RETURN_ERROR_IF(classes == 1, err, EFFDIM_EINVAL,
+                    "spec '%s': key 'classes': 1, expected 0 (real targets) or at least 2", s->text);
+    return effdim_gen_teacher(n, d, hidden, out, classes, noise, seed, ds, err);
+}
+
+/* ---- loaders ------------------------------------------------------------------------ */
+
+static int file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* dir/name(.gz), preferring the .gz Debian ships */
+static effdim_status fashion_file(const spec *s, const char *dir, const char *name, char *path,
+                                  size_t cap, effdim_error *err)
+{
+    snprintf(path, cap, "%s/%s.gz", dir, name);
+    if (file_exists(path)) return EFFDIM_OK;
+    snprintf(path, cap, "%s/%s", dir, name);
+    if (file_exists(path)) return EFFDIM_OK;
+    return effdim_error_set(err, EFFDIM_ENOTFOUND,
+                            "spec '%s': %s/%s.gz not found: install Debian's dataset-fashion-mnist "
+                            "package (apt-get install dataset-fashion-mnist)%s",
+                            s->text, dir, name,
+                            getenv("EFFDIM_FASHION_MNIST_DIR") ? " or fix EFFDIM_FASHION_MNIST_DIR" : "");
+}
+
+static effdim_status load_idx(const spec *s, const effdim_idx_select *sel, effdim_dataset **ds,
+                              effdim_error *err)
+{
+    char images[4096], labels[4096];
+    uint64_t classes = 0;
+    effdim_status st;
+    if (strcmp(s->kind, "mnist-idx") == 0) {
+        if ((st = get_size(s, "classes", 0, 1, 256, &classes, err))) return st;
+        snprintf(images, sizeof images, "%s", s->pos[0]);
+        snprintf(labels, sizeof labels, "%s", s->pos[1]);
+    } else {
+        const char *dir = getenv("EFFDIM_FASHION_MNIST_DIR");
+        const char *part = s->part ? s->part : "train";
+        char name[64];
+        if (!dir || !*dir) dir = EFFDIM_FASHION_MNIST_DIR;
+        classes = 10;
+        snprintf(name, sizeof name, "%s-images-idx3-ubyte", strcmp(part, "test") == 0 ? "t10k" : "train");
+        if ((st = fashion_file(s, dir, name, images, sizeof images, err))) return st;
+        snprintf(name, sizeof name, "%s-labels-idx1-ubyte", strcmp(part, "test") == 0 ? "t10k" : "train");
+        if ((st = fashion_file(s, dir, name, labels, sizeof labels, err))) return st;
+    }
+    st = effdim_idx_load_select(images, labels, (size_t)classes, sel, ds, err);
+    /* the only EINVAL from the loader is n above the file's count */
+    return st == EFFDIM_EINVAL ? prefix_key(s->text, "n", st, err) : st;
+}
+
+static effdim_status make_loaded(const spec *s, effdim_dataset **ds, effdim_error *err)
+{
+    uint64_t n, sseed;
+    int random, kind;
+    effdim_status st;
+    if ((st = get_size(s, "n", 0, 1, NMAX, &n, err)) ||
+        (st = get_choice(s, "subset", "first|random", 0, &random, err)) ||
+        (st = get_size(s, "subset_seed", 0, 0, UINT64_MAX, &sseed, err)))
+        return st;
+    if (strcmp(s->kind, "fashion-mnist") == 0 || strcmp(s->kind, "mnist-idx") == 0) {
+        effdim_idx_select sel = {(size_t)n, random, sseed};
+        return load_idx(s, &sel, ds, err);
+    }
+    if (strcmp(s->kind, "csv") == 0) {
+        const char *target = get(s, "target");
+        RETURN_ERROR_IF(!target || !*target, err, EFFDIM_EINVAL,
+                        "spec '%s': csv needs target=NAME (a header name, #INDEX, or NAME;NAME)", s->text);
+        if ((st = get_choice(s, "targets", "labels|real|auto", 2, &kind, err))) return st;
+        st = effdim_load_csv_as(s->pos[0], target,
+                                kind == 2 ? -1 : kind == 0 ? EFFDIM_TARGET_LABELS : EFFDIM_TARGET_REAL, ds,
+                                err);
+    } else {
+        st = effdim_load_h5(s->pos[0], ds, err);
+    }
+    if (st || n == 0) return st;
+    if (n > (*ds)->n)
+        return effdim_error_set(err, EFFDIM_EINVAL, "spec '%s': key 'n': %llu rows requested, %s has %zu",
+                                s->text, (unsigned long long)n, s->pos[0], (*ds)->n);
+    return random ? effdim_dataset_random_subset(*ds, n, sseed, err) : effdim_dataset_head(*ds, n, err);
+}
+
+/* ---- post-processing and the entry point ------------------------------------------------- */
+
+static effdim_status post(const spec *s, effdim_dataset *ds, effdim_error *err)
+{
+    int idx = strcmp(s->kind, "fashion-mnist") == 0 || strcmp(s->kind, "mnist-idx") == 0;
+    int scale, standardize;
+    double fraction;
+    uint64_t nseed;
+    effdim_status st;
+    if ((st = get_choice(s, "scale", "none|pixel", idx ? 1 : 0, &scale, err)) ||
+        (st = get_choice(s, "standardize", "0|1", 0, &standardize, err)) ||
+        (st = get_double(s, "label_noise", 0.0, 0.0, 1.0, &fraction, err)) ||
+        (st = get_size(s, "noise_seed", 0, 0, UINT64_MAX, &nseed, err)))
+        return st;
+    /* x / 255 exactly (as torchvision's ToTensor), not x * (1/255), which can differ by an ulp */
+    for (size_t i = 0; scale && i < ds->n * ds->d; ++i) ds->X[i] /= 255.0;
+    if (standardize && (st = effdim_dataset_standardize(ds, NULL, NULL, err))) return st;
+    if (get(s, "label_noise")) {
+        RETURN_ERROR_IF(ds->kind != EFFDIM_TARGET_LABELS, err, EFFDIM_EINVAL,
+                        "spec '%s': key 'label_noise': the data set has real targets, label noise needs "
+                        "class labels", s->text);
+        st = effdim_dataset_label_noise(ds, fraction, nseed, NULL, err);
+        if (st) return st;
+    }
+    return effdim_dataset_validate(ds, s->text, err);
+}
+
+effdim_status effdim_dataset_from_spec(const char *text, effdim_dataset **out, effdim_error *err)
+{
+    spec s;
+    const spec_kind *kind;
+    effdim_dataset *ds = NULL;
+    *out = NULL;
+    RETURN_ERROR_IF(!text || !*text, err, EFFDIM_EINVAL,
+                    "empty data spec (e.g. spirals:n=2000, fashion-mnist:train:n=4000, csv:FILE,target=y)");
+    char *buf = effdim_strdup(text, err);
+    if (!buf) return EFFDIM_ENOMEM;
+    effdim_status st = spec_parse(text, buf, &s, &kind, err);
+    if (!st) st = kind->loaded ? make_loaded(&s, &ds, err) : make_generated(&s, &ds, err);
+    if (!st) st = post(&s, ds, err);
+    if (st) prefix_key(text, NULL, st, err); /* every message names the spec */
+    if (!st) {
+        ds->spec = effdim_strdup(text, err);
+        if (!ds->spec) st = EFFDIM_ENOMEM;
+    }
+    free(buf);
+    if (st) {
+        effdim_dataset_free(ds);
+        return st;
+    }
+    *out = ds;
+    return EFFDIM_OK;
+}
