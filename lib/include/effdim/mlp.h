@@ -1,0 +1,164 @@
+/* effdim/mlp.h: a multilayer perceptron with exact loss and gradient.
+ *
+ * The model description (effdim_mlp) is a small value type: layer widths,
+ * activations, loss, reduction and the parameter layout. Parameters are NOT
+ * stored in it: they are one contiguous vector theta (n_params doubles) that
+ * the caller owns, in PyTorch's parameters_to_vector order for an
+ * nn.Sequential of Linear layers:
+ *
+ *   layer0.weight (sizes[1], sizes[0]) row-major, layer0.bias (sizes[1]),
+ *   layer1.weight (sizes[2], sizes[1]), layer1.bias (sizes[2]), ...
+ *
+ * The gradient has the same layout. Layer l computes
+ *   Z_l = A_{l-1} W_l^T + b_l,   A_l = act_l(Z_l),   A_{-1} = X,
+ * and the loss is taken on the outputs A_{L-1} (normally act = identity).
+ *
+ * Loss conventions (identical to PyTorch's):
+ *   cross_entropy: l_i = logsumexp(f_i) - f_i[y_i]  (softmax cross-entropy on
+ *                  integer labels); mean reduction = (1/n) sum_i l_i, sum = sum_i l_i.
+ *   mse:           nn.MSELoss: mean reduction = (1/(n k)) sum_ij (f_ij - y_ij)^2,
+ *                  sum reduction = sum_ij (f_ij - y_ij)^2 (no factor 1/2).
+ * Per-sample losses are the same loss applied to one example alone, so that
+ * the full loss is (1/n) sum_i l_i (mean) or sum_i l_i (sum) in both cases;
+ * for mse with mean reduction l_i = (1/k) sum_j (f_ij - y_ij)^2.
+ *
+ * Work is done in chunks of at most `chunk` rows (the workspace size), so the
+ * memory for a pass over n examples is bounded by the workspace, whatever n:
+ *   about chunk * (d + 3 * sum of widths + k) doubles plus a gradient-sized
+ *   scratch vector (lib/mlp_internal.h gives the exact layout and bound;
+ *   effdim_mlp_ws_bytes reports it).
+ * No call allocates after the workspace exists.
+ */
+#ifndef EFFDIM_MLP_H
+#define EFFDIM_MLP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "effdim/data.h"
+#include "effdim/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EFFDIM_MLP_MAX_LAYERS 64
+
+typedef enum effdim_activation {
+    EFFDIM_ACT_IDENTITY = 0,
+    EFFDIM_ACT_RELU,
+    EFFDIM_ACT_TANH,
+    EFFDIM_ACT_SIGMOID,
+    EFFDIM_ACT_SOFTPLUS, /* log(1 + e^x), PyTorch's beta = 1, threshold 20 */
+    EFFDIM_ACT_GELU      /* exact (erf) form, PyTorch's default */
+} effdim_activation;
+
+typedef enum effdim_loss {
+    EFFDIM_LOSS_CROSS_ENTROPY = 0,
+    EFFDIM_LOSS_MSE = 1
+} effdim_loss;
+
+typedef enum effdim_reduction {
+    EFFDIM_REDUCTION_MEAN = 0,
+    EFFDIM_REDUCTION_SUM = 1
+} effdim_reduction;
+
+typedef enum effdim_init_scheme {
+    EFFDIM_INIT_TORCH = 0,  /* PyTorch Linear default: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+    EFFDIM_INIT_GLOROT = 1  /* W ~ U(-sqrt(6/(fan_in+fan_out)), +), b = 0 */
+} effdim_init_scheme;
+
+typedef struct effdim_mlp {
+    size_t n_layers;                            /* L, number of Linear layers */
+    size_t sizes[EFFDIM_MLP_MAX_LAYERS + 1];    /* (L+1) widths; sizes[0] = input dim */
+    effdim_activation act[EFFDIM_MLP_MAX_LAYERS]; /* (L) activation after layer l */
+    effdim_loss loss;
+    effdim_reduction reduction;
+    size_t n_params;                            /* P */
+    size_t w_off[EFFDIM_MLP_MAX_LAYERS];        /* (L) offset of layer l's weight in theta */
+    size_t b_off[EFFDIM_MLP_MAX_LAYERS];        /* (L) offset of layer l's bias in theta */
+} effdim_mlp;
+
+/* Opaque workspace for forward/backward over chunks of rows. */
+typedef struct effdim_mlp_ws effdim_mlp_ws;
+
+/* Describe a network. sizes has n_layers + 1 entries, acts n_layers. Refuses
+ * zero widths, more than EFFDIM_MLP_MAX_LAYERS layers, and parameter counts
+ * that overflow. */
+EFFDIM_API effdim_status effdim_mlp_init(effdim_mlp *m, size_t n_layers, const size_t *sizes,
+                                         const effdim_activation *acts, effdim_loss loss,
+                                         effdim_reduction reduction, effdim_error *err);
+
+/* Check that a dataset fits the network: d == sizes[0]; LABELS needs
+ * cross_entropy and k <= sizes[L] (every label < sizes[L]); REAL needs mse
+ * and k == sizes[L]. err names `what` (the data spec) and both sizes. */
+EFFDIM_API effdim_status effdim_mlp_check_data(const effdim_mlp *m, const effdim_dataset *ds,
+                                               const char *what, effdim_error *err);
+
+/* Names <-> enums ("relu", "cross_entropy", "mean", "torch", ...). The parse
+ * functions return EFFDIM_EINVAL for an unknown name. */
+EFFDIM_API const char *effdim_activation_name(effdim_activation a);
+EFFDIM_API effdim_status effdim_activation_parse(const char *name, effdim_activation *a);
+EFFDIM_API const char *effdim_loss_name(effdim_loss l);
+EFFDIM_API effdim_status effdim_loss_parse(const char *name, effdim_loss *l);
+EFFDIM_API const char *effdim_reduction_name(effdim_reduction r);
+EFFDIM_API effdim_status effdim_reduction_parse(const char *name, effdim_reduction *r);
+
+/* "torch" | "glorot" (added by the MLP helper). */
+EFFDIM_API const char *effdim_init_scheme_name(effdim_init_scheme s);
+EFFDIM_API effdim_status effdim_init_scheme_parse(const char *name, effdim_init_scheme *s);
+
+/* Fill theta (n_params) from a seed (GSL mt19937). Draws in theta order
+ * (layer0.weight row-major, layer0.bias, ...); glorot draws no bias. */
+EFFDIM_API effdim_status effdim_mlp_init_params(const effdim_mlp *m, double *theta,
+                                                effdim_init_scheme scheme, uint64_t seed,
+                                                effdim_error *err);
+
+/* Workspace for up to `chunk` rows per pass (chunk >= 1; 0 means 512, which
+ * measured fastest for 784-300-100-10 on 2 cores: docs/performance.md). */
+EFFDIM_API effdim_mlp_ws *effdim_mlp_ws_alloc(const effdim_mlp *m, size_t chunk, effdim_error *err);
+EFFDIM_API void effdim_mlp_ws_free(effdim_mlp_ws *ws);
+EFFDIM_API size_t effdim_mlp_ws_chunk(const effdim_mlp_ws *ws);
+/* Bytes the workspace holds (for the documented memory bound). */
+EFFDIM_API size_t effdim_mlp_ws_bytes(const effdim_mlp_ws *ws);
+
+/* Rows of a dataset to work on: rows == NULL means rows 0 .. n_rows-1;
+ * otherwise n_rows indices into the dataset (a minibatch). */
+
+/* Loss (reduced over the given rows) and, if grad != NULL, its gradient
+ * (n_params, overwritten, not accumulated). */
+EFFDIM_API effdim_status effdim_mlp_loss_grad(const effdim_mlp *m, const double *theta,
+                                              const effdim_dataset *ds, const size_t *rows,
+                                              size_t n_rows, double *loss, double *grad,
+                                              effdim_mlp_ws *ws, effdim_error *err);
+
+/* Loss and accuracy (fraction of argmax == label; NaN for REAL targets). */
+EFFDIM_API effdim_status effdim_mlp_evaluate(const effdim_mlp *m, const double *theta,
+                                             const effdim_dataset *ds, const size_t *rows,
+                                             size_t n_rows, double *loss, double *accuracy,
+                                             effdim_mlp_ws *ws, effdim_error *err);
+
+/* Network outputs (n, sizes[L]) for inputs X (n, sizes[0]). */
+EFFDIM_API effdim_status effdim_mlp_predict(const effdim_mlp *m, const double *theta,
+                                            const double *X, size_t n, double *out,
+                                            effdim_mlp_ws *ws, effdim_error *err);
+
+/* Per-sample gradients: G (n_rows, n_params) row-major, row i = gradient of
+ * the per-sample loss l_i (see the conventions above), so the full gradient
+ * is the mean (mean reduction) or sum (sum reduction) of the rows. losses
+ * (n_rows) receives l_i when non-NULL. */
+EFFDIM_API effdim_status effdim_mlp_per_sample_grads(const effdim_mlp *m, const double *theta,
+                                                     const effdim_dataset *ds, const size_t *rows,
+                                                     size_t n_rows, double *G, double *losses,
+                                                     effdim_mlp_ws *ws, effdim_error *err);
+
+/* ---- BLAS threads ------------------------------------------------------- */
+EFFDIM_API void effdim_set_num_threads(int n);
+EFFDIM_API int effdim_get_num_threads(void);
+/* OpenBLAS's configuration string (core, threads). */
+EFFDIM_API const char *effdim_blas_config(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EFFDIM_MLP_H */

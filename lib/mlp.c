@@ -1,0 +1,751 @@
+/* lib/mlp.c: a multilayer perceptron with exact loss and gradient (see effdim/mlp.h).
+ *
+ * Algorithm: reverse-mode differentiation (backpropagation; Rumelhart,
+ * Hinton and Williams 1986) over chunks of at most `chunk` rows, with every
+ * product done by one row-major cblas_dgemm per layer:
+ *
+ *   forward   Z_l = A_{l-1} W_l^T          dgemm (len, out) = (len, in) (out, in)^T
+ *             Z_l += b_l, A_l = act_l(Z_l) one fused pass
+ *   output    l_i, dl_i/dA_{L-1}          stable log-softmax / squared error
+ *   backward  D_l *= act_l'(Z_l), g_b_l += colsum(D_l)      one fused pass
+ *             g_W_l += D_l^T A_{l-1}       dgemm (out, in) = (len, out)^T (len, in)
+ *             D_{l-1} = D_l W_l            dgemm (len, in) = (len, out) (out, in), l >= 1
+ *
+ * dL/dX (the input-layer delta) is never formed. The gradient accumulates
+ * across chunks (dgemm beta = 1), so memory is bounded by the workspace
+ * (lib/mlp_internal.h gives the layout and the bound) whatever the number
+ * of rows. Nothing allocates after effdim_mlp_ws_alloc.
+ *
+ * FLOPs of a full-batch gradient over n rows (the benchmark counts these):
+ * forward 2 n sum_l out_l in_l, weight gradients 2 n sum_l out_l in_l,
+ * delta propagation 2 n sum_{l>=1} out_l in_l.
+ *
+ * Per-sample gradients (effdim_mlp_per_sample_grads): one forward and one
+ * backward pass without the weight-gradient dgemms, then for each row i and
+ * layer l the outer product D_l[i] A_{l-1}[i]^T (weights) and D_l[i] (bias)
+ * written into row i of G. Cost: the passes (4 n sum out*in flops) plus
+ * n * P multiplications and n * P doubles written; G itself is n * P doubles.
+ *
+ * Initialisation: PyTorch's nn.Linear.reset_parameters (kaiming_uniform with
+ * a = sqrt(5), which gives W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the
+ * same bound for b), or Glorot and Bengio 2010 (uniform, zero bias).
+ */
+#include <cblas.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "effdim/mlp.h"
+#include "internal.h"
+#include "mlp_internal.h"
+
+/* ======================================================================== */
+/* names                                                                    */
+/* ======================================================================== */
+
+static const char *const act_names[] = {"identity", "relu", "tanh", "sigmoid", "softplus", "gelu"};
+static const char *const loss_names[] = {"cross_entropy", "mse"};
+static const char *const reduction_names[] = {"mean", "sum"};
+static const char *const init_names[] = {"torch", "glorot"};
+
+#define N_ACTS (sizeof act_names / sizeof act_names[0])
+
+static effdim_status parse_name(const char *name, const char *const *names, size_t n, int *out)
+{
+    if (!name) return EFFDIM_EINVAL;
+    for (size_t i = 0; i < n; ++i)
+        if (!strcmp(name, names[i])) {
+            *out = (int)i;
+            return EFFDIM_OK;
+        }
+    return EFFDIM_EINVAL;
+}
+
+const char *effdim_activation_name(effdim_activation a)
+{
+    return (size_t)a < N_ACTS ? act_names[a] : "unknown";
+}
+
+effdim_status effdim_activation_parse(const char *name, effdim_activation *a)
+{
+    int v = 0;
+    effdim_status st = parse_name(name, act_names, N_ACTS, &v);
+    if (st == EFFDIM_OK) *a = (effdim_activation)v;
+    return st;
+}
+
+const char *effdim_loss_name(effdim_loss l)
+{
+    return (size_t)l < 2 ? loss_names[l] : "unknown";
+}
+
+effdim_status effdim_loss_parse(const char *name, effdim_loss *l)
+{
+    int v = 0;
+    effdim_status st = parse_name(name, loss_names, 2, &v);
+    if (st == EFFDIM_OK) *l = (effdim_loss)v;
+    return st;
+}
+
+const char *effdim_reduction_name(effdim_reduction r)
+{
+    return (size_t)r < 2 ? reduction_names[r] : "unknown";
+}
+
+effdim_status effdim_reduction_parse(const char *name, effdim_reduction *r)
+{
+    int v = 0;
+    effdim_status st = parse_name(name, reduction_names, 2, &v);
+    if (st == EFFDIM_OK) *r = (effdim_reduction)v;
+    return st;
+}
+
+const char *effdim_init_scheme_name(effdim_init_scheme s)
+{
+    return (size_t)s < 2 ? init_names[s] : "unknown";
+}
+
+effdim_status effdim_init_scheme_parse(const char *name, effdim_init_scheme *s)
+{
+    int v = 0;
+    effdim_status st = parse_name(name, init_names, 2, &v);
+    if (st == EFFDIM_OK) *s = (effdim_init_scheme)v;
+    return st;
+}
+
+/* ======================================================================== */
+/* model description and initialisation                                     */
+/* ======================================================================== */
+
+effdim_status effdim_mlp_init(effdim_mlp *m, size_t n_layers, const size_t *sizes,
+                              const effdim_activation *acts, effdim_loss loss,
+                              effdim_reduction reduction, effdim_error *err)
+{
+    RETURN_ERROR_IF(!m || !sizes || !acts, err, EFFDIM_EINVAL, "network: NULL argument");
+    RETURN_ERROR_IF(n_layers == 0, err, EFFDIM_EINVAL, "network: 0 layers, expected 1 to %d",
+                    EFFDIM_MLP_MAX_LAYERS);
+    RETURN_ERROR_IF(n_layers > EFFDIM_MLP_MAX_LAYERS, err, EFFDIM_EINVAL,
+                    "network: %zu layers, at most %d", n_layers, EFFDIM_MLP_MAX_LAYERS);
+    for (size_t l = 0; l <= n_layers; ++l)
+        RETURN_ERROR_IF(sizes[l] == 0, err, EFFDIM_EINVAL,
+                        "network: layer sizes[%zu] = 0, expected a width >= 1", l);
+    for (size_t l = 0; l < n_layers; ++l)
+        RETURN_ERROR_IF((size_t)acts[l] >= N_ACTS, err, EFFDIM_EINVAL,
+                        "network: activation of layer %zu is %d, not a known activation", l,
+                        (int)acts[l]);
+    RETURN_ERROR_IF((unsigned)loss > 1u, err, EFFDIM_EINVAL, "network: loss %d unknown", (int)loss);
+    RETURN_ERROR_IF((unsigned)reduction > 1u, err, EFFDIM_EINVAL, "network: reduction %d unknown",
+                    (int)reduction);
+
+    effdim_mlp t;
+    memset(&t, 0, sizeof t);
+    t.n_layers = n_layers;
+    t.loss = loss;
+    t.reduction = reduction;
+    size_t p = 0;
+    for (size_t l = 0; l <= n_layers; ++l) t.sizes[l] = sizes[l];
+    for (size_t l = 0; l < n_layers; ++l) {
+        size_t w, wb;
+        t.act[l] = acts[l];
+        t.w_off[l] = p;
+        if (effdim_mul_size(sizes[l + 1], sizes[l], &w) || effdim_add_size(w, sizes[l + 1], &wb) ||
+            effdim_add_size(p, wb, &p))
+            return effdim_error_set(err, EFFDIM_ENOMEM,
+                                    "network: parameter count overflows size_t at layer %zu "
+                                    "(%zu x %zu)", l, sizes[l + 1], sizes[l]);
+        t.b_off[l] = t.w_off[l] + w;
+    }
+    RETURN_ERROR_IF(p > SIZE_MAX / (4 * sizeof(double)), err, EFFDIM_ENOMEM,
+                    "network: %zu parameters is absurdly large", p);
+    t.n_params = p;
+    *m = t;
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_mlp_init_params(const effdim_mlp *m, double *theta, effdim_init_scheme scheme,
+                                     uint64_t seed, effdim_error *err)
+{
+    RETURN_ERROR_IF(!m || !theta, err, EFFDIM_EINVAL, "init: NULL argument");
+    RETURN_ERROR_IF((unsigned)scheme > 1u, err, EFFDIM_EINVAL,
+                    "init: scheme %d unknown, expected torch or glorot", (int)scheme);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    RETURN_ERROR_IF(!rng, err, EFFDIM_ENOMEM, "init: cannot allocate the random generator");
+    gsl_rng_set(rng, (unsigned long)seed);
+    /* draws in theta order: layer0.weight row-major, layer0.bias, layer1.weight, ... */
+    for (size_t l = 0; l < m->n_layers; ++l) {
+        size_t in = m->sizes[l], out = m->sizes[l + 1];
+        double wb, bb;
+        if (scheme == EFFDIM_INIT_TORCH) {
+            wb = 1.0 / sqrt((double)in);
+            bb = wb;
+        } else {
+            wb = sqrt(6.0 / (double)(in + out));
+            bb = 0.0;
+        }
+        double *w = theta + m->w_off[l], *b = theta + m->b_off[l];
+        for (size_t i = 0; i < out * in; ++i) w[i] = wb * (2.0 * gsl_rng_uniform(rng) - 1.0);
+        for (size_t i = 0; i < out; ++i) b[i] = bb > 0 ? bb * (2.0 * gsl_rng_uniform(rng) - 1.0) : 0.0;
+    }
+    gsl_rng_free(rng);
+    return EFFDIM_OK;
+}
+
+/* ======================================================================== */
+/* data checks                                                              */
+/* ======================================================================== */
+
+static const char *data_name(const effdim_dataset *ds, const char *what)
+{
+    if (what && what[0]) return what;
+    if (ds && ds->spec && ds->spec[0]) return ds->spec;
+    return "data set";
+}
+
+/* widths and target kinds; constant time */
+static effdim_status check_shapes(const effdim_mlp *m, const effdim_dataset *ds, const char *what,
+                                  effdim_error *err)
+{
+    RETURN_ERROR_IF(!m || !ds, err, EFFDIM_EINVAL, "network or data set is NULL");
+    const char *w = data_name(ds, what);
+    size_t L = m->n_layers, out = m->sizes[L];
+    RETURN_ERROR_IF(L == 0 || L > EFFDIM_MLP_MAX_LAYERS, err, EFFDIM_EINVAL,
+                    "network: not initialised (%zu layers)", L);
+    RETURN_ERROR_IF(!ds->X, err, EFFDIM_EINVAL, "%s: no inputs X", w);
+    RETURN_ERROR_IF(ds->d != m->sizes[0], err, EFFDIM_EINVAL,
+                    "%s: %zu input features, but the network's input width sizes[0] is %zu", w,
+                    ds->d, m->sizes[0]);
+    if (ds->kind == EFFDIM_TARGET_LABELS) {
+        RETURN_ERROR_IF(m->loss != EFFDIM_LOSS_CROSS_ENTROPY, err, EFFDIM_EINVAL,
+                        "%s: integer class labels need loss cross_entropy, the network has loss %s",
+                        w, effdim_loss_name(m->loss));
+        RETURN_ERROR_IF(!ds->labels, err, EFFDIM_EINVAL, "%s: no labels", w);
+        RETURN_ERROR_IF(ds->k > out, err, EFFDIM_EINVAL,
+                        "%s: %zu classes, but the network has %zu outputs (sizes[%zu])", w, ds->k,
+                        out, L);
+    } else if (ds->kind == EFFDIM_TARGET_REAL) {
+        RETURN_ERROR_IF(m->loss != EFFDIM_LOSS_MSE, err, EFFDIM_EINVAL,
+                        "%s: real-valued targets need loss mse, the network has loss %s", w,
+                        effdim_loss_name(m->loss));
+        RETURN_ERROR_IF(!ds->Y, err, EFFDIM_EINVAL, "%s: no targets Y", w);
+        RETURN_ERROR_IF(ds->k != out, err, EFFDIM_EINVAL,
+                        "%s: %zu target columns, but the network has %zu outputs (sizes[%zu])", w,
+                        ds->k, out, L);
+    } else {
+        return effdim_error_set(err, EFFDIM_EINVAL, "%s: unknown target kind %d", w, (int)ds->kind);
+    }
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_mlp_check_data(const effdim_mlp *m, const effdim_dataset *ds, const char *what,
+                                    effdim_error *err)
+{
+    effdim_status st = check_shapes(m, ds, what, err);
+    if (st) return st;
+    if (ds->kind == EFFDIM_TARGET_LABELS) {
+        size_t out = m->sizes[m->n_layers];
+        for (size_t i = 0; i < ds->n; ++i)
+            RETURN_ERROR_IF(ds->labels[i] < 0 || (size_t)ds->labels[i] >= out, err, EFFDIM_EINVAL,
+                            "%s: row %zu: label %d, but the network has %zu outputs (labels must "
+                            "be in [0, %zu))",
+                            data_name(ds, what), i, (int)ds->labels[i], out, out);
+    }
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_mlp_check_call(const effdim_mlp *m, const effdim_dataset *ds,
+                                    const size_t *rows, size_t n_rows, effdim_error *err)
+{
+    effdim_status st = check_shapes(m, ds, NULL, err);
+    if (st) return st;
+    RETURN_ERROR_IF(n_rows == 0, err, EFFDIM_EINVAL, "%s: no rows selected (n_rows = 0)",
+                    data_name(ds, NULL));
+    RETURN_ERROR_IF(!rows && n_rows > ds->n, err, EFFDIM_EINVAL,
+                    "%s: %zu rows requested, the data set has %zu", data_name(ds, NULL), n_rows,
+                    ds->n);
+    return EFFDIM_OK;
+}
+
+/* ======================================================================== */
+/* workspace                                                                */
+/* ======================================================================== */
+
+#define WS_ALIGN_DOUBLES 8 /* 64 bytes */
+
+static size_t round_up(size_t x) { return (x + WS_ALIGN_DOUBLES - 1) / WS_ALIGN_DOUBLES * WS_ALIGN_DOUBLES; }
+
+/* Doubles needed for (rows, cols) at offset *off, rounded for alignment; -1 on overflow. */
+static int ws_carve(size_t rows, size_t cols, size_t *off, size_t *at)
+{
+    size_t n;
+    if (effdim_mul_size(rows, cols, &n) || n > SIZE_MAX - 2 * WS_ALIGN_DOUBLES) return -1;
+    *at = *off;
+    n = round_up(n);
+    return effdim_add_size(*off, n, off);
+}
+
+effdim_mlp_ws *effdim_mlp_ws_alloc(const effdim_mlp *m, size_t chunk, effdim_error *err)
+{
+    if (!m || m->n_layers == 0 || m->n_layers > EFFDIM_MLP_MAX_LAYERS) {
+        effdim_error_set(err, EFFDIM_EINVAL, "workspace: network not initialised");
+        return NULL;
+    }
+    if (chunk == 0) chunk = 512;
+    effdim_mlp_ws *ws = effdim_calloc(1, sizeof *ws, "workspace", err);
+    if (!ws) return NULL;
+    size_t L = m->n_layers;
+    ws->n_layers = L;
+    memcpy(ws->sizes, m->sizes, (L + 1) * sizeof(size_t));
+    ws->n_params = m->n_params;
+    ws->chunk = chunk;
+    ws->k = m->sizes[L];
+
+    /* offsets in doubles into one block */
+    size_t off = 0, at_x, at_y, at_z[EFFDIM_MLP_MAX_LAYERS], at_a[EFFDIM_MLP_MAX_LAYERS],
+           at_d[EFFDIM_MLP_MAX_LAYERS], at_loss, at_scratch;
+    int bad = ws_carve(chunk, m->sizes[0], &off, &at_x) || ws_carve(chunk, ws->k, &off, &at_y);
+    for (size_t l = 0; l < L && !bad; ++l)
+        bad = ws_carve(chunk, m->sizes[l + 1], &off, &at_z[l]) ||
+              ws_carve(chunk, m->sizes[l + 1], &off, &at_a[l]) ||
+              ws_carve(chunk, m->sizes[l + 1], &off, &at_d[l]);
+    bad = bad || ws_carve(chunk, 1, &off, &at_loss) || ws_carve(m->n_params, 1, &off, &at_scratch);
+    size_t bytes = 0;
+    if (bad || effdim_mul_size(off, sizeof(double), &bytes)) {
+        effdim_error_set(err, EFFDIM_ENOMEM, "workspace: %zu rows per chunk overflows size_t", chunk);
+        goto fail;
+    }
+    if (posix_memalign(&ws->block, 64, bytes ? bytes : 64)) {
+        ws->block = NULL;
+        effdim_error_set(err, EFFDIM_ENOMEM, "workspace: cannot allocate %zu bytes (%zu rows per chunk)",
+                         bytes, chunk);
+        goto fail;
+    }
+    memset(ws->block, 0, bytes);
+    ws->label_block = effdim_calloc(chunk, sizeof(int32_t), "workspace labels", err);
+    if (!ws->label_block) goto fail;
+
+    double *base = ws->block;
+    ws->X = base + at_x;
+    ws->Y = base + at_y;
+    ws->labels = ws->label_block;
+    for (size_t l = 0; l < L; ++l) {
+        ws->Z[l] = base + at_z[l];
+        ws->A[l] = base + at_a[l];
+        ws->D[l] = base + at_d[l];
+    }
+    ws->rowloss = base + at_loss;
+    ws->scratch = base + at_scratch;
+    ws->bytes = sizeof *ws + bytes + chunk * sizeof(int32_t);
+    return ws;
+fail:
+    effdim_mlp_ws_free(ws);
+    return NULL;
+}
+
+void effdim_mlp_ws_free(effdim_mlp_ws *ws)
+{
+    if (!ws) return;
+    free(ws->block);
+    free(ws->label_block);
+    free(ws);
+}
+
+size_t effdim_mlp_ws_chunk(const effdim_mlp_ws *ws) { return ws ? ws->chunk : 0; }
+
+size_t effdim_mlp_ws_bytes(const effdim_mlp_ws *ws) { return ws ? ws->bytes : 0; }
+
+effdim_status effdim_mlp_ws_check(const effdim_mlp *m, const effdim_mlp_ws *ws, effdim_error *err)
+{
+    RETURN_ERROR_IF(!ws, err, EFFDIM_EINVAL, "workspace is NULL");
+    int same = m->n_layers == ws->n_layers && m->n_params == ws->n_params;
+    for (size_t l = 0; same && l <= m->n_layers; ++l) same = m->sizes[l] == ws->sizes[l];
+    RETURN_ERROR_IF(!same, err, EFFDIM_EINVAL,
+                    "workspace: sized for a network of %zu layers and %zu parameters, used with "
+                    "%zu layers and %zu parameters",
+                    ws->n_layers, ws->n_params, m->n_layers, m->n_params);
+    return EFFDIM_OK;
+}
+
+/* ======================================================================== */
+/* chunks of a row selection                                                */
+/* ======================================================================== */
+
+effdim_status effdim_mlp_chunk_load(const effdim_dataset *ds, const size_t *rows, size_t start,
+                                    size_t len, effdim_mlp_ws *ws, effdim_mlp_chunk *c,
+                                    effdim_error *err)
+{
+    size_t d = ds->d, k = ds->k;
+    c->len = len;
+    c->first = start;
+    if (!rows) { /* contiguous: point into the data set */
+        c->X = ds->X + start * d;
+        c->labels = ds->labels ? ds->labels + start : NULL;
+        c->Y = ds->kind == EFFDIM_TARGET_REAL ? ds->Y + start * k : NULL;
+        return EFFDIM_OK;
+    }
+    int real = ds->kind == EFFDIM_TARGET_REAL;
+    for (size_t i = 0; i < len; ++i) {
+        size_t r = rows[start + i];
+        RETURN_ERROR_IF(r >= ds->n, err, EFFDIM_EINVAL,
+                        "%s: rows[%zu] = %zu, but the data set has %zu rows", data_name(ds, NULL),
+                        start + i, r, ds->n);
+        memcpy(ws->X + i * d, ds->X + r * d, d * sizeof(double));
+        if (real)
+            memcpy(ws->Y + i * k, ds->Y + r * k, k * sizeof(double));
+        else
+            ws->labels[i] = ds->labels[r];
+    }
+    c->X = ws->X;
+    c->labels = real ? NULL : ws->labels;
+    c->Y = real ? ws->Y : NULL;
+    return EFFDIM_OK;
+}
+
+/* ======================================================================== */
+/* forward                                                                  */
+/* ======================================================================== */
+
+/* Z += b (broadcast over rows), A = act(Z); Z, A (len, w). */
+static void bias_activate(effdim_activation act, const double *restrict b, double *restrict Z,
+                          double *restrict A, size_t len, size_t w)
+{
+    for (size_t i = 0; i < len; ++i) {
+        double *restrict z = Z + i * w, *restrict a = A + i * w;
+        switch (act) {
+        case EFFDIM_ACT_RELU:
+            for (size_t j = 0; j < w; ++j) {
+                double v = z[j] + b[j];
+                z[j] = v;
+                a[j] = v > 0.0 ? v : 0.0;
+            }
+            break;
+        case EFFDIM_ACT_IDENTITY:
+            for (size_t j = 0; j < w; ++j) {
+                double v = z[j] + b[j];
+                z[j] = v;
+                a[j] = v;
+            }
+            break;
+        default:
+            for (size_t j = 0; j < w; ++j) {
+                double v = z[j] + b[j];
+                z[j] = v;
+                a[j] = effdim_act_value(act, v);
+            }
+            break;
+        }
+    }
+}
+
+void effdim_mlp_forward(const effdim_mlp *m, const double *theta, const double *X, size_t len,
+                        effdim_mlp_ws *ws)
+{
+    const double *in_act = X;
+    for (size_t l = 0; l < m->n_layers; ++l) {
+        size_t in = m->sizes[l], out = m->sizes[l + 1];
+        /* Z_l (len, out) = A_{l-1} (len, in) W_l^T, W_l (out, in) */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)len, (int)out, (int)in, 1.0,
+                    in_act, (int)in, theta + m->w_off[l], (int)in, 0.0, ws->Z[l], (int)out);
+        bias_activate(m->act[l], theta + m->b_off[l], ws->Z[l], ws->A[l], len, out);
+        in_act = ws->A[l];
+    }
+}
+
+/* ======================================================================== */
+/* loss at the outputs                                                      */
+/* ======================================================================== */
+
+static effdim_status output_cross_entropy(const effdim_mlp *m, const effdim_mlp_chunk *c,
+                                          double s, int want_delta, effdim_mlp_ws *ws,
+                                          double *loss_sum, effdim_error *err)
+{
+    size_t k = m->sizes[m->n_layers];
+    const double *F = ws->A[m->n_layers - 1];
+    double *D = ws->D[m->n_layers - 1], total = 0.0;
+    for (size_t i = 0; i < c->len; ++i) {
+        const double *f = F + i * k;
+        int32_t y = c->labels[i];
+        RETURN_ERROR_IF(y < 0 || (size_t)y >= k, err, EFFDIM_EINVAL,
+                        "row %zu: label %d, but the network has %zu outputs (labels must be in "
+                        "[0, %zu))", c->first + i, (int)y, k, k);
+        double mx = f[0];
+        for (size_t j = 1; j < k; ++j) mx = f[j] > mx ? f[j] : mx;
+        double sum = 0.0;
+        if (want_delta) {
+            double *d = D + i * k;
+            for (size_t j = 0; j < k; ++j) sum += (d[j] = exp(f[j] - mx));
+            double q = s / sum; /* d = s * (softmax - onehot) */
+            for (size_t j = 0; j < k; ++j) d[j] *= q;
+            d[y] -= s;
+        } else {
+            for (size_t j = 0; j < k; ++j) sum += exp(f[j] - mx);
+        }
+        double li = mx + log(sum) - f[y];
+        ws->rowloss[i] = li;
+        total += li;
+    }
+    *loss_sum = total;
+    return EFFDIM_OK;
+}
+
+static void output_mse(const effdim_mlp *m, const effdim_mlp_chunk *c, double s, int want_delta,
+                       effdim_mlp_ws *ws, double *loss_sum)
+{
+    size_t k = m->sizes[m->n_layers];
+    const double *F = ws->A[m->n_layers - 1];
+    double *D = ws->D[m->n_layers - 1], total = 0.0;
+    /* per-sample l_i = c_l sum_j r_ij^2, dl_i/df = 2 c_l r_i */
+    double cl = m->reduction == EFFDIM_REDUCTION_MEAN ? 1.0 / (double)k : 1.0;
+    double q = 2.0 * cl * s;
+    for (size_t i = 0; i < c->len; ++i) {
+        const double *f = F + i * k, *y = c->Y + i * k;
+        double sq = 0.0;
+        for (size_t j = 0; j < k; ++j) {
+            double r = f[j] - y[j];
+            sq += r * r;
+        }
+        if (want_delta) {
+            double *d = D + i * k;
+            for (size_t j = 0; j < k; ++j) d[j] = q * (f[j] - y[j]);
+        }
+        ws->rowloss[i] = cl * sq;
+        total += cl * sq;
+    }
+    *loss_sum = total;
+}
+
+effdim_status effdim_mlp_output(const effdim_mlp *m, const effdim_mlp_chunk *c, double delta_scale,
+                                int want_delta, effdim_mlp_ws *ws, double *loss_sum,
+                                effdim_error *err)
+{
+    if (m->loss == EFFDIM_LOSS_CROSS_ENTROPY)
+        return output_cross_entropy(m, c, delta_scale, want_delta, ws, loss_sum, err);
+    output_mse(m, c, delta_scale, want_delta, ws, loss_sum);
+    return EFFDIM_OK;
+}
+
+void effdim_mlp_output_hess_apply(const effdim_mlp *m, const effdim_mlp_ws *ws, size_t len,
+                                  double s, const double *v, double *out)
+{
+    size_t k = m->sizes[m->n_layers];
+    const double *F = ws->A[m->n_layers - 1];
+    if (m->loss == EFFDIM_LOSS_MSE) {
+        double q = s * 2.0 * (m->reduction == EFFDIM_REDUCTION_MEAN ? 1.0 / (double)k : 1.0);
+        for (size_t i = 0; i < len * k; ++i) out[i] = q * v[i];
+        return;
+    }
+    for (size_t i = 0; i < len; ++i) {
+        const double *f = F + i * k, *vi = v + i * k;
+        double *o = out + i * k;
+        double mx = f[0], sum = 0.0, pv = 0.0;
+        for (size_t j = 1; j < k; ++j) mx = f[j] > mx ? f[j] : mx;
+        for (size_t j = 0; j < k; ++j) sum += exp(f[j] - mx);
+        for (size_t j = 0; j < k; ++j) pv += exp(f[j] - mx) / sum * vi[j];
+        for (size_t j = 0; j < k; ++j) {
+            double p = exp(f[j] - mx) / sum;
+            o[j] = s * p * (vi[j] - pv);
+        }
+    }
+}
+
+/* ======================================================================== */
+/* backward                                                                 */
+/* ======================================================================== */
+
+/* D *= act'(Z) elementwise and, when gb != NULL, gb += column sums of D.
+ * Z, A, D (len, w). */
+static void act_backward(effdim_activation act, const double *restrict Z, const double *restrict A,
+                         double *restrict D, size_t len, size_t w, double *restrict gb)
+{
+    for (size_t i = 0; i < len; ++i) {
+        const double *restrict z = Z + i * w, *restrict a = A + i * w;
+        double *restrict d = D + i * w;
+        switch (act) {
+        case EFFDIM_ACT_IDENTITY: break;
+        case EFFDIM_ACT_RELU:
+            for (size_t j = 0; j < w; ++j) d[j] = z[j] > 0.0 ? d[j] : 0.0;
+            break;
+        case EFFDIM_ACT_TANH:
+            for (size_t j = 0; j < w; ++j) d[j] *= 1.0 - a[j] * a[j];
+            break;
+        case EFFDIM_ACT_SIGMOID:
+            for (size_t j = 0; j < w; ++j) d[j] *= a[j] * (1.0 - a[j]);
+            break;
+        default:
+            for (size_t j = 0; j < w; ++j) d[j] *= effdim_act_deriv(act, z[j], a[j]);
+            break;
+        }
+        if (gb)
+            for (size_t j = 0; j < w; ++j) gb[j] += d[j];
+    }
+}
+
+void effdim_mlp_backward(const effdim_mlp *m, const double *theta, const double *X, size_t len,
+                         double *grad, effdim_mlp_ws *ws)
+{
+    for (size_t l = m->n_layers; l-- > 0;) {
+        size_t in = m->sizes[l], out = m->sizes[l + 1];
+        /* D_l (len, out) = dL/dA_l * act_l'(Z_l); bias gradient = its column sums */
+        act_backward(m->act[l], ws->Z[l], ws->A[l], ws->D[l], len, out,
+                     grad ? grad + m->b_off[l] : NULL);
+        const double *prev = l ? ws->A[l - 1] : X; /* (len, in) */
+        if (grad) /* g_W_l (out, in) += D_l^T (out, len) A_{l-1} (len, in) */
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)len, 1.0,
+                        ws->D[l], (int)out, prev, (int)in, 1.0, grad + m->w_off[l], (int)in);
+        if (l) /* dL/dA_{l-1} (len, in) = D_l (len, out) W_l (out, in) */
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)len, (int)in, (int)out, 1.0,
+                        ws->D[l], (int)out, theta + m->w_off[l], (int)in, 0.0, ws->D[l - 1],
+                        (int)in);
+    }
+}
+
+/* ======================================================================== */
+/* drivers                                                                  */
+/* ======================================================================== */
+
+static effdim_status check_args(const effdim_mlp *m, const double *theta, const effdim_dataset *ds,
+                                const size_t *rows, size_t n_rows, effdim_mlp_ws *ws,
+                                effdim_error *err)
+{
+    RETURN_ERROR_IF(!m || !theta || !ds, err, EFFDIM_EINVAL, "network, parameters or data is NULL");
+    effdim_status st = effdim_mlp_ws_check(m, ws, err);
+    if (st) return st;
+    return effdim_mlp_check_call(m, ds, rows, n_rows, err);
+}
+
+/* BLAS takes int dimensions: the largest is max(chunk, widths). */
+static effdim_status check_int_dims(const effdim_mlp *m, const effdim_mlp_ws *ws, effdim_error *err)
+{
+    RETURN_ERROR_IF(ws->chunk > (size_t)INT32_MAX, err, EFFDIM_EINVAL,
+                    "workspace: %zu rows per chunk, BLAS takes at most %d", ws->chunk, INT32_MAX);
+    for (size_t l = 0; l <= m->n_layers; ++l)
+        RETURN_ERROR_IF(m->sizes[l] > (size_t)INT32_MAX, err, EFFDIM_EINVAL,
+                        "network: sizes[%zu] = %zu, BLAS takes at most %d", l, m->sizes[l],
+                        INT32_MAX);
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_mlp_loss_grad(const effdim_mlp *m, const double *theta,
+                                   const effdim_dataset *ds, const size_t *rows, size_t n_rows,
+                                   double *loss, double *grad, effdim_mlp_ws *ws, effdim_error *err)
+{
+    effdim_status st = check_args(m, theta, ds, rows, n_rows, ws, err);
+    if (!st) st = check_int_dims(m, ws, err);
+    if (st) return st;
+    int mean = m->reduction == EFFDIM_REDUCTION_MEAN;
+    double scale = mean ? 1.0 / (double)n_rows : 1.0, total = 0.0;
+    if (grad) memset(grad, 0, m->n_params * sizeof(double));
+    for (size_t start = 0; start < n_rows; start += ws->chunk) {
+        size_t len = n_rows - start < ws->chunk ? n_rows - start : ws->chunk;
+        effdim_mlp_chunk c;
+        double part = 0.0;
+        st = effdim_mlp_chunk_load(ds, rows, start, len, ws, &c, err);
+        if (st) return st;
+        effdim_mlp_forward(m, theta, c.X, len, ws);
+        st = effdim_mlp_output(m, &c, scale, grad != NULL, ws, &part, err);
+        if (st) return st;
+        total += part;
+        if (grad) effdim_mlp_backward(m, theta, c.X, len, grad, ws);
+    }
+    if (loss) *loss = mean ? total / (double)n_rows : total;
+    return EFFDIM_OK;
+}
+
+static size_t argmax(const double *f, size_t k)
+{
+    size_t best = 0;
+    for (size_t j = 1; j < k; ++j)
+        if (f[j] > f[best]) best = j;
+    return best;
+}
+
+effdim_status effdim_mlp_evaluate(const effdim_mlp *m, const double *theta,
+                                  const effdim_dataset *ds, const size_t *rows, size_t n_rows,
+                                  double *loss, double *accuracy, effdim_mlp_ws *ws,
+                                  effdim_error *err)
+{
+    effdim_status st = check_args(m, theta, ds, rows, n_rows, ws, err);
+    if (!st) st = check_int_dims(m, ws, err);
+    if (st) return st;
+    size_t k = m->sizes[m->n_layers], correct = 0;
+    double total = 0.0;
+    for (size_t start = 0; start < n_rows; start += ws->chunk) {
+        size_t len = n_rows - start < ws->chunk ? n_rows - start : ws->chunk;
+        effdim_mlp_chunk c;
+        double part = 0.0;
+        st = effdim_mlp_chunk_load(ds, rows, start, len, ws, &c, err);
+        if (st) return st;
+        effdim_mlp_forward(m, theta, c.X, len, ws);
+        st = effdim_mlp_output(m, &c, 1.0, 0, ws, &part, err);
+        if (st) return st;
+        total += part;
+        if (c.labels)
+            for (size_t i = 0; i < len; ++i)
+                correct += argmax(ws->A[m->n_layers - 1] + i * k, k) == (size_t)c.labels[i];
+    }
+    if (loss) *loss = m->reduction == EFFDIM_REDUCTION_MEAN ? total / (double)n_rows : total;
+    if (accuracy)
+        *accuracy = ds->kind == EFFDIM_TARGET_LABELS ? (double)correct / (double)n_rows : (double)NAN;
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_mlp_predict(const effdim_mlp *m, const double *theta, const double *X,
+                                 size_t n, double *out, effdim_mlp_ws *ws, effdim_error *err)
+{
+    RETURN_ERROR_IF(!m || !theta || !X || !out, err, EFFDIM_EINVAL, "predict: NULL argument");
+    effdim_status st = effdim_mlp_ws_check(m, ws, err);
+    if (!st) st = check_int_dims(m, ws, err);
+    if (st) return st;
+    size_t d = m->sizes[0], k = m->sizes[m->n_layers];
+    for (size_t start = 0; start < n; start += ws->chunk) {
+        size_t len = n - start < ws->chunk ? n - start : ws->chunk;
+        effdim_mlp_forward(m, theta, X + start * d, len, ws);
+        memcpy(out + start * k, ws->A[m->n_layers - 1], len * k * sizeof(double));
+    }
+    return EFFDIM_OK;
+}
+
+/* Row i of G (P) from the deltas of row i of the chunk: outer products. */
+static void write_sample_grad(const effdim_mlp *m, const effdim_mlp_ws *ws, const double *X,
+                              size_t i, double *restrict g)
+{
+    for (size_t l = 0; l < m->n_layers; ++l) {
+        size_t in = m->sizes[l], out = m->sizes[l + 1];
+        const double *restrict a = (l ? ws->A[l - 1] : X) + i * in; /* (in) */
+        const double *restrict dl = ws->D[l] + i * out;               /* (out) */
+        double *restrict gw = g + m->w_off[l], *restrict gb = g + m->b_off[l];
+        for (size_t o = 0; o < out; ++o) {
+            double v = dl[o];
+            double *restrict row = gw + o * in;
+            for (size_t j = 0; j < in; ++j) row[j] = v * a[j];
+            gb[o] = v;
+        }
+    }
+}
+
+effdim_status effdim_mlp_per_sample_grads(const effdim_mlp *m, const double *theta,
+                                          const effdim_dataset *ds, const size_t *rows,
+                                          size_t n_rows, double *G, double *losses,
+                                          effdim_mlp_ws *ws, effdim_error *err)
+{
+    effdim_status st = check_args(m, theta, ds, rows, n_rows, ws, err);
+    if (!st) st = check_int_dims(m, ws, err);
+    if (st) return st;
+    RETURN_ERROR_IF(!G, err, EFFDIM_EINVAL, "per-sample gradients: G is NULL");
+    size_t P = m->n_params;
+    for (size_t start = 0; start < n_rows; start += ws->chunk) {
+        size_t len = n_rows - start < ws->chunk ? n_rows - start : ws->chunk;
+        effdim_mlp_chunk c;
+        double part = 0.0;
+        st = effdim_mlp_chunk_load(ds, rows, start, len, ws, &c, err);
+        if (st) return st;
+        effdim_mlp_forward(m, theta, c.X, len, ws);
+        /* scale 1: each row's delta is that of its own per-sample loss l_i */
+        st = effdim_mlp_output(m, &c, 1.0, 1, ws, &part, err);
+        if (st) return st;
+        effdim_mlp_backward(m, theta, c.X, len, NULL, ws);
+        for (size_t i = 0; i < len; ++i) write_sample_grad(m, ws, c.X, i, G + (start + i) * P);
+        if (losses) memcpy(losses + start, ws->rowloss, len * sizeof(double));
+    }
+    return EFFDIM_OK;
+}
