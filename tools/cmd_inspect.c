@@ -1,0 +1,449 @@
+/* tools/cmd_inspect.c: `effdim inspect FILE.h5 [--json]`, a summary of any effdim file.
+ *
+ * The kind comes from the root attribute 'format':
+ *   effdim.checkpoint  loaded and validated by effdim_checkpoint_load, then
+ *                      summarised: model shape, parameter count, optimiser
+ *                      and step, per-epoch metrics, provenance;
+ *   effdim.<other>     (spectrum, diag, sweep, ... written by other modules)
+ *                      and HDF5 files without a format: the root attributes
+ *                      and every data set with its shape and type, found by
+ *                      walking the file, so formats added later need no code
+ *                      here.
+ * Exit status: 0 summarised, 1 the file is missing, not HDF5 or an invalid
+ * checkpoint (one line on stderr naming the file and the object), 2 usage.
+ */
+#include <getopt.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "effdim/checkpoint.h"
+#include "h5io.h"
+
+#define CMD "inspect"
+#define TEXT_ARRAY_MAX 8 /* array entries shown in text output */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: effdim inspect FILE.h5 [--json]\n\n"
+            "Summarise an effdim file: its kind (the root 'format' attribute) and version;\n"
+            "for a checkpoint the model shape, parameter count, optimiser and step, training\n"
+            "metrics and provenance (the file is fully validated); for other effdim formats\n"
+            "the root attributes and every data set with its shape.\n\n"
+            "  --json      print a JSON summary instead of text\n"
+            "  -h, --help  this help\n");
+}
+
+/* ======================================================================
+ * Generic HDF5: attributes as JSON values, data sets with shapes
+ * ====================================================================== */
+
+/* One attribute as a cJSON value (string, number, or array of them). */
+static cJSON *attr_json(hid_t obj, const char *name)
+{
+    effdim_error e;
+    hid_t at = H5Aopen(obj, name, H5P_DEFAULT);
+    if (at < 0) return cJSON_CreateNull();
+    hid_t ft = H5Aget_type(at), sp = H5Aget_space(at);
+    H5T_class_t cls = H5Tget_class(ft);
+    int rank = H5Sget_simple_extent_ndims(sp);
+    hssize_t np = H5Sget_simple_extent_npoints(sp);
+    cJSON *out = NULL;
+    if (cls == H5T_STRING) {
+        char **s = NULL;
+        size_t n = 0;
+        if (!effdim_h5_attr_read_strings(obj, name, &s, &n, &e)) {
+            if (rank == 0 && n == 1) {
+                out = cJSON_CreateString(s[0]);
+            } else {
+                out = cJSON_CreateArray();
+                for (size_t i = 0; i < n; ++i) cJSON_AddItemToArray(out, cJSON_CreateString(s[i]));
+            }
+            effdim_h5_strings_free(s, n);
+        }
+    } else if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && np >= 0 && rank <= 1) {
+        double *v = malloc((size_t)(np ? np : 1) * sizeof *v);
+        if (v && H5Aread(at, H5T_NATIVE_DOUBLE, v) >= 0) {
+            out = rank == 0 ? cJSON_CreateNumber(v[0]) : cli_json_doubles(v, (size_t)np);
+        }
+        free(v);
+    }
+    if (!out) out = cJSON_CreateString("(unsupported attribute type)");
+    H5Tclose(ft);
+    H5Sclose(sp);
+    H5Aclose(at);
+    return out;
+}
+
+static herr_t attr_collect_cb(hid_t obj, const char *name, const H5A_info_t *info, void *data)
+{
+    cJSON_AddItemToObject((cJSON *)data, name, attr_json(obj, name));
+    return 0;
+}
+
+/* All attributes of obj as a JSON object (name order). */
+static cJSON *attrs_json(hid_t obj)
+{
+    cJSON *o = cJSON_CreateObject();
+    hsize_t idx = 0;
+    H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_collect_cb, o);
+    return o;
+}
+
+static const char *type_name(hid_t t)
+{
+    H5T_class_t cls = H5Tget_class(t);
+    size_t size = H5Tget_size(t);
+    if (cls == H5T_FLOAT) return size == 4 ? "float32" : size == 8 ? "float64" : "float";
+    if (cls == H5T_INTEGER) {
+        int sgn = H5Tget_sign(t) == H5T_SGN_2;
+        switch (size) {
+        case 1: return sgn ? "int8" : "uint8";
+        case 2: return sgn ? "int16" : "uint16";
+        case 4: return sgn ? "int32" : "uint32";
+        case 8: return sgn ? "int64" : "uint64";
+        default: return "integer";
+        }
+    }
+    if (cls == H5T_STRING) return "string";
+    if (cls == H5T_COMPOUND) return "compound";
+    if (cls == H5T_ENUM) return "enum";
+    return "other";
+}
+
+static herr_t visit_cb(hid_t root, const char *name, const H5O_info_t *info, void *data)
+{
+    if (info->type != H5O_TYPE_DATASET) return 0;
+    hid_t ds = H5Dopen2(root, name, H5P_DEFAULT);
+    if (ds < 0) return 0;
+    hid_t sp = H5Dget_space(ds), t = H5Dget_type(ds);
+    int rank = H5Sget_simple_extent_ndims(sp);
+    hsize_t dims[H5S_MAX_RANK];
+    if (rank > 0) H5Sget_simple_extent_dims(sp, dims, NULL);
+    cJSON *d = cJSON_CreateObject();
+    char path[1100];
+    snprintf(path, sizeof path, "/%s", name);
+    cJSON_AddStringToObject(d, "path", path);
+    cJSON *shape = cJSON_AddArrayToObject(d, "shape");
+    for (int i = 0; i < rank; ++i) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)dims[i]));
+    cJSON_AddStringToObject(d, "type", type_name(t));
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Dclose(ds);
+    cJSON_AddItemToArray((cJSON *)data, d);
+    return 0;
+}
+
+/* Every data set in the file: [{path, shape, type}], in name order. */
+static cJSON *datasets_json(hid_t file)
+{
+    cJSON *a = cJSON_CreateArray();
+#if H5_VERSION_GE(1, 12, 0)
+    H5Ovisit3(file, H5_INDEX_NAME, H5_ITER_INC, visit_cb, a, H5O_INFO_BASIC);
+#else
+    H5Ovisit(file, H5_INDEX_NAME, H5_ITER_INC, visit_cb, a);
+#endif
+    return a;
+}
+
+/* ======================================================================
+ * Text output of JSON values
+ * ====================================================================== */
+
+static void print_value(FILE *f, const cJSON *v)
+{
+    if (cJSON_IsString(v)) {
+        fprintf(f, "%s", v->valuestring);
+    } else if (cJSON_IsNumber(v)) {
+        double x = v->valuedouble;
+        if (x == floor(x) && fabs(x) < 1e15)
+            fprintf(f, "%.0f", x);
+        else
+            fprintf(f, "%.6g", x);
+    } else if (cJSON_IsArray(v)) {
+        int n = cJSON_GetArraySize(v), i = 0;
+        fputc('[', f);
+        for (const cJSON *c = v->child; c && i < TEXT_ARRAY_MAX; c = c->next, ++i) {
+            if (i) fputs(", ", f);
+            print_value(f, c);
+        }
+        if (n > TEXT_ARRAY_MAX) fprintf(f, ", ... (%d values)", n);
+        fputc(']', f);
+    } else {
+        fputs("null", f);
+    }
+}
+
+static void print_generic(const char *path, const char *kind, cJSON *attrs, cJSON *datasets)
+{
+    printf("file        %s\n", path);
+    const cJSON *v = cJSON_GetObjectItem(attrs, "format_version");
+    if (cJSON_IsNumber(v))
+        printf("kind        %s (version %.0f)\n", kind, v->valuedouble);
+    else
+        printf("kind        %s\n", kind);
+    printf("attributes\n");
+    for (const cJSON *a = attrs->child; a; a = a->next) {
+        printf("  %-22s ", a->string);
+        print_value(stdout, a);
+        putchar('\n');
+    }
+    printf("data sets\n");
+    for (const cJSON *d = datasets->child; d; d = d->next) {
+        const cJSON *shape = cJSON_GetObjectItem(d, "shape");
+        printf("  %-30s %-8s (", cJSON_GetObjectItem(d, "path")->valuestring,
+               cJSON_GetObjectItem(d, "type")->valuestring);
+        int i = 0;
+        for (const cJSON *s = shape->child; s; s = s->next, ++i)
+            printf("%s%.0f", i ? ", " : "", s->valuedouble);
+        printf("%s)\n", i == 1 ? "," : "");
+    }
+}
+
+/* ======================================================================
+ * Checkpoints
+ * ====================================================================== */
+
+static cJSON *attr_to_json(const effdim_ckpt_attr *a)
+{
+    if (a->is_string) {
+        if (a->is_scalar && a->n == 1) return cJSON_CreateString(a->str[0]);
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < a->n; ++i) cJSON_AddItemToArray(arr, cJSON_CreateString(a->str[i]));
+        return arr;
+    }
+    if (a->is_scalar && a->n == 1) return cJSON_CreateNumber(a->num[0]);
+    return cli_json_doubles(a->num, a->n);
+}
+
+/* FNV-1a 64-bit hash of the bytes of n doubles, continuing from h (start
+ * with FNV_OFFSET): a fingerprint to tell whether two checkpoints hold
+ * bitwise the same numbers (the determinism checks compare it). */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+static uint64_t fnv1a(uint64_t h, const double *v, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)v;
+    for (size_t i = 0; i < n * sizeof *v; ++i) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static const char *hex64(uint64_t h, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%016llx", (unsigned long long)h);
+    return buf;
+}
+
+/* Fingerprint of every optimiser state vector, in the file's (name) order. */
+static uint64_t state_hash(const effdim_ckpt_optimizer *o)
+{
+    uint64_t h = FNV_OFFSET;
+    for (size_t i = 0; i < o->n_state; ++i) h = fnv1a(h, o->state[i].v, o->state[i].n);
+    return h;
+}
+
+static cJSON *checkpoint_json(const char *path, const effdim_checkpoint *c)
+{
+    char hex[32];
+    const effdim_mlp *m = &c->mlp;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "file", path);
+    cJSON_AddStringToObject(o, "kind", EFFDIM_CHECKPOINT_FORMAT);
+    cJSON_AddNumberToObject(o, "format_version", EFFDIM_CHECKPOINT_VERSION);
+    cJSON *mj = cJSON_AddObjectToObject(o, "model");
+    cJSON *sizes = cJSON_AddArrayToObject(mj, "layer_sizes");
+    cJSON *acts = cJSON_AddArrayToObject(mj, "activations");
+    for (size_t i = 0; i <= m->n_layers; ++i)
+        cJSON_AddItemToArray(sizes, cJSON_CreateNumber((double)m->sizes[i]));
+    for (size_t i = 0; i < m->n_layers; ++i)
+        cJSON_AddItemToArray(acts, cJSON_CreateString(effdim_activation_name(m->act[i])));
+    cJSON_AddStringToObject(mj, "loss", effdim_loss_name(m->loss));
+    cJSON_AddStringToObject(mj, "reduction", effdim_reduction_name(m->reduction));
+    cJSON_AddNumberToObject(mj, "n_params", (double)m->n_params);
+    cJSON_AddStringToObject(mj, "params_fnv1a64", hex64(fnv1a(FNV_OFFSET, c->theta, m->n_params), hex, sizeof hex));
+    if (c->optimizer) {
+        const effdim_ckpt_optimizer *op = c->optimizer;
+        cJSON *oj = cJSON_AddObjectToObject(o, "optimizer");
+        cJSON_AddStringToObject(oj, "name", op->name);
+        cJSON_AddNumberToObject(oj, "step", (double)op->step);
+        cJSON *hp = cJSON_AddObjectToObject(oj, "hyperparameters");
+        for (size_t i = 0; i < op->n_hparams; ++i)
+            cJSON_AddNumberToObject(hp, op->hparams[i].name, op->hparams[i].value);
+        for (size_t i = 0; i < op->n_extras; ++i)
+            cJSON_AddItemToObject(oj, op->extras[i].name, attr_to_json(&op->extras[i]));
+        cJSON *st = cJSON_AddArrayToObject(oj, "state");
+        for (size_t i = 0; i < op->n_state; ++i)
+            cJSON_AddItemToArray(st, cJSON_CreateString(op->state[i].name));
+        cJSON_AddStringToObject(oj, "state_fnv1a64", hex64(state_hash(op), hex, sizeof hex));
+    } else {
+        cJSON_AddNullToObject(o, "optimizer");
+    }
+    if (c->training) {
+        const effdim_ckpt_training *t = c->training;
+        cJSON *tj = cJSON_AddObjectToObject(o, "training");
+        if (t->data_spec) cJSON_AddStringToObject(tj, "data_spec", t->data_spec);
+        if (t->test_spec) cJSON_AddStringToObject(tj, "test_spec", t->test_spec);
+        if (t->has_seed) cJSON_AddNumberToObject(tj, "seed", (double)t->seed);
+        cJSON_AddNumberToObject(tj, "epochs", (double)t->epochs);
+        for (size_t i = 0; i < t->n_metrics; ++i) {
+            const effdim_named_vector *v = &t->metrics[i];
+            /* JSON has no NaN: unmeasured values become null */
+            cJSON *arr = cJSON_AddArrayToObject(tj, v->name);
+            for (size_t k = 0; k < v->n; ++k)
+                cJSON_AddItemToArray(arr, isfinite(v->v[k]) ? cJSON_CreateNumber(v->v[k])
+                                                            : cJSON_CreateNull());
+        }
+        if (t->version) cJSON_AddStringToObject(tj, "version", t->version);
+        if (t->created) cJSON_AddStringToObject(tj, "created", t->created);
+        for (size_t i = 0; i < t->n_extras; ++i)
+            cJSON_AddItemToObject(tj, t->extras[i].name, attr_to_json(&t->extras[i]));
+    } else {
+        cJSON_AddNullToObject(o, "training");
+    }
+    return o;
+}
+
+/* "final" value of a metric (last entry), NaN when absent. */
+static double last_metric(const effdim_checkpoint *c, const char *name)
+{
+    size_t n;
+    const double *v = effdim_checkpoint_metric(c, name, &n);
+    return v && n ? v[n - 1] : (double)NAN;
+}
+
+static void print_checkpoint(const char *path, const effdim_checkpoint *c)
+{
+    const effdim_mlp *m = &c->mlp;
+    printf("file        %s\n", path);
+    printf("kind        %s (version %d)\n", EFFDIM_CHECKPOINT_FORMAT, EFFDIM_CHECKPOINT_VERSION);
+    printf("model       ");
+    for (size_t i = 0; i <= m->n_layers; ++i) printf("%s%zu", i ? "-" : "", m->sizes[i]);
+    printf(", activations");
+    for (size_t i = 0; i < m->n_layers; ++i) printf(" %s", effdim_activation_name(m->act[i]));
+    printf(", loss %s (%s)\n", effdim_loss_name(m->loss), effdim_reduction_name(m->reduction));
+    char hex[32];
+    printf("parameters  %zu (fnv1a64 %s)\n", m->n_params,
+           hex64(fnv1a(FNV_OFFSET, c->theta, m->n_params), hex, sizeof hex));
+    if (c->optimizer) {
+        const effdim_ckpt_optimizer *o = c->optimizer;
+        printf("optimizer   %s, step %lld", o->name, (long long)o->step);
+        for (size_t i = 0; i < o->n_hparams; ++i)
+            printf(", %s %.6g", o->hparams[i].name, o->hparams[i].value);
+        for (size_t i = 0; i < o->n_extras; ++i)
+            if (o->extras[i].is_string && o->extras[i].n == 1)
+                printf(", %s %s", o->extras[i].name, o->extras[i].str[0]);
+        printf("\n            state:");
+        for (size_t i = 0; i < o->n_state; ++i) printf(" %s", o->state[i].name);
+        if (o->n_state)
+            printf(" (fnv1a64 %s)\n", hex64(state_hash(o), hex, sizeof hex));
+        else
+            printf(" (none)\n");
+    } else {
+        printf("optimizer   (none)\n");
+    }
+    if (!c->training) {
+        printf("training    (no provenance)\n");
+        return;
+    }
+    const effdim_ckpt_training *t = c->training;
+    printf("training    %llu epochs", (unsigned long long)t->epochs);
+    double fl = last_metric(c, "losses"), fa = last_metric(c, "accuracies");
+    double tl = last_metric(c, "test_losses"), ta = last_metric(c, "test_accuracies");
+    if (!isnan(fl)) printf("; final loss %.6g", fl);
+    if (!isnan(fa)) printf(", accuracy %.4f", fa);
+    if (!isnan(tl)) printf("; test loss %.6g", tl);
+    if (!isnan(ta)) printf(", test accuracy %.4f", ta);
+    putchar('\n');
+    for (size_t i = 0; i < t->n_metrics; ++i) {
+        printf("  %-20s ", t->metrics[i].name);
+        cJSON *arr = cli_json_doubles(t->metrics[i].v, t->metrics[i].n);
+        print_value(stdout, arr);
+        cJSON_Delete(arr);
+        putchar('\n');
+    }
+    printf("provenance  data %s", t->data_spec ? t->data_spec : "(unknown)");
+    if (t->test_spec) printf(", test %s", t->test_spec);
+    if (t->has_seed) printf(", seed %llu", (unsigned long long)t->seed);
+    printf("\n            effdim %s, created %s\n", t->version ? t->version : "?",
+           t->created ? t->created : "?");
+    for (size_t i = 0; i < t->n_extras; ++i) {
+        printf("  %-20s ", t->extras[i].name);
+        cJSON *v = attr_to_json(&t->extras[i]);
+        print_value(stdout, v);
+        cJSON_Delete(v);
+        putchar('\n');
+    }
+}
+
+/* ======================================================================
+ * The command
+ * ====================================================================== */
+
+static int inspect_file(const char *path, int json)
+{
+    effdim_error err;
+    hid_t file;
+    if (effdim_h5_open_read(path, &file, &err)) return cli_fail(CMD, &err);
+    char kind[256] = "";
+    int has_format = effdim_h5_has_attr(file, "format") &&
+                     !effdim_h5_attr_read_string(file, "format", kind, sizeof kind, NULL);
+    if (has_format && !strcmp(kind, EFFDIM_CHECKPOINT_FORMAT)) {
+        H5Fclose(file);
+        effdim_checkpoint *c = NULL;
+        if (effdim_checkpoint_load(path, &c, &err)) return cli_fail(CMD, &err);
+        if (json)
+            cli_json_print(checkpoint_json(path, c));
+        else
+            print_checkpoint(path, c);
+        effdim_checkpoint_free(c);
+        return CLI_EXIT_OK;
+    }
+    if (!has_format) snprintf(kind, sizeof kind, "HDF5 file without an effdim 'format' attribute");
+    cJSON *attrs = attrs_json(file);
+    cJSON *datasets = datasets_json(file);
+    H5Fclose(file);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", path);
+        if (has_format)
+            cJSON_AddStringToObject(o, "kind", kind);
+        else
+            cJSON_AddNullToObject(o, "kind");
+        const cJSON *v = cJSON_GetObjectItem(attrs, "format_version");
+        if (cJSON_IsNumber(v))
+            cJSON_AddNumberToObject(o, "format_version", v->valuedouble);
+        cJSON_AddItemToObject(o, "attributes", attrs);
+        cJSON_AddItemToObject(o, "datasets", datasets);
+        cli_json_print(o);
+    } else {
+        print_generic(path, kind, attrs, datasets);
+        cJSON_Delete(attrs);
+        cJSON_Delete(datasets);
+    }
+    return CLI_EXIT_OK;
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 'h': usage(stdout); return CLI_EXIT_OK;
+        default: usage(stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "expected one FILE.h5 (effdim inspect --help)");
+    }
+    return inspect_file(argv[optind], json);
+}
