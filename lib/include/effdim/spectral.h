@@ -1,0 +1,140 @@
+/* effdim/spectral.h: the whole spectrum of a symmetric operator, estimated:
+ * stochastic Lanczos quadrature (SLQ) for tr f(A), in particular
+ * N_eff(z) = tr(A (A + zI)^-1) for a list of z from one run, with deflation
+ * of known top eigenpairs and a standard error; the Hutchinson and Hutch++
+ * trace estimators; the smoothed spectral density.
+ *
+ * SLQ (Golub and Meurant, "Matrices, moments and quadrature", 1994; Ubaru,
+ * Chen, Saad, SIAM J. Matrix Anal. Appl. 38(4) 1075, 2017): for a probe z
+ * with E[z z^T] = I, z^T f(A) z is the integral of f against the spectral
+ * measure of A seen from z, which m Lanczos steps from z turn into an m-node
+ * Gauss quadrature: z^T f(A) z ~ ||z||^2 sum_j tau_j^2 f(theta_j), theta_j
+ * the eigenvalues of the tridiagonal T and tau_j the first components of its
+ * eigenvectors. Averaging over Rademacher probes gives tr f(A); the spread
+ * over probes gives the standard error (SE = sample sd / sqrt(probes)).
+ *
+ * Deflation: given converged eigenpairs (lambda_i, u_i), i < kd (Lanczos
+ * results), the probes and every Lanczos vector are kept orthogonal to the
+ * u_i, so the quadrature runs on the complement and
+ *   tr f(A) = sum_i f(lambda_i) + tr(P f(A) P),   P = I - U U^T,
+ * where the first sum is exact and only the second is estimated. This removes
+ * the outliers from the stochastic part (where they dominate the variance of
+ * N_eff at large z) and from the quadrature interval.
+ *
+ * The spectral density (Ghorbani, Krishnan, Xiao, "An investigation into
+ * neural net optimization via Hessian eigenvalue density", ICML 2019,
+ * section 3): each node becomes a Gaussian of width sigma with its weight,
+ *   phi(t) = (1/n) [ sum_i g(t - lambda_i) + mean_probes sum_j w_j g(t - theta_j) ],
+ * g the N(0, sigma^2) density; phi integrates to ~1 (exactly 1 in
+ * expectation).
+ *
+ * Memory: block * (steps + 1) * n doubles for the Lanczos bases of the probes
+ * run together, plus probes * steps * 2 doubles of nodes and weights kept in
+ * the result. The deflation vectors are borrowed during the run only.
+ */
+#ifndef EFFDIM_SPECTRAL_H
+#define EFFDIM_SPECTRAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "effdim/neff.h"
+#include "effdim/operator.h"
+#include "effdim/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct effdim_slq_params {
+    size_t probes; /* Rademacher probes, >= 2 for a standard error (default 32) */
+    size_t steps;  /* Lanczos steps per probe, >= 1; clamped to n - deflated (default 80) */
+    size_t block;  /* probes run together through one block apply (default 1: least
+                      memory; larger blocks use the operator's block apply, e.g. dgemm) */
+    uint64_t seed; /* probe seed (default 0) */
+} effdim_slq_params;
+
+EFFDIM_API effdim_slq_params effdim_slq_default_params(void);
+
+/* The result of a run: quadrature nodes and weights of every probe. */
+typedef struct effdim_slq effdim_slq;
+
+typedef struct effdim_slq_info {
+    size_t n;             /* operator size */
+    size_t probes;        /* probes run */
+    size_t steps;         /* Lanczos steps per probe asked (after clamping) */
+    size_t deflated;      /* eigenpairs deflated */
+    size_t breakdowns;    /* probes whose Krylov space became invariant early (exact) */
+    size_t matvecs;       /* operator vectors applied */
+    double seconds;       /* wall time of the run */
+    double seconds_apply; /* of which inside the operator */
+    double lambda_min;    /* smallest node or deflated eigenvalue */
+    double lambda_max;    /* largest */
+} effdim_slq_info;
+
+/* Run SLQ on op. defl_values (kd) and defl_vectors (kd, n) row-major
+ * (orthonormal: Lanczos Ritz vectors) may be NULL when kd == 0; they are
+ * only read during the call. EINVAL: probes or steps 0, block 0, kd >= n;
+ * EDOM: a non-finite deflated value or vector, or a non-finite operator
+ * output; the operator's own errors pass through. */
+EFFDIM_API effdim_status effdim_slq_run(effdim_operator *op, const effdim_slq_params *p,
+                                        const double *defl_values, const double *defl_vectors,
+                                        size_t kd, effdim_slq **out, effdim_error *err);
+EFFDIM_API void effdim_slq_free(effdim_slq *s);
+
+EFFDIM_API void effdim_slq_get_info(const effdim_slq *s, effdim_slq_info *info);
+
+/* Probe i's quadrature: *count nodes (ascending) and weights (summing to
+ * ||P z_i||^2, about n - kd). Pointers into s. EINVAL for i >= probes. */
+EFFDIM_API effdim_status effdim_slq_quadrature(const effdim_slq *s, size_t i, const double **nodes,
+                                               const double **weights, size_t *count,
+                                               effdim_error *err);
+
+/* A spectral function f(x; ctx). */
+typedef double (*effdim_spectral_fn)(double x, void *ctx);
+
+/* tr f(A) ~ sum_i f(lambda_i) (deflated, exact) + mean over probes of the
+ * quadratures; *se = sample sd over probes / sqrt(probes) (NaN for 1 probe).
+ * se may be NULL. */
+EFFDIM_API effdim_status effdim_slq_trace(const effdim_slq *s, effdim_spectral_fn f, void *ctx,
+                                          double *estimate, double *se, effdim_error *err);
+
+/* N_eff(z[j]) = tr f_z(A) with f_z(x) = x/(x + z) under the negative-
+ * eigenvalue policy (applied to the deflated eigenvalues and to the nodes),
+ * for j < nz, from the one run; se (nz) may be NULL. EDOM for z <= 0. */
+EFFDIM_API effdim_status effdim_slq_neff(const effdim_slq *s, const double *z, size_t nz,
+                                         effdim_neg_policy policy, double *neff, double *se,
+                                         effdim_error *err);
+
+/* ngrid >= 2 equally spaced points over [lambda_min - pad, lambda_max + pad]
+ * into grid (ngrid). pad >= 0 (3 sigma is a good choice). */
+EFFDIM_API effdim_status effdim_slq_grid(const effdim_slq *s, size_t ngrid, double pad,
+                                         double *grid, effdim_error *err);
+
+/* The Gaussian-smoothed spectral density at grid (ngrid) into density
+ * (ngrid); sigma > 0 in eigenvalue units. */
+EFFDIM_API effdim_status effdim_slq_density(const effdim_slq *s, const double *grid, size_t ngrid,
+                                            double sigma, double *density, effdim_error *err);
+
+/* ---- trace estimators ------------------------------------------------------ */
+
+/* Hutchinson (1989): tr A ~ mean of z^T A z over probes Rademacher z, applied
+ * in blocks of `block` vectors; *se = sample sd / sqrt(probes) (NaN for one
+ * probe; se may be NULL). Memory 2 * block * n doubles. */
+EFFDIM_API effdim_status effdim_hutchinson(effdim_operator *op, size_t probes, size_t block,
+                                           uint64_t seed, double *trace, double *se,
+                                           effdim_error *err);
+
+/* Hutch++ (Meyer, Musco, Musco, Woodruff, "Hutch++: optimal stochastic trace
+ * estimation", SOSA 2021, Algorithm 1) with a budget of `matvecs` (>= 3)
+ * applications: s = matvecs / 3 Rademacher sketches S, Q = orth(A S) (rows
+ * dropped when A S is rank deficient), tr(Q^T A Q) exactly, plus Hutchinson
+ * with s probes on (I - QQ^T) A (I - QQ^T). *se is the Hutchinson part's
+ * standard error (the first part is exact given Q). Memory 3 s n doubles. */
+EFFDIM_API effdim_status effdim_hutchpp(effdim_operator *op, size_t matvecs, uint64_t seed,
+                                        double *trace, double *se, effdim_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EFFDIM_SPECTRAL_H */

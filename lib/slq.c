@@ -1,0 +1,531 @@
+/* lib/slq.c: stochastic Lanczos quadrature (tr f(A), N_eff over the whole
+ * spectrum, spectral density) and the Hutchinson / Hutch++ trace estimators.
+ *
+ * SLQ: for each Rademacher probe z, deflate the given eigenvectors
+ * (z <- z - U U^T z), run `steps` Lanczos steps from z/||z|| with every vector
+ * orthogonalised against the probe's whole basis AND the deflation vectors
+ * (lanczos_internal.h, the same code as lanczos.c), and keep the Gauss
+ * quadrature of T: nodes theta_j, weights ||z||^2 tau_j^2 (Golub and Meurant
+ * 1994; Ubaru, Chen, Saad 2017, section 3). A breakdown (beta ~ 0) ends the
+ * probe early: the quadrature is then exact for that probe. Probes are run
+ * `block` at a time through one block apply, each with its own basis, so the
+ * result does not depend on the block size. Estimates of tr f(A) are the
+ * exact deflated sum plus the mean over probes; the standard error is the
+ * sample standard deviation over probes divided by sqrt(probes).
+ *
+ * Density: Ghorbani, Krishnan, Xiao (ICML 2019), section 3: Gaussian kernel
+ * of width sigma at every node with its weight, normalised by n.
+ *
+ * Hutchinson (Comm. Stat. Simul. Comput. 18(3) 1059, 1989) and Hutch++
+ * (Meyer, Musco, Musco, Woodruff, SOSA 2021, Algorithm 1).
+ */
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "effdim/spectral.h"
+#include "internal.h"
+#include "lanczos_internal.h"
+
+struct effdim_slq {
+    effdim_slq_info info;
+    double *nodes;   /* (probes, steps) row-major, count[i] used in row i, ascending */
+    double *weights; /* (probes, steps) */
+    size_t *count;   /* (probes) */
+    double *defl;    /* (kd) deflated eigenvalues */
+};
+
+effdim_slq_params effdim_slq_default_params(void)
+{
+    effdim_slq_params p;
+    memset(&p, 0, sizeof p);
+    p.probes = 32;
+    p.steps = 80;
+    p.block = 1;
+    p.seed = 0;
+    return p;
+}
+
+void effdim_slq_free(effdim_slq *s)
+{
+    if (!s) return;
+    free(s->nodes);
+    free(s->weights);
+    free(s->count);
+    free(s->defl);
+    free(s);
+}
+
+void effdim_slq_get_info(const effdim_slq *s, effdim_slq_info *info)
+{
+    if (s && info) *info = s->info;
+}
+
+/* ---- the run ------------------------------------------------------------------ */
+
+/* scratch for one block of probes */
+typedef struct slq_run {
+    size_t n, steps, block, kd, ld; /* ld = (steps + 1) * n: stride between probe bases */
+    const double *U;                /* (kd, n) deflation vectors, borrowed */
+    double *V;                      /* (block, steps + 1, n) bases */
+    double *alpha, *beta;           /* (block, steps) recurrence coefficients */
+    double *anorm, *znorm2;         /* (block) */
+    double anorm0;                  /* ||A|| estimate shared by all probes: the largest
+                                       |deflated eigenvalue| and column norm seen so far */
+    size_t *len;                    /* (block) steps done */
+    unsigned char *active;          /* (block) */
+    double *h, *scratch;            /* (steps + 1 + kd) */
+    double *Z, *work;               /* (steps, steps), (2 steps) */
+} slq_run;
+
+static void slq_run_free(slq_run *r)
+{
+    free(r->V);
+    free(r->alpha);
+    free(r->beta);
+    free(r->anorm);
+    free(r->znorm2);
+    free(r->len);
+    free(r->active);
+    free(r->h);
+    free(r->scratch);
+    free(r->Z);
+    free(r->work);
+}
+
+static effdim_status slq_run_alloc(slq_run *r, effdim_error *err)
+{
+    size_t bs = r->block * r->steps, hs = r->steps + 1 + r->kd;
+    size_t vsize;
+    if (effdim_mul_size(r->block, r->ld, &vsize))
+        return effdim_error_set(err, EFFDIM_ENOMEM, "SLQ: block x basis size overflows");
+    if (!(r->V = effdim_alloc(vsize, sizeof(double), "SLQ probe bases (block, steps+1, n)", err)) ||
+        !(r->alpha = effdim_alloc(bs, sizeof(double), "SLQ coefficients", err)) ||
+        !(r->beta = effdim_alloc(bs, sizeof(double), "SLQ coefficients", err)) ||
+        !(r->anorm = effdim_alloc(r->block, sizeof(double), "SLQ norms", err)) ||
+        !(r->znorm2 = effdim_alloc(r->block, sizeof(double), "SLQ norms", err)) ||
+        !(r->len = effdim_alloc(r->block, sizeof(size_t), "SLQ lengths", err)) ||
+        !(r->active = effdim_alloc(r->block, 1, "SLQ flags", err)) ||
+        !(r->h = effdim_alloc(hs, sizeof(double), "SLQ scratch", err)) ||
+        !(r->scratch = effdim_alloc(hs, sizeof(double), "SLQ scratch", err)) ||
+        !(r->Z = effdim_alloc(r->steps * r->steps, sizeof(double), "SLQ eigenvectors", err)) ||
+        !(r->work = effdim_alloc(3 * r->steps, sizeof(double), "SLQ scratch", err)))
+        return EFFDIM_ENOMEM;
+    return EFFDIM_OK;
+}
+
+/* Start vectors for probes [0, b) of the block: Rademacher, deflated, unit. */
+static void start_probes(slq_run *r, gsl_rng *rng, size_t b)
+{
+    size_t n = r->n;
+    for (size_t q = 0; q < b; ++q) {
+        double *v = r->V + q * r->ld;
+        effdim_fill_rademacher(rng, v, n);
+        double nz = r->kd ? effdim_cgs2(NULL, 0, r->U, r->kd, n, v, NULL, r->scratch)
+                          : sqrt((double)n);
+        r->znorm2[q] = nz * nz;
+        r->len[q] = 0;
+        r->anorm[q] = r->anorm0;
+        r->active[q] = nz > 0.0;
+        if (nz > 0.0) cblas_dscal((int)n, 1.0 / nz, v, 1);
+    }
+}
+
+/* Apply the operator to step j of every active probe, one call per run of
+ * consecutive active probes. */
+static effdim_status apply_active(effdim_operator *op, slq_run *r, size_t b, size_t j,
+                                  effdim_error *err)
+{
+    size_t q = 0;
+    while (q < b) {
+        if (!r->active[q]) {
+            ++q;
+            continue;
+        }
+        size_t e = q;
+        while (e < b && r->active[e]) ++e;
+        double *X = r->V + q * r->ld + j * r->n;
+        effdim_status st = effdim_operator_apply(op, e - q, X, r->ld, X + r->n, r->ld, err);
+        if (st != EFFDIM_OK) return st;
+        q = e;
+    }
+    return EFFDIM_OK;
+}
+
+/* Lanczos on the b probes of the block; alpha/beta/len filled. */
+static effdim_status run_block(effdim_operator *op, slq_run *r, size_t b, size_t *breakdowns,
+                               effdim_error *err)
+{
+    for (size_t j = 0; j < r->steps; ++j) {
+        effdim_status st = apply_active(op, r, b, j, err);
+        if (st != EFFDIM_OK) return st;
+        int any = 0;
+        for (size_t q = 0; q < b; ++q) {
+            if (!r->active[q]) continue;
+            double alpha, beta;
+            int brk;
+            st = effdim_lanczos_orth_step(r->V + q * r->ld, j, r->n, r->U, r->kd, r->anorm[q],
+                                          &alpha, &beta, &brk, r->h, r->scratch, op->name, err);
+            if (st != EFFDIM_OK) return st;
+            double bprev = j ? r->beta[q * r->steps + j - 1] : 0.0;
+            double col = sqrt(alpha * alpha + beta * beta + bprev * bprev);
+            if (col > r->anorm[q]) r->anorm[q] = col;
+            if (col > r->anorm0) r->anorm0 = col;
+            r->alpha[q * r->steps + j] = alpha;
+            r->beta[q * r->steps + j] = beta;
+            r->len[q] = j + 1;
+            if (brk) {
+                r->active[q] = 0;
+                *breakdowns += j + 1 < r->steps;
+            }
+            any |= r->active[q];
+        }
+        if (!any) break;
+    }
+    return EFFDIM_OK;
+}
+
+/* Gauss quadrature of probe q into nodes/weights (len[q] of each). */
+static effdim_status quadrature(slq_run *r, size_t q, double *nodes, double *weights,
+                                effdim_error *err)
+{
+    size_t m = r->len[q];
+    if (m == 0) return EFFDIM_OK;
+    effdim_status st = effdim_tridiag_eig(m, r->alpha + q * r->steps, r->beta + q * r->steps, nodes,
+                                          r->Z, r->work, err);
+    if (st != EFFDIM_OK) return st;
+    for (size_t i = 0; i < m; ++i) weights[i] = r->znorm2[q] * r->Z[i] * r->Z[i]; /* row 0 */
+    return EFFDIM_OK;
+}
+
+static effdim_status check_run_args(effdim_operator *op, const effdim_slq_params *p,
+                                    const double *dv, const double *dx, size_t kd,
+                                    effdim_slq **out, effdim_error *err)
+{
+    RETURN_ERROR_IF(!out, err, EFFDIM_EINVAL, "SLQ: output pointer is NULL");
+    *out = NULL;
+    RETURN_ERROR_IF(!op || !p, err, EFFDIM_EINVAL, "SLQ: NULL %s", !op ? "operator" : "params");
+    RETURN_ERROR_IF(!op->apply, err, EFFDIM_EINVAL, "SLQ: operator '%s' has a NULL apply callback",
+                    op->name);
+    RETURN_ERROR_IF(p->probes == 0 || p->steps == 0 || p->block == 0, err, EFFDIM_EINVAL,
+                    "SLQ: probes = %zu, steps = %zu, block = %zu, expected all >= 1", p->probes,
+                    p->steps, p->block);
+    RETURN_ERROR_IF(kd >= op->n, err, EFFDIM_EINVAL,
+                    "SLQ: %zu deflated eigenpairs for an operator of size %zu, expected fewer than n",
+                    kd, op->n);
+    RETURN_ERROR_IF(kd && (!dv || !dx), err, EFFDIM_EINVAL,
+                    "SLQ: %zu deflated eigenpairs but NULL %s", kd, !dv ? "values" : "vectors");
+    RETURN_ERROR_IF(op->n > (size_t)INT32_MAX, err, EFFDIM_EINVAL,
+                    "SLQ: n = %zu exceeds the BLAS index range", op->n);
+    size_t bad;
+    RETURN_ERROR_IF(kd && !effdim_all_finite(dv, kd, &bad), err, EFFDIM_EDOM,
+                    "SLQ: deflated eigenvalue %zu = %g is not finite", bad, dv[bad]);
+    RETURN_ERROR_IF(kd && !effdim_all_finite(dx, kd * op->n, &bad), err, EFFDIM_EDOM,
+                    "SLQ: deflated eigenvector %zu has a non-finite entry %zu", bad / op->n,
+                    bad % op->n);
+    return EFFDIM_OK;
+}
+
+static effdim_slq *slq_result_alloc(size_t probes, size_t steps, size_t kd, effdim_error *err)
+{
+    effdim_slq *s = effdim_calloc(1, sizeof *s, "SLQ result", err);
+    if (!s) return NULL;
+    size_t ps;
+    if (effdim_mul_size(probes, steps, &ps)) {
+        effdim_error_set(err, EFFDIM_ENOMEM, "SLQ: probes x steps overflows");
+        goto fail;
+    }
+    if (!(s->nodes = effdim_calloc(ps, sizeof(double), "SLQ nodes", err))) goto fail;
+    if (!(s->weights = effdim_calloc(ps, sizeof(double), "SLQ weights", err))) goto fail;
+    if (!(s->count = effdim_calloc(probes, sizeof(size_t), "SLQ counts", err))) goto fail;
+    if (!(s->defl = effdim_alloc(kd, sizeof(double), "SLQ deflated values", err))) goto fail;
+    return s;
+fail:
+    effdim_slq_free(s);
+    return NULL;
+}
+
+effdim_status effdim_slq_run(effdim_operator *op, const effdim_slq_params *p,
+                             const double *defl_values, const double *defl_vectors, size_t kd,
+                             effdim_slq **out, effdim_error *err)
+{
+    effdim_status st = check_run_args(op, p, defl_values, defl_vectors, kd, out, err);
+    if (st != EFFDIM_OK) return st;
+    size_t n = op->n, steps = p->steps < n - kd ? p->steps : n - kd;
+    size_t block = p->block < p->probes ? p->block : p->probes;
+    slq_run r;
+    memset(&r, 0, sizeof r);
+    r.n = n;
+    r.steps = steps;
+    r.block = block;
+    r.kd = kd;
+    r.U = kd ? defl_vectors : NULL;
+    r.ld = (steps + 1) * n;
+    effdim_slq *s = slq_result_alloc(p->probes, steps, kd, err);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!s || !rng) {
+        st = s ? effdim_error_set(err, EFFDIM_ENOMEM, "SLQ: cannot allocate the RNG") : EFFDIM_ENOMEM;
+        goto done;
+    }
+    if ((st = slq_run_alloc(&r, err)) != EFFDIM_OK) goto done;
+    gsl_rng_set(rng, (unsigned long)p->seed);
+    if (kd) memcpy(s->defl, defl_values, kd * sizeof(double));
+    for (size_t i = 0; i < kd; ++i) r.anorm0 = fmax(r.anorm0, fabs(defl_values[i]));
+    size_t v0 = op->vectors;
+    double a0 = op->seconds, t0 = effdim_now();
+    for (size_t p0 = 0; p0 < p->probes && st == EFFDIM_OK; p0 += block) {
+        size_t b = p->probes - p0 < block ? p->probes - p0 : block;
+        start_probes(&r, rng, b);
+        st = run_block(op, &r, b, &s->info.breakdowns, err);
+        for (size_t q = 0; q < b && st == EFFDIM_OK; ++q) {
+            size_t i = p0 + q;
+            st = quadrature(&r, q, s->nodes + i * steps, s->weights + i * steps, err);
+            s->count[i] = r.len[q];
+        }
+    }
+    if (st != EFFDIM_OK) goto done;
+    effdim_slq_info *info = &s->info;
+    info->n = n;
+    info->probes = p->probes;
+    info->steps = steps;
+    info->deflated = kd;
+    info->matvecs = op->vectors - v0;
+    info->seconds = effdim_now() - t0;
+    info->seconds_apply = op->seconds - a0;
+    info->lambda_min = INFINITY;
+    info->lambda_max = -INFINITY;
+    for (size_t i = 0; i < p->probes; ++i)
+        for (size_t j = 0; j < s->count[i]; ++j) {
+            info->lambda_min = fmin(info->lambda_min, s->nodes[i * steps + j]);
+            info->lambda_max = fmax(info->lambda_max, s->nodes[i * steps + j]);
+        }
+    for (size_t i = 0; i < kd; ++i) {
+        info->lambda_min = fmin(info->lambda_min, s->defl[i]);
+        info->lambda_max = fmax(info->lambda_max, s->defl[i]);
+    }
+done:
+    slq_run_free(&r);
+    if (rng) gsl_rng_free(rng);
+    if (st != EFFDIM_OK) {
+        effdim_slq_free(s);
+        return st;
+    }
+    *out = s;
+    return EFFDIM_OK;
+}
+
+/* ---- estimates from the quadratures ------------------------------------------- */
+
+effdim_status effdim_slq_quadrature(const effdim_slq *s, size_t i, const double **nodes,
+                                    const double **weights, size_t *count, effdim_error *err)
+{
+    RETURN_ERROR_IF(!s || !nodes || !weights || !count, err, EFFDIM_EINVAL,
+                    "SLQ quadrature: NULL argument");
+    RETURN_ERROR_IF(i >= s->info.probes, err, EFFDIM_EINVAL,
+                    "SLQ quadrature: probe %zu, expected < %zu", i, s->info.probes);
+    *nodes = s->nodes + i * s->info.steps;
+    *weights = s->weights + i * s->info.steps;
+    *count = s->count[i];
+    return EFFDIM_OK;
+}
+
+/* mean and standard error of x (P) */
+static void mean_se(const double *x, size_t P, double *mean, double *se)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < P; ++i) m += x[i];
+    m /= (double)P;
+    double v = 0.0;
+    for (size_t i = 0; i < P; ++i) v += (x[i] - m) * (x[i] - m);
+    *mean = m;
+    if (se) *se = P > 1 ? sqrt(v / (double)(P - 1) / (double)P) : (double)NAN;
+}
+
+effdim_status effdim_slq_trace(const effdim_slq *s, effdim_spectral_fn f, void *ctx,
+                               double *estimate, double *se, effdim_error *err)
+{
+    RETURN_ERROR_IF(!s || !f || !estimate, err, EFFDIM_EINVAL, "SLQ trace: NULL argument");
+    size_t P = s->info.probes, steps = s->info.steps;
+    double *q = effdim_alloc(P, sizeof(double), "SLQ trace: per-probe values", err);
+    if (!q) return EFFDIM_ENOMEM;
+    for (size_t i = 0; i < P; ++i) {
+        double acc = 0.0;
+        for (size_t j = 0; j < s->count[i]; ++j)
+            acc += s->weights[i * steps + j] * f(s->nodes[i * steps + j], ctx);
+        q[i] = acc;
+    }
+    double exact = 0.0;
+    for (size_t i = 0; i < s->info.deflated; ++i) exact += f(s->defl[i], ctx);
+    mean_se(q, P, estimate, se);
+    *estimate += exact;
+    free(q);
+    RETURN_ERROR_IF(!isfinite(*estimate), err, EFFDIM_EDOM,
+                    "SLQ trace: the estimate is not finite (f is infinite at a node)");
+    return EFFDIM_OK;
+}
+
+typedef struct neff_ctx {
+    double z;
+    effdim_neg_policy policy;
+} neff_ctx;
+
+static double neff_fn(double x, void *p)
+{
+    const neff_ctx *c = p;
+    return effdim_neff_term(x, c->z, c->policy);
+}
+
+effdim_status effdim_slq_neff(const effdim_slq *s, const double *z, size_t nz,
+                              effdim_neg_policy policy, double *neff, double *se,
+                              effdim_error *err)
+{
+    RETURN_ERROR_IF(!s || (nz && (!z || !neff)), err, EFFDIM_EINVAL, "SLQ N_eff: NULL argument");
+    RETURN_ERROR_IF(policy != EFFDIM_NEG_ZERO && policy != EFFDIM_NEG_ABS &&
+                        policy != EFFDIM_NEG_ASIS,
+                    err, EFFDIM_EINVAL,
+                    "SLQ N_eff: negative-eigenvalue policy %d, expected zero, abs or asis",
+                    (int)policy);
+    for (size_t j = 0; j < nz; ++j) {
+        RETURN_ERROR_IF(!(z[j] > 0.0) || !isfinite(z[j]), err, EFFDIM_EDOM,
+                        "SLQ N_eff: z[%zu] = %g, expected a finite z > 0", j, z[j]);
+        neff_ctx c = {z[j], policy};
+        effdim_status st = effdim_slq_trace(s, neff_fn, &c, neff + j, se ? se + j : NULL, err);
+        if (st != EFFDIM_OK) return st;
+    }
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_slq_grid(const effdim_slq *s, size_t ngrid, double pad, double *grid,
+                              effdim_error *err)
+{
+    RETURN_ERROR_IF(!s || !grid, err, EFFDIM_EINVAL, "SLQ grid: NULL argument");
+    RETURN_ERROR_IF(ngrid < 2, err, EFFDIM_EINVAL, "SLQ grid: %zu points, expected at least 2",
+                    ngrid);
+    RETURN_ERROR_IF(!(pad >= 0.0) || !isfinite(pad), err, EFFDIM_EDOM,
+                    "SLQ grid: pad = %g, expected a finite pad >= 0", pad);
+    double lo = s->info.lambda_min - pad, hi = s->info.lambda_max + pad;
+    if (hi <= lo) hi = lo + 1.0; /* a single point mass and no pad */
+    for (size_t i = 0; i < ngrid; ++i)
+        grid[i] = lo + (hi - lo) * (double)i / (double)(ngrid - 1);
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_slq_density(const effdim_slq *s, const double *grid, size_t ngrid,
+                                 double sigma, double *density, effdim_error *err)
+{
+    RETURN_ERROR_IF(!s || (ngrid && (!grid || !density)), err, EFFDIM_EINVAL,
+                    "SLQ density: NULL argument");
+    RETURN_ERROR_IF(!(sigma > 0.0) || !isfinite(sigma), err, EFFDIM_EDOM,
+                    "SLQ density: sigma = %g, expected a finite sigma > 0", sigma);
+    size_t P = s->info.probes, steps = s->info.steps;
+    const double sqrt_2pi = 2.5066282746310002;
+    double c = 1.0 / (sigma * sqrt_2pi * (double)s->info.n);
+    for (size_t g = 0; g < ngrid; ++g) {
+        double t = grid[g], acc = 0.0, exact = 0.0;
+        for (size_t i = 0; i < P; ++i)
+            for (size_t j = 0; j < s->count[i]; ++j) {
+                double u = (t - s->nodes[i * steps + j]) / sigma;
+                acc += s->weights[i * steps + j] * exp(-0.5 * u * u);
+            }
+        for (size_t i = 0; i < s->info.deflated; ++i) {
+            double u = (t - s->defl[i]) / sigma;
+            exact += exp(-0.5 * u * u);
+        }
+        density[g] = c * (exact + acc / (double)P);
+    }
+    return EFFDIM_OK;
+}
+
+/* ---- Hutchinson and Hutch++ ------------------------------------------------------ */
+
+effdim_status effdim_hutchinson(effdim_operator *op, size_t probes, size_t block, uint64_t seed,
+                                double *trace, double *se, effdim_error *err)
+{
+    RETURN_ERROR_IF(!op || !trace, err, EFFDIM_EINVAL, "Hutchinson: NULL %s",
+                    !op ? "operator" : "output");
+    RETURN_ERROR_IF(probes == 0 || block == 0, err, EFFDIM_EINVAL,
+                    "Hutchinson: probes = %zu, block = %zu, expected both >= 1", probes, block);
+    size_t n = op->n;
+    if (block > probes) block = probes;
+    double *Z = effdim_alloc(2 * block, n * sizeof(double), "Hutchinson probes (2 block, n)", err);
+    double *q = Z ? effdim_alloc(probes, sizeof(double), "Hutchinson samples", err) : NULL;
+    gsl_rng *rng = q ? gsl_rng_alloc(gsl_rng_mt19937) : NULL;
+    effdim_status st = EFFDIM_OK;
+    if (!rng) {
+        st = q ? effdim_error_set(err, EFFDIM_ENOMEM, "Hutchinson: cannot allocate the RNG")
+               : EFFDIM_ENOMEM;
+        goto done;
+    }
+    gsl_rng_set(rng, (unsigned long)seed);
+    double *AZ = Z + block * n;
+    for (size_t p0 = 0; p0 < probes && st == EFFDIM_OK; p0 += block) {
+        size_t b = probes - p0 < block ? probes - p0 : block;
+        for (size_t i = 0; i < b; ++i) effdim_fill_rademacher(rng, Z + i * n, n);
+        st = effdim_operator_apply(op, b, Z, n, AZ, n, err);
+        for (size_t i = 0; i < b && st == EFFDIM_OK; ++i)
+            q[p0 + i] = cblas_ddot((int)n, Z + i * n, 1, AZ + i * n, 1);
+    }
+    if (st == EFFDIM_OK) mean_se(q, probes, trace, se);
+done:
+    free(Z);
+    free(q);
+    if (rng) gsl_rng_free(rng);
+    return st;
+}
+
+effdim_status effdim_hutchpp(effdim_operator *op, size_t matvecs, uint64_t seed, double *trace,
+                             double *se, effdim_error *err)
+{
+    RETURN_ERROR_IF(!op || !trace, err, EFFDIM_EINVAL, "Hutch++: NULL %s",
+                    !op ? "operator" : "output");
+    RETURN_ERROR_IF(matvecs < 3, err, EFFDIM_EINVAL,
+                    "Hutch++: budget of %zu matvecs, expected at least 3", matvecs);
+    size_t n = op->n, s = matvecs / 3;
+    if (s > n) s = n;
+    double *Q = effdim_alloc(3 * s, n * sizeof(double), "Hutch++ sketches (3 s, n)", err);
+    double *q = Q ? effdim_alloc(2 * s + 1, sizeof(double), "Hutch++ scratch", err) : NULL;
+    gsl_rng *rng = q ? gsl_rng_alloc(gsl_rng_mt19937) : NULL;
+    effdim_status st = EFFDIM_OK;
+    if (!rng) {
+        st = q ? effdim_error_set(err, EFFDIM_ENOMEM, "Hutch++: cannot allocate the RNG")
+               : EFFDIM_ENOMEM;
+        goto done;
+    }
+    gsl_rng_set(rng, (unsigned long)seed);
+    double *S = Q + s * n, *G = Q + 2 * s * n, *scratch = q + s;
+    /* Q = orth(A S): sketch, apply, orthonormalise the rows (CGS2), dropping
+       rows that vanish (A S rank deficient) */
+    for (size_t i = 0; i < s; ++i) effdim_fill_rademacher(rng, S + i * n, n);
+    for (size_t i = 0; i < s; ++i) effdim_fill_rademacher(rng, G + i * n, n);
+    if ((st = effdim_operator_apply(op, s, S, n, Q, n, err)) != EFFDIM_OK) goto done;
+    size_t r = 0;
+    for (size_t i = 0; i < s; ++i) {
+        double before = effdim_norm2(Q + i * n, n);
+        if (r != i) memcpy(Q + r * n, Q + i * n, n * sizeof(double));
+        double after = effdim_cgs2(Q, r, NULL, 0, n, Q + r * n, NULL, scratch);
+        if (after > 1e-12 * before && after > 0.0) {
+            cblas_dscal((int)n, 1.0 / after, Q + r * n, 1);
+            ++r;
+        }
+    }
+    /* tr(Q^T A Q), the A Q block in S (no longer needed) */
+    double t_low = 0.0;
+    if (r) {
+        if ((st = effdim_operator_apply(op, r, Q, n, S, n, err)) != EFFDIM_OK) goto done;
+        for (size_t i = 0; i < r; ++i) t_low += cblas_ddot((int)n, Q + i * n, 1, S + i * n, 1);
+    }
+    /* Hutchinson on the complement: g <- (I - QQ^T) g, samples g^T A g */
+    for (size_t i = 0; i < s; ++i) effdim_cgs2(Q, r, NULL, 0, n, G + i * n, NULL, scratch);
+    if ((st = effdim_operator_apply(op, s, G, n, S, n, err)) != EFFDIM_OK) goto done;
+    for (size_t i = 0; i < s; ++i) q[i] = cblas_ddot((int)n, G + i * n, 1, S + i * n, 1);
+    double t_rest;
+    mean_se(q, s, &t_rest, se);
+    *trace = t_low + t_rest;
+done:
+    free(Q);
+    free(q);
+    if (rng) gsl_rng_free(rng);
+    return st;
+}
