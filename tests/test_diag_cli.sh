@@ -1,0 +1,158 @@
+#!/bin/bash
+# tests/test_diag_cli.sh: `effdim diag` and `effdim compare` end to end.
+#
+#   bash tests/test_diag_cli.sh path/to/effdim
+#
+# Trains a tiny tanh network on two spirals with Adam, writes every diagonal
+# with `effdim diag`, checks the file with h5py when Debian's python3 has it
+# (the ggn diagonal equals the hessian one nowhere near for tanh, the ef
+# diagonal's sum is the mean squared per-sample gradient norm...), runs
+# `effdim compare` from the files and from scratch (with --save-spectrum and
+# gnuplot figures when gnuplot is installed), then provokes the errors: an
+# unknown method, ivon without IVON state, adam on an SGD checkpoint, an
+# exact Hessian above its cost limit without --force, a missing or
+# wrong-format spectrum or diag file. Each must exit non-zero with one line
+# on stderr naming the file or the option, and write no output file.
+# Prints "ok - ..." / "FAIL - ..." per check and "N passed, M failed".
+set -u
+
+EFFDIM=${1:?usage: test_diag_cli.sh path/to/effdim}
+EFFDIM="$(cd "$(dirname "$EFFDIM")" && pwd)/$(basename "$EFFDIM")"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/effdim-diag-cli-XXXXXX")
+cd "$TMP" || exit 99
+
+passed=0
+failed=0
+ok() { echo "ok - $1"; passed=$((passed + 1)); }
+fail() {
+    echo "FAIL - $1"
+    shift
+    for line in "$@"; do echo "    $line"; done
+    failed=$((failed + 1))
+}
+
+# expect_error NAME STATUS PATTERN OUTPUT -- command...: exit status, one stderr
+# line matching PATTERN, and no OUTPUT file.
+expect_error() {
+    local name=$1 want=$2 pattern=$3 out=$4
+    shift 5
+    "$@" >stdout.txt 2>stderr.txt
+    local rc=$?
+    local lines
+    lines=$(grep -c . stderr.txt)
+    if [ "$rc" -eq "$want" ] && [ "$lines" -eq 1 ] && grep -q -- "$pattern" stderr.txt &&
+        [ ! -e "$out" ]; then
+        ok "$name"
+    else
+        fail "$name" "exit $rc (want $want), stderr: $(cat stderr.txt)"
+    fi
+    rm -f "$out"
+}
+
+DATA="spirals:n=240,seed=3"
+"$EFFDIM" train --data "$DATA" --arch 2,12,10,2 --act tanh --opt adam --lr 0.01 --batch 24 \
+    --epochs 4 --seed 2 -o adam.h5 >/dev/null 2>train.log || fail "train (adam)" "$(cat train.log)"
+"$EFFDIM" train --data "$DATA" --arch 2,12,10,2 --act tanh --opt sgd --lr 0.05 --momentum 0.9 \
+    --batch 24 --epochs 2 --seed 2 -o sgd.h5 >/dev/null 2>train.log ||
+    fail "train (sgd)" "$(cat train.log)"
+
+# ---- effdim diag ----------------------------------------------------------------
+
+if "$EFFDIM" diag adam.h5 --method ggn,ef,adam,hessian,ggn-mc,hutchinson --mc-samples 4 \
+    --probes 16 --json -o diag.h5 >diag.json 2>diag.log; then
+    ok "diag writes every method and exits 0"
+else
+    fail "diag writes every method and exits 0" "$(cat diag.log)"
+fi
+
+for name in ggn ef adam adam-vhat adam-ef hessian ggn-mc hutchinson; do
+    if ! grep -q "\"name\":[[:space:]]*\"$name\"" diag.json; then
+        fail "diag --json lists $name" "$(cat diag.json)"
+        continue
+    fi
+    ok "diag --json lists $name"
+done
+
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import h5py, numpy' 2>/dev/null; then
+    if /usr/bin/python3 - diag.h5 <<'EOF' >py.log 2>&1; then
+import sys
+import h5py
+import numpy as np
+f = h5py.File(sys.argv[1], "r")
+assert f.attrs["format"] == "effdim.diag" and f.attrs["format_version"] == 1
+P = int(f.attrs["n_params"])
+assert P == 2 * 12 + 12 + 12 * 10 + 10 + 10 * 2 + 2
+names = list(f.attrs["methods"])
+assert names[:2] == ["ggn", "ef"], names
+for n in names:
+    assert f["diag"][n].shape == (P,), n
+assert f["se"]["hutchinson"].shape == (P,) and f["se"]["ggn-mc"].shape == (P,)
+g, h = f["diag"]["ggn"][:], f["diag"]["hessian"][:]
+assert (g >= 0).all() and np.abs(g - h).max() > 1e-6 * np.abs(h).max()  # tanh: H != GGN
+# the last layer's weights see only the output curvature: GGN == Hessian there
+off = 2 * 12 + 12 + 12 * 10 + 10
+assert np.allclose(g[off:], h[off:], rtol=1e-12, atol=0)
+v = f["diag"]["adam-vhat"][:]
+assert np.allclose(f["diag"]["adam"][:], np.sqrt(v), rtol=1e-14)
+assert f["diag"]["hutchinson"].attrs["probes"] == 16
+EOF
+        ok "the diag file reads in h5py with the documented layout"
+    else
+        fail "the diag file reads in h5py with the documented layout" "$(cat py.log)"
+    fi
+fi
+
+# ---- effdim compare ---------------------------------------------------------------
+
+PLOT=()
+if command -v gnuplot >/dev/null; then PLOT=(--plot-prefix "$TMP/fig"); fi
+if "$EFFDIM" compare adam.h5 --diag diag.h5 --k 6 --save-spectrum spec.h5 -o cmp.h5 "${PLOT[@]}" \
+    >cmp.txt 2>cmp.log && [ -f cmp.h5 ] && [ -f spec.h5 ] && grep -q '^N_eff(z)' cmp.txt &&
+    grep -q '^layer2 ' cmp.txt; then
+    ok "compare computes the spectrum, prints the table and writes compare.h5"
+else
+    fail "compare computes the spectrum, prints the table and writes compare.h5" "$(cat cmp.log)"
+fi
+if [ ${#PLOT[@]} -gt 0 ]; then
+    if [ -s fig-spectrum.png ] && [ -s fig-neff.png ] &&
+        [ "$(head -c 4 fig-neff.png | tail -c 3)" = "PNG" ]; then
+        ok "compare draws both figures with gnuplot"
+    else
+        fail "compare draws both figures with gnuplot" "$(cat cmp.log)"
+    fi
+fi
+if "$EFFDIM" compare adam.h5 --diag diag.h5 --spectrum spec.h5 --only hessian,ggn --z 0.01,1 \
+    --json -o cmp2.h5 >cmp2.json 2>cmp2.log && grep -q '"name":[[:space:]]*"ggn"' cmp2.json &&
+    ! grep -q '"name":[[:space:]]*"ef"' cmp2.json; then
+    ok "compare reads a saved spectrum and --only selects diagonals"
+else
+    fail "compare reads a saved spectrum and --only selects diagonals" "$(cat cmp2.log)"
+fi
+
+# ---- errors -------------------------------------------------------------------------
+
+expect_error "diag refuses an unknown method" 2 "unknown diagonal method 'fisher'" x.h5 -- \
+    "$EFFDIM" diag adam.h5 --method ggn,fisher -o x.h5
+expect_error "diag refuses ivon without IVON state" 1 "/optimizer/hess" x.h5 -- \
+    "$EFFDIM" diag adam.h5 --method ivon -o x.h5
+expect_error "diag refuses adam on an SGD checkpoint" 1 "sgd.h5: /optimizer/exp_avg_sq" x.h5 -- \
+    "$EFFDIM" diag sgd.h5 --method adam -o x.h5
+expect_error "diag refuses an exact Hessian above its cost limit" 1 "force" x.h5 -- \
+    "$EFFDIM" diag adam.h5 --method hessian --max-cost 0.5 -o x.h5
+expect_error "compare refuses a missing spectrum file" 1 "nothere.h5" x.h5 -- \
+    "$EFFDIM" compare adam.h5 --spectrum nothere.h5 --diag diag.h5 -o x.h5
+expect_error "compare refuses a diag file as the spectrum" 1 "expected 'effdim.spectrum'" x.h5 -- \
+    "$EFFDIM" compare adam.h5 --spectrum diag.h5 --diag diag.h5 -o x.h5
+expect_error "compare refuses a checkpoint as the diag file" 1 "expected 'effdim.diag'" x.h5 -- \
+    "$EFFDIM" compare adam.h5 --spectrum spec.h5 --diag sgd.h5 -o x.h5
+expect_error "compare refuses an unknown --only name" 2 "no diagonal 'nope'" x.h5 -- \
+    "$EFFDIM" compare adam.h5 --spectrum spec.h5 --diag diag.h5 --only nope -o x.h5
+if ls ./*.tmp-* >/dev/null 2>&1; then
+    fail "no temporary file is left behind" "$(ls)"
+else
+    ok "no temporary file is left behind"
+fi
+
+echo "$passed passed, $failed failed"
+if [ "$failed" -eq 0 ]; then rm -rf "$TMP"; fi
+[ "$failed" -eq 0 ]
