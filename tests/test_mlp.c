@@ -789,6 +789,10 @@ static void workspace_memory_is_bounded_by_the_chunk(void)
     if (make_mlp(&m, 3, sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY, EFFDIM_REDUCTION_MEAN)) return;
     effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 0, &e);
     if (!CHECK(ws != NULL)) return;
+    CHECK(effdim_mlp_ws_chunk(ws) == 512); /* the documented default */
+    effdim_mlp_ws_free(ws);
+    ws = effdim_mlp_ws_alloc(&m, 1024, &e);
+    if (!CHECK(ws != NULL)) return;
     CHECK(effdim_mlp_ws_chunk(ws) == 1024);
     /* 8 (chunk (d + k + 3 sum widths + 1) + P) + 4 chunk + the struct, plus < 64 bytes
      * padding per buffer (13 buffers) */
