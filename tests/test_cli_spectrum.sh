@@ -1,0 +1,259 @@
+#!/bin/bash
+# tests/test_cli_spectrum.sh: the `effdim spectrum` command end to end.
+#
+#   bash tests/test_cli_spectrum.sh path/to/effdim
+#
+# Trains a tiny network on two spirals with `effdim train`, computes its
+# spectrum with every option family (FD and exact products, GGN, top /
+# bottom / both, SLQ, trace, density, per-layer spectra, eigenvectors), checks
+# the summary, the JSON and the file (through `effdim inspect`, and through
+# h5py when Debian's /usr/bin/python3 has it), runs it on the checkpoint
+# PyTorch wrote through the exporter (tests/fixtures/torch_written.h5), then
+# provokes the bad inputs: each must exit with status 1 or 2, print exactly
+# one line on stderr naming the file or the option, and leave an existing
+# output file byte-identical with no temporary file behind. Prints "ok - ..."
+# / "FAIL - ..." per check and ends with "N passed, M failed"; exits non-zero
+# on any failure.
+set -u
+
+EFFDIM=${1:?usage: test_cli_spectrum.sh path/to/effdim}
+EFFDIM="$(cd "$(dirname "$EFFDIM")" && pwd)/$(basename "$EFFDIM")"
+FIX="$(cd "$(dirname "$0")" && pwd)/fixtures"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/effdim-cli-spectrum-XXXXXX")
+cd "$TMP" || exit 99
+
+passed=0
+failed=0
+ok() { echo "ok - $1"; passed=$((passed + 1)); }
+fail() {
+    echo "FAIL - $1"
+    shift
+    for line in "$@"; do echo "    $line"; done
+    failed=$((failed + 1))
+}
+
+PY=""
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import h5py, numpy' 2>/dev/null; then
+    PY=/usr/bin/python3
+fi
+
+DATA="spirals:n=200,seed=3"
+"$EFFDIM" train --data "$DATA" --arch 2,12,12,2 --act tanh --opt adam --lr 0.01 --batch 50 \
+    --epochs 20 --seed 1 --threads 1 -o model.h5 >/dev/null 2>train.log ||
+    fail "effdim train makes the checkpoint the spectrum tests use" "$(cat train.log)"
+
+# ---- happy paths -------------------------------------------------------------
+
+if "$EFFDIM" spectrum model.h5 -o spec.h5 -k 6 --probes 8 --z 0.1,1,10 --threads 1 \
+    >summary.txt 2>spec.log; then
+    ok "spectrum of a trained checkpoint exits 0"
+else
+    fail "spectrum of a trained checkpoint exits 0" "$(cat spec.log)"
+fi
+
+if grep -q '^lanczos     top 6, tol 1e-08: 6/6 converged' summary.txt &&
+    grep -q "^data        $DATA: 200 rows" summary.txt &&
+    grep -q '^operator    hessian, fd products (step h = ' summary.txt &&
+    grep -qE '^  0\.1 +[0-9.]+ +[0-9.]+ \+- ' summary.txt &&
+    grep -q '^trace       ' summary.txt && grep -q 'wrote spec.h5' summary.txt; then
+    ok "the summary shows the data recorded in the checkpoint, converged pairs, N_eff Ritz vs SLQ and the trace"
+else
+    fail "the summary shows the data recorded in the checkpoint, converged pairs, N_eff Ritz vs SLQ and the trace" \
+        "$(cat summary.txt)"
+fi
+
+if grep -q '^lanczos: ' spec.log && grep -q 'SLQ, 8 probes' spec.log; then
+    ok "progress goes to stderr as plain log lines when stderr is not a terminal"
+else
+    fail "progress goes to stderr as plain log lines when stderr is not a terminal" "$(cat spec.log)"
+fi
+
+"$EFFDIM" inspect spec.h5 >inspect.txt 2>&1
+if grep -q 'effdim.spectrum (version 1)' inspect.txt && grep -q 'checkpoint_sha256' inspect.txt &&
+    grep -q "$(sha256sum model.h5 | cut -c1-64)" inspect.txt; then
+    ok "the file is an effdim.spectrum whose checkpoint_sha256 equals sha256sum of the checkpoint"
+else
+    fail "the file is an effdim.spectrum whose checkpoint_sha256 equals sha256sum of the checkpoint" \
+        "$(head -30 inspect.txt)"
+fi
+
+"$EFFDIM" spectrum model.h5 -o a.h5 -k 5 --hvp exact --probes 4 --json --threads 1 >a.json 2>/dev/null
+"$EFFDIM" spectrum model.h5 -o b.h5 -k 5 --hvp exact --probes 4 --json --threads 1 >b.json 2>/dev/null
+ev_a=$(tr -d ' \n\t' <a.json | grep -o '"eigenvalues":\[[^]]*\]')
+ev_b=$(tr -d ' \n\t' <b.json | grep -o '"eigenvalues":\[[^]]*\]')
+"$EFFDIM" spectrum model.h5 -o c.h5 -k 5 --hvp exact --probes 4 --json --no-cache --threads 1 \
+    >c.json 2>/dev/null
+ev_c=$(tr -d ' \n\t' <c.json | grep -o '"eigenvalues":\[[^]]*\]')
+if [ -n "$ev_a" ] && [ "$ev_a" = "$ev_b" ] && [ "$ev_a" = "$ev_c" ] && grep -q '"n_eff_slq"' a.json &&
+    grep -q '"hvp_method":[[:space:]]*"exact"' a.json; then
+    ok "--json reports eigenvalues and SLQ N_eff; the same seed repeats them exactly, with or without --no-cache"
+else
+    fail "--json reports eigenvalues and SLQ N_eff; the same seed repeats them exactly, with or without --no-cache" \
+        "$ev_a" "$ev_b" "$ev_c"
+fi
+
+"$EFFDIM" spectrum model.h5 -o both.h5 -k 6 --which both --probes 0 --threads 1 >both.txt 2>&1
+"$EFFDIM" spectrum model.h5 -o ggn.h5 -k 6 --op ggn --probes 0 --threads 1 >ggn.txt 2>&1
+"$EFFDIM" spectrum model.h5 -o full.h5 -k 4 --probes 6 --density --per-layer --save-vectors \
+    --neg-policy abs --prior 0.01 --subset 120 --seed 4 --threads 1 >full.txt 2>&1
+if grep -q '^lanczos     both 6' both.txt && grep -q '^operator    ggn, exact products' ggn.txt &&
+    grep -q '^density     400 points' full.txt && grep -q '^layer 2 ' full.txt &&
+    grep -q '(random subset)' full.txt && grep -q 'prior 0.01' full.txt; then
+    ok "--which both, --op ggn, --density, --per-layer, --save-vectors, --subset and --prior run"
+else
+    fail "--which both, --op ggn, --density, --per-layer, --save-vectors, --subset and --prior run" \
+        "$(cat both.txt ggn.txt full.txt)"
+fi
+
+if [ -n "$PY" ]; then
+    if "$PY" - spec.h5 a.h5 full.h5 ggn.h5 both.h5 >py.txt 2>&1 <<'EOF'
+import sys
+import h5py
+import numpy as np
+
+spec, exact, full, ggn, both = (h5py.File(p, "r") for p in sys.argv[1:6])
+problems = []
+def need(cond, what):
+    if not cond:
+        problems.append(what)
+
+for f in (spec, exact, full, ggn, both):
+    ev = f["spectrum/eigenvalues"][()]
+    need(f.attrs["format"] == "effdim.spectrum" and f.attrs["format_version"] == 1, "root format")
+    need(np.all(np.diff(ev) <= 0), "eigenvalues descending")
+    need(f["spectrum/residuals"].shape == ev.shape, "residuals shape")
+    need(f["spectrum/residual_bounds"].shape == ev.shape, "bounds shape")
+    need(f["effdim/z"].shape == f["effdim/n_eff"].shape, "n_eff shape")
+    need(f.attrs["n_params"] == 218, "n_params")
+# FD and exact products give the same top eigenvalues
+ev_fd, ev_ex = spec["spectrum/eigenvalues"][:5], exact["spectrum/eigenvalues"][()]
+need(np.max(np.abs(ev_fd - ev_ex) / np.abs(ev_ex)) < 1e-6, "fd vs exact eigenvalues")
+# the residuals meet the tolerance relative to the eigenvalue (exact products)
+need(np.all(exact["spectrum/residuals"][()] <= 1e-7 * np.abs(ev_ex) + 1e-12), "exact residuals")
+# N_eff (Ritz) equals the formula over the stored eigenvalues under policy zero
+z, ne = spec["effdim/z"][()], spec["effdim/n_eff"][()]
+lam = np.maximum(spec["spectrum/eigenvalues"][()], 0)
+need(np.allclose(ne, [np.sum(lam / (lam + zz)) for zz in z], rtol=1e-12), "n_eff formula")
+# SLQ over the whole spectrum is at least the Ritz sum minus its error
+need(np.all(spec["effdim/n_eff_slq"][()] + 3 * spec["effdim/n_eff_slq_se"][()] >= ne - 1e-9), "slq >= ritz")
+need(spec.attrs["data_spec"] == "spirals:n=200,seed=3" and spec.attrs["n"] == 200, "data spec from ckpt")
+need(spec.attrs["operator"] == "hessian" and spec.attrs["hvp_method"] == "fd", "operator attrs")
+need(spec.attrs["fd_eps"] > 0 and exact.attrs["fd_eps"] == 0, "fd_eps")
+need(spec.attrs["reduction"] == "mean" and abs(spec.attrs["scale"] - 1 / 200) < 1e-15, "scale")
+need(spec["trace"].attrs["method"] == "hutch++", "trace method")
+# GGN: PSD
+need(np.all(ggn["spectrum/eigenvalues"][()] > -1e-10), "ggn psd")
+# both ends: 3 top and 3 bottom, the bottom below the top
+need(both.attrs["which"] == "both" and both["spectrum/eigenvalues"].shape == (6,), "both")
+# full: vectors, density, per-layer, policy, prior, subset
+vec = full["spectrum/eigenvectors"][()]
+need(vec.shape == (4, 218), "eigenvectors shape")
+need(np.allclose(vec @ vec.T, np.eye(4), atol=1e-8), "eigenvectors orthonormal")
+need(full["density/grid"].shape == (400,) and full["density/values"].shape == (400,), "density")
+need(abs(np.trapz(full["density/values"][()], full["density/grid"][()]) - 1) < 0.05, "density integrates to 1")
+need([k for k in full["per_layer"]] == ["layer0", "layer1", "layer2"], "per_layer groups")
+need(full["per_layer/layer1"].attrs["offset"] == 36 and full["per_layer/layer1"].attrs["size"] == 156, "layer1 block")
+need(full.attrs["neg_policy"] == "abs" and full.attrs["prior"] == 0.01 and full.attrs["n"] == 120, "full attrs")
+need(full.attrs["seed"] == 4, "seed")
+print("problems:", problems)
+sys.exit(1 if problems else 0)
+EOF
+    then
+        ok "h5py reads the files: shapes, order, N_eff formula, FD = exact to 1e-6, GGN PSD, orthonormal vectors"
+    else
+        fail "h5py reads the files: shapes, order, N_eff formula, FD = exact to 1e-6, GGN PSD, orthonormal vectors" \
+            "$(cat py.txt)"
+    fi
+else
+    echo "# skipped the h5py checks: /usr/bin/python3 with h5py not found"
+fi
+
+# a checkpoint PyTorch wrote through tools/torch_export.py's layout
+if "$EFFDIM" spectrum "$FIX/torch_written.h5" --data "gmm:n=120,d=6,classes=4,seed=2" -k 5 \
+    --probes 4 -o torch.h5 --threads 1 >torch.txt 2>&1 &&
+    grep -q '5/5 converged' torch.txt && grep -q '194 parameters' torch.txt; then
+    ok "spectrum works on the checkpoint PyTorch wrote (tests/fixtures/torch_written.h5)"
+else
+    fail "spectrum works on the checkpoint PyTorch wrote (tests/fixtures/torch_written.h5)" "$(cat torch.txt)"
+fi
+
+if "$EFFDIM" spectrum --help | grep -q -- '--neg-policy' && "$EFFDIM" --help | grep -q 'spectrum'; then
+    ok "spectrum --help exits 0 and describes the options; effdim --help lists spectrum"
+else
+    fail "spectrum --help exits 0 and describes the options; effdim --help lists spectrum"
+fi
+
+# ---- bad inputs ------------------------------------------------------------------
+
+cp spec.h5 spec.ref
+printf 'this is not HDF5 at all\n' >corrupt.h5
+"$EFFDIM" train --data "regression:n=50,d=3,seed=1" --arch 3,4,1 --loss mse --epochs 1 \
+    -o reg.h5 >/dev/null 2>&1
+
+# expect_refusal NAME SUBSTRING -- COMMAND...: exit 1 or 2, one stderr line
+# containing SUBSTRING, spec.h5 unchanged, no temporary beside it.
+expect_refusal() {
+    local name=$1 want=$2
+    shift 3
+    "$@" >out.txt 2>err.txt
+    local rc=$? lines
+    lines=$(wc -l <err.txt)
+    local problems=()
+    [ "$rc" -eq 1 ] || [ "$rc" -eq 2 ] || problems+=("exit status $rc, expected 1 or 2")
+    [ "$lines" -eq 1 ] || problems+=("$lines lines on stderr, expected 1")
+    grep -qF -- "$want" err.txt || problems+=("stderr lacks '$want'")
+    cmp -s spec.h5 spec.ref || problems+=("spec.h5 was modified")
+    if compgen -G "spec.h5.tmp-*" >/dev/null; then problems+=("a temporary file was left"); fi
+    if [ ${#problems[@]} -eq 0 ]; then
+        ok "$name (exit $rc: $(cat err.txt))"
+    else
+        fail "$name" "${problems[@]}" "stderr: $(cat err.txt)"
+    fi
+}
+
+S=(-o spec.h5 --probes 0 --threads 1)
+expect_refusal "a missing checkpoint is refused, naming it" "nonexistent.h5" -- \
+    "$EFFDIM" spectrum nonexistent.h5 "${S[@]}"
+expect_refusal "a corrupt checkpoint is refused, naming it" "corrupt.h5" -- \
+    "$EFFDIM" spectrum corrupt.h5 "${S[@]}"
+expect_refusal "a checkpoint of a newer format is refused" "format_version 2 is newer" -- \
+    "$EFFDIM" spectrum "$FIX/checkpoint_v2.h5" --data "$DATA" "${S[@]}"
+expect_refusal "data whose width does not fit the network are refused, naming the spec" \
+    "regression:n=20,d=5,seed=1: 5 input features, but the network's input width sizes[0] is 3" -- \
+    "$EFFDIM" spectrum reg.h5 --data "regression:n=20,d=5,seed=1" "${S[@]}"
+expect_refusal "class labels for an mse network are refused" "need loss cross_entropy" -- \
+    "$EFFDIM" spectrum reg.h5 --data "gmm:n=20,d=3,classes=2" "${S[@]}"
+expect_refusal "a checkpoint without a recorded data spec needs --data" "--data" -- \
+    "$EFFDIM" spectrum "$FIX/torch_written.h5" "${S[@]}"
+expect_refusal "a bad data spec is refused, naming it" "nosuchkind" -- \
+    "$EFFDIM" spectrum model.h5 --data "nosuchkind:n=3" "${S[@]}"
+expect_refusal "-k 0 is a usage error" "-k" -- \
+    "$EFFDIM" spectrum model.h5 -k 0 "${S[@]}"
+expect_refusal "--which sideways is a usage error" "--which" -- \
+    "$EFFDIM" spectrum model.h5 --which sideways "${S[@]}"
+expect_refusal "--op fisher is a usage error" "--op" -- \
+    "$EFFDIM" spectrum model.h5 --op fisher "${S[@]}"
+expect_refusal "--hvp autodiff is a usage error" "--hvp" -- \
+    "$EFFDIM" spectrum model.h5 --hvp autodiff "${S[@]}"
+expect_refusal "--op ggn with --hvp fd is a usage error" "Gauss-Newton products are always exact" -- \
+    "$EFFDIM" spectrum model.h5 --op ggn --hvp fd "${S[@]}"
+expect_refusal "--z with a non-positive value is a usage error" "--z" -- \
+    "$EFFDIM" spectrum model.h5 --z 1,0 "${S[@]}"
+expect_refusal "--tol 2 is a usage error" "--tol" -- \
+    "$EFFDIM" spectrum model.h5 --tol 2 "${S[@]}"
+expect_refusal "--neg-policy bogus is a usage error" "--neg-policy" -- \
+    "$EFFDIM" spectrum model.h5 --neg-policy bogus "${S[@]}"
+expect_refusal "--prior -1 is a usage error" "--prior" -- \
+    "$EFFDIM" spectrum model.h5 --prior -1 "${S[@]}"
+expect_refusal "an unknown option is a usage error" "--frobnicate" -- \
+    "$EFFDIM" spectrum model.h5 --frobnicate "${S[@]}"
+expect_refusal "a missing -o is a usage error" "-o" -- \
+    "$EFFDIM" spectrum model.h5 --probes 0
+expect_refusal "a missing checkpoint argument is a usage error" "missing the checkpoint" -- \
+    "$EFFDIM" spectrum -o spec.h5
+expect_refusal "an output folder that does not exist is refused, naming it" "no/such/folder" -- \
+    "$EFFDIM" spectrum model.h5 -o no/such/folder/s.h5 --probes 0 --threads 1
+
+echo "$passed passed, $failed failed"
+if [ "$failed" -eq 0 ]; then rm -rf "$TMP"; else echo "# files kept in $TMP"; fi
+[ "$failed" -eq 0 ]

@@ -1,0 +1,692 @@
+/* tools/bench_spectrum.c: `effdim bench spectrum`, Hessian products and top eigenvalues.
+ *
+ * On 784-300-100-10 (relu hidden layers, softmax cross-entropy, mean; 266,610
+ * parameters) and the first 10,000 Fashion-MNIST training images, float64,
+ * 2 OpenBLAS threads, it measures in one run:
+ *  1. one full gradient, one finite-difference Hessian-vector product and one
+ *     exact (R-operator) product, timed interleaved (bench_common.h) so the
+ *     machine's load falls on all three alike; the ratio FD / gradient has
+ *     the target <= 2.1;
+ *  2. the top-20 eigenvalues to tol 1e-6 by effdim's Lanczos (thick restart,
+ *     full reorthogonalisation) with exact products from the cached forward
+ *     state (the fastest products; --hvp fd or --no-cache for the others):
+ *     matvecs (target < 100) and wall seconds;
+ *  3. the same with PyTorch double-backprop HVPs and SciPy's ARPACK eigsh
+ *     (k = 20, tol 1e-6, which='LA') on the same weights and data, by
+ *     tools/bench/spectrum_torch.py with Debian's /usr/bin/python3 (the
+ *     checkpoint goes to a temporary folder); the target is effdim's wall time
+ *     <= 1/3 of PyTorch + eigsh, and the two sets of eigenvalues are compared;
+ *  4. peak memory (getrusage max RSS) against the bound: data + Lanczos basis
+ *     ((m+1) x P doubles) + the MLP workspace + 8 gradient-sized vectors,
+ *     plus 20%, over the RSS before any of them was allocated; reported
+ *     without and with the cached forward state as a term of its own.
+ * The model is trained in the same run for --epochs epochs of Adam (lr 1e-3,
+ * batch 128, seed 1; default 1) from PyTorch's default init (seed 1), or
+ * loaded from --ckpt; --epochs 0 keeps the random init.
+ */
+#include <getopt.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "bench_common.h"
+#include "cli.h"
+#include "effdim/checkpoint.h"
+#include "effdim/data.h"
+#include "effdim/hvp.h"
+#include "effdim/lanczos.h"
+#include "effdim/mlp.h"
+#include "effdim/optim.h"
+#include "internal.h"
+
+#define CMD "bench spectrum"
+#define TORCH_SCRIPT "tools/bench/spectrum_torch.py"
+
+typedef struct sb_opts {
+    size_t n;
+    const char *data;   /* spec; default fashion-mnist:train:n=N */
+    const char *ckpt;   /* use this checkpoint instead of training */
+    size_t epochs;
+    int threads;
+    size_t k;
+    double tol;
+    size_t repeat;
+    size_t chunk;
+    size_t basis;       /* Lanczos basis size m; 0 = the default max(2k + 20, 60) */
+    effdim_hvp_method hvp;
+    int cache;          /* exact products for Lanczos from the cached forward state */
+    int torch;
+    int json;
+    const char *keep;   /* write the checkpoint here and keep it */
+} sb_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: effdim bench spectrum [options]\n\n"
+            "Times one gradient, one finite-difference and one exact Hessian-vector product,\n"
+            "then the top-k Hessian eigenvalues by effdim's Lanczos against PyTorch\n"
+            "double-backprop HVPs with SciPy's ARPACK eigsh, on the same model and data.\n\n"
+            "  --n N          examples (default 10000)\n"
+            "  --data SPEC    data spec (default fashion-mnist:train:n=N)\n"
+            "  --ckpt FILE    use this checkpoint (default: 784-300-100-10 relu trained here)\n"
+            "  --epochs E     Adam epochs (lr 1e-3, batch 128, seed 1) before measuring\n"
+            "                 (default 1; 0 = PyTorch's random init, seed 1)\n"
+            "  --k K          eigenvalues (default 20)\n"
+            "  --tol T        relative residual tolerance (default 1e-6)\n"
+            "  --hvp M        products for Lanczos: exact (default) or fd\n"
+            "  --no-cache     exact products without the cached forward state\n"
+            "  --basis M      Lanczos basis size (default max(2k + 20, 60))\n"
+            "  --threads T    OpenBLAS / torch threads (default 2)\n"
+            "  --repeat R     timed samples of gradient and products (default 5)\n"
+            "  --chunk C      rows per pass (default 512, as bench grad)\n"
+            "  --keep FILE    keep the checkpoint written for the PyTorch script there\n"
+            "  --no-torch     skip the PyTorch + eigsh comparison\n"
+            "  --json         print a JSON summary\n"
+            "  -h, --help     this help\n");
+}
+
+static int parse_opts(int argc, char **argv, sb_opts *o)
+{
+    static const struct option longopts[] = {
+        {"n", required_argument, 0, 'n'},      {"data", required_argument, 0, 'd'},
+        {"ckpt", required_argument, 0, 'c'},   {"epochs", required_argument, 0, 'e'},
+        {"k", required_argument, 0, 'k'},      {"tol", required_argument, 0, 'T'},
+        {"hvp", required_argument, 0, 'H'},    {"threads", required_argument, 0, 't'},
+        {"repeat", required_argument, 0, 'r'}, {"chunk", required_argument, 0, 'C'},
+        {"keep", required_argument, 0, 'K'},   {"no-torch", no_argument, 0, 'N'},
+        {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
+        {"no-cache", no_argument, 0, 'A'},    {"basis", required_argument, 0, 'B'},
+        {0, 0, 0, 0},
+    };
+    size_t v;
+    int c, rc = 0;
+    effdim_error err;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            rc = cli_parse_size(CMD, "--n", optarg, &o->n);
+            if (!rc && o->n < 1) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--n: at least 1");
+            break;
+        case 'd': o->data = optarg; break;
+        case 'c': o->ckpt = optarg; break;
+        case 'e': rc = cli_parse_size(CMD, "--epochs", optarg, &o->epochs); break;
+        case 'k':
+            rc = cli_parse_size(CMD, "--k", optarg, &o->k);
+            if (!rc && (o->k < 1 || o->k > 1000))
+                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--k: expected 1 to 1000");
+            break;
+        case 'T':
+            rc = cli_parse_double(CMD, "--tol", optarg, &o->tol);
+            if (!rc && !(o->tol > 0 && o->tol < 1))
+                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--tol: expected 0 < tol < 1");
+            break;
+        case 'H':
+            if (effdim_hvp_method_parse(optarg, &o->hvp, &err))
+                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--hvp: %s", err.msg);
+            break;
+        case 't':
+            rc = cli_parse_size(CMD, "--threads", optarg, &v);
+            if (!rc && (v < 1 || v > 256))
+                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--threads: expected 1 to 256, got %zu", v);
+            o->threads = (int)v;
+            break;
+        case 'r':
+            rc = cli_parse_size(CMD, "--repeat", optarg, &o->repeat);
+            if (!rc && (o->repeat < 1 || o->repeat > 1000))
+                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--repeat: expected 1 to 1000");
+            break;
+        case 'C':
+            rc = cli_parse_size(CMD, "--chunk", optarg, &o->chunk);
+            if (!rc && o->chunk < 1) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--chunk: at least 1");
+            break;
+        case 'K': o->keep = optarg; break;
+        case 'N': o->torch = 0; break;
+        case 'A': o->cache = 0; break;
+        case 'B': rc = cli_parse_size(CMD, "--basis", optarg, &o->basis); break;
+        case 'j': o->json = 1; break;
+        case 'h': usage(stdout); return -1;
+        case ':': return cli_errorf(CMD, CLI_EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_errorf(CMD, CLI_EXIT_USAGE, "unknown option '%s' (effdim bench spectrum --help)",
+                              argv[optind - 1]);
+        }
+        if (rc) return rc;
+    }
+    if (optind < argc)
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+/* ---- memory -------------------------------------------------------------------- */
+
+static double max_rss_bytes(int who)
+{
+    struct rusage ru;
+    if (getrusage(who, &ru)) return (double)NAN;
+    return (double)ru.ru_maxrss * 1024.0; /* Linux reports KiB */
+}
+
+/* Current resident set (from /proc/self/statm), bytes. */
+static double current_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (!f) return (double)NAN;
+    int ok = fscanf(f, "%ld %ld", &pages, &resident) == 2;
+    fclose(f);
+    return ok ? (double)resident * (double)sysconf(_SC_PAGESIZE) : (double)NAN;
+}
+
+/* ---- the model ------------------------------------------------------------------- */
+
+typedef struct model {
+    effdim_mlp m;
+    double *theta;
+    char source[256];   /* how it was made */
+    double loss, accuracy;
+} model;
+
+static effdim_status train_model(model *md, const effdim_dataset *ds, size_t epochs,
+                                 size_t chunk, effdim_error *err)
+{
+    const size_t sizes[] = {784, 300, 100, 10};
+    const effdim_activation acts[] = {EFFDIM_ACT_RELU, EFFDIM_ACT_RELU, EFFDIM_ACT_IDENTITY};
+    effdim_status st = effdim_mlp_init(&md->m, 3, sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY,
+                                       EFFDIM_REDUCTION_MEAN, err);
+    if (st) return st;
+    md->theta = malloc(md->m.n_params * sizeof(double));
+    if (!md->theta) return effdim_error_set(err, EFFDIM_ENOMEM, "out of memory for theta");
+    st = effdim_mlp_init_params(&md->m, md->theta, EFFDIM_INIT_TORCH, 1, err);
+    if (st) return st;
+    snprintf(md->source, sizeof md->source,
+             epochs ? "PyTorch init (seed 1), then %zu epoch(s) of Adam lr 1e-3 batch 128 (seed 1)"
+                    : "PyTorch init (seed 1), untrained (%zu epochs)", epochs);
+    if (!epochs) return EFFDIM_OK;
+    effdim_optim_params p = effdim_optim_default_params(EFFDIM_OPTIM_ADAM);
+    effdim_optim *opt = NULL;
+    size_t *perm = malloc(ds->n * sizeof *perm);
+    double *grad = malloc(md->m.n_params * sizeof *grad);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&md->m, 128, err);
+    st = EFFDIM_ENOMEM;
+    if (!perm || !grad || !rng || !ws) goto done;
+    st = effdim_optim_alloc(EFFDIM_OPTIM_ADAM, &p, md->m.n_params, &opt, err);
+    if (st) goto done;
+    gsl_rng_set(rng, 1);
+    for (size_t i = 0; i < ds->n; ++i) perm[i] = i;
+    for (size_t e = 0; e < epochs && !st; ++e) {
+        gsl_ran_shuffle(rng, perm, ds->n, sizeof *perm);
+        for (size_t at = 0; at < ds->n && !st; at += 128) {
+            size_t len = ds->n - at < 128 ? ds->n - at : 128;
+            st = effdim_mlp_loss_grad(&md->m, md->theta, ds, perm + at, len, NULL, grad, ws, err);
+            if (!st) st = effdim_optim_step(opt, md->theta, grad, p.lr, err);
+        }
+    }
+done:
+    if (st == EFFDIM_ENOMEM && !err->msg[0]) effdim_error_set(err, st, "out of memory for training");
+    effdim_optim_free(opt);
+    effdim_mlp_ws_free(ws);
+    if (rng) gsl_rng_free(rng);
+    free(perm);
+    free(grad);
+    return st;
+}
+
+static effdim_status load_model(model *md, const char *path, effdim_error *err)
+{
+    effdim_checkpoint *c = NULL;
+    effdim_status st = effdim_checkpoint_load(path, &c, err);
+    if (st) return st;
+    md->m = c->mlp;
+    md->theta = c->theta;
+    c->theta = NULL;
+    effdim_checkpoint_free(c);
+    snprintf(md->source, sizeof md->source, "checkpoint %s", path);
+    return EFFDIM_OK;
+}
+
+/* ---- timed jobs ---------------------------------------------------------------------- */
+
+typedef struct timed {
+    const model *md;
+    const effdim_dataset *ds;
+    effdim_mlp_ws *ws;
+    effdim_operator *op;
+    const double *v;
+    double *out;
+    effdim_error err;
+} timed;
+
+static int job_grad(void *p)
+{
+    timed *t = p;
+    return effdim_mlp_loss_grad(&t->md->m, t->md->theta, t->ds, NULL, t->ds->n, NULL, t->out, t->ws,
+                                &t->err) != EFFDIM_OK;
+}
+
+static int job_hvp(void *p)
+{
+    timed *t = p;
+    size_t P = t->md->m.n_params;
+    return effdim_operator_apply(t->op, 1, t->v, P, t->out, P, &t->err) != EFFDIM_OK;
+}
+
+/* ---- PyTorch + eigsh ------------------------------------------------------------------ */
+
+static int find_script(char *buf, size_t cap)
+{
+    const char *src = getenv("EFFDIM_SOURCE_DIR");
+    if (src && src[0]) {
+        snprintf(buf, cap, "%s/%s", src, TORCH_SCRIPT);
+        if (access(buf, R_OK) == 0) return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        for (int up = 0; up < 4; ++up) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
+            *slash = '\0';
+            snprintf(buf, cap, "%s/%s", exe, TORCH_SCRIPT);
+            if (access(buf, R_OK) == 0) return 0;
+        }
+    }
+    snprintf(buf, cap, "%s", TORCH_SCRIPT);
+    return access(buf, R_OK) == 0 ? 0 : -1;
+}
+
+static cJSON *run_torch(const sb_opts *o, const char *ckpt, const effdim_dataset *ds)
+{
+    char script[PATH_MAX + 64], cmd[3 * PATH_MAX + 512];
+    if (access("/usr/bin/python3", X_OK) != 0) {
+        cli_errorf(CMD, 0, "/usr/bin/python3 not found; PyTorch comparison skipped");
+        return NULL;
+    }
+    if (find_script(script, sizeof script)) {
+        cli_errorf(CMD, 0, TORCH_SCRIPT " not found (set EFFDIM_SOURCE_DIR to the checkout); "
+                           "PyTorch comparison skipped");
+        return NULL;
+    }
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 '%s' --ckpt '%s' --n %zu --k %zu --tol %g --threads %d",
+             script, ckpt, ds->n, o->k, o->tol, o->threads);
+    fprintf(stderr, "effdim bench spectrum: running PyTorch + eigsh (%s)\n", TORCH_SCRIPT);
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    char line[65536], last[65536] = "";
+    while (fgets(line, sizeof line, p))
+        if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
+    int rc = pclose(p);
+    if (rc != 0 || !last[0]) {
+        cli_errorf(CMD, 0, "the PyTorch script failed (status %d); comparison skipped", rc);
+        return NULL;
+    }
+    return cJSON_Parse(last);
+}
+
+static double json_num(const cJSON *o, const char *name)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(x) ? x->valuedouble : (double)NAN;
+}
+
+/* max_i |a_i - b_i| / |b_i| over the eigenvalues both lists have (descending). */
+static double compare_eigenvalues(const double *a, size_t k, const cJSON *torch, size_t *count)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(torch, "eigenvalues");
+    double worst = 0.0;
+    size_t n = 0;
+    if (!cJSON_IsArray(arr)) return (double)NAN;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, arr)
+    {
+        if (n >= k || !cJSON_IsNumber(x)) break;
+        worst = fmax(worst, fabs(a[n] - x->valuedouble) / fabs(x->valuedouble));
+        ++n;
+    }
+    *count = n;
+    return n ? worst : (double)NAN;
+}
+
+/* ---- the run -------------------------------------------------------------------------- */
+
+typedef struct results {
+    bench_timing grad, fd, exact, cached;
+    double cache_bytes;
+    double *eig, *res;
+    effdim_lanczos_stats stats;
+    effdim_status lanczos_status;
+    double lanczos_seconds;
+    double rss_base, rss_peak, bound, data_bytes, basis_bytes, ws_bytes, vec_bytes;
+    double fd_step;
+} results;
+
+static effdim_status run_lanczos(const sb_opts *o, effdim_operator *op, results *r,
+                                 effdim_error *err)
+{
+    effdim_lanczos_params lp = effdim_lanczos_default_params();
+    lp.k = o->k;
+    lp.tol = o->tol;
+    lp.seed = 1;
+    lp.max_matvecs = 2000;
+    lp.m = o->basis;
+    effdim_lanczos_workspace *lw = effdim_lanczos_alloc(op->n, &lp, err);
+    if (!lw) return err->code ? err->code : EFFDIM_ENOMEM;
+    cli_progress pr;
+    cli_progress_init(&pr);
+    double t0 = effdim_now();
+    effdim_status st = effdim_lanczos_init(lw, op, NULL, err);
+    while (!st || st == EFFDIM_ECONTINUE) {
+        st = effdim_lanczos_iterate(lw, err);
+        effdim_lanczos_progress p;
+        effdim_lanczos_get_progress(lw, &p);
+        cli_progress_update(&pr, -1.0, "lanczos: %zu matvecs, %zu/%zu converged, top %.6g",
+                            p.matvecs, p.nconv, p.k, p.theta_max);
+        if (st != EFFDIM_ECONTINUE) break;
+    }
+    cli_progress_done(&pr);
+    r->lanczos_seconds = effdim_now() - t0;
+    r->lanczos_status = st;
+    if (st == EFFDIM_OK || st == EFFDIM_EMAXITER) {
+        effdim_lanczos_solution sol;
+        effdim_status s2 = effdim_lanczos_result(lw, &sol, err);
+        if (!s2) {
+            memcpy(r->eig, sol.eigenvalues, o->k * sizeof(double));
+            memcpy(r->res, sol.residuals, o->k * sizeof(double));
+            r->stats = sol.stats;
+            r->basis_bytes = (double)(sol.stats.basis_size + 1) * (double)op->n * 8.0;
+        }
+        st = s2;
+    }
+    effdim_lanczos_free(lw);
+    return st;
+}
+
+static void print_text(const sb_opts *o, const model *md, const effdim_dataset *ds,
+                       const results *r, const cJSON *torch)
+{
+    char cpu[256];
+    size_t P = md->m.n_params;
+    printf("effdim bench spectrum (preliminary unless run on a quiet machine)\n");
+    printf("machine    %s, %d threads, %s\n", bench_cpu_model(cpu, sizeof cpu), o->threads,
+           effdim_blas_config());
+    printf("model      784-300-100-10 relu, cross_entropy mean, %zu parameters: %s\n", P,
+           md->source);
+    printf("           training loss %.4f, accuracy %.4f on the %zu images\n", md->loss,
+           md->accuracy, ds->n);
+    printf("data       %s: %zu x %zu, float64\n", ds->spec ? ds->spec : "?", ds->n, ds->d);
+    printf("products   best / median of %zu interleaved samples, seconds per call\n",
+           r->grad.repeat);
+    printf("  gradient      %8.4f / %8.4f\n", r->grad.best, r->grad.median);
+    printf("  FD HVP        %8.4f / %8.4f   ratio to gradient %.3f (median %.3f); target <= 2.1\n",
+           r->fd.best, r->fd.median, r->fd.best / r->grad.best, r->fd.median / r->grad.median);
+    printf("  exact HVP     %8.4f / %8.4f   ratio to gradient %.3f (median %.3f)\n", r->exact.best,
+           r->exact.median, r->exact.best / r->grad.best, r->exact.median / r->grad.median);
+    printf("  exact, cached %8.4f / %8.4f   ratio to gradient %.3f (median %.3f); cache %.1f MiB\n",
+           r->cached.best, r->cached.median, r->cached.best / r->grad.best,
+           r->cached.median / r->grad.median, r->cache_bytes / 1048576.0);
+    printf("  FD step h = %.3e\n", r->fd_step);
+    printf("lanczos    top %zu to tol %g with %s%s products: %zu matvecs (%zu steps + %zu for the "
+           "true residuals, %zu restarts, basis %zu), %zu/%zu converged, %.2f s (%.2f s in products)"
+           "; target < 100 matvecs\n",
+           o->k, o->tol, effdim_hvp_method_name(o->hvp), o->cache ? " (cached)" : "", r->stats.matvecs, r->stats.steps,
+           r->stats.matvecs_residual, r->stats.restarts, r->stats.basis_size, r->stats.nconv, o->k,
+           r->lanczos_seconds, r->stats.seconds_apply);
+    printf("  eigenvalues (true residuals):\n");
+    for (size_t i = 0; i < o->k; ++i)
+        printf("    %2zu  %.10g  (%.2e)\n", i + 1, r->eig[i], r->res[i]);
+    if (torch) {
+        double ts = json_num(torch, "seconds"), th = json_num(torch, "hvp_seconds");
+        size_t cnt = 0;
+        double diff = compare_eigenvalues(r->eig, o->k, torch, &cnt);
+        printf("pytorch    torch %s, scipy %s: one HVP %.4f s (ratio to effdim's gradient %.2f); "
+               "eigsh %g matvecs, %.2f s\n",
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(torch, "torch_version")),
+               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(torch, "scipy_version")), th,
+               th / r->grad.best, json_num(torch, "matvecs"), ts);
+        printf("ratio      effdim / (pytorch + eigsh) wall time = %.3f; target <= 0.333\n",
+               r->lanczos_seconds / ts);
+        printf("agreement  max relative difference of the %zu eigenvalues: %.2e\n", cnt, diff);
+    }
+    printf("memory     peak RSS %.1f MiB; before data and model %.1f MiB; growth %.1f MiB\n",
+           r->rss_peak / 1048576.0, r->rss_base / 1048576.0, (r->rss_peak - r->rss_base) / 1048576.0);
+    double growth = r->rss_peak - r->rss_base, with = r->bound + 1.2 * r->cache_bytes;
+    printf("           bound 1.2 x (data %.1f + basis %.1f + workspaces %.1f + 8 vectors %.1f) = "
+           "%.1f MiB: %s\n",
+           r->data_bytes / 1048576.0, r->basis_bytes / 1048576.0, r->ws_bytes / 1048576.0,
+           r->vec_bytes / 1048576.0, r->bound / 1048576.0,
+           growth <= r->bound ? "within" : "exceeded");
+    if (o->cache && o->hvp == EFFDIM_HVP_EXACT)
+        printf("           with the cached forward state as a term (1.2 x %.1f MiB more) = %.1f MiB: %s\n",
+               r->cache_bytes / 1048576.0, with / 1048576.0, growth <= with ? "within" : "exceeded");
+}
+
+static cJSON *timing_json(const bench_timing *t)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "best", t->best);
+    cJSON_AddNumberToObject(j, "median", t->median);
+    cJSON_AddNumberToObject(j, "repeat", (double)t->repeat);
+    return j;
+}
+
+static cJSON *summary_json(const sb_opts *o, const model *md, const effdim_dataset *ds,
+                           const results *r, cJSON *torch)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "benchmark", "spectrum");
+    cJSON_AddItemToObject(j, "machine", bench_json_machine(o->threads));
+    cJSON_AddStringToObject(j, "data", ds->spec ? ds->spec : "");
+    cJSON_AddNumberToObject(j, "n", (double)ds->n);
+    cJSON_AddNumberToObject(j, "params", (double)md->m.n_params);
+    cJSON_AddStringToObject(j, "model", md->source);
+    cJSON_AddNumberToObject(j, "train_loss", md->loss);
+    cJSON_AddItemToObject(j, "gradient", timing_json(&r->grad));
+    cJSON_AddItemToObject(j, "fd_hvp", timing_json(&r->fd));
+    cJSON_AddItemToObject(j, "exact_hvp", timing_json(&r->exact));
+    cJSON_AddItemToObject(j, "exact_hvp_cached", timing_json(&r->cached));
+    cJSON_AddNumberToObject(j, "cache_bytes", r->cache_bytes);
+    cJSON_AddBoolToObject(j, "lanczos_cache", o->cache);
+    cJSON_AddNumberToObject(j, "fd_over_gradient", r->fd.best / r->grad.best);
+    cJSON_AddNumberToObject(j, "exact_over_gradient", r->exact.best / r->grad.best);
+    cJSON_AddNumberToObject(j, "target_fd_over_gradient", 2.1);
+    cJSON_AddStringToObject(j, "lanczos_hvp", effdim_hvp_method_name(o->hvp));
+    cJSON_AddNumberToObject(j, "k", (double)o->k);
+    cJSON_AddNumberToObject(j, "tol", o->tol);
+    cJSON_AddNumberToObject(j, "matvecs", (double)r->stats.matvecs);
+    cJSON_AddNumberToObject(j, "restarts", (double)r->stats.restarts);
+    cJSON_AddNumberToObject(j, "nconv", (double)r->stats.nconv);
+    cJSON_AddNumberToObject(j, "seconds", r->lanczos_seconds);
+    cJSON_AddItemToObject(j, "eigenvalues", cli_json_doubles(r->eig, o->k));
+    cJSON_AddItemToObject(j, "residuals", cli_json_doubles(r->res, o->k));
+    cJSON_AddNumberToObject(j, "peak_rss_bytes", r->rss_peak);
+    cJSON_AddNumberToObject(j, "base_rss_bytes", r->rss_base);
+    cJSON_AddNumberToObject(j, "memory_bound_bytes", r->bound);
+    cJSON_AddNumberToObject(j, "memory_bound_with_cache_bytes", r->bound + 1.2 * r->cache_bytes);
+    cJSON_AddNumberToObject(j, "basis", (double)r->stats.basis_size);
+    if (torch) {
+        size_t cnt = 0;
+        cJSON_AddNumberToObject(j, "wall_ratio_to_torch",
+                                r->lanczos_seconds / json_num(torch, "seconds"));
+        cJSON_AddNumberToObject(j, "eigenvalue_max_rel_diff",
+                                compare_eigenvalues(r->eig, o->k, torch, &cnt));
+        cJSON_AddItemToObject(j, "torch", torch);
+    }
+    cJSON_AddNumberToObject(j, "target_wall_ratio", 1.0 / 3.0);
+    return j;
+}
+
+/* Everything the run measures, effdim's side. */
+static effdim_status measure(const sb_opts *o, model *md, const effdim_dataset *ds,
+                             results *r, effdim_error *err)
+{
+    size_t P = md->m.n_params;
+    effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&md->m, o->chunk, err);
+    double *v = malloc(P * sizeof *v), *out = malloc(P * sizeof *out);
+    effdim_operator *fd = NULL, *ex = NULL, *cx = NULL;
+    effdim_status st = EFFDIM_ENOMEM;
+    if (!ws || !v || !out) goto done;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!rng) goto done;
+    gsl_rng_set(rng, 7);
+    for (size_t i = 0; i < P; ++i) v[i] = gsl_ran_gaussian(rng, 1.0);
+    gsl_rng_free(rng);
+    effdim_hvp_params hp = effdim_hvp_default_params();
+    st = effdim_hvp_operator(&md->m, md->theta, ds, NULL, ds->n, &hp, ws, &fd, err);
+    if (st) goto done;
+    hp.method = EFFDIM_HVP_EXACT;
+    st = effdim_hvp_operator(&md->m, md->theta, ds, NULL, ds->n, &hp, ws, &ex, err);
+    if (st) goto done;
+    hp.cache = 1;
+    st = effdim_hvp_operator(&md->m, md->theta, ds, NULL, ds->n, &hp, ws, &cx, err);
+    if (st) goto done;
+    effdim_hvp_info cinfo, xinfo;
+    effdim_hvp_get_info(cx, &cinfo, NULL);
+    effdim_hvp_get_info(ex, &xinfo, NULL);
+    r->cache_bytes = (double)(cinfo.bytes - xinfo.bytes);
+    effdim_hvp_info info;
+    effdim_hvp_get_info(fd, &info, NULL);
+    r->fd_step = info.fd_step;
+    st = effdim_mlp_evaluate(&md->m, md->theta, ds, NULL, ds->n, &md->loss,
+                             &md->accuracy, ws, err);
+    if (st) goto done;
+
+    fprintf(stderr, "effdim bench spectrum: timing gradient, FD HVP, exact HVP, cached exact HVP "
+                    "(%zu samples)\n", o->repeat);
+    timed tg = {md, ds, ws, NULL, v, out, {0, ""}}, tf = tg, te = tg, tc = tg;
+    tf.op = fd;
+    te.op = ex;
+    tc.op = cx;
+    bench_job jobs[4] = {{job_grad, &tg, {0, 0, 0, 0, 0}},
+                         {job_hvp, &tf, {0, 0, 0, 0, 0}},
+                         {job_hvp, &te, {0, 0, 0, 0, 0}},
+                         {job_hvp, &tc, {0, 0, 0, 0, 0}}};
+    if (bench_run(jobs, 4, o->repeat, 0.0)) {
+        *err = tg.err.code ? tg.err : tf.err.code ? tf.err : te.err.code ? te.err : tc.err;
+        st = err->code ? err->code : EFFDIM_EINTERNAL;
+        goto done;
+    }
+    r->grad = jobs[0].t;
+    r->fd = jobs[1].t;
+    r->exact = jobs[2].t;
+    r->cached = jobs[3].t;
+    /* only the operator Lanczos uses keeps its memory during the run */
+    effdim_operator *lop = o->hvp != EFFDIM_HVP_EXACT ? fd : o->cache ? cx : ex;
+    if (lop != fd) {
+        effdim_operator_free(fd);
+        fd = NULL;
+    }
+    if (lop != ex) {
+        effdim_operator_free(ex);
+        ex = NULL;
+    }
+    if (lop != cx) {
+        effdim_operator_free(cx);
+        cx = NULL;
+    }
+    effdim_operator_reset_counters(lop);
+    fprintf(stderr, "effdim bench spectrum: Lanczos, top %zu to tol %g (%s products)\n", o->k,
+            o->tol, effdim_hvp_method_name(o->hvp));
+    st = run_lanczos(o, lop, r, err);
+    r->rss_peak = max_rss_bytes(RUSAGE_SELF);
+    r->ws_bytes = (double)effdim_mlp_ws_bytes(ws);
+done:
+    effdim_operator_free(fd);
+    effdim_operator_free(ex);
+    effdim_operator_free(cx);
+    effdim_mlp_ws_free(ws);
+    free(v);
+    free(out);
+    return st;
+}
+
+int bench_spectrum(int argc, char **argv)
+{
+    sb_opts o = {.n = 10000, .epochs = 1, .threads = 2, .k = 20, .tol = 1e-6, .repeat = 5,
+                 .chunk = 512, .hvp = EFFDIM_HVP_EXACT, .cache = 1, .torch = 1};
+    int rc = parse_opts(argc, argv, &o);
+    if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    effdim_set_num_threads(o.threads);
+    effdim_error err;
+    memset(&err, 0, sizeof err);
+    results r;
+    memset(&r, 0, sizeof r);
+    model md;
+    memset(&md, 0, sizeof md);
+    effdim_dataset *ds = NULL;
+    cJSON *torch = NULL;
+    char spec[512], tmpdir[] = "/tmp/effdim-bench-spectrum-XXXXXX", ckpt_path[PATH_MAX];
+    int have_tmp = 0;
+    rc = CLI_EXIT_FAIL;
+    r.rss_base = current_rss_bytes();
+    r.eig = calloc(o.k, sizeof(double));
+    r.res = calloc(o.k, sizeof(double));
+    if (o.data) snprintf(spec, sizeof spec, "%s", o.data);
+    else snprintf(spec, sizeof spec, "fashion-mnist:train:n=%zu", o.n);
+    fprintf(stderr, "effdim bench spectrum: loading %s\n", spec);
+    if (effdim_dataset_from_spec(spec, &ds, &err)) goto fail;
+    effdim_status st = o.ckpt ? load_model(&md, o.ckpt, &err) : EFFDIM_OK;
+    if (!st && !o.ckpt) {
+        fprintf(stderr, "effdim bench spectrum: training %zu epoch(s) of Adam\n", o.epochs);
+        st = train_model(&md, ds, o.epochs, o.chunk, &err);
+    }
+    if (st || effdim_mlp_check_data(&md.m, ds, spec, &err)) goto fail;
+    r.data_bytes = (double)(ds->n * ds->d * sizeof(double) + ds->n * sizeof(int32_t));
+    if (measure(&o, &md, ds, &r, &err)) goto fail;
+    if (r.lanczos_status == EFFDIM_EMAXITER)
+        cli_errorf(CMD, 0, "Lanczos stopped at its matvec limit: %zu of %zu converged",
+                   r.stats.nconv, o.k);
+    /* the bound: data + basis + workspace + 8 gradient-sized vectors (theta copies,
+     * FD points and gradients, the probe and result), plus 20% */
+    r.vec_bytes = 8.0 * (double)md.m.n_params * 8.0;
+    r.bound = 1.2 * (r.data_bytes + r.basis_bytes + r.ws_bytes + r.vec_bytes);
+
+    if (o.torch) {
+        if (o.keep) {
+            snprintf(ckpt_path, sizeof ckpt_path, "%s", o.keep);
+        } else if (mkdtemp(tmpdir)) {
+            have_tmp = 1;
+            snprintf(ckpt_path, sizeof ckpt_path, "%s/model.h5", tmpdir);
+        }
+        effdim_checkpoint *c = NULL;
+        if (effdim_checkpoint_alloc(&md.m, md.theta, &c, &err) ||
+            effdim_checkpoint_set_provenance(c, spec, NULL, 1, &err) ||
+            effdim_checkpoint_save(c, ckpt_path, &err)) {
+            effdim_checkpoint_free(c);
+            goto fail;
+        }
+        effdim_checkpoint_free(c);
+        torch = run_torch(&o, ckpt_path, ds);
+    }
+    if (o.json) {
+        cli_json_print(summary_json(&o, &md, ds, &r, torch));
+        torch = NULL;
+    } else {
+        print_text(&o, &md, ds, &r, torch);
+    }
+    rc = CLI_EXIT_OK;
+    goto done;
+fail:
+    cli_fail(CMD, &err);
+done:
+    if (have_tmp) {
+        unlink(ckpt_path);
+        rmdir(tmpdir);
+    }
+    cJSON_Delete(torch);
+    effdim_dataset_free(ds);
+    free(md.theta);
+    free(r.eig);
+    free(r.res);
+    return rc;
+}
