@@ -3,7 +3,7 @@
  *
  * Algorithms: one index sort of the diagonal (gsl_sort_index, O(n log n))
  * gives both the quantiles (its q largest entries) and the top-m coordinate
- * sets of the alignment (the m last indices); N_eff is a direct sum per z;
+ * sets of the alignment (the m last indices); N_eff is effdim_neff per z;
  * Spearman's rho is GSL's (gsl_stats_spearman: Pearson correlation of the
  * ranks, mean ranks for ties); the Schur-Horn majorisation behind the
  * partial-sum ratio is in Horn and Johnson, Matrix Analysis (2nd ed.),
@@ -17,45 +17,30 @@
 #include <string.h>
 
 #include "effdim/compare.h"
+#include "effdim/neff.h"
 #include "internal.h"
 
-typedef enum neg_rule { NEG_ZERO, NEG_ABS, NEG_ASIS } neg_rule;
-
-static effdim_status parse_policy(const char *s, neg_rule *p, effdim_error *err)
+/* The policy by name; NULL means "zero" (effdim/neff.h names the rest). */
+static effdim_status parse_policy(const char *s, effdim_neg_policy *p, effdim_error *err)
 {
-    if (!s || !strcmp(s, "zero")) *p = NEG_ZERO;
-    else if (!strcmp(s, "abs")) *p = NEG_ABS;
-    else if (!strcmp(s, "asis")) *p = NEG_ASIS;
-    else
-        return effdim_error_set(err, EFFDIM_EINVAL,
-                                "negative-value policy '%s': expected zero, abs or asis", s);
-    return EFFDIM_OK;
-}
-
-static double neff_term(double v, double z, neg_rule p)
-{
-    if (v < 0.0) {
-        if (p == NEG_ZERO) return 0.0;
-        if (p == NEG_ABS) v = -v;
+    if (!s) {
+        *p = EFFDIM_NEG_ZERO;
+        return EFFDIM_OK;
     }
-    return v / (v + z);
+    return effdim_neg_policy_parse(s, p, err);
 }
 
 effdim_status effdim_compare_neff(const double *v, size_t n, const double *z, size_t m,
                                   const char *neg_policy, double *out, effdim_error *err)
 {
-    neg_rule p = NEG_ZERO;
+    effdim_neg_policy p = EFFDIM_NEG_ZERO;
     effdim_status st = parse_policy(neg_policy, &p, err);
     if (st) return st;
     RETURN_ERROR_IF((n && !v) || (m && (!z || !out)), err, EFFDIM_EINVAL, "N_eff: NULL array");
-    for (size_t i = 0; i < m; ++i) {
+    for (size_t i = 0; i < m; ++i)
         RETURN_ERROR_IF(!(z[i] > 0.0) || !isfinite(z[i]), err, EFFDIM_EINVAL,
                         "N_eff: z[%zu] = %g, expected a finite value > 0", i, z[i]);
-        double s = 0.0;
-        for (size_t j = 0; j < n; ++j) s += neff_term(v[j], z[i], p);
-        out[i] = s;
-    }
-    return EFFDIM_OK;
+    return effdim_neff(v, n, z, m, p, out, err);
 }
 
 effdim_status effdim_compare_neff_bound(const double *eig, size_t k, double rest_trace,
@@ -267,10 +252,7 @@ effdim_status effdim_compare_run(const effdim_compare_input *in, effdim_compare_
     RETURN_ERROR_IF(!out, err, EFFDIM_EINVAL, "compare: result is NULL");
     memset(out, 0, sizeof *out);
     effdim_status st = check_input(in, err);
-    neg_rule pol = NEG_ZERO;
-    if (!st) st = parse_policy(in->neg_policy, &pol, err);
     if (st) return st;
-    (void)pol; /* checked here; the N_eff calls parse it again */
     effdim_compare_result *r = out;
     r->n = in->n;
     r->k = in->k;

@@ -578,7 +578,7 @@ static effdim_status fb_estimate(const fb_call *c, fb_kind kind, size_t ntop, si
     fb_plan pl;
     fb_plan_make(c->m, kind, ntop, groups, &pl);
     effdim_mlp_ws *ws = c->ws, *own = NULL;
-    if (!ws && !(ws = own = effdim_mlp_ws_alloc(c->m, 1024, err))) return err ? err->code : EFFDIM_ENOMEM;
+    if (!ws && !(ws = own = effdim_mlp_ws_alloc(c->m, 0, err))) return err ? err->code : EFFDIM_ENOMEM;
     size_t budget = c->p ? c->p->mem_budget : effdim_diag_default_params().mem_budget;
     fb_scratch s;
     st = fb_scratch_alloc(c->m, &pl, effdim_mlp_ws_chunk(ws), budget, &s, err);

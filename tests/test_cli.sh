@@ -13,21 +13,8 @@
 # ends with "N passed, M failed"; exits non-zero on any failure.
 set -u
 
-EFFDIM=${1:?usage: test_cli.sh path/to/effdim}
-EFFDIM="$(cd "$(dirname "$EFFDIM")" && pwd)/$(basename "$EFFDIM")"
-FIX="$(cd "$(dirname "$0")" && pwd)/fixtures"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/effdim-cli-XXXXXX")
-cd "$TMP" || exit 99
-
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-fail() {
-    echo "FAIL - $1"
-    shift
-    for line in "$@"; do echo "    $line"; done
-    failed=$((failed + 1))
-}
+. "$(cd "$(dirname "$0")" && pwd)/cli_lib.sh"
+cli_setup test_cli.sh effdim-cli "$@"
 
 DATA="spirals:n=200,seed=1"
 TEST="spirals:n=100,seed=2"
@@ -137,26 +124,8 @@ fi
 cp model.h5 model.ref
 printf 'this is not HDF5 at all\n' >corrupt.h5
 
-# expect_refusal NAME SUBSTRING -- COMMAND...: exit 1 or 2, one stderr line
-# containing SUBSTRING, model.h5 unchanged, no temporary beside it.
-expect_refusal() {
-    local name=$1 want=$2
-    shift 3
-    "$@" >out.txt 2>err.txt
-    local rc=$? lines
-    lines=$(wc -l <err.txt)
-    local problems=()
-    [ "$rc" -eq 1 ] || [ "$rc" -eq 2 ] || problems+=("exit status $rc, expected 1 or 2")
-    [ "$lines" -eq 1 ] || problems+=("$lines lines on stderr, expected 1")
-    grep -qF -- "$want" err.txt || problems+=("stderr lacks '$want'")
-    cmp -s model.h5 model.ref || problems+=("model.h5 was modified")
-    if compgen -G "model.h5.tmp-*" >/dev/null; then problems+=("a temporary file was left"); fi
-    if [ ${#problems[@]} -eq 0 ]; then
-        ok "$name (exit $rc: $(cat err.txt))"
-    else
-        fail "$name" "${problems[@]}" "stderr: $(cat err.txt)"
-    fi
-}
+GUARD=model.h5
+GUARD_REF=model.ref
 
 expect_refusal "inspect refuses a nonexistent file" "nonexistent.h5" -- \
     "$EFFDIM" inspect nonexistent.h5
@@ -198,6 +167,4 @@ expect_refusal "train refuses an output folder that does not exist" "no/such/fol
 expect_refusal "train without -o is a usage error" "-o" -- \
     "$EFFDIM" train --data "$DATA" --arch 2,16,2 --epochs 1
 
-echo "$passed passed, $failed failed"
-if [ "$failed" -eq 0 ]; then rm -rf "$TMP"; else echo "# files kept in $TMP"; fi
-[ "$failed" -eq 0 ]
+cli_finish

@@ -16,21 +16,8 @@
 # on any failure.
 set -u
 
-EFFDIM=${1:?usage: test_cli_spectrum.sh path/to/effdim}
-EFFDIM="$(cd "$(dirname "$EFFDIM")" && pwd)/$(basename "$EFFDIM")"
-FIX="$(cd "$(dirname "$0")" && pwd)/fixtures"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/effdim-cli-spectrum-XXXXXX")
-cd "$TMP" || exit 99
-
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-fail() {
-    echo "FAIL - $1"
-    shift
-    for line in "$@"; do echo "    $line"; done
-    failed=$((failed + 1))
-}
+. "$(cd "$(dirname "$0")" && pwd)/cli_lib.sh"
+cli_setup test_cli_spectrum.sh effdim-cli-spectrum "$@"
 
 PY=""
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import h5py, numpy' 2>/dev/null; then
@@ -190,26 +177,8 @@ printf 'this is not HDF5 at all\n' >corrupt.h5
 "$EFFDIM" train --data "regression:n=50,d=3,seed=1" --arch 3,4,1 --loss mse --epochs 1 \
     -o reg.h5 >/dev/null 2>&1
 
-# expect_refusal NAME SUBSTRING -- COMMAND...: exit 1 or 2, one stderr line
-# containing SUBSTRING, spec.h5 unchanged, no temporary beside it.
-expect_refusal() {
-    local name=$1 want=$2
-    shift 3
-    "$@" >out.txt 2>err.txt
-    local rc=$? lines
-    lines=$(wc -l <err.txt)
-    local problems=()
-    [ "$rc" -eq 1 ] || [ "$rc" -eq 2 ] || problems+=("exit status $rc, expected 1 or 2")
-    [ "$lines" -eq 1 ] || problems+=("$lines lines on stderr, expected 1")
-    grep -qF -- "$want" err.txt || problems+=("stderr lacks '$want'")
-    cmp -s spec.h5 spec.ref || problems+=("spec.h5 was modified")
-    if compgen -G "spec.h5.tmp-*" >/dev/null; then problems+=("a temporary file was left"); fi
-    if [ ${#problems[@]} -eq 0 ]; then
-        ok "$name (exit $rc: $(cat err.txt))"
-    else
-        fail "$name" "${problems[@]}" "stderr: $(cat err.txt)"
-    fi
-}
+GUARD=spec.h5
+GUARD_REF=spec.ref
 
 S=(-o spec.h5 --probes 0 --threads 1)
 expect_refusal "a missing checkpoint is refused, naming it" "nonexistent.h5" -- \
@@ -254,6 +223,4 @@ expect_refusal "a missing checkpoint argument is a usage error" "missing the che
 expect_refusal "an output folder that does not exist is refused, naming it" "no/such/folder" -- \
     "$EFFDIM" spectrum model.h5 -o no/such/folder/s.h5 --probes 0 --threads 1
 
-echo "$passed passed, $failed failed"
-if [ "$failed" -eq 0 ]; then rm -rf "$TMP"; else echo "# files kept in $TMP"; fi
-[ "$failed" -eq 0 ]
+cli_finish

@@ -16,20 +16,8 @@
 # Prints "ok - ..." / "FAIL - ..." per check and "N passed, M failed".
 set -u
 
-EFFDIM=${1:?usage: test_diag_cli.sh path/to/effdim}
-EFFDIM="$(cd "$(dirname "$EFFDIM")" && pwd)/$(basename "$EFFDIM")"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/effdim-diag-cli-XXXXXX")
-cd "$TMP" || exit 99
-
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-fail() {
-    echo "FAIL - $1"
-    shift
-    for line in "$@"; do echo "    $line"; done
-    failed=$((failed + 1))
-}
+. "$(cd "$(dirname "$0")" && pwd)/cli_lib.sh"
+cli_setup test_diag_cli.sh effdim-diag-cli "$@"
 
 # expect_error NAME STATUS PATTERN OUTPUT -- command...: exit status, one stderr
 # line matching PATTERN, and no OUTPUT file.
@@ -153,6 +141,4 @@ else
     ok "no temporary file is left behind"
 fi
 
-echo "$passed passed, $failed failed"
-if [ "$failed" -eq 0 ]; then rm -rf "$TMP"; fi
-[ "$failed" -eq 0 ]
+cli_finish

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "testnet.h"
 #include "effdim/data.h"
 #include "effdim/hvp.h"
 #include "effdim/lanczos.h"
@@ -40,24 +41,6 @@
 #define PI 3.14159265358979323846
 
 /* ---- helpers ------------------------------------------------------------ */
-
-/* X ~ 1.1 N(0, 1), labels uniform in [0, k) or Y ~ N(0.3, 1). */
-static effdim_dataset *make_data(size_t n, size_t d, size_t k, effdim_target_kind kind,
-                                 unsigned long seed)
-{
-    effdim_dataset *ds = NULL;
-    effdim_error e;
-    if (!CHECK_OK(effdim_dataset_alloc(n, d, k, kind, &ds, &e), &e)) return NULL;
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    gsl_rng_set(r, seed);
-    for (size_t i = 0; i < n * d; ++i) ds->X[i] = 1.1 * gsl_ran_gaussian(r, 1.0);
-    if (kind == EFFDIM_TARGET_LABELS)
-        for (size_t i = 0; i < n; ++i) ds->labels[i] = (int32_t)gsl_rng_uniform_int(r, k);
-    else
-        for (size_t i = 0; i < n * k; ++i) ds->Y[i] = 0.3 + gsl_ran_gaussian(r, 1.0);
-    gsl_rng_free(r);
-    return ds;
-}
 
 static void fill_gaussian(double *x, size_t n, double sd, unsigned long seed)
 {
@@ -79,13 +62,6 @@ static double vdist(const double *x, const double *y, size_t n)
     double s = 0.0;
     for (size_t i = 0; i < n; ++i) s += (x[i] - y[i]) * (x[i] - y[i]);
     return sqrt(s);
-}
-
-static double max_abs(const double *x, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; ++i) m = fabs(x[i]) > m ? fabs(x[i]) : m;
-    return m;
 }
 
 /* A small network of one of several shapes; theta from PyTorch's init
@@ -134,7 +110,7 @@ static int setup_case(const net_case *c, size_t n, unsigned long seed, effdim_ml
     if (!CHECK_OK(effdim_mlp_init_params(m, *theta, EFFDIM_INIT_TORCH, seed, &e), &e)) return 0;
     for (size_t i = 0; i < m->n_params; ++i) (*theta)[i] *= 1.7;
     size_t k = c->sizes[c->L];
-    *ds = make_data(n, c->sizes[0], k,
+    *ds = testnet_data(n, c->sizes[0], k,
                     c->loss == EFFDIM_LOSS_MSE ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS,
                     seed + 100);
     return *ds != NULL;
@@ -262,7 +238,7 @@ static void the_dense_exact_hessian_is_symmetric_and_equals_the_dense_fd_hessian
                 fd_oracle(&m, theta, ds, NULL, ds->n, e_j, 1e-5, F + j * P);
                 e_j[j] = 0.0;
             }
-            double scale = max_abs(H, P * P), diff = 0.0;
+            double scale = testnet_max_abs(H, P * P), diff = 0.0;
             for (size_t i = 0; i < P * P; ++i) diff = fmax(diff, fabs(H[i] - F[i]));
             check_note("%-70s asymmetry %.1e, max |H - H_fd| / max |H| = %.1e", c->label, asym,
                        diff / scale);
@@ -691,7 +667,7 @@ static void ggn_products_equal_dense_jt_h_j_and_the_ggn_is_psd(void)
         double asym = -1.0;
         if (op && CHECK_OK(effdim_operator_to_dense(op, G, &asym, &e), &e)) {
             ggn_oracle(&m, theta, ds, O);
-            double scale = max_abs(O, P * P), diff = 0.0;
+            double scale = testnet_max_abs(O, P * P), diff = 0.0;
             for (size_t i = 0; i < P * P; ++i) diff = fmax(diff, fabs(G[i] - O[i]));
             symmetrise(G, P);
             CHECK(dense_eigenvalues(G, P, w) == 0);
@@ -1091,7 +1067,7 @@ static void bad_arguments_are_refused_with_a_clear_message(void)
                  &e);
     CHECK_MSG(&e, "11 rows requested");
     /* data that does not fit the network */
-    effdim_dataset *wrong = make_data(10, 5, 3, EFFDIM_TARGET_LABELS, 3);
+    effdim_dataset *wrong = testnet_data(10, 5, 3, EFFDIM_TARGET_LABELS, 3);
     CHECK_STATUS(effdim_hvp_operator(&m, theta, wrong, NULL, 10, &p, NULL, &op, &e),
                  EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "5 input features", "sizes[0] is 4");
@@ -1137,7 +1113,7 @@ static void bad_arguments_are_refused_with_a_clear_message(void)
         V[P + 5] = 0.0;
         /* the zero vector maps to zero */
         CHECK_OK(effdim_operator_apply(o, 1, V, P, Y, P, &e), &e);
-        CHECK(max_abs(Y, P) == 0.0);
+        CHECK(testnet_max_abs(Y, P) == 0.0);
         if (method == EFFDIM_HVP_EXACT) {
             CHECK_STATUS(effdim_hvp_fd_error_estimate(o, V, NULL, &(effdim_hvp_fd_error){0}, &e),
                          EFFDIM_EINVAL, &e);

@@ -23,30 +23,13 @@
 #include <string.h>
 
 #include "check.h"
+#include "testnet.h"
 #include "effdim/data.h"
 #include "effdim/mlp.h"
 #include "h5io.h"
 #include "mlp_internal.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-/* A data set with X ~ 1.1 N(0, 1), labels uniform in [0, k) or Y ~ N(0.3, 1). */
-static effdim_dataset *make_data(size_t n, size_t d, size_t k, effdim_target_kind kind,
-                                 unsigned long seed)
-{
-    effdim_dataset *ds = NULL;
-    effdim_error e;
-    if (!CHECK_OK(effdim_dataset_alloc(n, d, k, kind, &ds, &e), &e)) return NULL;
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    gsl_rng_set(r, seed);
-    for (size_t i = 0; i < n * d; ++i) ds->X[i] = 1.1 * gsl_ran_gaussian(r, 1.0);
-    if (kind == EFFDIM_TARGET_LABELS)
-        for (size_t i = 0; i < n; ++i) ds->labels[i] = (int32_t)gsl_rng_uniform_int(r, k);
-    else
-        for (size_t i = 0; i < n * k; ++i) ds->Y[i] = 0.3 + gsl_ran_gaussian(r, 1.0);
-    gsl_rng_free(r);
-    return ds;
-}
 
 static effdim_status make_mlp(effdim_mlp *m, size_t L, const size_t *sizes,
                               const effdim_activation *acts, effdim_loss loss,
@@ -58,19 +41,12 @@ static effdim_status make_mlp(effdim_mlp *m, size_t L, const size_t *sizes,
     return st;
 }
 
-static double max_abs(const double *v, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; ++i) m = fabs(v[i]) > m ? fabs(v[i]) : m;
-    return m;
-}
-
 /* max_i |a_i - b_i| / max_i |b_i| */
 static double rel_err(const double *a, const double *b, size_t n)
 {
     double d = 0;
     for (size_t i = 0; i < n; ++i) d = fabs(a[i] - b[i]) > d ? fabs(a[i] - b[i]) : d;
-    double s = max_abs(b, n);
+    double s = testnet_max_abs(b, n);
     return s > 0 ? d / s : d;
 }
 
@@ -198,15 +174,15 @@ static void initialisations_follow_their_bounds_and_the_seed(void)
         }
         CHECK(mx <= c && mx > 0.99 * c);
         CHECK_CLOSE(var, c * c / 3, 0.08); /* 1200+ draws: sd of the estimate ~ 2.6% */
-        double bmx = max_abs(a + m.b_off[l], sizes[l + 1]);
+        double bmx = testnet_max_abs(a + m.b_off[l], sizes[l + 1]);
         CHECK(bmx <= c && bmx > 0.5 * c);
     }
     CHECK_OK(effdim_mlp_init_params(&m, b, EFFDIM_INIT_TORCH, 2386, &e), &e);
     CHECK(memcmp(a, b, m.n_params * sizeof *a) != 0);
     CHECK_OK(effdim_mlp_init_params(&m, b, EFFDIM_INIT_GLOROT, 2385, &e), &e);
     double g = sqrt(6.0 / (50 + 40));
-    CHECK(max_abs(b, 2000) <= g && max_abs(b, 2000) > 0.99 * g);
-    CHECK(max_abs(b + m.b_off[0], 40) == 0 && max_abs(b + m.b_off[1], 30) == 0);
+    CHECK(testnet_max_abs(b, 2000) <= g && testnet_max_abs(b, 2000) > 0.99 * g);
+    CHECK(testnet_max_abs(b + m.b_off[0], 40) == 0 && testnet_max_abs(b + m.b_off[1], 30) == 0);
     CHECK_STATUS(effdim_mlp_init_params(&m, b, (effdim_init_scheme)5, 1, &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "scheme 5");
     free(a);
@@ -225,7 +201,7 @@ static double fd_case(effdim_activation act, effdim_loss loss, effdim_reduction 
     const size_t sizes[] = {4, 6, 5, 3};
     effdim_activation acts[] = {act, act, loss == EFFDIM_LOSS_MSE ? act : EFFDIM_ACT_IDENTITY};
     if (make_mlp(&m, 3, sizes, acts, loss, red)) return INFINITY;
-    effdim_dataset *ds = make_data(13, 4, 3,
+    effdim_dataset *ds = testnet_data(13, 4, 3,
                                    loss == EFFDIM_LOSS_MSE ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS,
                                    seed);
     effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 5, &e); /* several chunks */
@@ -316,7 +292,7 @@ static void chunked_and_unchunked_passes_agree(void)
     const effdim_activation acts[] = {EFFDIM_ACT_GELU, EFFDIM_ACT_TANH, EFFDIM_ACT_IDENTITY};
     for (int loss = 0; loss < 2; ++loss) {
         if (make_mlp(&m, 3, sizes, acts, (effdim_loss)loss, EFFDIM_REDUCTION_MEAN)) return;
-        effdim_dataset *ds = make_data(101, 7, 4,
+        effdim_dataset *ds = testnet_data(101, 7, 4,
                                        loss ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS, 7 + loss);
         effdim_mlp_ws *small = effdim_mlp_ws_alloc(&m, 7, &e), *big = effdim_mlp_ws_alloc(&m, 1024, &e);
         size_t P = m.n_params;
@@ -358,7 +334,7 @@ static void a_row_selection_equals_the_same_rows_as_a_data_set(void)
     for (int loss = 0; loss < 2; ++loss) {
         if (make_mlp(&m, 2, sizes, acts, (effdim_loss)loss, EFFDIM_REDUCTION_SUM)) return;
         effdim_target_kind kind = loss ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS;
-        effdim_dataset *ds = make_data(42, 5, 3, kind, 90 + loss), *sub = NULL;
+        effdim_dataset *ds = testnet_data(42, 5, 3, kind, 90 + loss), *sub = NULL;
         CHECK_OK(effdim_dataset_alloc(nr, 5, 3, kind, &sub, &e), &e);
         if (!ds || !sub) return;
         for (size_t i = 0; i < nr; ++i) {
@@ -402,7 +378,7 @@ static void per_sample_gradients_average_to_the_full_gradient(void)
     for (int loss = 0; loss < 2; ++loss)
         for (int red = 0; red < 2; ++red) {
             if (make_mlp(&m, 3, sizes, acts, (effdim_loss)loss, (effdim_reduction)red)) return;
-            effdim_dataset *ds = make_data(n, 6, 4, loss ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS,
+            effdim_dataset *ds = testnet_data(n, 6, 4, loss ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS,
                                            50 + (unsigned long)(2 * loss + red));
             effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 6, &e);
             size_t P = m.n_params;
@@ -442,7 +418,7 @@ static void linear_regression_gradient_matches_the_closed_form(void)
     double worst = 0;
     for (int red = 0; red < 2; ++red) {
         if (make_mlp(&m, 1, sizes, acts, EFFDIM_LOSS_MSE, (effdim_reduction)red)) return;
-        effdim_dataset *ds = make_data(n, d, k, EFFDIM_TARGET_REAL, 77);
+        effdim_dataset *ds = testnet_data(n, d, k, EFFDIM_TARGET_REAL, 77);
         effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 0, &e);
         double theta[8] = {0.385, -1.25, 2.07, 0.61, -0.093, 1.44, /* W (2,3) */ -0.71, 0.238};
         double g[8], want[8] = {0}, l, lw = 0;
@@ -479,7 +455,7 @@ static void logistic_regression_gradient_matches_the_closed_form(void)
     double worst = 0;
     for (int red = 0; red < 2; ++red) {
         if (make_mlp(&m, 1, sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY, (effdim_reduction)red)) return;
-        effdim_dataset *ds = make_data(n, d, 2, EFFDIM_TARGET_LABELS, 78);
+        effdim_dataset *ds = testnet_data(n, d, 2, EFFDIM_TARGET_LABELS, 78);
         effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 8, &e);
         double theta[10] = {0.52, -1.385, 0.27, 0.9, -0.33, 0.72, 1.05, -0.46, 0.155, -0.62};
         double g[10], want[10] = {0}, l, lw = 0;
@@ -661,7 +637,7 @@ static void evaluate_accuracy_equals_a_hand_count(void)
     /* real targets: accuracy is NaN */
     const size_t rs[] = {3, 2};
     if (make_mlp(&m, 1, rs, acts, EFFDIM_LOSS_MSE, EFFDIM_REDUCTION_MEAN)) return;
-    ds = make_data(5, 3, 2, EFFDIM_TARGET_REAL, 4);
+    ds = testnet_data(5, 3, 2, EFFDIM_TARGET_REAL, 4);
     ws = effdim_mlp_ws_alloc(&m, 3, &e);
     CHECK_OK(effdim_mlp_evaluate(&m, theta, ds, NULL, 5, &loss, &acc, ws, &e), &e);
     CHECK(isnan(acc) && isfinite(loss));
@@ -679,7 +655,7 @@ static void output_hessian_matches_differences_of_output_deltas(void)
         for (int red = 0; red < 2; ++red) {
             effdim_mlp m;
             if (make_mlp(&m, 1, sizes, acts, (effdim_loss)loss, (effdim_reduction)red)) return;
-            effdim_dataset *ds = make_data(5, 3, 4, loss ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS,
+            effdim_dataset *ds = testnet_data(5, 3, 4, loss ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS,
                                            12);
             effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 8, &e);
             double theta[16], v[20], F[20], up[20], dn[20], hv[20], fd[20], sum;
@@ -718,7 +694,7 @@ static void data_that_does_not_fit_is_refused_naming_the_spec_and_sizes(void)
     CHECK(m.n_params == 57);
 
     /* input width */
-    effdim_dataset *ds = make_data(10, 4, 3, EFFDIM_TARGET_LABELS, 1);
+    effdim_dataset *ds = testnet_data(10, 4, 3, EFFDIM_TARGET_LABELS, 1);
     CHECK_STATUS(effdim_mlp_check_data(&m, ds, "gmm:n=10,d=4", &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "gmm:n=10,d=4", "4 input features", "sizes[0] is 5");
     CHECK_STATUS(effdim_mlp_loss_grad(&m, theta, ds, NULL, 10, &loss, g, ws, &e), EFFDIM_EINVAL, &e);
@@ -726,7 +702,7 @@ static void data_that_does_not_fit_is_refused_naming_the_spec_and_sizes(void)
     effdim_dataset_free(ds);
 
     /* labels >= outputs: by k, and by a value */
-    ds = make_data(10, 5, 4, EFFDIM_TARGET_LABELS, 2);
+    ds = testnet_data(10, 5, 4, EFFDIM_TARGET_LABELS, 2);
     CHECK_STATUS(effdim_mlp_check_data(&m, ds, "spirals:n=10", &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "spirals:n=10", "4 classes", "3 outputs");
     ds->k = 3;
@@ -761,12 +737,12 @@ static void data_that_does_not_fit_is_refused_naming_the_spec_and_sizes(void)
     CHECK_STATUS(effdim_mlp_loss_grad(&mm, theta, ds, NULL, 10, &loss, g, ws, &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "csv:house.csv,target=y", "labels need loss cross_entropy", "mse");
     effdim_dataset_free(ds);
-    ds = make_data(10, 5, 3, EFFDIM_TARGET_REAL, 3);
+    ds = testnet_data(10, 5, 3, EFFDIM_TARGET_REAL, 3);
     CHECK_STATUS(effdim_mlp_check_data(&m, ds, "regression:n=10", &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "regression:n=10", "real-valued targets need loss mse", "cross_entropy");
     CHECK_OK(effdim_mlp_check_data(&mm, ds, "regression:n=10", &e), &e);
     effdim_dataset_free(ds);
-    ds = make_data(10, 5, 2, EFFDIM_TARGET_REAL, 3);
+    ds = testnet_data(10, 5, 2, EFFDIM_TARGET_REAL, 3);
     CHECK_STATUS(effdim_mlp_check_data(&mm, ds, "regression:n=10", &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "regression:n=10", "2 target columns", "3 outputs");
 

@@ -8,10 +8,15 @@
 #include "bench_common.h"
 
 #include <cblas.h>
+#include <gsl/gsl_rng.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
 
 #include "effdim/mlp.h"
 #include "effdim/status.h"
@@ -204,4 +209,206 @@ void bench_print_gemm(const bench_gemm_shape *shapes, size_t n, double reference
     for (size_t i = 0; i < n; ++i)
         printf("  %-44s %8.2f GFLOP/s%s\n", shapes[i].label, shapes[i].gflops,
                shapes[i].gflops == reference ? "  <- reference" : "");
+}
+
+/* ---- options, network and data of the MLP benchmarks ------------------------ */
+
+int bench_parse_common(const char *cmd, int c, const char *arg, bench_opts *o)
+{
+    int rc = 0;
+    switch (c) {
+    case 'n': return cli_parse_size(cmd, "--n", arg, &o->n);
+    case 'a':
+        rc = cli_parse_size_list(cmd, "--arch", arg, o->sizes, EFFDIM_MLP_MAX_LAYERS + 1,
+                                 &o->n_sizes);
+        if (!rc && o->n_sizes < 2)
+            rc = cli_errorf(cmd, CLI_EXIT_USAGE, "--arch: at least two widths (input,output)");
+        return rc;
+    case 'A':
+        if (effdim_activation_parse(arg, &o->act))
+            rc = cli_errorf(cmd, CLI_EXIT_USAGE,
+                            "--act: unknown activation '%s' (identity, relu, tanh, sigmoid, "
+                            "softplus, gelu)", arg);
+        return rc;
+    case 't': return cli_parse_threads(cmd, arg, &o->threads);
+    case 'r':
+        rc = cli_parse_size(cmd, "--repeat", arg, &o->repeat);
+        if (!rc && (o->repeat < 1 || o->repeat > 1000))
+            rc = cli_errorf(cmd, CLI_EXIT_USAGE, "--repeat: expected 1 to 1000");
+        return rc;
+    case 'c': return cli_parse_chunk(cmd, arg, &o->chunk);
+    case 'd': o->data = arg; return 0;
+    case 'j': o->json = 1; return 0;
+    default: return CLI_EXIT_USAGE;
+    }
+}
+
+int bench_check_operands(const char *cmd, int argc, char **argv, const bench_opts *o)
+{
+    if (optind < argc)
+        return cli_errorf(cmd, CLI_EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
+    if (o->n == 0) return cli_errorf(cmd, CLI_EXIT_USAGE, "--n: expected at least 1 example");
+    return 0;
+}
+
+effdim_status bench_mlp_setup(const bench_opts *o, effdim_mlp *m, char *arch, size_t arch_cap,
+                              effdim_error *err)
+{
+    effdim_activation acts[EFFDIM_MLP_MAX_LAYERS] = {EFFDIM_ACT_IDENTITY};
+    size_t L = o->n_sizes - 1;
+    for (size_t l = 0; l < L; ++l) acts[l] = l + 1 < L ? o->act : EFFDIM_ACT_IDENTITY;
+    effdim_status st = effdim_mlp_init(m, L, o->sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY,
+                                       EFFDIM_REDUCTION_MEAN, err);
+    if (st) return st;
+    effdim_set_num_threads(o->threads);
+    size_t len = 0;
+    arch[0] = '\0';
+    for (size_t l = 0; l <= L; ++l) {
+        snprintf(arch + len, arch_cap - len, "%s%zu", l ? "," : "", o->sizes[l]);
+        len = strlen(arch);
+    }
+    return EFFDIM_OK;
+}
+
+/* uniform [0, 1) inputs and uniform labels, seed 1 */
+static effdim_status random_data(size_t n, size_t d, size_t k, effdim_dataset **out,
+                                 effdim_error *err)
+{
+    effdim_status st = effdim_dataset_alloc(n, d, k, EFFDIM_TARGET_LABELS, out, err);
+    if (st) return st;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r) {
+        effdim_dataset_free(*out);
+        *out = NULL;
+        return effdim_error_set(err, EFFDIM_ENOMEM, "random data: no generator");
+    }
+    gsl_rng_set(r, 1);
+    for (size_t i = 0; i < n * d; ++i) (*out)->X[i] = gsl_rng_uniform(r);
+    for (size_t i = 0; i < n; ++i) (*out)->labels[i] = (int32_t)gsl_rng_uniform_int(r, k);
+    gsl_rng_free(r);
+    return EFFDIM_OK;
+}
+
+effdim_status bench_load_data(const bench_opts *o, const effdim_mlp *m, size_t n_random,
+                              const char *default_spec, effdim_dataset **ds, char *what,
+                              size_t cap, effdim_error *err)
+{
+    if (o->data && !strcmp(o->data, "random")) {
+        snprintf(what, cap, "random (%zu uniform [0,1) inputs, seed 1)", n_random);
+        return random_data(n_random, m->sizes[0], m->sizes[m->n_layers], ds, err);
+    }
+    snprintf(what, cap, "%s", o->data ? o->data : default_spec);
+    effdim_status st = effdim_dataset_from_spec(what, ds, err);
+    return st ? st : effdim_mlp_check_data(m, *ds, what, err);
+}
+
+effdim_mlp_ws *bench_ws_alloc(const effdim_mlp *m, size_t chunk, size_t n, effdim_error *err)
+{
+    effdim_mlp_ws *ws = effdim_mlp_ws_alloc(m, chunk > n ? n : chunk, err);
+    if (ws && effdim_mlp_ws_chunk(ws) > n) { /* the default is more than the data */
+        effdim_mlp_ws_free(ws);
+        ws = effdim_mlp_ws_alloc(m, n, err);
+    }
+    return ws;
+}
+
+void bench_mlp_flops(const effdim_mlp *m, size_t rows, double *fwd, double *wgrad, double *delta)
+{
+    double f = 0, dl = 0;
+    for (size_t l = 0; l < m->n_layers; ++l) {
+        double oi = (double)m->sizes[l + 1] * (double)m->sizes[l];
+        f += oi;
+        if (l) dl += oi;
+    }
+    *fwd = 2.0 * (double)rows * f;
+    *wgrad = 2.0 * (double)rows * f;
+    *delta = 2.0 * (double)rows * dl;
+}
+
+int bench_run_with_gemm(const char *cmd, bench_job *jobs, size_t n_jobs, bench_gemm_shape *shapes,
+                        size_t n_shapes, size_t repeat, double min_seconds, double *ref)
+{
+    for (size_t i = 0; i < n_shapes; ++i) {
+        if (bench_gemm_alloc(&shapes[i], 1 + (unsigned)i)) {
+            cli_errorf(cmd, CLI_EXIT_FAIL, "out of memory for the dgemm reference");
+            return -1;
+        }
+        jobs[n_jobs + i] = bench_gemm_job(&shapes[i]);
+    }
+    int rc = bench_run(jobs, n_jobs + n_shapes, repeat, min_seconds);
+    if (rc) return rc;
+    *ref = 0;
+    for (size_t i = 0; i < n_shapes; ++i) {
+        bench_gemm_record(&shapes[i], &jobs[n_jobs + i]);
+        *ref = shapes[i].gflops > *ref ? shapes[i].gflops : *ref;
+    }
+    return 0;
+}
+
+/* The script: $EFFDIM_SOURCE_DIR, then up from the executable (a build
+ * folder inside the checkout), then the current folder. */
+static int find_script(const char *rel, char *buf, size_t cap)
+{
+    const char *src = getenv("EFFDIM_SOURCE_DIR");
+    if (src && src[0]) {
+        snprintf(buf, cap, "%s/%s", src, rel);
+        if (access(buf, R_OK) == 0) return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        for (int up = 0; up < 4; ++up) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
+            *slash = '\0';
+            snprintf(buf, cap, "%s/%s", exe, rel);
+            if (access(buf, R_OK) == 0) return 0;
+        }
+    }
+    snprintf(buf, cap, "%s", rel);
+    return access(buf, R_OK) == 0 ? 0 : -1;
+}
+
+cJSON *bench_run_torch(const char *cmd, const char *script, const char *args)
+{
+    char path[PATH_MAX + 64], cmdline[2 * PATH_MAX + 1024], line[4096], last[4096] = "";
+    if (access("/usr/bin/python3", X_OK) != 0) {
+        cli_errorf(cmd, 0, "/usr/bin/python3 not found; PyTorch comparison skipped");
+        return NULL;
+    }
+    if (find_script(script, path, sizeof path)) {
+        cli_errorf(cmd, 0, "%s not found (set EFFDIM_SOURCE_DIR to the checkout); "
+                           "PyTorch comparison skipped", script);
+        return NULL;
+    }
+    snprintf(cmdline, sizeof cmdline, "/usr/bin/python3 '%s' %s", path, args);
+    FILE *p = popen(cmdline, "r");
+    if (!p) return NULL;
+    while (fgets(line, sizeof line, p))
+        if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
+    int rc = pclose(p);
+    if (rc != 0 || !last[0]) {
+        cli_errorf(cmd, 0, "the PyTorch script failed (status %d); comparison skipped", rc);
+        return NULL;
+    }
+    return cJSON_Parse(last);
+}
+
+void bench_print_header(const char *name, int threads)
+{
+    char cpu[256];
+    printf("effdim bench %s (preliminary unless run on a quiet machine)\n", name);
+    printf("machine   %s, %d threads, %s\n", bench_cpu_model(cpu, sizeof cpu), threads,
+           effdim_blas_config());
+}
+
+cJSON *bench_json_head(const char *name, int threads, const char *what, const char *arch)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "benchmark", name);
+    cJSON_AddItemToObject(j, "machine", bench_json_machine(threads));
+    cJSON_AddStringToObject(j, "data", what);
+    cJSON_AddStringToObject(j, "arch", arch);
+    return j;
 }

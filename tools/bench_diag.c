@@ -17,7 +17,6 @@
  * gradient), so about 1 to 2 gradients are expected.
  */
 #include <getopt.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,14 +31,6 @@
 #define CMD "bench diag"
 #define N_JOBS 4
 
-typedef struct diag_bopts {
-    size_t n, chunk, repeat;
-    size_t sizes[EFFDIM_MLP_MAX_LAYERS + 1];
-    size_t n_sizes;
-    effdim_activation act;
-    int threads, json;
-    const char *data;
-} diag_bopts;
 
 typedef struct diag_bctx {
     const effdim_mlp *m;
@@ -61,69 +52,26 @@ static void usage(FILE *f)
             "usage: effdim bench diag [options]\n\n"
             "The exact GGN, empirical Fisher and exact Hessian diagonals, each timed against one\n"
             "full-batch gradient of the same network on the same data in the same run.\n\n"
-            "  --n N             examples (default 10000)\n"
-            "  --arch A,B,...    layer widths (default 784,300,100,10)\n"
-            "  --act NAME        hidden activation (default relu; output is identity)\n"
-            "  --threads T       OpenBLAS threads (default 2)\n"
-            "  --repeat R        timed runs (default 5; best and median reported)\n"
-            "  --chunk C         rows per pass (default 1024)\n"
-            "  --data SPEC       data spec (default fashion-mnist:train:n=N)\n"
+            BENCH_HELP_COMMON
             "  --json            print a JSON summary instead of text\n"
             "  -h, --help        this help\n");
 }
 
-static int parse_opts(int argc, char **argv, diag_bopts *o)
+static int parse_one(void *ctx, int c, const char *arg)
+{
+    return bench_parse_common(CMD, c, arg, ctx);
+}
+
+static int parse_opts(int argc, char **argv, bench_opts *o)
 {
     static const struct option longopts[] = {
-        {"n", required_argument, 0, 'n'},      {"arch", required_argument, 0, 'a'},
-        {"act", required_argument, 0, 'A'},    {"threads", required_argument, 0, 't'},
-        {"repeat", required_argument, 0, 'r'}, {"chunk", required_argument, 0, 'c'},
-        {"data", required_argument, 0, 'd'},   {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+        BENCH_LONGOPT_N,      BENCH_LONGOPT_ARCH,  BENCH_LONGOPT_ACT,
+        BENCH_LONGOPT_THREADS, BENCH_LONGOPT_REPEAT, BENCH_LONGOPT_CHUNK,
+        BENCH_LONGOPT_DATA,   BENCH_LONGOPT_JSON,  BENCH_LONGOPT_HELP,
+        {0, 0, 0, 0},
     };
-    size_t v;
-    int c, rc = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'n': rc = cli_parse_size(CMD, "--n", optarg, &o->n); break;
-        case 'a':
-            rc = cli_parse_size_list(CMD, "--arch", optarg, o->sizes, EFFDIM_MLP_MAX_LAYERS + 1,
-                                     &o->n_sizes);
-            if (!rc && o->n_sizes < 2)
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--arch: at least two widths (input,output)");
-            break;
-        case 'A':
-            if (effdim_activation_parse(optarg, &o->act))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--act: unknown activation '%s'", optarg);
-            break;
-        case 't':
-            rc = cli_parse_size(CMD, "--threads", optarg, &v);
-            if (!rc && (v < 1 || v > 256))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--threads: expected 1 to 256, got %zu", v);
-            o->threads = (int)v;
-            break;
-        case 'r':
-            rc = cli_parse_size(CMD, "--repeat", optarg, &o->repeat);
-            if (!rc && (o->repeat < 1 || o->repeat > 1000))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--repeat: expected 1 to 1000");
-            break;
-        case 'c':
-            rc = cli_parse_size(CMD, "--chunk", optarg, &o->chunk);
-            if (!rc && (o->chunk < 1 || o->chunk > INT_MAX))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--chunk: expected 1 to %d", INT_MAX);
-            break;
-        case 'd': o->data = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'h': usage(stdout); return -1;
-        default: usage(stderr); return CLI_EXIT_USAGE;
-        }
-        if (rc) return rc;
-    }
-    if (optind < argc)
-        return cli_errorf(CMD, CLI_EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
-    if (o->n == 0) return cli_errorf(CMD, CLI_EXIT_USAGE, "--n: expected at least 1 example");
-    return 0;
+    int rc = cli_getopt_loop(CMD, argc, argv, ":h", longopts, parse_one, o, usage);
+    return rc ? rc : bench_check_operands(CMD, argc, argv, o);
 }
 
 static int run_job(void *p)
@@ -140,16 +88,13 @@ static int run_job(void *p)
     }
 }
 
-static void print_text(const diag_bopts *o, const effdim_mlp *m, const char *arch, const char *what,
-                       const bench_job *jobs, double cost_est)
+static void print_text(const bench_opts *o, const effdim_mlp *m, const char *arch, const char *what,
+                       size_t chunk, const bench_job *jobs, double cost_est)
 {
-    char cpu[256];
-    printf("effdim bench diag (preliminary unless run on a quiet machine)\n");
-    printf("machine   %s, %d threads, %s\n", bench_cpu_model(cpu, sizeof cpu), o->threads,
-           effdim_blas_config());
+    bench_print_header("diag", o->threads);
     printf("network   %s (%s hidden, identity output, cross_entropy mean), %zu parameters\n", arch,
            effdim_activation_name(o->act), m->n_params);
-    printf("data      %s, %zu rows per chunk\n", what, o->chunk);
+    printf("data      %s, %zu rows per chunk\n", what, chunk);
     printf("%-10s %10s %10s %12s %12s\n", "", "best s", "median s", "x gradient", "(median)");
     for (size_t j = 0; j < N_JOBS; ++j)
         printf("%-10s %10.4f %10.4f %12.2f %12.2f\n", job_names[j], jobs[j].t.best,
@@ -159,14 +104,10 @@ static void print_text(const diag_bopts *o, const effdim_mlp *m, const char *arc
            m->sizes[m->n_layers] + 1, cost_est);
 }
 
-static void print_json(const diag_bopts *o, const effdim_mlp *m, const char *arch, const char *what,
+static void print_json(const bench_opts *o, const effdim_mlp *m, const char *arch, const char *what,
                        const bench_job *jobs, double cost_est)
 {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "benchmark", "diag");
-    cJSON_AddItemToObject(j, "machine", bench_json_machine(o->threads));
-    cJSON_AddStringToObject(j, "data", what);
-    cJSON_AddStringToObject(j, "arch", arch);
+    cJSON *j = bench_json_head("diag", o->threads, what, arch);
     cJSON_AddStringToObject(j, "activation", effdim_activation_name(o->act));
     cJSON_AddNumberToObject(j, "n", (double)o->n);
     cJSON_AddNumberToObject(j, "params", (double)m->n_params);
@@ -185,33 +126,23 @@ static void print_json(const diag_bopts *o, const effdim_mlp *m, const char *arc
 
 int bench_diag(int argc, char **argv)
 {
-    diag_bopts o = {.n = 10000, .chunk = 1024, .repeat = 5, .sizes = {784, 300, 100, 10},
-                    .n_sizes = 4, .act = EFFDIM_ACT_RELU, .threads = 2};
+    bench_opts o = BENCH_OPTS_DEFAULT;
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     effdim_error err;
     effdim_mlp m;
-    effdim_activation acts[EFFDIM_MLP_MAX_LAYERS];
-    size_t L = o.n_sizes - 1;
-    for (size_t l = 0; l < L; ++l) acts[l] = l + 1 < L ? o.act : EFFDIM_ACT_IDENTITY;
-    if (effdim_mlp_init(&m, L, o.sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY, EFFDIM_REDUCTION_MEAN, &err))
-        return cli_fail(CMD, &err);
-    effdim_set_num_threads(o.threads);
-    char what[512], arch[1024] = "";
-    for (size_t l = 0; l <= L; ++l)
-        snprintf(arch + strlen(arch), sizeof arch - strlen(arch), "%s%zu", l ? "," : "", o.sizes[l]);
-    if (o.data) snprintf(what, sizeof what, "%s", o.data);
-    else snprintf(what, sizeof what, "fashion-mnist:train:n=%zu", o.n);
+    char what[512], arch[1024], spec[64];
+    if (bench_mlp_setup(&o, &m, arch, sizeof arch, &err)) return cli_fail(CMD, &err);
+    snprintf(spec, sizeof spec, "fashion-mnist:train:n=%zu", o.n);
     effdim_dataset *ds = NULL;
-    if (effdim_dataset_from_spec(what, &ds, &err) || effdim_mlp_check_data(&m, ds, what, &err)) {
+    if (bench_load_data(&o, &m, o.n, spec, &ds, what, sizeof what, &err)) {
         effdim_dataset_free(ds);
         return cli_fail(CMD, &err);
     }
     if (ds->n < o.n) o.n = ds->n;
-    if (o.chunk > o.n) o.chunk = o.n;
     double *theta = malloc(m.n_params * sizeof(double));
     double *out = malloc(N_JOBS * m.n_params * sizeof(double));
-    effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, o.chunk, &err);
+    effdim_mlp_ws *ws = bench_ws_alloc(&m, o.chunk, o.n, &err);
     diag_bctx ctx[N_JOBS];
     bench_job jobs[N_JOBS];
     if (!theta || !out || !ws || effdim_mlp_init_params(&m, theta, EFFDIM_INIT_TORCH, 1, &err)) {
@@ -236,7 +167,7 @@ int bench_diag(int argc, char **argv)
     }
     double cost = effdim_diag_hessian_cost(&m, NULL);
     if (o.json) print_json(&o, &m, arch, what, jobs, cost);
-    else print_text(&o, &m, arch, what, jobs, cost);
+    else print_text(&o, &m, arch, what, effdim_mlp_ws_chunk(ws), jobs, cost);
     rc = CLI_EXIT_OK;
 done:
     effdim_mlp_ws_free(ws);

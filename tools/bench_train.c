@@ -21,12 +21,10 @@
 #include <getopt.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bench_common.h"
 #include "cli.h"
@@ -38,15 +36,10 @@
 #define TORCH_SCRIPT "tools/bench/train_torch.py"
 
 typedef struct train_bench_opts {
-    size_t sizes[EFFDIM_MLP_MAX_LAYERS + 1];
-    size_t n_sizes;
+    bench_opts b; /* --arch --threads --repeat --data --json */
     size_t batch;
-    size_t repeat;
-    int threads;
-    const char *data; /* spec, or "random" */
     const char *opt;
     int torch;
-    int json;
 } train_bench_opts;
 
 /* The state of the timed training loop. */
@@ -83,57 +76,32 @@ static void usage(FILE *f)
             "  -h, --help       this help\n");
 }
 
+static int parse_one(void *ctx, int c, const char *arg)
+{
+    train_bench_opts *o = ctx;
+    int rc = 0;
+    switch (c) {
+    case 'b':
+        rc = cli_parse_size(CMD, "--batch", arg, &o->batch);
+        if (!rc && o->batch < 1) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--batch: at least 1");
+        return rc;
+    case 'O': o->opt = arg; return 0;
+    case 'N': o->torch = 0; return 0;
+    default: return bench_parse_common(CMD, c, arg, &o->b);
+    }
+}
+
 static int parse_opts(int argc, char **argv, train_bench_opts *o)
 {
     static const struct option longopts[] = {
-        {"arch", required_argument, 0, 'a'},   {"batch", required_argument, 0, 'b'},
-        {"opt", required_argument, 0, 'O'},    {"threads", required_argument, 0, 't'},
-        {"repeat", required_argument, 0, 'r'}, {"data", required_argument, 0, 'd'},
-        {"no-torch", no_argument, 0, 'N'},     {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+        BENCH_LONGOPT_ARCH, {"batch", required_argument, 0, 'b'},
+        {"opt", required_argument, 0, 'O'}, BENCH_LONGOPT_THREADS,
+        BENCH_LONGOPT_REPEAT, BENCH_LONGOPT_DATA,
+        {"no-torch", no_argument, 0, 'N'}, BENCH_LONGOPT_JSON,
+        BENCH_LONGOPT_HELP, {0, 0, 0, 0},
     };
-    size_t v;
-    int c, rc = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'a':
-            rc = cli_parse_size_list(CMD, "--arch", optarg, o->sizes, EFFDIM_MLP_MAX_LAYERS + 1,
-                                     &o->n_sizes);
-            if (!rc && o->n_sizes < 2)
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--arch: at least two widths (input,output)");
-            break;
-        case 'b':
-            rc = cli_parse_size(CMD, "--batch", optarg, &o->batch);
-            if (!rc && o->batch < 1) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--batch: at least 1");
-            break;
-        case 'O': o->opt = optarg; break;
-        case 't':
-            rc = cli_parse_size(CMD, "--threads", optarg, &v);
-            if (!rc && (v < 1 || v > 256))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--threads: expected 1 to 256, got %zu", v);
-            o->threads = (int)v;
-            break;
-        case 'r':
-            rc = cli_parse_size(CMD, "--repeat", optarg, &o->repeat);
-            if (!rc && (o->repeat < 1 || o->repeat > 1000))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--repeat: expected 1 to 1000");
-            break;
-        case 'd': o->data = optarg; break;
-        case 'N': o->torch = 0; break;
-        case 'j': o->json = 1; break;
-        case 'h': usage(stdout); return -1;
-        case ':': return cli_errorf(CMD, CLI_EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_errorf(CMD, CLI_EXIT_USAGE, "unknown option '%s' (effdim bench train --help)",
-                              argv[optind - 1]);
-        }
-        if (rc) return rc;
-    }
-    if (optind < argc)
-        return cli_errorf(CMD, CLI_EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
-    return 0;
+    int rc = cli_getopt_loop(CMD, argc, argv, ":h", longopts, parse_one, o, usage);
+    return rc ? rc : bench_check_operands(CMD, argc, argv, &o->b);
 }
 
 /* One training step, exactly as effdim train's inner loop. */
@@ -156,112 +124,22 @@ static int train_step(void *p)
     return 0;
 }
 
-/* uniform [0, 1) pixels and uniform labels, seeded */
-static effdim_status random_data(size_t n, size_t d, size_t k, effdim_dataset **out,
-                                 effdim_error *err)
-{
-    effdim_status st = effdim_dataset_alloc(n, d, k, EFFDIM_TARGET_LABELS, out, err);
-    if (st) return st;
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    if (!r) {
-        effdim_dataset_free(*out);
-        *out = NULL;
-        return effdim_error_set(err, EFFDIM_ENOMEM, "random data: no generator");
-    }
-    gsl_rng_set(r, 1);
-    for (size_t i = 0; i < n * d; ++i) (*out)->X[i] = gsl_rng_uniform(r);
-    for (size_t i = 0; i < n; ++i) (*out)->labels[i] = (int32_t)gsl_rng_uniform_int(r, k);
-    gsl_rng_free(r);
-    return EFFDIM_OK;
-}
-
-/* The PyTorch script: $EFFDIM_SOURCE_DIR, then up from the executable (a
- * build folder inside the checkout), then the current folder. */
-static int find_script(char *buf, size_t cap)
-{
-    const char *src = getenv("EFFDIM_SOURCE_DIR");
-    if (src && src[0]) {
-        snprintf(buf, cap, "%s/%s", src, TORCH_SCRIPT);
-        if (access(buf, R_OK) == 0) return 0;
-    }
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len > 0) {
-        exe[len] = '\0';
-        for (int up = 0; up < 4; ++up) {
-            char *slash = strrchr(exe, '/');
-            if (!slash) break;
-            *slash = '\0';
-            snprintf(buf, cap, "%s/%s", exe, TORCH_SCRIPT);
-            if (access(buf, R_OK) == 0) return 0;
-        }
-    }
-    snprintf(buf, cap, "%s", TORCH_SCRIPT);
-    return access(buf, R_OK) == 0 ? 0 : -1;
-}
-
-/* Run the PyTorch script; its last stdout line starting with '{' is JSON. */
+/* train_torch.py on the same data, network and optimiser; its JSON summary. */
 static cJSON *run_torch(const train_bench_opts *o, const char *arch, const char *optname)
 {
-    char script[PATH_MAX + 64], cmd[2 * PATH_MAX + 512];
-    if (access("/usr/bin/python3", X_OK) != 0) {
-        cli_errorf(CMD, 0, "/usr/bin/python3 not found; PyTorch comparison skipped");
-        return NULL;
-    }
-    if (find_script(script, sizeof script)) {
-        cli_errorf(CMD, 0, TORCH_SCRIPT " not found (set EFFDIM_SOURCE_DIR to the checkout); "
-                           "PyTorch comparison skipped");
-        return NULL;
-    }
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --arch %s --batch %zu --opt %s --threads %d "
-             "--repeat %zu --data %s", script, arch, o->batch, optname, o->threads, o->repeat,
-             o->data && !strcmp(o->data, "random") ? "random" : "fashion-mnist");
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    char line[4096], last[4096] = "";
-    while (fgets(line, sizeof line, p))
-        if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
-    int rc = pclose(p);
-    if (rc != 0 || !last[0]) {
-        cli_errorf(CMD, 0, "the PyTorch script failed (status %d); comparison skipped", rc);
-        return NULL;
-    }
-    return cJSON_Parse(last);
-}
-
-static double step_flops(const effdim_mlp *m, size_t b)
-{
-    double f = 0, dl = 0;
-    for (size_t l = 0; l < m->n_layers; ++l) {
-        double oi = (double)m->sizes[l + 1] * (double)m->sizes[l];
-        f += oi;
-        if (l) dl += oi;
-    }
-    return 4.0 * (double)b * f + 2.0 * (double)b * dl;
-}
-
-static effdim_status load_data(const train_bench_opts *o, const effdim_mlp *m,
-                               effdim_dataset **ds, char *what, size_t cap, effdim_error *err)
-{
-    if (o->data && !strcmp(o->data, "random")) {
-        snprintf(what, cap, "random (60000 uniform [0,1) inputs, seed 1)");
-        return random_data(60000, m->sizes[0], m->sizes[m->n_layers], ds, err);
-    }
-    snprintf(what, cap, "%s", o->data ? o->data : "fashion-mnist:train");
-    effdim_status st = effdim_dataset_from_spec(what, ds, err);
-    if (!st) st = effdim_mlp_check_data(m, *ds, what, err);
-    return st;
+    char args[2048];
+    snprintf(args, sizeof args, "--arch %s --batch %zu --opt %s --threads %d --repeat %zu --data %s",
+             arch, o->batch, optname, o->b.threads, o->b.repeat,
+             o->b.data && !strcmp(o->b.data, "random") ? "random" : "fashion-mnist");
+    return bench_run_torch(CMD, TORCH_SCRIPT, args);
 }
 
 static void print_text(const train_bench_opts *o, const char *arch, const char *what,
                        const effdim_mlp *m, const step_ctx *s, const bench_timing *t,
                        double flops, const bench_gemm_shape *shapes, double ref, cJSON *torch)
 {
-    char cpu[256];
     double sps = 1.0 / t->best, sps_med = 1.0 / t->median;
-    printf("effdim bench train (preliminary unless run on a quiet machine)\n");
-    printf("machine   %s, %d threads, %s\n", bench_cpu_model(cpu, sizeof cpu), o->threads,
-           effdim_blas_config());
+    bench_print_header("train", o->b.threads);
     printf("network   %s (relu hidden, cross_entropy mean), %zu parameters, %s, batch %zu\n",
            arch, m->n_params, effdim_optim_kind_name(s->opt->kind), o->batch);
     printf("data      %s: %zu x %zu\n", what, s->ds->n, s->ds->d);
@@ -277,7 +155,7 @@ static void print_text(const train_bench_opts *o, const char *arch, const char *
         if (cJSON_IsNumber(ts)) {
             printf("pytorch   %.1f steps/s (median %.1f), torch %s float64, %d threads\n",
                    ts->valuedouble, cJSON_IsNumber(tm) ? tm->valuedouble : (double)NAN,
-                   cJSON_IsString(tv) ? tv->valuestring : "?", o->threads);
+                   cJSON_IsString(tv) ? tv->valuestring : "?", o->b.threads);
             printf("ratio     effdim / pytorch = %.3f (best), %.3f (median); target >= 1\n",
                    sps / ts->valuedouble,
                    cJSON_IsNumber(tm) ? sps_med / tm->valuedouble : (double)NAN);
@@ -289,11 +167,7 @@ static cJSON *summary_json(const train_bench_opts *o, const char *arch, const ch
                            const effdim_mlp *m, const step_ctx *s, const bench_timing *t,
                            double flops, const bench_gemm_shape *shapes, double ref, cJSON *torch)
 {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "benchmark", "train");
-    cJSON_AddItemToObject(j, "machine", bench_json_machine(o->threads));
-    cJSON_AddStringToObject(j, "data", what);
-    cJSON_AddStringToObject(j, "arch", arch);
+    cJSON *j = bench_json_head("train", o->b.threads, what, arch);
     cJSON_AddNumberToObject(j, "params", (double)m->n_params);
     cJSON_AddStringToObject(j, "optimizer", effdim_optim_kind_name(s->opt->kind));
     cJSON_AddNumberToObject(j, "batch", (double)o->batch);
@@ -317,24 +191,16 @@ static cJSON *summary_json(const train_bench_opts *o, const char *arch, const ch
 
 int bench_train(int argc, char **argv)
 {
-    train_bench_opts o = {.sizes = {784, 300, 100, 10}, .n_sizes = 4, .batch = 128, .repeat = 5,
-                          .threads = 2, .opt = "adam", .torch = 1};
+    train_bench_opts o = {.b = BENCH_OPTS_DEFAULT, .batch = 128, .opt = "adam", .torch = 1};
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     effdim_error err;
     effdim_mlp m;
-    effdim_activation acts[EFFDIM_MLP_MAX_LAYERS];
-    size_t L = o.n_sizes - 1;
-    for (size_t l = 0; l < L; ++l) acts[l] = l + 1 < L ? EFFDIM_ACT_RELU : EFFDIM_ACT_IDENTITY;
-    if (effdim_mlp_init(&m, L, o.sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY, EFFDIM_REDUCTION_MEAN, &err))
-        return cli_fail(CMD, &err);
     effdim_optim_kind kind;
+    char what[512], arch[1024];
     if (effdim_optim_kind_parse(o.opt, &kind, &err))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--opt: %s", err.msg);
-    effdim_set_num_threads(o.threads);
-    char what[512], arch[1024] = "";
-    for (size_t l = 0; l <= L; ++l)
-        snprintf(arch + strlen(arch), sizeof arch - strlen(arch), "%s%zu", l ? "," : "", o.sizes[l]);
+    if (bench_mlp_setup(&o.b, &m, arch, sizeof arch, &err)) return cli_fail(CMD, &err);
 
     step_ctx s;
     memset(&s, 0, sizeof s);
@@ -342,7 +208,7 @@ int bench_train(int argc, char **argv)
     memset(shapes, 0, sizeof shapes);
     effdim_dataset *ds = NULL;
     rc = CLI_EXIT_FAIL;
-    if (load_data(&o, &m, &ds, what, sizeof what, &err)) {
+    if (bench_load_data(&o.b, &m, 60000, "fashion-mnist:train", &ds, what, sizeof what, &err)) {
         cli_fail(CMD, &err);
         goto done;
     }
@@ -369,28 +235,21 @@ int bench_train(int argc, char **argv)
     /* the step interleaved with two dgemm references: the step's largest
      * product (b x 784)(784 x 300)^T and a square 2048^3 product */
     bench_gemm_shape_set(&shapes[0], "2048 x 2048 x 2048 (square)", 0, 0, 2048, 2048, 2048);
-    bench_gemm_shape_set(&shapes[1], NULL, 0, 1, s.batch, o.sizes[1], o.sizes[0]);
+    bench_gemm_shape_set(&shapes[1], NULL, 0, 1, s.batch, o.b.sizes[1], o.b.sizes[0]);
     bench_job jobs[3] = {{train_step, &s, {0, 0, 0, 0, 0}}};
-    for (size_t i = 0; i < 2; ++i) {
-        if (bench_gemm_alloc(&shapes[i], 1 + (unsigned)i)) {
-            cli_errorf(CMD, 1, "out of memory for the dgemm reference");
-            goto done;
-        }
-        jobs[1 + i] = bench_gemm_job(&shapes[i]);
-    }
-    if (bench_run(jobs, 3, o.repeat, 0.5)) {
-        cli_fail(CMD, &s.err);
+    double ref = 0;
+    rc = bench_run_with_gemm(CMD, jobs, 1, shapes, 2, o.b.repeat, 0.5, &ref);
+    if (rc) {
+        if (rc > 0) cli_fail(CMD, &s.err);
+        rc = CLI_EXIT_FAIL;
         goto done;
     }
-    double ref = 0;
-    for (size_t i = 0; i < 2; ++i) {
-        bench_gemm_record(&shapes[i], &jobs[1 + i]);
-        ref = shapes[i].gflops > ref ? shapes[i].gflops : ref;
-    }
     bench_timing t = jobs[0].t;
-    double flops = step_flops(&m, s.batch);
+    double fwd, wg, dl;
+    bench_mlp_flops(&m, s.batch, &fwd, &wg, &dl);
+    double flops = fwd + wg + dl;
     cJSON *torch = o.torch ? run_torch(&o, arch, o.opt) : NULL;
-    if (o.json)
+    if (o.b.json)
         cli_json_print(summary_json(&o, arch, what, &m, &s, &t, flops, shapes, ref, torch));
     else {
         print_text(&o, arch, what, &m, &s, &t, flops, shapes, ref, torch);

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -95,6 +96,84 @@ int cli_parse_double_list(const char *cmd, const char *opt, const char *s, doubl
                           size_t *n)
 {
     return parse_list(cmd, opt, s, out, cap, n, 1);
+}
+
+int cli_parse_threads(const char *cmd, const char *s, int *threads)
+{
+    size_t v;
+    int rc = cli_parse_size(cmd, "--threads", s, &v);
+    if (!rc && (v < 1 || v > 256))
+        rc = cli_errorf(cmd, CLI_EXIT_USAGE, "--threads: expected 1 to 256, got %zu", v);
+    if (!rc) *threads = (int)v;
+    return rc;
+}
+
+int cli_parse_chunk(const char *cmd, const char *s, size_t *chunk)
+{
+    size_t v;
+    int rc = cli_parse_size(cmd, "--chunk", s, &v);
+    if (!rc && (v < 1 || v > INT_MAX))
+        rc = cli_errorf(cmd, CLI_EXIT_USAGE, "--chunk: expected 1 to %d, got %zu", INT_MAX, v);
+    if (!rc) *chunk = v;
+    return rc;
+}
+
+int cli_getopt_loop(const char *cmd, int argc, char **argv, const char *shortopts,
+                    const struct option *longopts, cli_parse_one_fn parse_one, void *ctx,
+                    void (*usage)(FILE *))
+{
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return -1;
+        }
+        if (c == '?')
+            return cli_errorf(cmd, CLI_EXIT_USAGE, "unknown option '%s' (effdim %s --help)",
+                              argv[optind - 1], cmd);
+        if (c == ':')
+            return cli_errorf(cmd, CLI_EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
+        int rc = parse_one(ctx, c, optarg);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+effdim_status cli_load_checkpoint(const char *path, const char *given, effdim_checkpoint **ck,
+                                  const char **spec, effdim_error *err)
+{
+    effdim_status st = effdim_checkpoint_load(path, ck, err);
+    if (st) return st;
+    const effdim_ckpt_training *t = (*ck)->training;
+    *spec = given ? given : t && t->data_spec && t->data_spec[0] ? t->data_spec : NULL;
+    return EFFDIM_OK;
+}
+
+effdim_status cli_load_data(const char *ckpt_path, const effdim_mlp *m, const char *spec,
+                            int recorded, effdim_dataset **ds, effdim_error *err)
+{
+    effdim_status st = effdim_dataset_from_spec(spec, ds, err);
+    if (st && recorded) { /* say where the spec came from */
+        char msg[EFFDIM_ERROR_MAX];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return effdim_error_set(err, st, "%s: /training data_spec: %s (pass --data SPEC)",
+                                ckpt_path, msg);
+    }
+    return st ? st : effdim_mlp_check_data(m, *ds, spec, err);
+}
+
+effdim_status cli_load_model_and_data(const char *ckpt_path, const char *given,
+                                      effdim_checkpoint **ck, const char **spec,
+                                      effdim_dataset **ds, effdim_error *err)
+{
+    effdim_status st = cli_load_checkpoint(ckpt_path, given, ck, spec, err);
+    if (st) return st;
+    if (!*spec)
+        return effdim_error_set(err, EFFDIM_ENOTFOUND,
+                                "%s: /training: no data_spec recorded; pass --data SPEC", ckpt_path);
+    return cli_load_data(ckpt_path, &(*ck)->mlp, *spec, !given, ds, err);
 }
 
 void cli_progress_init(cli_progress *p)

@@ -11,10 +11,14 @@
 #define EFFDIM_TOOLS_CLI_H
 
 #include <cjson/cJSON.h>
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "effdim/checkpoint.h"
+#include "effdim/data.h"
+#include "effdim/mlp.h"
 #include "effdim/status.h"
 
 #define CLI_EXIT_OK 0
@@ -43,6 +47,41 @@ int cli_parse_size_list(const char *cmd, const char *opt, const char *s, size_t 
                         size_t *n);
 int cli_parse_double_list(const char *cmd, const char *opt, const char *s, double *out, size_t cap,
                           size_t *n);
+
+/* --threads T: 1 to 256 ("--threads: expected 1 to 256, got N"). */
+int cli_parse_threads(const char *cmd, const char *s, int *threads);
+/* --chunk C: rows per pass, 1 to INT_MAX; 0 (the default everywhere)
+ * leaves the choice to the library (effdim_mlp_ws_alloc: 512 rows). */
+int cli_parse_chunk(const char *cmd, const char *s, size_t *chunk);
+
+/* One option for cli_getopt_loop: 0, or an exit code (message printed). */
+typedef int (*cli_parse_one_fn)(void *ctx, int c, const char *arg);
+
+/* The getopt_long loop of a command: resets getopt (opterr off), then per
+ * option: 'h' prints usage(stdout) and returns -1; a missing value returns 2
+ * after "option '--x' needs a value"; an unknown option returns 2 after
+ * "unknown option '--x' (effdim <cmd> --help)"; any other goes to
+ * parse_one(ctx, c, optarg), whose non-zero result is returned. Returns 0
+ * with optind at the first operand. shortopts must start with ':'. */
+int cli_getopt_loop(const char *cmd, int argc, char **argv, const char *shortopts,
+                    const struct option *longopts, cli_parse_one_fn parse_one, void *ctx,
+                    void (*usage)(FILE *));
+
+/* The checkpoint at path; *spec = given (--data) when non-NULL, else the
+ * data spec its /training records, else NULL. */
+effdim_status cli_load_checkpoint(const char *path, const char *given, effdim_checkpoint **ck,
+                                  const char **spec, effdim_error *err);
+/* The data set of spec, checked to fit the network m (effdim_mlp_check_data).
+ * When the spec is the one the checkpoint at ckpt_path records (recorded
+ * non-zero), a spec that does not load is reported as
+ * "<ckpt>: /training data_spec: <why> (pass --data SPEC)". */
+effdim_status cli_load_data(const char *ckpt_path, const effdim_mlp *m, const char *spec,
+                            int recorded, effdim_dataset **ds, effdim_error *err);
+/* Both of the above; ENOTFOUND "<ckpt>: /training: no data_spec recorded;
+ * pass --data SPEC" when there is no spec. */
+effdim_status cli_load_model_and_data(const char *ckpt_path, const char *given,
+                                      effdim_checkpoint **ck, const char **spec,
+                                      effdim_dataset **ds, effdim_error *err);
 
 /* Progress reporting on stderr. */
 typedef struct cli_progress {

@@ -134,7 +134,7 @@ static void usage(FILE *f)
             "  --z LIST             z values for N_eff (default: the spectrum file's)\n"
             "  --neg-policy P       zero, abs or asis for negative values in N_eff\n"
             "  --seed S             Lanczos start vector seed (default 0)\n"
-            "  --chunk N            rows per pass (default 1024)\n"
+            "  --chunk N            rows per pass (default: the library's, 512)\n"
             "  --threads T          OpenBLAS threads (default 2)\n"
             "  -o, --output FILE    the HDF5 file to write (atomically)\n"
             "  --plot-prefix P      write P-spectrum.png and P-neff.png with gnuplot\n"
@@ -173,9 +173,9 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int parse_one(cmp_opts *o, int c, const char *arg)
+static int parse_one(void *ctx, int c, const char *arg)
 {
-    size_t v = 0;
+    cmp_opts *o = ctx;
     int rc = 0;
     switch (c) {
     case OPT_SPECTRUM: o->spectrum = arg; break;
@@ -202,16 +202,8 @@ static int parse_one(cmp_opts *o, int c, const char *arg)
         break;
     case OPT_NEG: o->neg = arg; break;
     case OPT_SEED: rc = cli_parse_u64(CMD, "--seed", arg, &o->seed); break;
-    case OPT_CHUNK:
-        rc = cli_parse_size(CMD, "--chunk", arg, &o->chunk);
-        if (!rc && o->chunk == 0) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--chunk: expected >= 1");
-        break;
-    case OPT_THREADS:
-        rc = cli_parse_size(CMD, "--threads", arg, &v);
-        if (!rc && (v < 1 || v > 256))
-            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--threads: expected 1 to 256, got %zu", v);
-        o->threads = (int)v;
-        break;
+    case OPT_CHUNK: rc = cli_parse_chunk(CMD, arg, &o->chunk); break;
+    case OPT_THREADS: rc = cli_parse_threads(CMD, arg, &o->threads); break;
     case OPT_PLOT: o->plot = arg; break;
     case OPT_JSON: o->json = 1; break;
     case 'o': o->out = arg; break;
@@ -224,25 +216,10 @@ static int parse_args(cmp_opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->k = 20;
-    o->chunk = 1024;
     o->threads = 2;
     o->max_cost = 256.0;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":ho:", long_opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            return -1;
-        }
-        if (c == '?')
-            return cli_errorf(CMD, CLI_EXIT_USAGE, "unknown option '%s' (effdim compare --help)",
-                              argv[optind - 1]);
-        if (c == ':')
-            return cli_errorf(CMD, CLI_EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
-        int rc = parse_one(o, c, optarg);
-        if (rc) return rc;
-    }
+    int rc = cli_getopt_loop(CMD, argc, argv, ":ho:", long_opts, parse_one, o, usage);
+    if (rc) return rc;
     if (optind >= argc)
         return cli_errorf(CMD, CLI_EXIT_USAGE, "expected a checkpoint (effdim compare --help)");
     if (optind + 1 < argc)
@@ -279,8 +256,7 @@ static int load_data(cmp_run *R)
                           "%s records no training data; give --data SPEC (or --spectrum and "
                           "--diag files)",
                           R->o->ckpt);
-    if (effdim_dataset_from_spec(R->spec, &R->ds, &err) ||
-        effdim_mlp_check_data(&R->ckpt->mlp, R->ds, R->spec, &err))
+    if (cli_load_data(R->o->ckpt, &R->ckpt->mlp, R->spec, !R->o->data, &R->ds, &err))
         return cli_fail(CMD, &err);
     R->ws = effdim_mlp_ws_alloc(&R->ckpt->mlp, R->o->chunk, &err);
     return R->ws ? 0 : cli_fail(CMD, &err);
@@ -1108,8 +1084,7 @@ static int setup(cmp_run *R)
     effdim_error err;
     cmp_opts *o = R->o;
     effdim_set_num_threads(o->threads);
-    if (effdim_checkpoint_load(o->ckpt, &R->ckpt, &err)) return cli_fail(CMD, &err);
-    R->spec = o->data ? o->data : R->ckpt->training ? R->ckpt->training->data_spec : NULL;
+    if (cli_load_checkpoint(o->ckpt, o->data, &R->ckpt, &R->spec, &err)) return cli_fail(CMD, &err);
     /* the given files first, so a bad file fails before any computing */
     int rc = o->spectrum ? load_spectrum(R) : 0;
     if (!rc && o->diag) rc = load_diag_file(R);

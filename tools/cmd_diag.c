@@ -113,7 +113,7 @@ static void usage(FILE *f)
             "  --max-cost X         hessian: refuse above X gradients of work (default 256)\n"
             "  --force              hessian: compute whatever the cost\n"
             "  --seed S             seed for ggn-mc and hutchinson (default 0)\n"
-            "  --chunk N            rows per pass (default 1024)\n"
+            "  --chunk N            rows per pass (default: the library's, 512)\n"
             "  --threads T          OpenBLAS threads (default 2)\n"
             "  -o, --output FILE    the file to write (atomically)\n"
             "  --json               print a JSON summary on stdout instead of the table\n"
@@ -158,9 +158,9 @@ static int positive(const char *opt, size_t v)
     return v ? 0 : cli_errorf(CMD, CLI_EXIT_USAGE, "%s: expected a positive integer", opt);
 }
 
-static int parse_one(diag_opts *o, int c, const char *arg)
+static int parse_one(void *ctx, int c, const char *arg)
 {
-    size_t v = 0;
+    diag_opts *o = ctx;
     int rc = 0;
     switch (c) {
     case OPT_METHOD: o->methods = arg; break;
@@ -200,16 +200,8 @@ static int parse_one(diag_opts *o, int c, const char *arg)
         break;
     case OPT_FORCE: o->force = 1; break;
     case OPT_SEED: rc = cli_parse_u64(CMD, "--seed", arg, &o->seed); break;
-    case OPT_CHUNK:
-        rc = cli_parse_size(CMD, "--chunk", arg, &o->chunk);
-        if (!rc) rc = positive("--chunk", o->chunk);
-        break;
-    case OPT_THREADS:
-        rc = cli_parse_size(CMD, "--threads", arg, &v);
-        if (!rc && (v < 1 || v > 256))
-            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--threads: expected 1 to 256, got %zu", v);
-        o->threads = (int)v;
-        break;
+    case OPT_CHUNK: rc = cli_parse_chunk(CMD, arg, &o->chunk); break;
+    case OPT_THREADS: rc = cli_parse_threads(CMD, arg, &o->threads); break;
     case OPT_JSON: o->json = 1; break;
     case 'o': o->out = arg; break;
     default: rc = CLI_EXIT_USAGE;
@@ -226,26 +218,11 @@ static int parse_args(diag_opts *o, int argc, char **argv)
     o->block = 8;
     o->mc_samples = 1;
     o->max_cost = 256.0;
-    o->chunk = 1024;
     o->threads = 2;
     o->probe = "rademacher";
     o->hvp = "exact";
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":ho:", long_opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            return -1;
-        }
-        if (c == '?')
-            return cli_errorf(CMD, CLI_EXIT_USAGE, "unknown option '%s' (effdim diag --help)",
-                              argv[optind - 1]);
-        if (c == ':')
-            return cli_errorf(CMD, CLI_EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
-        int rc = parse_one(o, c, optarg);
-        if (rc) return rc;
-    }
+    int rc = cli_getopt_loop(CMD, argc, argv, ":ho:", long_opts, parse_one, o, usage);
+    if (rc) return rc;
     if (optind >= argc)
         return cli_errorf(CMD, CLI_EXIT_USAGE, "expected a checkpoint (effdim diag --help)");
     if (optind + 1 < argc)
@@ -311,15 +288,13 @@ static int setup(diag_run *R)
         return CLI_EXIT_USAGE;
     }
     effdim_set_num_threads(o->threads);
-    if (effdim_checkpoint_load(o->ckpt, &R->ckpt, &err)) return cli_fail(CMD, &err);
-    R->spec = o->data ? o->data : R->ckpt->training ? R->ckpt->training->data_spec : NULL;
+    if (cli_load_checkpoint(o->ckpt, o->data, &R->ckpt, &R->spec, &err)) return cli_fail(CMD, &err);
     if (!R->spec && needs_data(R))
         return cli_errorf(CMD, CLI_EXIT_USAGE,
                           "%s records no training data; give the data with --data SPEC",
                           o->ckpt);
     if (R->spec) {
-        if (effdim_dataset_from_spec(R->spec, &R->ds, &err) ||
-            effdim_mlp_check_data(&R->ckpt->mlp, R->ds, R->spec, &err))
+        if (cli_load_data(o->ckpt, &R->ckpt->mlp, R->spec, !o->data, &R->ds, &err))
             return cli_fail(CMD, &err);
         R->ws = effdim_mlp_ws_alloc(&R->ckpt->mlp, o->chunk, &err);
         if (!R->ws) return cli_fail(CMD, &err);

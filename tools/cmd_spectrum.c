@@ -96,7 +96,7 @@ static void usage(FILE *f)
             "  --per-layer          also the top eigenvalues of each layer's block\n"
             "  --basis M            Lanczos basis size (default max(2k+20, 60))\n"
             "  --max-matvecs N      stop Lanczos after N products (default 5000)\n"
-            "  --chunk C            rows per pass (default 512)\n"
+            "  --chunk C            rows per pass (default: the library's, 512)\n"
             "  --no-cache           exact/ggn: recompute the forward pass in every product\n"
             "                       instead of keeping it (the cache holds ~the widths of\n"
             "                       every layer per row; results are bitwise the same)\n"
@@ -106,11 +106,80 @@ static void usage(FILE *f)
             "  -h, --help           this help\n");
 }
 
+/* the long options (values above any character) */
+enum { O_DATA = 256, O_WHICH, O_OP, O_HVP, O_Z, O_TOL, O_DENSITY, O_VECTORS, O_PER_LAYER,
+       O_SUBSET, O_PROBES, O_NEG, O_PRIOR, O_SEED, O_THREADS, O_BASIS, O_MAXMV, O_CHUNK,
+       O_JSON, O_NOCACHE };
+
+static int parse_one(void *ctx, int c, const char *arg)
+{
+    sp_opts *o = ctx;
+    effdim_error err;
+    int rc = 0;
+    switch (c) {
+    case 'o': o->out = arg; break;
+    case 'k':
+        rc = cli_parse_size(CMD, "-k", arg, &o->k);
+        if (!rc && o->k < 1) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "-k: expected at least 1");
+        break;
+    case O_DATA: o->data = arg; break;
+    case O_WHICH:
+        if (effdim_lanczos_which_parse(arg, &o->which, &err))
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--which: '%s', expected top, bottom or both",
+                            arg);
+        break;
+    case O_OP:
+        if (effdim_curvature_parse(arg, &o->op, &err))
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--op: %s", err.msg);
+        break;
+    case O_HVP:
+        if (effdim_hvp_method_parse(arg, &o->hvp, &err))
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--hvp: %s", err.msg);
+        o->hvp_given = 1;
+        break;
+    case O_Z:
+        rc = cli_parse_double_list(CMD, "--z", arg, o->z, MAX_Z, &o->nz);
+        for (size_t i = 0; !rc && i < o->nz; ++i)
+            if (!(o->z[i] > 0))
+                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--z: %g, expected values > 0", o->z[i]);
+        break;
+    case O_TOL:
+        rc = cli_parse_double(CMD, "--tol", arg, &o->tol);
+        if (!rc && !(o->tol > 0 && o->tol < 1))
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--tol: %s, expected 0 < tol < 1", arg);
+        break;
+    case O_DENSITY: o->density = 1; break;
+    case O_VECTORS: o->save_vectors = 1; break;
+    case O_PER_LAYER: o->per_layer = 1; break;
+    case O_SUBSET:
+        rc = cli_parse_size(CMD, "--subset", arg, &o->subset);
+        if (!rc && o->subset < 1) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--subset: at least 1");
+        break;
+    case O_PROBES: rc = cli_parse_size(CMD, "--probes", arg, &o->probes); break;
+    case O_NEG:
+        if (effdim_neg_policy_parse(arg, &o->neg, &err))
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--neg-policy: '%s', expected zero, abs or asis",
+                            arg);
+        break;
+    case O_PRIOR:
+        rc = cli_parse_double(CMD, "--prior", arg, &o->prior);
+        if (!rc && o->prior < 0)
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--prior: %s, expected a value >= 0", arg);
+        break;
+    case O_SEED: rc = cli_parse_u64(CMD, "--seed", arg, &o->seed); break;
+    case O_THREADS: rc = cli_parse_threads(CMD, arg, &o->threads); break;
+    case O_BASIS: rc = cli_parse_size(CMD, "--basis", arg, &o->basis); break;
+    case O_MAXMV: rc = cli_parse_size(CMD, "--max-matvecs", arg, &o->max_matvecs); break;
+    case O_CHUNK: rc = cli_parse_chunk(CMD, arg, &o->chunk); break;
+    case O_JSON: o->json = 1; break;
+    case O_NOCACHE: o->no_cache = 1; break;
+    default: rc = CLI_EXIT_USAGE;
+    }
+    return rc;
+}
+
 static int parse_opts(int argc, char **argv, sp_opts *o)
 {
-    enum { O_DATA = 256, O_WHICH, O_OP, O_HVP, O_Z, O_TOL, O_DENSITY, O_VECTORS, O_PER_LAYER,
-           O_SUBSET, O_PROBES, O_NEG, O_PRIOR, O_SEED, O_THREADS, O_BASIS, O_MAXMV, O_CHUNK,
-           O_JSON, O_NOCACHE };
     static const struct option longopts[] = {
         {"output", required_argument, 0, 'o'},      {"k", required_argument, 0, 'k'},
         {"data", required_argument, 0, O_DATA},     {"which", required_argument, 0, O_WHICH},
@@ -126,85 +195,8 @@ static int parse_opts(int argc, char **argv, sp_opts *o)
         {"no-cache", no_argument, 0, O_NOCACHE},
         {0, 0, 0, 0},
     };
-    effdim_error err;
-    size_t v;
-    int c, rc = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:k:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'o': o->out = optarg; break;
-        case 'k':
-            rc = cli_parse_size(CMD, "-k", optarg, &o->k);
-            if (!rc && o->k < 1) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "-k: expected at least 1");
-            break;
-        case O_DATA: o->data = optarg; break;
-        case O_WHICH:
-            if (effdim_lanczos_which_parse(optarg, &o->which, &err))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--which: '%s', expected top, bottom or both",
-                                optarg);
-            break;
-        case O_OP:
-            if (effdim_curvature_parse(optarg, &o->op, &err))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--op: %s", err.msg);
-            break;
-        case O_HVP:
-            if (effdim_hvp_method_parse(optarg, &o->hvp, &err))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--hvp: %s", err.msg);
-            o->hvp_given = 1;
-            break;
-        case O_Z:
-            rc = cli_parse_double_list(CMD, "--z", optarg, o->z, MAX_Z, &o->nz);
-            for (size_t i = 0; !rc && i < o->nz; ++i)
-                if (!(o->z[i] > 0))
-                    rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--z: %g, expected values > 0", o->z[i]);
-            break;
-        case O_TOL:
-            rc = cli_parse_double(CMD, "--tol", optarg, &o->tol);
-            if (!rc && !(o->tol > 0 && o->tol < 1))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--tol: %s, expected 0 < tol < 1", optarg);
-            break;
-        case O_DENSITY: o->density = 1; break;
-        case O_VECTORS: o->save_vectors = 1; break;
-        case O_PER_LAYER: o->per_layer = 1; break;
-        case O_SUBSET:
-            rc = cli_parse_size(CMD, "--subset", optarg, &o->subset);
-            if (!rc && o->subset < 1) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--subset: at least 1");
-            break;
-        case O_PROBES: rc = cli_parse_size(CMD, "--probes", optarg, &o->probes); break;
-        case O_NEG:
-            if (effdim_neg_policy_parse(optarg, &o->neg, &err))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--neg-policy: '%s', expected zero, abs or asis",
-                                optarg);
-            break;
-        case O_PRIOR:
-            rc = cli_parse_double(CMD, "--prior", optarg, &o->prior);
-            if (!rc && o->prior < 0)
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--prior: %s, expected a value >= 0", optarg);
-            break;
-        case O_SEED: rc = cli_parse_u64(CMD, "--seed", optarg, &o->seed); break;
-        case O_THREADS:
-            rc = cli_parse_size(CMD, "--threads", optarg, &v);
-            if (!rc && (v < 1 || v > 256))
-                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--threads: expected 1 to 256, got %zu", v);
-            o->threads = (int)v;
-            break;
-        case O_BASIS: rc = cli_parse_size(CMD, "--basis", optarg, &o->basis); break;
-        case O_MAXMV: rc = cli_parse_size(CMD, "--max-matvecs", optarg, &o->max_matvecs); break;
-        case O_CHUNK:
-            rc = cli_parse_size(CMD, "--chunk", optarg, &o->chunk);
-            if (!rc && o->chunk < 1) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--chunk: at least 1");
-            break;
-        case O_JSON: o->json = 1; break;
-        case O_NOCACHE: o->no_cache = 1; break;
-        case 'h': usage(stdout); return -1;
-        case ':': return cli_errorf(CMD, CLI_EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_errorf(CMD, CLI_EXIT_USAGE, "unknown option '%s' (effdim spectrum --help)",
-                              argv[optind - 1]);
-        }
-        if (rc) return rc;
-    }
+    int rc = cli_getopt_loop(CMD, argc, argv, ":o:k:h", longopts, parse_one, o, usage);
+    if (rc) return rc;
     if (optind >= argc)
         return cli_errorf(CMD, CLI_EXIT_USAGE, "missing the checkpoint (effdim spectrum CKPT -o OUT.h5)");
     o->ckpt = argv[optind++];
@@ -225,7 +217,7 @@ static int parse_opts(int argc, char **argv, sp_opts *o)
 typedef struct run {
     const sp_opts *o;
     effdim_checkpoint *ck;
-    char spec[4096];
+    const char *spec;             /* --data, or the checkpoint's (owned by ck) */
     effdim_dataset *ds;
     size_t *rows;                 /* (n_rows) sorted subset, or NULL */
     size_t n_rows;
@@ -277,24 +269,7 @@ static int cmp_size(const void *a, const void *b)
 static effdim_status load_inputs(run *r, effdim_error *err)
 {
     const sp_opts *o = r->o;
-    effdim_status st = effdim_checkpoint_load(o->ckpt, &r->ck, err);
-    if (st) return st;
-    if (o->data) {
-        snprintf(r->spec, sizeof r->spec, "%s", o->data);
-    } else if (r->ck->training && r->ck->training->data_spec && r->ck->training->data_spec[0]) {
-        snprintf(r->spec, sizeof r->spec, "%s", r->ck->training->data_spec);
-    } else {
-        return effdim_error_set(err, EFFDIM_ENOTFOUND,
-                                "%s: /training: no data_spec recorded; pass --data SPEC", o->ckpt);
-    }
-    st = effdim_dataset_from_spec(r->spec, &r->ds, err);
-    if (st && !o->data) { /* the recorded spec: say where it came from */
-        char msg[EFFDIM_ERROR_MAX];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        return effdim_error_set(err, st, "%s: /training data_spec: %s (pass --data SPEC)", o->ckpt,
-                                msg);
-    }
-    if (!st) st = effdim_mlp_check_data(&r->ck->mlp, r->ds, r->spec, err);
+    effdim_status st = cli_load_model_and_data(o->ckpt, o->data, &r->ck, &r->spec, &r->ds, err);
     if (st) return st;
     r->n_rows = r->ds->n;
     if (o->subset && o->subset < r->ds->n) {
@@ -497,7 +472,7 @@ static effdim_status write_file(run *r, effdim_error *err)
     effdim_spectrum_init(&s);
     s.checkpoint = (char *)o->ckpt;
     snprintf(s.checkpoint_sha256, sizeof s.checkpoint_sha256, "%s", r->sha);
-    s.data_spec = r->spec;
+    s.data_spec = (char *)r->spec;
     s.n = r->n_rows;
     s.n_params = r->ck->mlp.n_params;
     snprintf(s.loss, sizeof s.loss, "%s", effdim_loss_name(r->ck->mlp.loss));

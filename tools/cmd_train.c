@@ -161,9 +161,9 @@ static int opt_double(const char *name, const char *s, double *v, int *given)
     return cli_parse_double(CMD, name, s, v);
 }
 
-static int parse_one(train_opts *o, int c, const char *arg)
+static int parse_one(void *ctx, int c, const char *arg)
 {
-    size_t v = 0;
+    train_opts *o = ctx;
     int rc = 0;
     switch (c) {
     case OPT_DATA: o->data = arg; break;
@@ -208,12 +208,7 @@ static int parse_one(train_opts *o, int c, const char *arg)
     case OPT_INIT_SCHEME: o->init_scheme = arg; break;
     case OPT_INIT: o->init = arg; break;
     case OPT_SAVE_EVERY: rc = cli_parse_size(CMD, "--save-every", arg, &o->save_every); break;
-    case OPT_THREADS:
-        rc = cli_parse_size(CMD, "--threads", arg, &v);
-        if (!rc && (v < 1 || v > 256))
-            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--threads: expected 1 to 256, got %zu", v);
-        o->threads = (int)v;
-        break;
+    case OPT_THREADS: rc = cli_parse_threads(CMD, arg, &o->threads); break;
     case OPT_JSON: o->json = 1; break;
     case 'o': o->out = arg; break;
     default: rc = CLI_EXIT_USAGE;
@@ -242,22 +237,8 @@ static int parse_args(train_opts *o, int argc, char **argv)
     o->seed = 1;
     o->threads = 2;
     join_command(o, argc, argv);
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":ho:", long_opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            return -1;
-        }
-        if (c == '?')
-            return cli_errorf(CMD, CLI_EXIT_USAGE, "unknown option '%s' (effdim train --help)",
-                              argv[optind - 1]);
-        if (c == ':')
-            return cli_errorf(CMD, CLI_EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
-        int rc = parse_one(o, c, optarg);
-        if (rc) return rc;
-    }
+    int rc = cli_getopt_loop(CMD, argc, argv, ":ho:", long_opts, parse_one, o, usage);
+    if (rc) return rc;
     if (optind < argc)
         return cli_errorf(CMD, CLI_EXIT_USAGE, "unexpected argument '%s' (effdim train --help)",
                           argv[optind]);

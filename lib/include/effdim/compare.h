@@ -98,7 +98,8 @@ EFFDIM_API effdim_status effdim_compare_run(const effdim_compare_input *in,
 EFFDIM_API void effdim_compare_result_free(effdim_compare_result *r);
 
 /* N_eff(z_i) = sum_j v_j / (v_j + z_i) over v (n), for each of the m values
- * of z, into out (m), with the negative-value policy (NULL = "zero"). */
+ * of z, into out (m), with the negative-value policy by name (NULL = "zero";
+ * see effdim/neff.h): effdim_neff after EINVAL checks of the policy and z. */
 EFFDIM_API effdim_status effdim_compare_neff(const double *v, size_t n, const double *z, size_t m,
                                              const char *neg_policy, double *out,
                                              effdim_error *err);

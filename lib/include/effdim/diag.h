@@ -72,7 +72,8 @@
  * 8 * nb * (2 max_l(ncol_l w_l) + ...) bytes. Nothing is allocated per chunk.
  *
  * Ownership: outputs are caller arrays of P doubles, overwritten. The mlp
- * workspace ws may be NULL (one of 1024 rows is allocated for the call).
+ * workspace ws may be NULL (one of the library's default chunk, 512 rows, is
+ * allocated for the call).
  */
 #ifndef EFFDIM_DIAG_H
 #define EFFDIM_DIAG_H
