@@ -19,13 +19,13 @@ typedef struct command {
 
 static const command commands[] = {
     /* the command table: one line per subcommand (tools/cmd_<name>.c) */
-    {"bench", cmd_bench, "benchmarks against this machine's dgemm rate (grad, ...)"},
-    {"demo", cmd_demo, "reproduce published findings (amsgrad, ...)"},
     {"train", cmd_train, "train an MLP (SGD/Adam/AMSGrad/AdamW) into a checkpoint"},
-    {"compare", cmd_compare, "diagonal curvature estimates against the spectrum, with plots"},
-    {"diag", cmd_diag, "diagonal curvature estimates (ggn, ef, adam, hutchinson, hessian, ...)"},
     {"inspect", cmd_inspect, "summarise an effdim file (checkpoint, spectrum, ...)"},
     {"spectrum", cmd_spectrum, "top eigenvalues, N_eff (Ritz and SLQ) and trace of a checkpoint's Hessian or GGN"},
+    {"diag", cmd_diag, "diagonal curvature estimates (ggn, ef, adam, hutchinson, hessian, ...)"},
+    {"compare", cmd_compare, "diagonal curvature estimates against the spectrum, with plots"},
+    {"demo", cmd_demo, "the main job on two spirals (default); reproductions (amsgrad)"},
+    {"bench", cmd_bench, "benchmarks against this machine's dgemm rate and PyTorch (grad, train, spectrum, diag)"},
     {NULL, NULL, NULL},
 };
 
