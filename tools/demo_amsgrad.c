@@ -101,8 +101,10 @@ static void usage(FILE *f)
             "  --every K          record every K steps (default 1000)\n"
             "  -o, --output FILE  HDF5 file of the trajectories (default amsgrad.h5)\n"
             "  --plot FILE.png    draw x_t and R_t/t with gnuplot\n"
-            "  --check            exit 1 unless every run reproduces the finding\n"
-            "                     (Adam's final x >= 0.98 and AMSGrad's <= -0.9)\n"
+            "  --check            exit 1 unless every run reproduces the finding: online\n"
+            "                     and theorem1: Adam's final x >= 0.98 and AMSGrad's <= -0.9;\n"
+            "                     stochastic: the same order (Adam's x > 0 > AMSGrad's),\n"
+            "                     the thresholds are reported beside it\n"
             "  --json             print a JSON summary instead of the table\n"
             "  -h, --help         this help\n");
 }
@@ -251,7 +253,20 @@ static void stats(const double *v, size_t n, double *med, double *lo, double *hi
     *hi = buf[n - 1];
 }
 
+/* The thresholds of the online finding: Adam at or above +0.98, AMSGrad at or below -0.9. */
 static int meets(double adam_x, double ams_x) { return adam_x >= 0.98 && ams_x <= -0.9; }
+
+/* The finding a setting is judged by (issue 3): the thresholds in the online
+ * and Theorem 1 problems; in the stochastic one "the same order": Adam ends on
+ * the wrong side (x > 0, towards +1) and AMSGrad on the right side (x < 0,
+ * towards the optimum -1). A single stochastic run depends on its random
+ * stream (SEEDS.md 5.5), so the thresholds are reported there too, but they
+ * are not the verdict. */
+static int finding(setting set, double adam_x, double ams_x)
+{
+    if (set == SET_STOCHASTIC) return adam_x > 0.0 && ams_x < 0.0;
+    return meets(adam_x, ams_x);
+}
 
 /* fraction of seeds whose finals meet the thresholds */
 static double fraction_meeting(const run *r)
@@ -261,15 +276,15 @@ static double fraction_meeting(const run *r)
     return (double)ok / (double)r->n_seeds;
 }
 
-/* The finding: Adam's final x >= 0.98 and AMSGrad's <= -0.9; over several
- * seeds, the medians of the final x must meet it. */
+/* The finding (see finding()); over several seeds, the medians of the final
+ * x must show it. */
 static int reproduced(const run *r)
 {
-    if (r->n_seeds <= 1) return meets(r->final_x[OPT_ADAM], r->final_x[OPT_AMSGRAD]);
+    if (r->n_seeds <= 1) return finding(r->set, r->final_x[OPT_ADAM], r->final_x[OPT_AMSGRAD]);
     double ma, mm, lo, hi;
     stats(r->seed_x[OPT_ADAM], r->n_seeds, &ma, &lo, &hi);
     stats(r->seed_x[OPT_AMSGRAD], r->n_seeds, &mm, &lo, &hi);
-    return meets(ma, mm);
+    return finding(r->set, ma, mm);
 }
 
 /* ---- output ---- */
@@ -462,8 +477,8 @@ static effdim_status write_plot(const char *png, const run *runs, size_t n, effd
 
 static void print_table(const run *runs, size_t n, unsigned long seed)
 {
-    printf("%-11s %-18s %9s %9s %10s %11s %12s  %s\n", "setting", "step size", "steps", "Adam x",
-           "Adam R/T", "AMSGrad x", "AMSGrad R/T", "finding");
+    printf("%-11s %-18s %9s %9s %10s %11s %12s  %-10s %s\n", "setting", "step size", "steps", "Adam x",
+           "Adam R/T", "AMSGrad x", "AMSGrad R/T", "thresholds", "finding");
     for (size_t i = 0; i < n; ++i) {
         const run *r = &runs[i];
         char lr[32];
@@ -471,10 +486,12 @@ static void print_table(const run *runs, size_t n, unsigned long seed)
             snprintf(lr, sizeof lr, "%g/sqrt(t)", r->alpha);
         else
             snprintf(lr, sizeof lr, "constant %g", r->alpha);
-        printf("%-11s %-18s %9zu %9.4f %10.4f %11.4f %12.4f  %s\n", setting_names[r->set], lr, r->steps,
-               r->final_x[OPT_ADAM], r->final_avg[OPT_ADAM], r->final_x[OPT_AMSGRAD],
-               r->final_avg[OPT_AMSGRAD],
-               meets(r->final_x[OPT_ADAM], r->final_x[OPT_AMSGRAD]) ? "reproduced" : "NOT reproduced");
+        printf("%-11s %-18s %9zu %9.4f %10.4f %11.4f %12.4f  %-10s %s\n", setting_names[r->set], lr,
+               r->steps, r->final_x[OPT_ADAM], r->final_avg[OPT_ADAM], r->final_x[OPT_AMSGRAD],
+               r->final_avg[OPT_AMSGRAD], meets(r->final_x[OPT_ADAM], r->final_x[OPT_AMSGRAD]) ? "met" : "not met",
+               finding(r->set, r->final_x[OPT_ADAM], r->final_x[OPT_AMSGRAD])
+                   ? (r->set == SET_STOCHASTIC ? "reproduced (order)" : "reproduced")
+                   : "NOT reproduced");
     }
     for (size_t i = 0; i < n; ++i) {
         const run *r = &runs[i];
