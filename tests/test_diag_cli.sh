@@ -88,6 +88,8 @@ EOF
     else
         fail "the diag file reads in h5py with the documented layout" "$(cat py.log)"
     fi
+else # the README's commands install python3-h5py: its absence is a failure, not a skip
+    fail "the diag file reads in h5py with the documented layout" "/usr/bin/python3 with h5py and numpy not found (apt-get install python3-h5py)"
 fi
 
 # ---- effdim compare ---------------------------------------------------------------

@@ -5,6 +5,8 @@
 #          AddressSanitizer + UndefinedBehaviorSanitizer, ending with one line
 #          "total: N passed, M failed" (non-zero exit on any failure), or
 #   slow   the default suite plus the slow suite (needs python3-torch: installed here).
+# python3-h5py is installed in every mode: the tests read the files effdim
+# writes with h5py, as its users do.
 # It installs only what is missing (apt-get), so re-running it is cheap.
 set -euo pipefail
 mode=${1:-demo}
@@ -14,8 +16,8 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 pkgs="build-essential meson ninja-build pkg-config python3 libopenblas-dev liblapacke-dev libgsl-dev
-      libhdf5-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox"
-[ "$mode" = slow ] && pkgs="$pkgs python3-torch python3-h5py python3-scipy python3-numpy"
+      libhdf5-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox python3-h5py python3-numpy"
+[ "$mode" = slow ] && pkgs="$pkgs python3-torch python3-scipy"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
