@@ -7,7 +7,9 @@
  * applied twice ("twice is enough": Giraud, Langou, Rozloznik, Comput. Math.
  * Appl. 50 (2005) 1069-1075; Parlett, The Symmetric Eigenvalue Problem,
  * section 6.9), with a third pass when the second still removes more than
- * half of the norm.
+ * half of the norm (effdim_cgs2); a Lanczos step first removes the two
+ * recurrence coefficients and then usually needs one full pass
+ * (effdim_lanczos_orth_step).
  */
 #ifndef EFFDIM_LANCZOS_INTERNAL_H
 #define EFFDIM_LANCZOS_INTERNAL_H
@@ -37,8 +39,11 @@ double effdim_norm2(const double *x, size_t n);
 double effdim_cgs2(const double *V, size_t rows, const double *U, size_t ku, size_t n, double *w,
                    double *h, double *scratch);
 
-/* Completes Lanczos step j: V[j+1] holds A V[j] on entry; it is
- * orthogonalised against V[0..j] and U, *alpha = <V[j], A V[j]> (the
+/* Completes Lanczos step j: V[j+1] holds A V[j] on entry; its coefficients
+ * on V[j-1] and V[j] are removed first (two rows), then it is orthogonalised
+ * against V[0..j] and U by classical Gram-Schmidt passes until one keeps at
+ * least 1/sqrt(2) of the norm (the DGKS test; Daniel, Gragg, Kaufman,
+ * Stewart 1976; at most three passes), *alpha = <V[j], A V[j]> (the
  * coefficient on V[j]), *beta = its norm after. If beta <= 64 eps anorm
  * (anorm: an estimate of ||A||, e.g. the largest |Ritz value| or column norm
  * seen so far) the step is a breakdown: *breakdown = 1, V[j+1] is left as is;

@@ -6,7 +6,8 @@ Hessian-vector product by double backpropagation (Pearlmutter's trick as
 torch.autograd does it: the gradient with create_graph=True once, then for
 each v the gradient of <grad, v>; the first-order graph is kept, which is the
 fastest way PyTorch offers), wrapped in a scipy.sparse.linalg.LinearOperator
-and handed to ARPACK's eigsh (k, which='LA', tol, a seeded start vector).
+and handed to ARPACK's eigsh (k, which='LA', tol, a seeded start vector;
+ncv SciPy's default max(2k + 1, 20) unless --ncv is given).
 
 Model: an effdim checkpoint (HDF5, docs/file-formats.md) rebuilt as a
 float64 nn.Sequential of Linear layers and activations; data: the first n
@@ -19,7 +20,7 @@ seconds (eigsh wall time, all HVPs included), eigenvalues (descending),
 loss, torch_version, scipy_version, threads.
 
     /usr/bin/python3 tools/bench/spectrum_torch.py --ckpt model.h5 [--n 10000]
-        [--k 20] [--tol 1e-6] [--threads 2]
+        [--k 20] [--tol 1e-6] [--threads 2] [--ncv 0]
 """
 
 import argparse
@@ -77,6 +78,7 @@ def main():
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ncv", type=int, default=0, help="eigsh's ncv (0: SciPy's default)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -116,14 +118,15 @@ def main():
     count[0] = 0
     op = sla.LinearOperator((P, P), matvec=hvp, dtype=np.float64)
     t0 = time.perf_counter()
-    w = sla.eigsh(op, k=args.k, which="LA", tol=args.tol, v0=rng.standard_normal(P),
+    ncv = args.ncv or min(P, max(2 * args.k + 1, 20))  # SciPy's default when 0
+    w = sla.eigsh(op, k=args.k, which="LA", tol=args.tol, v0=rng.standard_normal(P), ncv=ncv,
                   return_eigenvectors=False)
     seconds = time.perf_counter() - t0
     print(json.dumps({
         "hvp_seconds": min(times), "matvecs": count[0], "seconds": seconds,
         "eigenvalues": sorted((float(x) for x in w), reverse=True), "loss": float(loss),
         "params": P, "torch_version": torch.__version__, "scipy_version": scipy.__version__,
-        "threads": args.threads, "tol": args.tol, "k": args.k,
+        "threads": args.threads, "tol": args.tol, "k": args.k, "ncv": ncv,
     }))
 
 
