@@ -615,6 +615,13 @@ static effdim_status write_model(hid_t file, const effdim_checkpoint *c, effdim_
     return st;
 }
 
+/* The on/off hyperparameters (PyTorch booleans): written as int64 0/1 (any
+ * numeric type is accepted on read, so files with 0.0/1.0 still load). */
+static int hparam_is_flag(const char *name)
+{
+    return !strcmp(name, "amsgrad") || !strcmp(name, "nesterov");
+}
+
 static effdim_status write_optimizer(hid_t file, const effdim_ckpt_optimizer *o, size_t P,
                                      effdim_error *err)
 {
@@ -623,8 +630,12 @@ static effdim_status write_optimizer(hid_t file, const effdim_ckpt_optimizer *o,
     if (st) return st;
     st = effdim_h5_attr_write_string(g, "name", o->name, err);
     if (!st) st = effdim_h5_attr_write_int64(g, "step", o->step, err);
-    for (size_t i = 0; !st && i < o->n_hparams; ++i)
-        st = effdim_h5_attr_write_double(g, o->hparams[i].name, o->hparams[i].value, err);
+    for (size_t i = 0; !st && i < o->n_hparams; ++i) {
+        const effdim_named_value *h = &o->hparams[i];
+        st = hparam_is_flag(h->name) && (h->value == 0.0 || h->value == 1.0)
+                 ? effdim_h5_attr_write_int64(g, h->name, (int64_t)h->value, err)
+                 : effdim_h5_attr_write_double(g, h->name, h->value, err);
+    }
     for (size_t i = 0; !st && i < o->n_extras; ++i) st = write_attr(g, &o->extras[i], err);
     for (size_t i = 0; !st && i < o->n_state; ++i) {
         size_t dims[1] = {P};

@@ -825,7 +825,7 @@ effdim_status effdim_diag_hutchinson(effdim_operator *op, const effdim_hutchinso
             res->trace_se = sqrt(tM2 / ((double)(np - 1) * (double)np));
             res->matvecs = op->vectors - vecs0;
             res->seconds = effdim_now() - t0;
-            res->converged = converged || p->rel_se == 0.0;
+            res->converged = converged; /* 0 without a target: nothing was tested */
         }
         if (!converged && p->rel_se > 0.0)
             st = effdim_error_set(err, EFFDIM_EMAXITER,
@@ -893,11 +893,14 @@ effdim_status effdim_diag_adam(const effdim_checkpoint *c, const char *path, siz
                     name_or(path), c->optimizer->name);
     int64_t t = c->optimizer->step;
     RETURN_ERROR_IF(t < 1, err, EFFDIM_EDOM,
-                    "%s: /optimizer: step = %lld, expected >= 1 for a bias-corrected second "
-                    "moment",
+                    "%s: /optimizer: attribute 'step' = %lld, expected >= 1 (the adam diagonal "
+                    "needs it for the bias correction 1 - beta2^step)",
                     name_or(path), (long long)t);
-    double beta2 = 0.999;
-    effdim_checkpoint_hparam(c, "beta2", &beta2);
+    double beta2 = NAN;
+    RETURN_ERROR_IF(!effdim_checkpoint_hparam(c, "beta2", &beta2), err, EFFDIM_ENOTFOUND,
+                    "%s: /optimizer: attribute 'beta2' is missing (the adam diagonal needs it for "
+                    "the bias correction 1 - beta2^step; no default is assumed)",
+                    name_or(path));
     RETURN_ERROR_IF(!(beta2 >= 0.0 && beta2 < 1.0), err, EFFDIM_EDOM,
                     "%s: /optimizer: beta2 = %g, expected in [0, 1)", name_or(path), beta2);
     double bc2 = 1.0 - pow(beta2, (double)t);

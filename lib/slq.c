@@ -13,6 +13,16 @@
  * exact deflated sum plus the mean over probes; the standard error is the
  * sample standard deviation over probes divided by sqrt(probes).
  *
+ * Quadrature bias: the SE measures probe-to-probe noise only. The Gauss
+ * quadrature of the leading j x j block of T is exactly the j-step estimate
+ * (Golub and Meurant 1994, section 3), so each probe's quadrature is also
+ * kept at h = ceil(m/2) steps; the difference of the probe means (full minus
+ * half) is reported as a diagnostic of how far the quadrature is from
+ * converged (large for f with a kink or jump inside the spectrum, e.g.
+ * N_eff at small z under the zero policy of an indefinite matrix). Probes
+ * whose Krylov space became invariant (breakdown, or all n - kd steps) are
+ * exact and count as unchanged.
+ *
  * Density: Ghorbani, Krishnan, Xiao (ICML 2019), section 3: Gaussian kernel
  * of width sigma at every node with its weight, normalised by n.
  *
@@ -34,6 +44,10 @@ struct effdim_slq {
     double *nodes;   /* (probes, steps) row-major, count[i] used in row i, ascending */
     double *weights; /* (probes, steps) */
     size_t *count;   /* (probes) */
+    double *hnodes;  /* (probes, hsteps) the quadrature at half the steps */
+    double *hweights;/* (probes, hsteps) */
+    size_t *hcount;  /* (probes) nodes in row i; 0: the probe is exact (use the full row) */
+    size_t hsteps;   /* ceil(steps / 2) */
     double *defl;    /* (kd) deflated eigenvalues */
 };
 
@@ -42,7 +56,7 @@ effdim_slq_params effdim_slq_default_params(void)
     effdim_slq_params p;
     memset(&p, 0, sizeof p);
     p.probes = 32;
-    p.steps = 80;
+    p.steps = 150;
     p.block = 1;
     p.seed = 0;
     return p;
@@ -54,6 +68,9 @@ void effdim_slq_free(effdim_slq *s)
     free(s->nodes);
     free(s->weights);
     free(s->count);
+    free(s->hnodes);
+    free(s->hweights);
+    free(s->hcount);
     free(s->defl);
     free(s);
 }
@@ -187,11 +204,11 @@ static effdim_status run_block(effdim_operator *op, slq_run *r, size_t b, size_t
     return EFFDIM_OK;
 }
 
-/* Gauss quadrature of probe q into nodes/weights (len[q] of each). */
-static effdim_status quadrature(slq_run *r, size_t q, double *nodes, double *weights,
+/* Gauss quadrature of the leading m x m block of probe q's T into
+ * nodes/weights (m of each). */
+static effdim_status quadrature(slq_run *r, size_t q, size_t m, double *nodes, double *weights,
                                 effdim_error *err)
 {
-    size_t m = r->len[q];
     if (m == 0) return EFFDIM_OK;
     effdim_status st = effdim_tridiag_eig(m, r->alpha + q * r->steps, r->beta + q * r->steps, nodes,
                                           r->Z, r->work, err);
@@ -240,11 +257,36 @@ static effdim_slq *slq_result_alloc(size_t probes, size_t steps, size_t kd, effd
     if (!(s->nodes = effdim_calloc(ps, sizeof(double), "SLQ nodes", err))) goto fail;
     if (!(s->weights = effdim_calloc(ps, sizeof(double), "SLQ weights", err))) goto fail;
     if (!(s->count = effdim_calloc(probes, sizeof(size_t), "SLQ counts", err))) goto fail;
+    s->hsteps = (steps + 1) / 2;
+    if (!(s->hnodes = effdim_calloc(probes * s->hsteps, sizeof(double), "SLQ nodes", err)))
+        goto fail;
+    if (!(s->hweights = effdim_calloc(probes * s->hsteps, sizeof(double), "SLQ weights", err)))
+        goto fail;
+    if (!(s->hcount = effdim_calloc(probes, sizeof(size_t), "SLQ counts", err))) goto fail;
     if (!(s->defl = effdim_alloc(kd, sizeof(double), "SLQ deflated values", err))) goto fail;
     return s;
 fail:
     effdim_slq_free(s);
     return NULL;
+}
+
+/* The mean over probes of the gap between the two Gauss nodes around 0 (the
+ * largest < 0 and the smallest >= 0), over the probes that have both; NaN if
+ * none. Where the quadrature cannot resolve features of f narrower than it. */
+static double gap_at_zero(const effdim_slq *s)
+{
+    size_t steps = s->info.steps, used = 0;
+    double acc = 0.0;
+    for (size_t i = 0; i < s->info.probes; ++i) {
+        const double *t = s->nodes + i * steps;
+        for (size_t j = 0; j + 1 < s->count[i]; ++j)
+            if (t[j] < 0.0 && t[j + 1] >= 0.0) {
+                acc += t[j + 1] - t[j];
+                ++used;
+                break;
+            }
+    }
+    return used ? acc / (double)used : (double)NAN;
 }
 
 effdim_status effdim_slq_run(effdim_operator *op, const effdim_slq_params *p,
@@ -280,9 +322,15 @@ effdim_status effdim_slq_run(effdim_operator *op, const effdim_slq_params *p,
         start_probes(&r, rng, b);
         st = run_block(op, &r, b, &s->info.breakdowns, err);
         for (size_t q = 0; q < b && st == EFFDIM_OK; ++q) {
-            size_t i = p0 + q;
-            st = quadrature(&r, q, s->nodes + i * steps, s->weights + i * steps, err);
-            s->count[i] = r.len[q];
+            size_t i = p0 + q, m = r.len[q];
+            /* exact: the Krylov space became invariant or is the whole complement */
+            int exact = m < steps || m >= n - kd;
+            st = quadrature(&r, q, m, s->nodes + i * steps, s->weights + i * steps, err);
+            s->count[i] = m;
+            s->hcount[i] = exact ? 0 : (m + 1) / 2;
+            if (st == EFFDIM_OK && s->hcount[i])
+                st = quadrature(&r, q, s->hcount[i], s->hnodes + i * s->hsteps,
+                                s->hweights + i * s->hsteps, err);
         }
     }
     if (st != EFFDIM_OK) goto done;
@@ -290,6 +338,7 @@ effdim_status effdim_slq_run(effdim_operator *op, const effdim_slq_params *p,
     info->n = n;
     info->probes = p->probes;
     info->steps = steps;
+    info->half_steps = s->hsteps;
     info->deflated = kd;
     info->matvecs = op->vectors - v0;
     info->seconds = effdim_now() - t0;
@@ -301,6 +350,7 @@ effdim_status effdim_slq_run(effdim_operator *op, const effdim_slq_params *p,
             info->lambda_min = fmin(info->lambda_min, s->nodes[i * steps + j]);
             info->lambda_max = fmax(info->lambda_max, s->nodes[i * steps + j]);
         }
+    info->gap0 = gap_at_zero(s);
     for (size_t i = 0; i < kd; ++i) {
         info->lambda_min = fmin(info->lambda_min, s->defl[i]);
         info->lambda_max = fmax(info->lambda_max, s->defl[i]);
@@ -343,19 +393,30 @@ static void mean_se(const double *x, size_t P, double *mean, double *se)
     if (se) *se = P > 1 ? sqrt(v / (double)(P - 1) / (double)P) : (double)NAN;
 }
 
+/* sum_j w_j f(theta_j) over `count` nodes and weights */
+static double quad_sum(const double *nodes, const double *weights, size_t count,
+                       effdim_spectral_fn f, void *ctx)
+{
+    double acc = 0.0;
+    for (size_t j = 0; j < count; ++j) acc += weights[j] * f(nodes[j], ctx);
+    return acc;
+}
+
+/* probe i's quadrature of f at all its steps */
+static double probe_full(const effdim_slq *s, size_t i, effdim_spectral_fn f, void *ctx)
+{
+    size_t steps = s->info.steps;
+    return quad_sum(s->nodes + i * steps, s->weights + i * steps, s->count[i], f, ctx);
+}
+
 effdim_status effdim_slq_trace(const effdim_slq *s, effdim_spectral_fn f, void *ctx,
                                double *estimate, double *se, effdim_error *err)
 {
     RETURN_ERROR_IF(!s || !f || !estimate, err, EFFDIM_EINVAL, "SLQ trace: NULL argument");
-    size_t P = s->info.probes, steps = s->info.steps;
+    size_t P = s->info.probes;
     double *q = effdim_alloc(P, sizeof(double), "SLQ trace: per-probe values", err);
     if (!q) return EFFDIM_ENOMEM;
-    for (size_t i = 0; i < P; ++i) {
-        double acc = 0.0;
-        for (size_t j = 0; j < s->count[i]; ++j)
-            acc += s->weights[i * steps + j] * f(s->nodes[i * steps + j], ctx);
-        q[i] = acc;
-    }
+    for (size_t i = 0; i < P; ++i) q[i] = probe_full(s, i, f, ctx);
     double exact = 0.0;
     for (size_t i = 0; i < s->info.deflated; ++i) exact += f(s->defl[i], ctx);
     mean_se(q, P, estimate, se);
@@ -363,6 +424,23 @@ effdim_status effdim_slq_trace(const effdim_slq *s, effdim_spectral_fn f, void *
     free(q);
     RETURN_ERROR_IF(!isfinite(*estimate), err, EFFDIM_EDOM,
                     "SLQ trace: the estimate is not finite (f is infinite at a node)");
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_slq_trace_bias(const effdim_slq *s, effdim_spectral_fn f, void *ctx,
+                                    double *bias, effdim_error *err)
+{
+    RETURN_ERROR_IF(!s || !f || !bias, err, EFFDIM_EINVAL, "SLQ bias: NULL argument");
+    size_t P = s->info.probes, hs = s->hsteps;
+    double acc = 0.0;
+    for (size_t i = 0; i < P; ++i) {
+        if (!s->hcount[i]) continue; /* exact probe: no change */
+        acc += probe_full(s, i, f, ctx) -
+               quad_sum(s->hnodes + i * hs, s->hweights + i * hs, s->hcount[i], f, ctx);
+    }
+    *bias = acc / (double)P;
+    RETURN_ERROR_IF(!isfinite(*bias), err, EFFDIM_EDOM,
+                    "SLQ bias: the change is not finite (f is infinite at a node)");
     return EFFDIM_OK;
 }
 
@@ -377,24 +455,54 @@ static double neff_fn(double x, void *p)
     return effdim_neff_term(x, c->z, c->policy);
 }
 
-effdim_status effdim_slq_neff(const effdim_slq *s, const double *z, size_t nz,
-                              effdim_neg_policy policy, double *neff, double *se,
-                              effdim_error *err)
+static effdim_status check_neff_args(const effdim_slq *s, const double *z, size_t nz,
+                                     effdim_neg_policy policy, const double *out,
+                                     effdim_error *err)
 {
-    RETURN_ERROR_IF(!s || (nz && (!z || !neff)), err, EFFDIM_EINVAL, "SLQ N_eff: NULL argument");
+    RETURN_ERROR_IF(!s || (nz && (!z || !out)), err, EFFDIM_EINVAL, "SLQ N_eff: NULL argument");
     RETURN_ERROR_IF(policy != EFFDIM_NEG_ZERO && policy != EFFDIM_NEG_ABS &&
                         policy != EFFDIM_NEG_ASIS,
                     err, EFFDIM_EINVAL,
                     "SLQ N_eff: negative-eigenvalue policy %d, expected zero, abs or asis",
                     (int)policy);
-    for (size_t j = 0; j < nz; ++j) {
+    for (size_t j = 0; j < nz; ++j)
         RETURN_ERROR_IF(!(z[j] > 0.0) || !isfinite(z[j]), err, EFFDIM_EDOM,
                         "SLQ N_eff: z[%zu] = %g, expected a finite z > 0", j, z[j]);
-        neff_ctx c = {z[j], policy};
-        effdim_status st = effdim_slq_trace(s, neff_fn, &c, neff + j, se ? se + j : NULL, err);
-        if (st != EFFDIM_OK) return st;
-    }
     return EFFDIM_OK;
+}
+
+effdim_status effdim_slq_neff(const effdim_slq *s, const double *z, size_t nz,
+                              effdim_neg_policy policy, double *neff, double *se,
+                              effdim_error *err)
+{
+    effdim_status st = check_neff_args(s, z, nz, policy, neff, err);
+    for (size_t j = 0; j < nz && st == EFFDIM_OK; ++j) {
+        neff_ctx c = {z[j], policy};
+        st = effdim_slq_trace(s, neff_fn, &c, neff + j, se ? se + j : NULL, err);
+    }
+    return st;
+}
+
+effdim_status effdim_slq_neff_bias(const effdim_slq *s, const double *z, size_t nz,
+                                   effdim_neg_policy policy, double *bias, effdim_error *err)
+{
+    effdim_status st = check_neff_args(s, z, nz, policy, bias, err);
+    for (size_t j = 0; j < nz && st == EFFDIM_OK; ++j) {
+        neff_ctx c = {z[j], policy};
+        st = effdim_slq_trace_bias(s, neff_fn, &c, bias + j, err);
+    }
+    return st;
+}
+
+unsigned effdim_slq_neff_flag(double lambda_min, double gap0, double z, effdim_neg_policy policy,
+                              double se, double bias)
+{
+    unsigned f = 0;
+    if (policy != EFFDIM_NEG_ASIS && lambda_min < 0.0 && z <= -lambda_min &&
+        !(z >= EFFDIM_SLQ_GAP_FACTOR * gap0)) /* NaN gap0: no node below 0 seen, flag */
+        f |= EFFDIM_SLQ_FLAG_NEGATIVE;
+    if (fabs(bias) > 2.0 * se) f |= EFFDIM_SLQ_FLAG_BIAS;
+    return f;
 }
 
 effdim_status effdim_slq_grid(const effdim_slq *s, size_t ngrid, double pad, double *grid,

@@ -63,6 +63,8 @@ effdim_status effdim_spectrum_check(const effdim_spectrum *s, effdim_error *err)
                         "spectrum: z[%zu] = %g, expected a finite z > 0", i, s->z[i]);
     RETURN_ERROR_IF(s->n_eff_slq_se && !s->n_eff_slq, err, EFFDIM_EINVAL,
                     "spectrum: n_eff_slq_se given without n_eff_slq");
+    RETURN_ERROR_IF(s->n_eff_slq_bias && !s->n_eff_slq, err, EFFDIM_EINVAL,
+                    "spectrum: n_eff_slq_bias given without n_eff_slq");
     RETURN_ERROR_IF(s->n_grid && (!s->grid || !s->density), err, EFFDIM_EINVAL,
                     "spectrum: density of %zu points without grid or values", s->n_grid);
     RETURN_ERROR_IF(s->n_layers && !s->layers, err, EFFDIM_EINVAL,
@@ -144,6 +146,8 @@ static effdim_status write_root(hid_t f, const effdim_spectrum *s, effdim_error 
     if (!st) st = put_str(f, "version", s->version ? s->version : effdim_version(), err);
     if (!st)
         st = put_str(f, "created", s->created ? s->created : now_iso(created, sizeof created), err);
+    if (!st && s->slq_warning && s->slq_warning[0])
+        st = put_str(f, "slq_warning", s->slq_warning, err);
     return st;
 }
 
@@ -180,6 +184,8 @@ static effdim_status write_effdim_group(hid_t f, const effdim_spectrum *s, effdi
     if (!st && s->n_eff_slq) {
         st = put_vec(g, "n_eff_slq", s->n_eff_slq, s->m, err);
         if (!st && s->n_eff_slq_se) st = put_vec(g, "n_eff_slq_se", s->n_eff_slq_se, s->m, err);
+        if (!st && s->n_eff_slq_bias)
+            st = put_vec(g, "n_eff_slq_bias", s->n_eff_slq_bias, s->m, err);
         if (!st) st = put_i64(g, "slq_probes", s->slq_probes, err);
         if (!st) st = put_i64(g, "slq_steps", s->slq_steps, err);
         if (!st) st = put_i64(g, "slq_deflated", s->slq_deflated, err);
@@ -355,6 +361,8 @@ static effdim_status read_root(reader *r, effdim_spectrum *s)
     if (!st) st = get_str(r, f, "neg_policy", s->neg_policy, sizeof s->neg_policy);
     if (!st) st = get_dup(r, "version", &s->version);
     if (!st) st = get_dup(r, "created", &s->created);
+    if (!st && effdim_h5_has_attr(f, "slq_warning"))
+        st = get_dup(r, "slq_warning", &s->slq_warning);
     return st;
 }
 
@@ -402,6 +410,8 @@ static effdim_status read_effdim_group(reader *r, effdim_spectrum *s)
     st = get_vec(r, "effdim/n_eff_slq", s->m, &s->n_eff_slq, NULL);
     if (!st && effdim_h5_has_link(r->file, "effdim/n_eff_slq_se"))
         st = get_vec(r, "effdim/n_eff_slq_se", s->m, &s->n_eff_slq_se, NULL);
+    if (!st && effdim_h5_has_link(r->file, "effdim/n_eff_slq_bias"))
+        st = get_vec(r, "effdim/n_eff_slq_bias", s->m, &s->n_eff_slq_bias, NULL);
     if (st) return st;
     hid_t g = H5Gopen2(r->file, "effdim", H5P_DEFAULT);
     RETURN_ERROR_IF(g < 0, r->err, EFFDIM_EFORMAT, "%s: /effdim: not a group", r->path);
@@ -516,6 +526,7 @@ void effdim_spectrum_free(effdim_spectrum *s)
     free(s->data_spec);
     free(s->version);
     free(s->created);
+    free(s->slq_warning);
     free(s->eigenvalues);
     free(s->residuals);
     free(s->residual_bounds);
@@ -525,6 +536,7 @@ void effdim_spectrum_free(effdim_spectrum *s)
     free(s->n_eff);
     free(s->n_eff_slq);
     free(s->n_eff_slq_se);
+    free(s->n_eff_slq_bias);
     free(s->grid);
     free(s->density);
     for (size_t l = 0; l < s->n_layers; ++l) {

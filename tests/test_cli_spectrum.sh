@@ -31,6 +31,45 @@ DATA="spirals:n=200,seed=3"
 
 # ---- happy paths -------------------------------------------------------------
 
+# fewer than k converged: the file is written, exit 3 (0 with --allow-partial)
+"$EFFDIM" spectrum model.h5 -o partial.h5 -k 8 --max-matvecs 12 --probes 0 --threads 1 \
+    >partial.txt 2>partial.log
+rc=$?
+if [ $rc -eq 3 ] && [ -s partial.h5 ] && grep -q 'partial result: the file is written' partial.log &&
+    grep -Eq '[0-9]+ of 8 eigenpairs converged' partial.log; then
+    ok "fewer than k converged pairs: the file is written and the exit status is 3"
+else
+    fail "fewer than k converged pairs: the file is written and the exit status is 3" \
+        "rc $rc; $(cat partial.log)"
+fi
+"$EFFDIM" spectrum model.h5 -o partial2.h5 -k 8 --max-matvecs 12 --probes 0 --allow-partial \
+    --threads 1 >partial2.txt 2>partial2.log
+rc=$?
+if [ $rc -eq 0 ] && [ -s partial2.h5 ] && grep -q 'warning: [0-9]* of 8 eigenpairs' partial2.log; then
+    ok "--allow-partial: exit 0 with the warning"
+else
+    fail "--allow-partial: exit 0 with the warning" "rc $rc; $(cat partial2.log)"
+fi
+if "$EFFDIM" spectrum --help | grep -q -- '--allow-partial' &&
+    "$EFFDIM" spectrum --help | grep -q '3 partial result' &&
+    "$EFFDIM" spectrum --help | grep -q -- '--slq-steps M'; then
+    ok "--help documents exit status 3, --allow-partial and --slq-steps"
+else
+    fail "--help documents exit status 3, --allow-partial and --slq-steps" ""
+fi
+
+# an indefinite Hessian at small z: SLQ warns on stderr, in the summary and the JSON
+"$EFFDIM" spectrum model.h5 -o warn.h5 -k 4 --which both --hvp exact --probes 6 --slq-steps 10 \
+    --z 0.0001,100 --json --threads 1 >warn.json 2>warn.log
+if grep -q 'warning: the SLQ N_eff is unreliable beyond its SE: at z = 0.0001 ' warn.log &&
+    grep -q 'slq-steps (now 10)' warn.log && grep -q '"slq_warning"' warn.json &&
+    grep -q '"n_eff_slq_bias"' warn.json && ! grep -q 'z = 0.0001, 100' warn.log; then
+    ok "SLQ at a small z on an indefinite Hessian warns, naming the z and --slq-steps"
+else
+    fail "SLQ at a small z on an indefinite Hessian warns, naming the z and --slq-steps" \
+        "$(cat warn.log; cat warn.json)"
+fi
+
 if "$EFFDIM" spectrum model.h5 -o spec.h5 -k 6 --probes 8 --z 0.1,1,10 --threads 1 \
     >summary.txt 2>spec.log; then
     ok "spectrum of a trained checkpoint exits 0"
@@ -123,6 +162,10 @@ lam = np.maximum(spec["spectrum/eigenvalues"][()], 0)
 need(np.allclose(ne, [np.sum(lam / (lam + zz)) for zz in z], rtol=1e-12), "n_eff formula")
 # SLQ over the whole spectrum is at least the Ritz sum minus its error
 need(np.all(spec["effdim/n_eff_slq"][()] + 3 * spec["effdim/n_eff_slq_se"][()] >= ne - 1e-9), "slq >= ritz")
+# the quadrature-bias diagnostic is stored beside the SE
+need(spec["effdim/n_eff_slq_bias"].shape == z.shape and
+     np.all(np.isfinite(spec["effdim/n_eff_slq_bias"][()])), "n_eff_slq_bias")
+need(spec["effdim"].attrs["slq_steps"] == 150, "slq_steps default 150")
 need(spec.attrs["data_spec"] == "spirals:n=200,seed=3" and spec.attrs["n"] == 200, "data spec from ckpt")
 need(spec.attrs["operator"] == "hessian" and spec.attrs["hvp_method"] == "fd", "operator attrs")
 need(spec.attrs["fd_eps"] > 0 and exact.attrs["fd_eps"] == 0, "fd_eps")

@@ -627,6 +627,12 @@ static void check_hutch(effdim_probe_kind kind)
     CHECK_STATUS(effdim_diag_hutchinson(op, &hp, got, se, &res, &err), EFFDIM_EMAXITER, &err);
     CHECK_MSG(&err, "12 probes", "not reached");
     CHECK(res.probes == 12 && !res.converged && isfinite(got[0]));
+    /* no target: max_probes are run, nothing was tested, so not converged
+       (even though the estimate may be poor: rel_se far above any target) */
+    hp.rel_se = 0.0;
+    hp.max_probes = 16;
+    CHECK_OK(effdim_diag_hutchinson(op, &hp, got, se, &res, &err), &err);
+    CHECK(res.probes == 16 && !res.converged && res.rel_se > 0.05);
     effdim_operator_free(op);
     free(want);
     free(got);
@@ -835,7 +841,18 @@ static void test_state_errors(void)
     CHECK_OK(effdim_checkpoint_set_state(c, "exp_avg_sq", h, P, &err), &err);
     c->mlp.reduction = EFFDIM_REDUCTION_MEAN;
     CHECK_STATUS(effdim_diag_adam(c, "a.h5", 0, 10, d, d, NULL, NULL, &err), EFFDIM_EDOM, &err);
-    CHECK_MSG(&err, "a.h5", "step = 0");
+    CHECK_MSG(&err, "a.h5", "/optimizer", "'step' = 0", "adam diagonal");
+    /* adam without beta2: refused, no 0.999 assumed */
+    CHECK_OK(effdim_checkpoint_set_optimizer(c, "adam", 23, &err), &err);
+    CHECK_OK(effdim_checkpoint_set_state(c, "exp_avg_sq", h, P, &err), &err);
+    CHECK(!effdim_checkpoint_hparam(c, "beta2", NULL));
+    CHECK_STATUS(effdim_diag_adam(c, "nob2.h5", 0, 10, d, d, NULL, NULL, &err), EFFDIM_ENOTFOUND,
+                 &err);
+    CHECK_MSG(&err, "nob2.h5", "/optimizer", "'beta2'", "adam diagonal needs it");
+    /* with beta2 it works: v_hat = v / (1 - beta2^23) */
+    CHECK_OK(effdim_checkpoint_set_hparam(c, "beta2", 0.9385, &err), &err);
+    CHECK_OK(effdim_diag_adam(c, "b2.h5", 0, 10, d, NULL, NULL, NULL, &err), &err);
+    CHECK_CLOSE(d[3], h[3] / (1.0 - pow(0.9385, 23.0)), 1e-14);
     effdim_checkpoint_free(c);
 }
 

@@ -53,6 +53,12 @@ else
     fail "diag writes every method and exits 0" "$(cat diag.log)"
 fi
 
+if grep -q 'warning: hutchinson: relative standard error [0-9.e+-]* after 16 probes: single entries are noise' diag.log; then
+    ok "a noisy Hutchinson diagonal (relative SE > 0.2) is warned about on stderr"
+else
+    fail "a noisy Hutchinson diagonal (relative SE > 0.2) is warned about on stderr" "$(cat diag.log)"
+fi
+
 for name in ggn ef adam adam-vhat adam-ef hessian ggn-mc hutchinson; do
     if ! grep -q "\"name\":[[:space:]]*\"$name\"" diag.json; then
         fail "diag --json lists $name" "$(cat diag.json)"
@@ -83,6 +89,18 @@ assert np.allclose(g[off:], h[off:], rtol=1e-12, atol=0)
 v = f["diag"]["adam-vhat"][:]
 assert np.allclose(f["diag"]["adam"][:], np.sqrt(v), rtol=1e-14)
 assert f["diag"]["hutchinson"].attrs["probes"] == 16
+# integer-valued attributes are int64, real-valued ones float64
+for n, keys in (("hutchinson", ("probes", "seed", "converged")), ("ggn-mc", ("samples", "groups", "seed")),
+                ("adam", ("step", "batch", "n_train")), ("hessian", ("factors",))):
+    for k in keys:
+        a = f["diag"][n].attrs[k]
+        assert a.dtype == np.int64, (n, k, a.dtype)
+for n, k in (("hutchinson", "rel_se"), ("hutchinson", "trace"), ("adam", "beta2")):
+    assert f["diag"][n].attrs[k].dtype == np.float64, (n, k)
+# no --rel-se target was reached (16 probes): not converged
+assert f["diag"]["hutchinson"].attrs["converged"] == 0
+ck = h5py.File("adam.h5", "r")
+assert ck["optimizer"].attrs["amsgrad"].dtype == np.int64 and ck["optimizer"].attrs["amsgrad"] == 0
 EOF
         ok "the diag file reads in h5py with the documented layout"
     else

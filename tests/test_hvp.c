@@ -921,6 +921,10 @@ static void slq_neff_is_within_one_percent_of_the_dense_value(void)
         sp.seed = 3;
         if (!CHECK_OK(effdim_slq_run(o, &sp, ev, vec, kd, &slq, &e), &e)) goto next;
         CHECK_OK(effdim_slq_neff(slq, z, 3, EFFDIM_NEG_ZERO, est, se, &e), &e);
+        double bias[3];
+        effdim_slq_info si;
+        effdim_slq_get_info(slq, &si);
+        CHECK_OK(effdim_slq_neff_bias(slq, z, 3, EFFDIM_NEG_ZERO, bias, &e), &e);
         size_t neg = 0;
         for (size_t i = 0; i < P; ++i) neg += w[i] < -1e-12 * w[0];
         for (int j = 0; j < 3; ++j) {
@@ -929,11 +933,112 @@ static void slq_neff_is_within_one_percent_of_the_dense_value(void)
                        curv ? "GGN" : "Hessian", P, neg, z[j], exact[j], est[j], se[j],
                        fabs(est[j] - exact[j]) / exact[j], neff_sum(ev, kd, z[j]));
             CHECK_CLOSE(est[j], exact[j], 0.01);
+            /* accurate here, so no warning: the smallest Ritz value (-1.3e-3 for the
+               Hessian) is far inside the node gap resolution at 0 */
+            unsigned flag = effdim_slq_neff_flag(si.lambda_min, si.gap0, z[j], EFFDIM_NEG_ZERO,
+                                                 se[j], bias[j]);
+            check_note("  lambda_min %.3g, node gap at 0 %.3g, change at half the steps %.3g: "
+                       "flags %u", si.lambda_min, si.gap0, bias[j], flag);
+            CHECK(flag == 0);
         }
     next:
         effdim_slq_free(slq);
         effdim_operator_free(o);
     }
+    effdim_optim_free(opt);
+    effdim_mlp_ws_free(ws);
+    free(H);
+    free(w);
+    free(vec);
+    free(theta);
+    free(g);
+    effdim_dataset_free(ds);
+}
+
+/* A barely trained ReLU net (10-32-32-5, 7 full-batch Adam steps; P = 1573):
+ * its Hessian is strongly indefinite, N_eff(z) under the zero policy has a
+ * kink at 0 inside the spectrum, and SLQ at small z is off by many standard
+ * errors. The reliability flags (lambda_min with the node gap at 0, and the
+ * change from halving the steps) must mark every z whose error exceeds
+ * 3 SE; at z = 10 (smooth over the spectrum) the estimate is right and
+ * unflagged. Default SLQ parameters, as `effdim spectrum` runs it. */
+static void slq_flags_a_barely_trained_relu_net(void)
+{
+    effdim_dataset *ds = NULL;
+    effdim_error e;
+    if (!CHECK_OK(effdim_gen_gmm(200, 10, 5, 3.0, 21, &ds, &e), &e)) return;
+    size_t sizes[] = {10, 32, 32, 5};
+    effdim_activation acts[] = {EFFDIM_ACT_RELU, EFFDIM_ACT_RELU, EFFDIM_ACT_IDENTITY};
+    effdim_mlp m;
+    CHECK_OK(effdim_mlp_init(&m, 3, sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY, EFFDIM_REDUCTION_MEAN,
+                             &e), &e);
+    size_t P = m.n_params, kd = 20;
+    double *theta = malloc(P * sizeof(double)), *g = malloc(P * sizeof(double)), loss = 0;
+    CHECK_OK(effdim_mlp_init_params(&m, theta, EFFDIM_INIT_TORCH, 21, &e), &e);
+    effdim_optim_params op = effdim_optim_default_params(EFFDIM_OPTIM_ADAM);
+    op.lr = 3e-3;
+    effdim_optim *opt = NULL;
+    effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 0, &e);
+    CHECK_OK(effdim_optim_alloc(EFFDIM_OPTIM_ADAM, &op, P, &opt, &e), &e);
+    for (int t = 0; t < 7 && opt; ++t) {
+        effdim_mlp_loss_grad(&m, theta, ds, NULL, ds->n, &loss, g, ws, &e);
+        effdim_optim_step(opt, theta, g, op.lr, &e);
+    }
+    double *H = malloc(P * P * sizeof(double)), *w = malloc(P * sizeof(double));
+    double *vec = malloc(kd * P * sizeof(double)), ev[20];
+    const double z[4] = {1e-3, 1e-2, 1e-1, 10.0};
+    double exact[4], est[4], se[4], bias[4];
+    effdim_operator *o = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_HESSIAN,
+                                 EFFDIM_HVP_EXACT, 0.0, 0);
+    effdim_slq *slq = NULL;
+    if (!o || !CHECK_OK(effdim_operator_to_dense(o, H, NULL, &e), &e)) goto done;
+    symmetrise(H, P);
+    if (!CHECK_OK(effdim_neff_dense(P, H, z, 4, EFFDIM_NEG_ZERO, exact, w, &e), &e)) goto done;
+    effdim_lanczos_params lp = effdim_lanczos_default_params();
+    lp.k = kd;
+    lp.want_vectors = 1;
+    if (!CHECK_OK(effdim_lanczos_eigs(o, &lp, ev, NULL, NULL, vec, NULL, &e), &e)) goto done;
+    effdim_slq_params sp = effdim_slq_default_params();
+    sp.block = 8;
+    if (!CHECK_OK(effdim_slq_run(o, &sp, ev, vec, kd, &slq, &e), &e)) goto done;
+    CHECK_OK(effdim_slq_neff(slq, z, 4, EFFDIM_NEG_ZERO, est, se, &e), &e);
+    CHECK_OK(effdim_slq_neff_bias(slq, z, 4, EFFDIM_NEG_ZERO, bias, &e), &e);
+    effdim_slq_info si;
+    effdim_slq_get_info(slq, &si);
+    CHECK(si.lambda_min < 0.0 && si.lambda_min >= w[P - 1] - 1e-9 * fabs(w[P - 1]));
+    CHECK(si.half_steps == (si.steps + 1) / 2);
+    size_t bad = 0;
+    for (int j = 0; j < 4; ++j) {
+        unsigned flag = effdim_slq_neff_flag(si.lambda_min, si.gap0, z[j], EFFDIM_NEG_ZERO, se[j],
+                                             bias[j]);
+        double zs = (est[j] - exact[j]) / se[j];
+        check_note("P = %zu, lambda in [%.3g, %.3g], z = %-6g exact %8.3f, SLQ %8.3f +- %.3f "
+                   "(%+.1f SE), change at half the steps %+.3g, node gap at 0 %.3g: flags %u",
+                   P, w[P - 1], w[0], z[j], exact[j], est[j], se[j], zs, bias[j], si.gap0, flag);
+        bad += fabs(zs) > 3.0;
+        if (fabs(zs) > 3.0) CHECK(flag != 0);
+        /* the asis policy is outside the NEGATIVE rule; abs is inside */
+        CHECK(!(effdim_slq_neff_flag(si.lambda_min, si.gap0, z[j], EFFDIM_NEG_ASIS, se[j], 0.0) &
+                EFFDIM_SLQ_FLAG_NEGATIVE));
+    }
+    CHECK(bad >= 1); /* the case the flags exist for */
+    CHECK(effdim_slq_neff_flag(si.lambda_min, si.gap0, z[0], EFFDIM_NEG_ABS, se[0], 0.0) &
+          EFFDIM_SLQ_FLAG_NEGATIVE);
+    CHECK_CLOSE(est[3], exact[3], 0.01);
+    CHECK(effdim_slq_neff_flag(si.lambda_min, si.gap0, z[3], EFFDIM_NEG_ZERO, se[3], bias[3]) == 0);
+    /* the rules by themselves */
+    CHECK(effdim_slq_neff_flag(-0.5, 0.01, 0.05, EFFDIM_NEG_ZERO, 1.0, 0.0) ==
+          EFFDIM_SLQ_FLAG_NEGATIVE);
+    CHECK(effdim_slq_neff_flag(-0.5, 0.01, 0.1, EFFDIM_NEG_ZERO, 1.0, 0.0) == 0);
+    CHECK(effdim_slq_neff_flag(-0.5, NAN, 0.3, EFFDIM_NEG_ZERO, 1.0, 0.0) ==
+          EFFDIM_SLQ_FLAG_NEGATIVE);
+    CHECK(effdim_slq_neff_flag(-0.5, NAN, 0.6, EFFDIM_NEG_ZERO, 1.0, 0.0) == 0);
+    CHECK(effdim_slq_neff_flag(0.25, NAN, 1e-3, EFFDIM_NEG_ZERO, 1.0, -2.5) ==
+          EFFDIM_SLQ_FLAG_BIAS);
+    CHECK(effdim_slq_neff_flag(0.25, NAN, 1e-3, EFFDIM_NEG_ZERO, 1.0, 1.9) == 0);
+done:
+    effdim_slq_free(slq);
+    effdim_operator_free(o);
     effdim_optim_free(opt);
     effdim_mlp_ws_free(ws);
     free(H);
@@ -1166,6 +1271,8 @@ CHECK_TESTS({"exact products match central differences of the gradient (7 networ
              blr_posterior_contraction_equals_alpha2_neff},
             {"SLQ N_eff is within 1% of the dense value at z = 1e-3, 1, 10",
              slq_neff_is_within_one_percent_of_the_dense_value},
+            {"SLQ flags a barely trained ReLU net where its N_eff is off by many SE",
+             slq_flags_a_barely_trained_relu_net},
             {"a trained classifier shows C - 1 outliers above the bulk (Papyan)",
              a_trained_classifier_shows_c_minus_1_outliers},
             {"bad arguments are refused with a clear message",

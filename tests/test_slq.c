@@ -495,6 +495,84 @@ static void results_do_not_depend_on_the_block_size(void)
     effdim_operator_free(op);
 }
 
+/* The bias diagnostic is the change from halving the steps: equal to the
+ * estimate of an independent run with ceil(m/2) steps (same seed, so the
+ * same probes) subtracted from the m-step estimate, because the Gauss
+ * quadrature of the leading j x j block of T is the j-step quadrature. It
+ * is 0 when every probe's quadrature is exact (Krylov space = the whole
+ * complement), of the order of the SE at a small z below |lambda_min| of an
+ * indefinite operator under the zero policy, and negligible at a large z. */
+static void the_bias_is_the_change_from_halving_the_steps(void)
+{
+    enum { N = 300 };
+    double lam[N];
+    for (size_t i = 0; i < N; ++i) lam[i] = 2.385 * cos(3.1 * (double)i / (double)N) + 0.4;
+    effdim_operator *op = rotated(N, lam, 17, NULL);
+    effdim_error e;
+    effdim_slq_params sp = effdim_slq_default_params();
+    sp.probes = 12;
+    sp.seed = 5;
+    sp.block = 4;
+    const double z[3] = {1e-3, 0.05, 40.0};
+    double full[3], half[3], bias[3], se[3], sh[3];
+    effdim_slq *s = NULL, *h = NULL;
+    sp.steps = 31;
+    CHECK_OK(effdim_slq_run(op, &sp, NULL, NULL, 0, &s, &e), &e);
+    sp.steps = 16; /* ceil(31 / 2) */
+    CHECK_OK(effdim_slq_run(op, &sp, NULL, NULL, 0, &h, &e), &e);
+    if (s && h) {
+        effdim_slq_info info;
+        effdim_slq_get_info(s, &info);
+        CHECK(info.steps == 31 && info.half_steps == 16);
+        CHECK(info.lambda_min < 0.0 && isfinite(info.gap0) && info.gap0 > 0.0);
+        CHECK_OK(effdim_slq_neff(s, z, 3, EFFDIM_NEG_ZERO, full, se, &e), &e);
+        CHECK_OK(effdim_slq_neff(h, z, 3, EFFDIM_NEG_ZERO, half, sh, &e), &e);
+        CHECK_OK(effdim_slq_neff_bias(s, z, 3, EFFDIM_NEG_ZERO, bias, &e), &e);
+        for (int j = 0; j < 3; ++j) {
+            check_note("z = %-6g N_eff %8.3f +- %.3f, at half the steps %8.3f: bias %+.4f",
+                       z[j], full[j], se[j], half[j], bias[j]);
+            CHECK_NEAR(bias[j], full[j] - half[j], 1e-9 * (double)N);
+        }
+        /* the kink at 0 converges slowly, 40 / (x + 40) at once */
+        CHECK(fabs(bias[0]) > 1.0 * se[0] && fabs(bias[0]) > 100.0 * fabs(bias[2]));
+        CHECK(fabs(bias[2]) < 0.1 * se[2]);
+        CHECK(effdim_slq_neff_flag(info.lambda_min, info.gap0, z[0], EFFDIM_NEG_ZERO, se[0],
+                                   bias[0]) != 0);
+        CHECK(effdim_slq_neff_flag(info.lambda_min, info.gap0, z[2], EFFDIM_NEG_ZERO, se[2],
+                                   bias[2]) == 0);
+        /* a positive definite operator: no node below 0, gap0 is NaN */
+        CHECK(!(info.lambda_min >= 0.0) || isnan(info.gap0));
+    }
+    effdim_slq_free(s);
+    effdim_slq_free(h);
+    /* exact probes (steps reach n): the change is 0 */
+    sp.steps = N;
+    CHECK_OK(effdim_slq_run(op, &sp, NULL, NULL, 0, &s, &e), &e);
+    if (s) {
+        CHECK_OK(effdim_slq_neff_bias(s, z, 3, EFFDIM_NEG_ZERO, bias, &e), &e);
+        CHECK(bias[0] == 0.0 && bias[1] == 0.0 && bias[2] == 0.0);
+        CHECK_STATUS(effdim_slq_neff_bias(s, (const double[]){-1.0}, 1, EFFDIM_NEG_ZERO, bias, &e),
+                     EFFDIM_EDOM, &e);
+        CHECK_MSG(&e, "z[0] = -1");
+        CHECK_STATUS(effdim_slq_trace_bias(s, NULL, NULL, bias, &e), EFFDIM_EINVAL, &e);
+        CHECK_MSG(&e, "NULL");
+    }
+    effdim_slq_free(s);
+    /* a positive definite operator has no node below 0 */
+    for (size_t i = 0; i < N; ++i) lam[i] = 1.5 + cos((double)i);
+    effdim_operator_free(op);
+    op = rotated(N, lam, 18, NULL);
+    sp.steps = 20;
+    CHECK_OK(effdim_slq_run(op, &sp, NULL, NULL, 0, &s, &e), &e);
+    if (s) {
+        effdim_slq_info info;
+        effdim_slq_get_info(s, &info);
+        CHECK(info.lambda_min > 0.0 && isnan(info.gap0));
+    }
+    effdim_slq_free(s);
+    effdim_operator_free(op);
+}
+
 static double identity_fn(double x, void *ctx)
 {
     (void)ctx;
@@ -669,6 +747,8 @@ CHECK_TESTS({"N_eff policies match their closed forms", neff_policies_match_thei
             {"policies on an indefinite operator match the dense reference",
              policies_on_an_indefinite_operator_match_the_dense_reference},
             {"results do not depend on the block size", results_do_not_depend_on_the_block_size},
+            {"the bias is the change from halving the steps",
+             the_bias_is_the_change_from_halving_the_steps},
             {"density integrates to one and sits on the spectrum",
              density_integrates_to_one_and_sits_on_the_spectrum},
             {"BLR posterior contraction identity holds to 1e-10",

@@ -80,7 +80,7 @@ static void sha256_of_a_million_a_in_uneven_pieces_and_from_a_file(void)
 
 typedef struct full_spectrum {
     effdim_spectrum s;
-    double ev[4], res[4], bnd[4], vec[4 * 6], z[3], ne[3], slq[3], se[3], grid[5], dens[5];
+    double ev[4], res[4], bnd[4], vec[4 * 6], z[3], ne[3], slq[3], se[3], bias[3], grid[5], dens[5];
     unsigned char conv[4];
     double l0ev[2], l0res[2], l0ne[3], l1ev[3], l1res[3];
     effdim_spectrum_layer layers[2];
@@ -135,11 +135,15 @@ static void make_full(full_spectrum *f)
     memcpy(f->ne, ne, sizeof ne);
     memcpy(f->slq, slq, sizeof slq);
     memcpy(f->se, se, sizeof se);
+    const double bias[3] = {-1.25, 0.0625, -0.003};
+    memcpy(f->bias, bias, sizeof bias);
     s->m = 3;
     s->z = f->z;
     s->n_eff = f->ne;
     s->n_eff_slq = f->slq;
     s->n_eff_slq_se = f->se;
+    s->n_eff_slq_bias = f->bias;
+    s->slq_warning = "the SLQ N_eff is unreliable beyond its SE: at z = 0.1 ...";
     s->slq_probes = 30;
     s->slq_steps = 80;
     s->slq_deflated = 4;
@@ -211,6 +215,9 @@ static void a_full_spectrum_file_reads_back_identically(void)
         CHECK_VEC_CLOSE(r->n_eff_slq, f.slq, 3, 0.0);
         CHECK_VEC_CLOSE(r->n_eff_slq_se, f.se, 3, 0.0);
     }
+    CHECK(r->n_eff_slq_bias != NULL);
+    if (r->n_eff_slq_bias) CHECK_VEC_CLOSE(r->n_eff_slq_bias, f.bias, 3, 0.0);
+    CHECK(r->slq_warning && !strcmp(r->slq_warning, f.s.slq_warning));
     CHECK(r->slq_probes == 30 && r->slq_steps == 80 && r->slq_deflated == 4);
     CHECK(r->has_trace && r->trace == 16.375 && r->trace_se == 0.5 &&
           !strcmp(r->trace_method, "hutch++") && r->trace_probes == 30 && r->trace_matvecs == 30);
@@ -238,7 +245,8 @@ static void a_minimal_spectrum_reads_back_without_the_optional_parts(void)
     make_full(&f);
     effdim_spectrum *s = &f.s;
     s->eigenvectors = NULL;
-    s->n_eff_slq = s->n_eff_slq_se = NULL;
+    s->n_eff_slq = s->n_eff_slq_se = s->n_eff_slq_bias = NULL;
+    s->slq_warning = ""; /* empty: not written */
     s->has_trace = 0;
     s->n_grid = 0;
     s->n_layers = 0;
@@ -249,7 +257,8 @@ static void a_minimal_spectrum_reads_back_without_the_optional_parts(void)
     effdim_spectrum *r = NULL;
     if (!CHECK_OK(effdim_spectrum_save(s, path, &e), &e)) return;
     if (!CHECK_OK(effdim_spectrum_load(path, &r, &e), &e)) return;
-    CHECK(r->eigenvectors == NULL && r->n_eff_slq == NULL && r->n_eff_slq_se == NULL);
+    CHECK(r->eigenvectors == NULL && r->n_eff_slq == NULL && r->n_eff_slq_se == NULL &&
+          r->n_eff_slq_bias == NULL && r->slq_warning == NULL);
     CHECK(!r->has_trace && r->n_grid == 0 && r->n_layers == 0);
     CHECK(r->converged && r->converged[0] == 0);
     CHECK(!strcmp(r->version, effdim_version()));
@@ -287,6 +296,10 @@ static void saving_refuses_a_broken_spectrum_and_keeps_the_old_file(void)
     f.s.n_eff_slq = NULL;
     CHECK_STATUS(effdim_spectrum_save(&f.s, path, &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "n_eff_slq_se given without n_eff_slq");
+    f.s.n_eff_slq_se = NULL;
+    CHECK_STATUS(effdim_spectrum_save(&f.s, path, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "n_eff_slq_bias given without n_eff_slq");
+    f.s.n_eff_slq_se = f.se;
     f.s.n_eff_slq = f.slq;
     f.layers[1].offset = 5;
     CHECK_STATUS(effdim_spectrum_save(&f.s, path, &e), EFFDIM_EINVAL, &e);

@@ -24,6 +24,8 @@
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
+/* the output is written but incomplete (effdim spectrum: fewer than k pairs converged) */
+#define CLI_EXIT_PARTIAL 3
 
 /* A subcommand: argv[0] is the subcommand's name. */
 typedef int (*cli_command_fn)(int argc, char **argv);

@@ -18,7 +18,8 @@
  *                     (int64 [L]: each layer's block of theta), version, created
  *   /diag/<name>      float64 [P]; attrs method, reading, reduction, scale,
  *                     seconds and method-specific ones (probes, rel_se, trace,
- *                     trace_se, samples, groups, beta2, step, batch, ...)
+ *                     trace_se, samples, groups, beta2, step, batch, ...;
+ *                     counts, seeds and flags int64, the rest float64)
  *   /se/<name>        float64 [P], per-entry standard error (hutchinson, ggn-mc)
  *
  * Decisions: data defaults to the checkpoint's training data spec (the
@@ -66,6 +67,7 @@ typedef struct result {
     size_t n_num, n_str;
     const char *num_key[MAX_ATTRS];
     double num_val[MAX_ATTRS];
+    unsigned char num_int[MAX_ATTRS]; /* 1: an integer, written as int64 */
     const char *str_key[MAX_ATTRS];
     const char *str_val[MAX_ATTRS];
 } result;
@@ -334,7 +336,18 @@ static void add_num(result *r, const char *k, double v)
 {
     if (r->n_num < MAX_ATTRS) {
         r->num_key[r->n_num] = k;
+        r->num_int[r->n_num] = 0;
         r->num_val[r->n_num++] = v;
+    }
+}
+
+/* an integer-valued attribute (counts, seeds, flags): written as int64 */
+static void add_int(result *r, const char *k, int64_t v)
+{
+    if (r->n_num < MAX_ATTRS) {
+        r->num_key[r->n_num] = k;
+        r->num_int[r->n_num] = 1;
+        r->num_val[r->n_num++] = (double)v;
     }
 }
 
@@ -365,6 +378,10 @@ static void hutch_progress(void *ctx, size_t probes, double rel_se)
                         rel_se);
 }
 
+/* above this relative standard error ||se|| / ||diag|| a Hutchinson diagonal is
+ * mostly noise entry by entry (its sum, the trace, may still be fine) */
+#define HUTCH_NOISY 0.2
+
 static effdim_status run_hutchinson(diag_run *R, result *r, effdim_error *err)
 {
     const diag_opts *o = R->o;
@@ -394,13 +411,18 @@ static effdim_status run_hutchinson(diag_run *R, result *r, effdim_error *err)
         st = EFFDIM_OK;
     }
     if (st) return st;
-    add_num(r, "probes", (double)hr.probes);
+    if (hr.rel_se > HUTCH_NOISY)
+        fprintf(stderr, "effdim diag: warning: hutchinson: relative standard error %.2g after %zu "
+                        "probes: single entries are noise; use more --probes or a --rel-se "
+                        "target\n",
+                hr.rel_se, hr.probes);
+    add_int(r, "probes", (int64_t)hr.probes);
     add_num(r, "rel_se", hr.rel_se);
     add_num(r, "rel_se_target", o->rel_se);
     add_num(r, "trace", hr.trace);
     add_num(r, "trace_se", hr.trace_se);
-    add_num(r, "seed", (double)o->seed);
-    add_num(r, "converged", hr.converged);
+    add_int(r, "seed", (int64_t)o->seed);
+    add_int(r, "converged", hr.converged);
     add_str(r, "probe", effdim_probe_kind_name(p.probe));
     add_str(r, "hvp_method", effdim_hvp_method_name(hp.method));
     return EFFDIM_OK;
@@ -432,17 +454,19 @@ static effdim_status run_adam(diag_run *R, effdim_error *err)
         fprintf(stderr, "effdim diag: note: no adam-ef reading (it needs minibatch training with "
                         "a known batch size smaller than the data)\n");
     }
-    double beta2 = 0.999, t = (double)c->optimizer->step;
+    double beta2 = NAN; /* present: effdim_diag_adam refuses a checkpoint without it */
     effdim_checkpoint_hparam(c, "beta2", &beta2);
+    int64_t t = c->optimizer->step;
     const effdim_ckpt_attr *ba = effdim_checkpoint_training_attr(c, "batch");
-    double batch = R->o->batch ? (double)R->o->batch : ba && !ba->is_string && ba->n == 1 ? ba->num[0] : 0;
+    int64_t batch = R->o->batch ? (int64_t)R->o->batch
+                    : ba && !ba->is_string && ba->n == 1 ? (int64_t)ba->num[0] : 0;
     for (size_t i = 0; i < (ef_ok ? 3u : 2u); ++i) {
         result *r = i == 0 ? b : i == 1 ? v : e;
         r->seconds = effdim_now() - t0;
         add_num(r, "beta2", beta2);
-        add_num(r, "step", t);
-        add_num(r, "batch", batch);
-        add_num(r, "n_train", (double)n);
+        add_int(r, "step", t);
+        add_int(r, "batch", batch);
+        add_int(r, "n_train", (int64_t)n);
         add_str(r, "optimizer", c->optimizer->name);
     }
     return EFFDIM_OK;
@@ -477,16 +501,16 @@ static effdim_status run_method(diag_run *R, effdim_diag_method meth, effdim_err
     case EFFDIM_DIAG_EF: st = effdim_diag_ef(m, c->theta, R->ds, NULL, n, &p, r->v, R->ws, err); break;
     case EFFDIM_DIAG_GGN_MC:
         st = effdim_diag_ggn_mc(m, c->theta, R->ds, NULL, n, &p, r->v, r->se, R->ws, err);
-        add_num(r, "samples", (double)p.mc_samples);
-        add_num(r, "groups", (double)(p.mc_groups ? p.mc_groups : 0));
-        add_num(r, "seed", (double)p.seed);
+        add_int(r, "samples", (int64_t)p.mc_samples);
+        add_int(r, "groups", (int64_t)p.mc_groups);
+        add_int(r, "seed", (int64_t)p.seed);
         break;
     case EFFDIM_DIAG_HESSIAN: {
         size_t nf = 0;
         double cost = effdim_diag_hessian_cost(m, &nf);
         st = effdim_diag_hessian(m, c->theta, R->ds, NULL, n, &p, r->v, R->ws, err);
         add_num(r, "cost_gradients", cost);
-        add_num(r, "factors", (double)nf);
+        add_int(r, "factors", (int64_t)nf);
         break;
     }
     case EFFDIM_DIAG_HUTCHINSON: st = run_hutchinson(R, r, err); break;
@@ -519,7 +543,9 @@ static effdim_status write_result(hid_t g, hid_t gse, const diag_run *R, const r
     if (!st) st = effdim_h5_attr_write_double(d, "scale", scale, err);
     if (!st) st = effdim_h5_attr_write_double(d, "seconds", r->seconds, err);
     for (size_t i = 0; !st && i < r->n_num; ++i)
-        st = effdim_h5_attr_write_double(d, r->num_key[i], r->num_val[i], err);
+        st = r->num_int[i]
+                 ? effdim_h5_attr_write_int64(d, r->num_key[i], (int64_t)r->num_val[i], err)
+                 : effdim_h5_attr_write_double(d, r->num_key[i], r->num_val[i], err);
     for (size_t i = 0; !st && i < r->n_str; ++i)
         st = effdim_h5_attr_write_string(d, r->str_key[i], r->str_val[i], err);
     H5Dclose(d);

@@ -3,8 +3,8 @@
  *   effdim spectrum CKPT [--data SPEC] [-k 20] [--which top|bottom|both]
  *       [--op hessian|ggn] [--hvp fd|fd-forward|exact] [--z 1,10,100] [--tol 1e-8]
  *       [--density] [--save-vectors] [--per-layer] [--subset N] [--probes 30]
- *       [--neg-policy zero|abs|asis] [--prior DELTA] [--seed S] [--threads T]
- *       -o spectrum.h5 [--json]
+ *       [--slq-steps M] [--neg-policy zero|abs|asis] [--prior DELTA] [--seed S]
+ *       [--threads T] [--allow-partial] -o spectrum.h5 [--json]
  *
  * Loads the checkpoint and its training data (the spec recorded in
  * /training data_spec unless --data is given), builds the curvature operator
@@ -12,11 +12,14 @@
  * (lib/lanczos.c) with a progress line, computes N_eff(z) = sum_i lambda_i /
  * (lambda_i + z) over the Ritz values (Maddox, Benton, Wilson 2020) and, over
  * the whole spectrum, by stochastic Lanczos quadrature with the converged top
- * eigenpairs deflated, with standard errors; the Hutch++ trace; optionally the
+ * eigenpairs deflated, with standard errors and a quadrature-bias diagnostic
+ * (the change from halving the steps) and a warning when the SLQ N_eff is
+ * unreliable (effdim_slq_neff_flag); the Hutch++ trace; optionally the
  * spectral density and per-layer spectra (the operator restricted to each
  * layer's weights and bias). Writes the spectrum file (effdim/spectrum.h)
  * atomically at the very end, so a failed run leaves no output file, and
- * prints a readable summary (or --json).
+ * prints a readable summary (or --json). Exit 3 when fewer than k pairs
+ * converged (the file is written), unless --allow-partial.
  */
 #include <getopt.h>
 #include <gsl/gsl_rng.h>
@@ -59,6 +62,8 @@ typedef struct sp_opts {
     int per_layer;
     size_t subset;
     size_t probes;
+    size_t slq_steps;
+    int allow_partial;
     effdim_neg_policy neg;
     double prior;
     uint64_t seed;
@@ -89,12 +94,14 @@ static void usage(FILE *f)
             "  --z LIST             z values for N_eff (default 1,10,100)\n"
             "  --tol T              relative residual tolerance (default 1e-8)\n"
             "  --probes P           probes for SLQ and the trace (default 30; 0 = skip both)\n"
+            "  --slq-steps M        Lanczos steps per SLQ probe (default %zu); more steps\n"
+            "                       resolve small z on indefinite spectra (see the warning)\n"
             "  --neg-policy P       negative eigenvalues in N_eff: zero | abs | asis\n"
             "                       (default zero: counted as 0)\n"
             "  --density            also the spectral density on a grid\n"
             "  --save-vectors       also store the eigenvectors (k x P doubles)\n"
             "  --per-layer          also the top eigenvalues of each layer's block\n"
-            "  --basis M            Lanczos basis size (default max(2k+20, 60))\n"
+            "  --basis M            Lanczos basis size (default 2k + 60)\n"
             "  --max-matvecs N      stop Lanczos after N products (default 5000)\n"
             "  --chunk C            rows per pass (default: the library's, 512)\n"
             "  --no-cache           exact/ggn: recompute the forward pass in every product\n"
@@ -102,14 +109,18 @@ static void usage(FILE *f)
             "                       every layer per row; results are bitwise the same)\n"
             "  --seed S             seed for the start vector, probes and subset (default 0)\n"
             "  --threads T          OpenBLAS threads (default: OpenBLAS's own)\n"
+            "  --allow-partial      exit 0 when fewer than k pairs converged (default: exit 3)\n"
             "  --json               print a JSON summary instead of text\n"
-            "  -h, --help           this help\n");
+            "  -h, --help           this help\n\n"
+            "Exit status: 0 ok; 1 runtime failure; 2 usage; 3 partial result: the file is\n"
+            "written but fewer than k eigenpairs converged (0 with --allow-partial).\n",
+            effdim_slq_default_params().steps);
 }
 
 /* the long options (values above any character) */
 enum { O_DATA = 256, O_WHICH, O_OP, O_HVP, O_Z, O_TOL, O_DENSITY, O_VECTORS, O_PER_LAYER,
        O_SUBSET, O_PROBES, O_NEG, O_PRIOR, O_SEED, O_THREADS, O_BASIS, O_MAXMV, O_CHUNK,
-       O_JSON, O_NOCACHE };
+       O_JSON, O_NOCACHE, O_SLQ_STEPS, O_PARTIAL };
 
 static int parse_one(void *ctx, int c, const char *arg)
 {
@@ -156,6 +167,12 @@ static int parse_one(void *ctx, int c, const char *arg)
         if (!rc && o->subset < 1) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--subset: at least 1");
         break;
     case O_PROBES: rc = cli_parse_size(CMD, "--probes", arg, &o->probes); break;
+    case O_SLQ_STEPS:
+        rc = cli_parse_size(CMD, "--slq-steps", arg, &o->slq_steps);
+        if (!rc && o->slq_steps < 2)
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--slq-steps: %s, expected at least 2", arg);
+        break;
+    case O_PARTIAL: o->allow_partial = 1; break;
     case O_NEG:
         if (effdim_neg_policy_parse(arg, &o->neg, &err))
             rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--neg-policy: '%s', expected zero, abs or asis",
@@ -192,7 +209,8 @@ static int parse_opts(int argc, char **argv, sp_opts *o)
         {"threads", required_argument, 0, O_THREADS}, {"basis", required_argument, 0, O_BASIS},
         {"max-matvecs", required_argument, 0, O_MAXMV}, {"chunk", required_argument, 0, O_CHUNK},
         {"json", no_argument, 0, O_JSON},           {"help", no_argument, 0, 'h'},
-        {"no-cache", no_argument, 0, O_NOCACHE},
+        {"no-cache", no_argument, 0, O_NOCACHE},   {"slq-steps", required_argument, 0, O_SLQ_STEPS},
+        {"allow-partial", no_argument, 0, O_PARTIAL},
         {0, 0, 0, 0},
     };
     int rc = cli_getopt_loop(CMD, argc, argv, ":o:k:h", longopts, parse_one, o, usage);
@@ -228,7 +246,10 @@ typedef struct run {
     double lanczos_seconds;
     double neff[MAX_Z];
     int have_slq;
-    double slq[MAX_Z], slq_se[MAX_Z];
+    double slq[MAX_Z], slq_se[MAX_Z], slq_bias[MAX_Z];
+    unsigned slq_flags[MAX_Z];
+    char slq_warning[1024];       /* "" when the SLQ N_eff looks reliable */
+    double slq_lambda_min;        /* smallest Ritz value seen: SLQ nodes, Lanczos pairs */
     effdim_slq_info slq_info;
     int have_trace;
     double trace, trace_se;
@@ -377,6 +398,56 @@ static double *converged_vectors(const run *r, size_t *kd, double **vals, effdim
     return V;
 }
 
+/* "0.001, 0.01" into buf: the z whose flags include `flag` */
+static size_t list_flagged(const run *r, unsigned flag, char *buf, size_t cap)
+{
+    size_t n = 0, len = 0;
+    buf[0] = '\0';
+    for (size_t j = 0; j < r->o->nz; ++j)
+        if ((r->slq_flags[j] & flag) && len < cap) {
+            len += (size_t)snprintf(buf + len, cap - len, "%s%g", n ? ", " : "", r->o->z[j]);
+            ++n;
+        }
+    return n;
+}
+
+/* Flags each z (effdim_slq_neff_flag) and, when any is flagged, writes the
+ * warning (kept in the file and the JSON) and prints it on stderr. */
+static void slq_check(run *r)
+{
+    const sp_opts *o = r->o;
+    double lmin = r->slq_info.lambda_min;
+    for (size_t i = 0; i < r->sol.k; ++i) lmin = fmin(lmin, r->sol.eigenvalues[i]);
+    r->slq_lambda_min = lmin;
+    for (size_t j = 0; j < o->nz; ++j)
+        r->slq_flags[j] = effdim_slq_neff_flag(lmin, r->slq_info.gap0, o->z[j], o->neg,
+                                               r->slq_se[j], r->slq_bias[j]);
+    char neg[256], bias[256];
+    size_t nn = list_flagged(r, EFFDIM_SLQ_FLAG_NEGATIVE, neg, sizeof neg);
+    size_t nb = list_flagged(r, EFFDIM_SLQ_FLAG_BIAS, bias, sizeof bias);
+    if (!nn && !nb) return;
+    size_t len = (size_t)snprintf(r->slq_warning, sizeof r->slq_warning,
+                                  "the SLQ N_eff is unreliable beyond its SE:");
+    if (nn && len < sizeof r->slq_warning)
+        len += (size_t)snprintf(r->slq_warning + len, sizeof r->slq_warning - len,
+                                " at z = %s the smallest Ritz value %.3g is < 0 and the %s "
+                                "policy puts a kink at 0 that %zu Gauss nodes per probe do not "
+                                "resolve (node gap at 0: %.2g);",
+                                neg, lmin, effdim_neg_policy_name(o->neg), r->slq_info.steps,
+                                r->slq_info.gap0);
+    if (nb && len < sizeof r->slq_warning)
+        len += (size_t)snprintf(r->slq_warning + len, sizeof r->slq_warning - len,
+                                " at z = %s the quadrature changes by more than 2 SE between "
+                                "%zu and %zu steps;",
+                                bias, r->slq_info.half_steps, r->slq_info.steps);
+    if (len < sizeof r->slq_warning)
+        snprintf(r->slq_warning + len, sizeof r->slq_warning - len,
+                 " use more --slq-steps (now %zu), a larger z, or compare with the Ritz sum "
+                 "over a larger -k",
+                 r->slq_info.steps);
+    fprintf(stderr, "effdim spectrum: warning: %s\n", r->slq_warning);
+}
+
 /* SLQ over the whole spectrum (deflating the converged pairs), the density,
  * and the Hutch++ trace. */
 static effdim_status whole_spectrum(run *r, effdim_error *err)
@@ -389,6 +460,7 @@ static effdim_status whole_spectrum(run *r, effdim_error *err)
     effdim_slq_params sp = effdim_slq_default_params();
     sp.probes = o->probes < 2 ? 2 : o->probes;
     sp.seed = o->seed;
+    sp.steps = o->slq_steps;
     /* probes share the operator's block apply while their bases stay under 256 MiB */
     size_t per = (sp.steps + 1) * n * sizeof(double);
     sp.block = per ? (size_t)(256u << 20) / per : 1;
@@ -401,9 +473,11 @@ static effdim_status whole_spectrum(run *r, effdim_error *err)
     free(V);
     free(vals);
     if (!st) st = effdim_slq_neff(s, o->z, o->nz, o->neg, r->slq, r->slq_se, err);
+    if (!st) st = effdim_slq_neff_bias(s, o->z, o->nz, o->neg, r->slq_bias, err);
     if (!st) {
         effdim_slq_get_info(s, &r->slq_info);
         r->have_slq = 1;
+        slq_check(r);
     }
     if (!st && o->density) {
         r->ngrid = 400;
@@ -504,6 +578,8 @@ static effdim_status write_file(run *r, effdim_error *err)
     if (r->have_slq) {
         s.n_eff_slq = r->slq;
         s.n_eff_slq_se = r->slq_se;
+        s.n_eff_slq_bias = r->slq_bias;
+        s.slq_warning = r->slq_warning;
         s.slq_probes = r->slq_info.probes;
         s.slq_steps = r->slq_info.steps;
         s.slq_deflated = r->slq_info.deflated;
@@ -553,15 +629,20 @@ static void print_summary(const run *r)
                s->residual_bounds[i], s->converged[i] ? "" : "  (not converged)");
     printf("N_eff       policy %s for negative eigenvalues\n", effdim_neg_policy_name(o->neg));
     printf("  %-12s %-14s %s\n", "z", "Ritz (k terms)",
-           r->have_slq ? "whole spectrum (SLQ) +- SE" : "");
+           r->have_slq ? "whole spectrum (SLQ) +- SE (quadrature change at half the steps)" : "");
     for (size_t j = 0; j < o->nz; ++j) {
         printf("  %-12g %-14.6g", o->z[j], r->neff[j]);
-        if (r->have_slq) printf(" %.6g +- %.2g", r->slq[j], r->slq_se[j]);
+        if (r->have_slq)
+            printf(" %.6g +- %.2g (quadrature change at half the steps: %.2g)%s", r->slq[j],
+                   r->slq_se[j], r->slq_bias[j], r->slq_flags[j] ? "  UNRELIABLE" : "");
         printf("\n");
     }
     if (r->have_slq)
-        printf("  (SLQ: %zu probes x %zu steps, %zu pairs deflated, %zu matvecs)\n",
-               r->slq_info.probes, r->slq_info.steps, r->slq_info.deflated, r->slq_info.matvecs);
+        printf("  (SLQ: %zu probes x %zu steps, %zu pairs deflated, %zu matvecs; smallest Ritz "
+               "value %.4g)\n",
+               r->slq_info.probes, r->slq_info.steps, r->slq_info.deflated, r->slq_info.matvecs,
+               r->slq_lambda_min);
+    if (r->slq_warning[0]) printf("  warning: %s\n", r->slq_warning);
     if (r->have_trace)
         printf("trace       %.8g +- %.2g (Hutch++, %zu matvecs)\n", r->trace, r->trace_se,
                r->trace_matvecs);
@@ -608,6 +689,10 @@ static cJSON *summary_json(const run *r)
     if (r->have_slq) {
         cJSON_AddItemToObject(j, "n_eff_slq", cli_json_doubles(r->slq, o->nz));
         cJSON_AddItemToObject(j, "n_eff_slq_se", cli_json_doubles(r->slq_se, o->nz));
+        cJSON_AddItemToObject(j, "n_eff_slq_bias", cli_json_doubles(r->slq_bias, o->nz));
+        cJSON_AddNumberToObject(j, "slq_steps", (double)r->slq_info.steps);
+        cJSON_AddNumberToObject(j, "slq_lambda_min", r->slq_lambda_min);
+        if (r->slq_warning[0]) cJSON_AddStringToObject(j, "slq_warning", r->slq_warning);
     }
     if (r->have_trace) {
         cJSON_AddNumberToObject(j, "trace", r->trace);
@@ -633,6 +718,7 @@ int cmd_spectrum(int argc, char **argv)
     o.nz = 3;
     o.tol = 1e-8;
     o.probes = 30;
+    o.slq_steps = effdim_slq_default_params().steps;
     o.neg = EFFDIM_NEG_ZERO;
     o.max_matvecs = 5000;
     o.chunk = 0; /* the MLP default */
@@ -668,6 +754,15 @@ int cmd_spectrum(int argc, char **argv)
     }
     if (o.json) cli_json_print(summary_json(&r));
     else print_summary(&r);
+    rc = CLI_EXIT_OK;
+    if (r.sol.stats.nconv < r.sol.k) {
+        fprintf(stderr, "effdim spectrum: %s: %zu of %zu eigenpairs converged%s\n",
+                o.allow_partial ? "warning" : "partial result: the file is written, but only",
+                r.sol.stats.nconv, r.sol.k,
+                o.allow_partial ? " (--allow-partial: exit 0)"
+                                : " (exit 3; raise --max-matvecs or --basis, or --allow-partial)");
+        if (!o.allow_partial) rc = CLI_EXIT_PARTIAL;
+    }
     run_free(&r);
-    return CLI_EXIT_OK;
+    return rc;
 }

@@ -125,15 +125,16 @@ def _optimizer_section(model, optimizer):
                           "effdim supports SGD, Adam and AdamW")
     if name == "sgd":
         hp = {"lr": group["lr"], "momentum": group["momentum"], "dampening": group["dampening"],
-              "nesterov": 1.0 if group["nesterov"] else 0.0,
+              "nesterov": 1 if group["nesterov"] else 0,
               "weight_decay": group["weight_decay"]}
         keys = ["momentum_buffer"]
     else:
         hp = {"lr": group["lr"], "beta1": group["betas"][0], "beta2": group["betas"][1],
               "eps": group["eps"], "weight_decay": group["weight_decay"],
-              "amsgrad": 1.0 if group["amsgrad"] else 0.0}
+              "amsgrad": 1 if group["amsgrad"] else 0}
         keys = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
-    hp = {k: float(v) for k, v in hp.items()}
+    # on/off flags as int64 (as effdim writes them), the rest float64
+    hp = {k: (int(v) if k in ("nesterov", "amsgrad") else float(v)) for k, v in hp.items()}
     states = [optimizer.state.get(p, {}) for p in params]
     steps = set()
     for st in states:
@@ -219,7 +220,7 @@ def export_checkpoint(model, path, optimizer=None, loss="cross_entropy", reducti
                 og.attrs["name"] = name
                 og.attrs["step"] = np.int64(opt_step if step is None else step)
                 for k, v in hp.items():
-                    og.attrs[k] = np.float64(v)
+                    og.attrs[k] = np.int64(v) if isinstance(v, int) else np.float64(v)
                 for k, v in vectors.items():
                     og.create_dataset(k, data=v)
             if training:

@@ -204,7 +204,8 @@ typedef struct effdim_hutchinson_diag_result {
     double trace_se;  /* its standard error from the per-probe values */
     size_t matvecs;   /* operator applications (vectors) */
     double seconds;
-    int converged;    /* 1 if rel_se met the target */
+    int converged;    /* 1 if rel_se met the target; 0 if it did not or no target was
+                         set (rel_se = 0: max_probes run, nothing tested) */
 } effdim_hutchinson_diag_result;
 
 /* Hutchinson's diagonal estimator (Bekas, Kokiopoulou and Saad, "An

@@ -13,6 +13,16 @@
  * eigenvectors. Averaging over Rademacher probes gives tr f(A); the spread
  * over probes gives the standard error (SE = sample sd / sqrt(probes)).
  *
+ * The SE is probe-to-probe noise only; it says nothing about the quadrature
+ * error, which is large when f is not smooth over the spectrum (N_eff at a z
+ * small against |lambda_min| of an indefinite matrix under the zero or abs
+ * policy: a kink at 0 of width ~z). Since the Gauss quadrature of the
+ * leading j x j block of T is exactly the j-step estimate, each probe is also
+ * evaluated at half its steps and the change (full minus half, mean over
+ * probes) is reported as a bias diagnostic (effdim_slq_trace_bias,
+ * effdim_slq_neff_bias); effdim_slq_neff_flag turns it and lambda_min into
+ * a warning.
+ *
  * Deflation: given converged eigenpairs (lambda_i, u_i), i < kd (Lanczos
  * results), the probes and every Lanczos vector are kept orthogonal to the
  * u_i, so the quadrature runs on the complement and
@@ -48,7 +58,10 @@ extern "C" {
 
 typedef struct effdim_slq_params {
     size_t probes; /* Rademacher probes, >= 2 for a standard error (default 32) */
-    size_t steps;  /* Lanczos steps per probe, >= 1; clamped to n - deflated (default 80) */
+    size_t steps;  /* Lanczos steps per probe, >= 1; clamped to n - deflated (default 150:
+                      80 left N_eff(0.01) of the spirals demo 3.9 SE low and of a
+                      barely trained ReLU net 31 SE high; 150 brought both within
+                      2.4 SE at 1.9x the SLQ time; docs/curvature.md) */
     size_t block;  /* probes run together through one block apply (default 1: least
                       memory; larger blocks use the operator's block apply, e.g. dgemm) */
     uint64_t seed; /* probe seed (default 0) */
@@ -63,6 +76,7 @@ typedef struct effdim_slq_info {
     size_t n;             /* operator size */
     size_t probes;        /* probes run */
     size_t steps;         /* Lanczos steps per probe asked (after clamping) */
+    size_t half_steps;    /* steps of the comparison quadrature, ceil(steps / 2) */
     size_t deflated;      /* eigenpairs deflated */
     size_t breakdowns;    /* probes whose Krylov space became invariant early (exact) */
     size_t matvecs;       /* operator vectors applied */
@@ -70,6 +84,9 @@ typedef struct effdim_slq_info {
     double seconds_apply; /* of which inside the operator */
     double lambda_min;    /* smallest node or deflated eigenvalue */
     double lambda_max;    /* largest */
+    double gap0;          /* mean over probes of the gap between the Gauss nodes on either
+                             side of 0 (NaN when no probe has a node < 0): features of f
+                             narrower than this at 0 are not resolved */
 } effdim_slq_info;
 
 /* Run SLQ on op. defl_values (kd) and defl_vectors (kd, n) row-major
@@ -99,12 +116,43 @@ typedef double (*effdim_spectral_fn)(double x, void *ctx);
 EFFDIM_API effdim_status effdim_slq_trace(const effdim_slq *s, effdim_spectral_fn f, void *ctx,
                                           double *estimate, double *se, effdim_error *err);
 
+/* The quadrature-bias diagnostic of tr f(A): the mean over probes of each
+ * probe's quadrature at all its steps minus the one at half_steps (the
+ * leading block of its T); probes that are exact (breakdown, or all n - kd
+ * steps) count 0. A value large against the SE means the estimate has not
+ * converged in the number of steps (and its error is likely of that order
+ * or more); a small value is necessary, not sufficient, for convergence. */
+EFFDIM_API effdim_status effdim_slq_trace_bias(const effdim_slq *s, effdim_spectral_fn f,
+                                               void *ctx, double *bias, effdim_error *err);
+
 /* N_eff(z[j]) = tr f_z(A) with f_z(x) = x/(x + z) under the negative-
  * eigenvalue policy (applied to the deflated eigenvalues and to the nodes),
  * for j < nz, from the one run; se (nz) may be NULL. EDOM for z <= 0. */
 EFFDIM_API effdim_status effdim_slq_neff(const effdim_slq *s, const double *z, size_t nz,
                                          effdim_neg_policy policy, double *neff, double *se,
                                          effdim_error *err);
+
+/* bias[j] = effdim_slq_trace_bias of f_{z[j]} (nz values); EDOM for z <= 0. */
+EFFDIM_API effdim_status effdim_slq_neff_bias(const effdim_slq *s, const double *z, size_t nz,
+                                              effdim_neg_policy policy, double *bias,
+                                              effdim_error *err);
+
+/* Why an SLQ N_eff(z) may be unreliable (0: no reason found):
+ * NEGATIVE: under the zero or abs policy, lambda_min (the smallest Ritz
+ *   value seen: SLQ nodes, deflated or bottom Lanczos eigenvalues) is < 0,
+ *   z <= |lambda_min| and z < EFFDIM_SLQ_GAP_FACTOR * gap0 (info.gap0, the
+ *   Gauss-node gap around 0; NaN counts as unresolved): f has a kink at 0
+ *   inside the spectrum, of width ~z, narrower than the quadrature resolves
+ *   there. Measured (docs/curvature.md): errors of 3-30 SE at z up to ~10
+ *   gaps on barely trained ReLU nets, below 2.5 SE at z = 18 gaps on a
+ *   trained tanh net;
+ * BIAS: |bias| > 2 se (the change from halving the steps exceeds twice the
+ *   probe noise). */
+#define EFFDIM_SLQ_FLAG_NEGATIVE 1u
+#define EFFDIM_SLQ_FLAG_BIAS 2u
+#define EFFDIM_SLQ_GAP_FACTOR 10.0
+EFFDIM_API unsigned effdim_slq_neff_flag(double lambda_min, double gap0, double z,
+                                         effdim_neg_policy policy, double se, double bias);
 
 /* ngrid >= 2 equally spaced points over [lambda_min - pad, lambda_max + pad]
  * into grid (ngrid). pad >= 0 (3 sigma is a good choice). */

@@ -11,7 +11,7 @@
  *                           loss, reduction, scale, operator, hvp_method, fd_eps,
  *                           prior, which, k, tol, seed, steps, lanczos_matvecs,
  *                           matvecs, restarts, nconv, seconds, neg_policy, version,
- *                           created
+ *                           created; slq_warning (optional string)
  *   /spectrum/eigenvalues      float64 [k], descending
  *   /spectrum/residuals        float64 [k], true ||H v - lambda v|| (NaN if not computed)
  *   /spectrum/residual_bounds  float64 [k], |beta_j s_{j,i}| from the projected problem
@@ -21,6 +21,8 @@
  *   /effdim/n_eff              float64 [m], sum over the k Ritz values
  *   /effdim/n_eff_slq          float64 [m], optional: SLQ over the whole spectrum
  *   /effdim/n_eff_slq_se       float64 [m], optional: its standard error
+ *   /effdim/n_eff_slq_bias     float64 [m], optional: full-step minus half-step
+ *                              quadrature (a bias diagnostic; effdim/spectral.h)
  *                              (group attrs slq_probes, slq_steps, slq_deflated)
  *   /trace                     optional group: attrs estimate, se, method, probes, matvecs
  *   /density/grid, /density/values   float64 [g], optional (attrs sigma, probes, steps)
@@ -84,6 +86,8 @@ typedef struct effdim_spectrum {
     double seconds;
     char neg_policy[EFFDIM_SPECTRUM_NAME_MAX]; /* "zero" | "abs" | "asis" */
     char *version, *created;           /* NULL: written as effdim_version() and now */
+    char *slq_warning;                 /* why the SLQ N_eff may be unreliable, or NULL
+                                          (root attribute written only when non-empty) */
 
     /* /spectrum */
     size_t k;
@@ -99,6 +103,7 @@ typedef struct effdim_spectrum {
     double *n_eff;                     /* (m) Ritz sum */
     double *n_eff_slq;                 /* (m) or NULL */
     double *n_eff_slq_se;              /* (m) or NULL (only with n_eff_slq) */
+    double *n_eff_slq_bias;            /* (m) or NULL (only with n_eff_slq) */
     uint64_t slq_probes, slq_steps, slq_deflated;
 
     /* /trace */
