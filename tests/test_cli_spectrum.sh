@@ -194,8 +194,8 @@ EOF
         fail "h5py reads the files: shapes, order, N_eff formula, FD = exact to 1e-6, GGN PSD, orthonormal vectors" \
             "$(cat py.txt)"
     fi
-else
-    echo "# skipped the h5py checks: /usr/bin/python3 with h5py not found"
+else # the README's commands install python3-h5py: its absence is a failure, not a skip
+    fail "h5py reads the files" "/usr/bin/python3 with h5py and numpy not found (apt-get install python3-h5py)"
 fi
 
 # a checkpoint PyTorch wrote through tools/torch_export.py's layout
