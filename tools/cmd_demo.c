@@ -32,6 +32,10 @@ int cmd_demo(int argc, char **argv)
         char *args[] = {"spirals", NULL};
         return demo_spirals(1, args);
     }
+    if (argv[1][0] == '-' && strcmp(argv[1], "--help") && strcmp(argv[1], "-h")) {
+        argv[0] = "spirals"; /* `effdim demo --out DIR`: the main job's options */
+        return demo_spirals(argc, argv);
+    }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return CLI_EXIT_OK;
