@@ -42,9 +42,9 @@ else
 fi
 
 if [ "$(grep -c '^epoch ' train.log)" -eq 2 ]; then
-    ok "train logs one plain line per epoch when stderr is not a terminal"
+    ok "train logs a plain line for the first and last epoch when stderr is not a terminal"
 else
-    fail "train logs one plain line per epoch when stderr is not a terminal" "$(cat train.log)"
+    fail "train logs a plain line for the first and last epoch when stderr is not a terminal" "$(cat train.log)"
 fi
 
 "$EFFDIM" inspect model.h5 >inspect.txt 2>&1

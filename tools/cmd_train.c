@@ -632,13 +632,27 @@ static int train_loop(trainer *T)
     cli_progress_init(&pr);
     pr.last = pr.start; /* first progress line after one interval: short epochs log only their own line */
     double t0 = effdim_now();
+    /* A permanent line for the first and the last epoch and at most one per
+     * interval in between (1 s on a terminal, 5 s in a log), so thousands of
+     * short full-batch epochs do not flood the log; every epoch's metrics are
+     * in the checkpoint's /training arrays. */
+    const double line_interval = pr.tty ? 1.0 : 5.0;
+    double last_line = -1e300;
     for (size_t k = 0; k < o->epochs; ++k) {
         uint64_t e = T->epoch0 + k;
         int rc = run_epoch(T, &pr, e, total);
         if (!rc) rc = evaluate_epoch(T);
         if (rc) return rc;
         T->seconds = effdim_now() - t0;
-        epoch_line(T, &pr, e, T->step_seconds > 0 ? (double)T->steps / T->step_seconds : 0);
+        double now = effdim_now(), rate = T->step_seconds > 0 ? (double)T->steps / T->step_seconds : 0;
+        if (k == 0 || k + 1 == o->epochs || now - last_line >= line_interval) {
+            epoch_line(T, &pr, e, rate);
+            last_line = now;
+        } else if (pr.tty) {
+            cli_progress_update(&pr, (double)T->steps / (double)total, "epoch %llu/%llu  step %zu  loss %.6g  %.1f steps/s",
+                                (unsigned long long)(e + 1), (unsigned long long)(T->epoch0 + o->epochs),
+                                T->opt->t, T->last[0], rate);
+        }
         if (o->save_every && (k + 1) % o->save_every == 0 && k + 1 < o->epochs) {
             rc = save(T);
             if (rc) return rc;
