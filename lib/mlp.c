@@ -20,6 +20,22 @@
  * forward 2 n sum_l out_l in_l, weight gradients 2 n sum_l out_l in_l,
  * delta propagation 2 n sum_{l>=1} out_l in_l.
  *
+ * Data-parallel calls: a workspace allocated for T > 1 workers (by default
+ * T = effdim_get_num_threads() when it is allocated) splits a call of
+ * loss_grad, evaluate or per_sample_grads that covers more than one chunk
+ * into min(T, chunks) contiguous parts of whole chunks (part t: chunks
+ * [t C / T, (t+1) C / T)). Each part runs in its own pthread (the caller
+ * does part 0) on its own sub-workspace, with OpenBLAS at 1 thread for the
+ * duration (the previous count is restored), and parts t >= 1 accumulate
+ * their gradient into their own accumulator. The partial losses and
+ * gradients are then summed in part order, so a result is bitwise the same
+ * run to run for a given T, and differs from T = 1 by rounding only (sums
+ * regrouped). Why: OpenBLAS's 2-thread scaling on the medium products of a
+ * 512-row chunk is poor, while two 1-thread halves run at nearly twice the
+ * 1-thread rate (docs/performance.md, "Full-batch gradient"). Calls of one
+ * chunk (training minibatches) stay on the caller's thread with the BLAS
+ * threads as set. No allocation: threads are created per call.
+ *
  * Per-sample gradients (effdim_mlp_per_sample_grads): one forward and one
  * backward pass without the weight-gradient dgemms, then for each row i and
  * layer l the outer product D_l[i] A_{l-1}[i]^T (weights) and D_l[i] (bias)
@@ -33,6 +49,7 @@
 #include <cblas.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -284,13 +301,9 @@ static int ws_carve(size_t rows, size_t cols, size_t *off, size_t *at)
     return effdim_add_size(*off, n, off);
 }
 
-effdim_mlp_ws *effdim_mlp_ws_alloc(const effdim_mlp *m, size_t chunk, effdim_error *err)
+/* One worker's buffers (workers = 1, sub[0] = itself). chunk >= 1. */
+static effdim_mlp_ws *ws_alloc_one(const effdim_mlp *m, size_t chunk, effdim_error *err)
 {
-    if (!m || m->n_layers == 0 || m->n_layers > EFFDIM_MLP_MAX_LAYERS) {
-        effdim_error_set(err, EFFDIM_EINVAL, "workspace: network not initialised");
-        return NULL;
-    }
-    if (chunk == 0) chunk = 512;
     effdim_mlp_ws *ws = effdim_calloc(1, sizeof *ws, "workspace", err);
     if (!ws) return NULL;
     size_t L = m->n_layers;
@@ -336,19 +349,66 @@ effdim_mlp_ws *effdim_mlp_ws_alloc(const effdim_mlp *m, size_t chunk, effdim_err
     ws->rowloss = base + at_loss;
     ws->scratch = base + at_scratch;
     ws->bytes = sizeof *ws + bytes + chunk * sizeof(int32_t);
+    ws->workers = 1;
+    ws->sub[0] = ws;
     return ws;
 fail:
     effdim_mlp_ws_free(ws);
     return NULL;
 }
 
+effdim_mlp_ws *effdim_mlp_ws_alloc_workers(const effdim_mlp *m, size_t chunk, size_t workers,
+                                           effdim_error *err)
+{
+    if (!m || m->n_layers == 0 || m->n_layers > EFFDIM_MLP_MAX_LAYERS) {
+        effdim_error_set(err, EFFDIM_EINVAL, "workspace: network not initialised");
+        return NULL;
+    }
+    if (chunk == 0) chunk = 512;
+    if (workers == 0) workers = 1;
+    if (workers > EFFDIM_MLP_MAX_WORKERS) workers = EFFDIM_MLP_MAX_WORKERS;
+    effdim_mlp_ws *ws = ws_alloc_one(m, chunk, err);
+    if (!ws || workers == 1) return ws;
+    size_t P = m->n_params, acc_bytes = 0;
+    /* P <= SIZE_MAX / 32 (effdim_mlp_init), workers <= 64: no overflow */
+    acc_bytes = (workers - 1) * P * sizeof(double);
+    if (posix_memalign((void **)&ws->acc, 64, acc_bytes ? acc_bytes : 64)) {
+        ws->acc = NULL;
+        effdim_error_set(err, EFFDIM_ENOMEM,
+                         "workspace: cannot allocate %zu bytes of gradient accumulators (%zu workers)",
+                         acc_bytes, workers);
+        goto fail;
+    }
+    ws->bytes += acc_bytes;
+    for (size_t t = 1; t < workers; ++t) {
+        ws->sub[t] = ws_alloc_one(m, chunk, err);
+        if (!ws->sub[t]) goto fail;
+        ws->workers = t + 1; /* what effdim_mlp_ws_free must release */
+        ws->bytes += ws->sub[t]->bytes;
+    }
+    return ws;
+fail:
+    effdim_mlp_ws_free(ws);
+    return NULL;
+}
+
+effdim_mlp_ws *effdim_mlp_ws_alloc(const effdim_mlp *m, size_t chunk, effdim_error *err)
+{
+    int t = effdim_get_num_threads();
+    return effdim_mlp_ws_alloc_workers(m, chunk, t > 1 ? (size_t)t : 1, err);
+}
+
 void effdim_mlp_ws_free(effdim_mlp_ws *ws)
 {
     if (!ws) return;
+    for (size_t t = 1; t < ws->workers; ++t) effdim_mlp_ws_free(ws->sub[t]);
+    free(ws->acc);
     free(ws->block);
     free(ws->label_block);
     free(ws);
 }
+
+size_t effdim_mlp_ws_workers(const effdim_mlp_ws *ws) { return ws ? ws->workers : 0; }
 
 size_t effdim_mlp_ws_chunk(const effdim_mlp_ws *ws) { return ws ? ws->chunk : 0; }
 
@@ -625,29 +685,30 @@ static effdim_status check_int_dims(const effdim_mlp *m, const effdim_mlp_ws *ws
     return EFFDIM_OK;
 }
 
-effdim_status effdim_mlp_loss_grad(const effdim_mlp *m, const double *theta,
-                                   const effdim_dataset *ds, const size_t *rows, size_t n_rows,
-                                   double *loss, double *grad, effdim_mlp_ws *ws, effdim_error *err)
+/* ---- one contiguous range of the selection, on one workspace ------------- */
+
+/* Rows [begin, end) of the selection: loss sum into *total and, when
+ * grad != NULL, the gradient ACCUMULATED into grad (scale = the reduction's
+ * 1/n or 1 for the whole call). */
+static effdim_status lossgrad_range(const effdim_mlp *m, const double *theta,
+                                    const effdim_dataset *ds, const size_t *rows, size_t begin,
+                                    size_t end, double scale, double *grad, effdim_mlp_ws *ws,
+                                    double *total, effdim_error *err)
 {
-    effdim_status st = check_args(m, theta, ds, rows, n_rows, ws, err);
-    if (!st) st = check_int_dims(m, ws, err);
-    if (st) return st;
-    int mean = m->reduction == EFFDIM_REDUCTION_MEAN;
-    double scale = mean ? 1.0 / (double)n_rows : 1.0, total = 0.0;
-    if (grad) memset(grad, 0, m->n_params * sizeof(double));
-    for (size_t start = 0; start < n_rows; start += ws->chunk) {
-        size_t len = n_rows - start < ws->chunk ? n_rows - start : ws->chunk;
-        effdim_mlp_chunk c;
+    double sum = 0.0;
+    for (size_t start = begin; start < end; start += ws->chunk) {
+        size_t len = end - start < ws->chunk ? end - start : ws->chunk;
+        effdim_mlp_chunk c = {.len = 0};
         double part = 0.0;
-        st = effdim_mlp_chunk_load(ds, rows, start, len, ws, &c, err);
+        effdim_status st = effdim_mlp_chunk_load(ds, rows, start, len, ws, &c, err);
         if (st) return st;
         effdim_mlp_forward(m, theta, c.X, len, ws);
         st = effdim_mlp_output(m, &c, scale, grad != NULL, ws, &part, err);
         if (st) return st;
-        total += part;
+        sum += part;
         if (grad) effdim_mlp_backward(m, theta, c.X, len, grad, ws);
     }
-    if (loss) *loss = mean ? total / (double)n_rows : total;
+    *total = sum;
     return EFFDIM_OK;
 }
 
@@ -659,6 +720,224 @@ static size_t argmax(const double *f, size_t k)
     return best;
 }
 
+/* Rows [begin, end): loss sum and the count of argmax == label. */
+static effdim_status evaluate_range(const effdim_mlp *m, const double *theta,
+                                    const effdim_dataset *ds, const size_t *rows, size_t begin,
+                                    size_t end, effdim_mlp_ws *ws, double *total, size_t *correct,
+                                    effdim_error *err)
+{
+    size_t k = m->sizes[m->n_layers], hits = 0;
+    double sum = 0.0;
+    for (size_t start = begin; start < end; start += ws->chunk) {
+        size_t len = end - start < ws->chunk ? end - start : ws->chunk;
+        effdim_mlp_chunk c = {.len = 0};
+        double part = 0.0;
+        effdim_status st = effdim_mlp_chunk_load(ds, rows, start, len, ws, &c, err);
+        if (st) return st;
+        effdim_mlp_forward(m, theta, c.X, len, ws);
+        st = effdim_mlp_output(m, &c, 1.0, 0, ws, &part, err);
+        if (st) return st;
+        sum += part;
+        if (c.labels)
+            for (size_t i = 0; i < len; ++i)
+                hits += argmax(ws->A[m->n_layers - 1] + i * k, k) == (size_t)c.labels[i];
+    }
+    *total = sum;
+    *correct = hits;
+    return EFFDIM_OK;
+}
+
+/* Row i of G (P) from the deltas of row i of the chunk: outer products. */
+static void write_sample_grad(const effdim_mlp *m, const effdim_mlp_ws *ws, const double *X,
+                              size_t i, double *restrict g)
+{
+    for (size_t l = 0; l < m->n_layers; ++l) {
+        size_t in = m->sizes[l], out = m->sizes[l + 1];
+        const double *restrict a = (l ? ws->A[l - 1] : X) + i * in; /* (in) */
+        const double *restrict dl = ws->D[l] + i * out;               /* (out) */
+        double *restrict gw = g + m->w_off[l], *restrict gb = g + m->b_off[l];
+        for (size_t o = 0; o < out; ++o) {
+            double v = dl[o];
+            double *restrict row = gw + o * in;
+            for (size_t j = 0; j < in; ++j) row[j] = v * a[j];
+            gb[o] = v;
+        }
+    }
+}
+
+/* Rows [begin, end): rows begin.. of G (n_rows, P) and of losses. */
+static effdim_status per_sample_range(const effdim_mlp *m, const double *theta,
+                                      const effdim_dataset *ds, const size_t *rows, size_t begin,
+                                      size_t end, double *G, double *losses, effdim_mlp_ws *ws,
+                                      effdim_error *err)
+{
+    size_t P = m->n_params;
+    for (size_t start = begin; start < end; start += ws->chunk) {
+        size_t len = end - start < ws->chunk ? end - start : ws->chunk;
+        effdim_mlp_chunk c = {.len = 0};
+        double part = 0.0;
+        effdim_status st = effdim_mlp_chunk_load(ds, rows, start, len, ws, &c, err);
+        if (st) return st;
+        effdim_mlp_forward(m, theta, c.X, len, ws);
+        /* scale 1: each row's delta is that of its own per-sample loss l_i */
+        st = effdim_mlp_output(m, &c, 1.0, 1, ws, &part, err);
+        if (st) return st;
+        effdim_mlp_backward(m, theta, c.X, len, NULL, ws);
+        for (size_t i = 0; i < len; ++i) write_sample_grad(m, ws, c.X, i, G + (start + i) * P);
+        if (losses) memcpy(losses + start, ws->rowloss, len * sizeof(double));
+    }
+    return EFFDIM_OK;
+}
+
+/* ---- data-parallel calls: contiguous parts of whole chunks, one thread each */
+
+typedef struct part_job {
+    effdim_mlp_range_fn fn;
+    void *arg;
+    size_t begin, end; /* positions in the selection */
+    effdim_mlp_ws *ws; /* this part's workspace */
+    double *grad;      /* this part's gradient accumulator (zeroed here) or NULL */
+    size_t n_params;
+    double total;      /* out: fn's sum */
+    size_t count;      /* out: fn's count */
+    effdim_status st;
+    effdim_error err;
+} part_job;
+
+static void *part_run(void *arg)
+{
+    part_job *j = arg;
+    if (j->grad) memset(j->grad, 0, j->n_params * sizeof(double));
+    j->st = j->fn(j->arg, j->begin, j->end, j->ws, j->grad, &j->total, &j->count, &j->err);
+    return NULL;
+}
+
+/* Split rows [0, n_rows) into T = min(workers, chunks) parts balanced in
+ * whole chunks (part t: chunks [t C / T, (t+1) C / T)) and run fn on each:
+ * parts 1.. in their own threads, part 0 on the caller's, OpenBLAS at 1
+ * thread meanwhile (restored after). A part whose thread cannot be created
+ * runs on the caller's thread after part 0 (same result). Then grad = the
+ * parts' accumulators summed in part order, total and count likewise. The
+ * status and message are those of the lowest failing part. */
+effdim_status effdim_mlp_split(effdim_mlp_ws *ws, size_t n_rows, size_t n_params,
+                               effdim_mlp_range_fn fn, void *arg, double *grad, double *total,
+                               size_t *count, effdim_error *err)
+{
+    size_t chunks = n_rows / ws->chunk + (n_rows % ws->chunk != 0);
+    size_t T = ws->workers < chunks ? ws->workers : chunks;
+    double sum = 0.0;
+    size_t hits = 0;
+    if (T <= 1) { /* serial: the caller's thread, BLAS threads as they are */
+        if (grad) memset(grad, 0, n_params * sizeof(double));
+        effdim_status st = fn(arg, 0, n_rows, ws, grad, &sum, &hits, err);
+        if (st) return st;
+        if (total) *total = sum;
+        if (count) *count = hits;
+        return EFFDIM_OK;
+    }
+    part_job jobs[EFFDIM_MLP_MAX_WORKERS];
+    pthread_t tid[EFFDIM_MLP_MAX_WORKERS];
+    int started[EFFDIM_MLP_MAX_WORKERS] = {0};
+    for (size_t t = 0; t < T; ++t) {
+        size_t c0 = t * chunks / T, c1 = (t + 1) * chunks / T;
+        part_job *j = &jobs[t];
+        j->fn = fn;
+        j->arg = arg;
+        j->begin = c0 * ws->chunk;
+        j->end = c1 * ws->chunk < n_rows ? c1 * ws->chunk : n_rows;
+        j->ws = ws->sub[t];
+        j->grad = !grad ? NULL : t ? ws->acc + (t - 1) * n_params : grad;
+        j->n_params = n_params;
+        j->total = 0.0;
+        j->count = 0;
+        j->st = EFFDIM_OK;
+        j->err.code = EFFDIM_OK;
+        j->err.msg[0] = '\0';
+    }
+    int blas_threads = effdim_get_num_threads();
+    if (blas_threads != 1) effdim_set_num_threads(1);
+    for (size_t t = 1; t < T; ++t) started[t] = pthread_create(&tid[t], NULL, part_run, &jobs[t]) == 0;
+    part_run(&jobs[0]);
+    for (size_t t = 1; t < T; ++t) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            part_run(&jobs[t]);
+    }
+    if (blas_threads != 1) effdim_set_num_threads(blas_threads);
+    for (size_t t = 0; t < T; ++t)
+        if (jobs[t].st) {
+            if (err) *err = jobs[t].err;
+            return jobs[t].st;
+        }
+    /* fixed order: part 0 + part 1 + ... (bitwise reproducible for a given T) */
+    for (size_t t = 0; t < T; ++t) {
+        sum += jobs[t].total;
+        hits += jobs[t].count;
+    }
+    for (size_t t = 1; grad && t < T; ++t) {
+        const double *a = jobs[t].grad;
+        for (size_t i = 0; i < n_params; ++i) grad[i] += a[i];
+    }
+    if (total) *total = sum;
+    if (count) *count = hits;
+    return EFFDIM_OK;
+}
+
+/* what the three drivers' range functions need */
+typedef struct call_ctx {
+    const effdim_mlp *m;
+    const double *theta;
+    const effdim_dataset *ds;
+    const size_t *rows;
+    double scale;         /* loss_grad */
+    double *G, *losses;   /* per_sample_grads */
+} call_ctx;
+
+static effdim_status lossgrad_part(void *arg, size_t begin, size_t end, effdim_mlp_ws *ws,
+                                   double *grad, double *total, size_t *count, effdim_error *err)
+{
+    const call_ctx *c = arg;
+    *count = 0;
+    return lossgrad_range(c->m, c->theta, c->ds, c->rows, begin, end, c->scale, grad, ws, total,
+                          err);
+}
+
+static effdim_status evaluate_part(void *arg, size_t begin, size_t end, effdim_mlp_ws *ws,
+                                   double *grad, double *total, size_t *count, effdim_error *err)
+{
+    const call_ctx *c = arg;
+    return evaluate_range(c->m, c->theta, c->ds, c->rows, begin, end, ws, total, count, err);
+}
+
+static effdim_status per_sample_part(void *arg, size_t begin, size_t end, effdim_mlp_ws *ws,
+                                     double *grad, double *total, size_t *count, effdim_error *err)
+{
+    const call_ctx *c = arg;
+    *total = 0.0;
+    *count = 0;
+    return per_sample_range(c->m, c->theta, c->ds, c->rows, begin, end, c->G, c->losses, ws, err);
+}
+
+/* ---- the public drivers --------------------------------------------------- */
+
+effdim_status effdim_mlp_loss_grad(const effdim_mlp *m, const double *theta,
+                                   const effdim_dataset *ds, const size_t *rows, size_t n_rows,
+                                   double *loss, double *grad, effdim_mlp_ws *ws, effdim_error *err)
+{
+    effdim_status st = check_args(m, theta, ds, rows, n_rows, ws, err);
+    if (!st) st = check_int_dims(m, ws, err);
+    if (st) return st;
+    int mean = m->reduction == EFFDIM_REDUCTION_MEAN;
+    call_ctx c = {.m = m, .theta = theta, .ds = ds, .rows = rows,
+                  .scale = mean ? 1.0 / (double)n_rows : 1.0};
+    double total = 0.0;
+    st = effdim_mlp_split(ws, n_rows, m->n_params, lossgrad_part, &c, grad, &total, NULL, err);
+    if (st) return st;
+    if (loss) *loss = mean ? total / (double)n_rows : total;
+    return EFFDIM_OK;
+}
+
 effdim_status effdim_mlp_evaluate(const effdim_mlp *m, const double *theta,
                                   const effdim_dataset *ds, const size_t *rows, size_t n_rows,
                                   double *loss, double *accuracy, effdim_mlp_ws *ws,
@@ -667,22 +946,11 @@ effdim_status effdim_mlp_evaluate(const effdim_mlp *m, const double *theta,
     effdim_status st = check_args(m, theta, ds, rows, n_rows, ws, err);
     if (!st) st = check_int_dims(m, ws, err);
     if (st) return st;
-    size_t k = m->sizes[m->n_layers], correct = 0;
+    call_ctx c = {.m = m, .theta = theta, .ds = ds, .rows = rows};
+    size_t correct = 0;
     double total = 0.0;
-    for (size_t start = 0; start < n_rows; start += ws->chunk) {
-        size_t len = n_rows - start < ws->chunk ? n_rows - start : ws->chunk;
-        effdim_mlp_chunk c;
-        double part = 0.0;
-        st = effdim_mlp_chunk_load(ds, rows, start, len, ws, &c, err);
-        if (st) return st;
-        effdim_mlp_forward(m, theta, c.X, len, ws);
-        st = effdim_mlp_output(m, &c, 1.0, 0, ws, &part, err);
-        if (st) return st;
-        total += part;
-        if (c.labels)
-            for (size_t i = 0; i < len; ++i)
-                correct += argmax(ws->A[m->n_layers - 1] + i * k, k) == (size_t)c.labels[i];
-    }
+    st = effdim_mlp_split(ws, n_rows, m->n_params, evaluate_part, &c, NULL, &total, &correct, err);
+    if (st) return st;
     if (loss) *loss = m->reduction == EFFDIM_REDUCTION_MEAN ? total / (double)n_rows : total;
     if (accuracy)
         *accuracy = ds->kind == EFFDIM_TARGET_LABELS ? (double)correct / (double)n_rows : (double)NAN;
@@ -705,24 +973,6 @@ effdim_status effdim_mlp_predict(const effdim_mlp *m, const double *theta, const
     return EFFDIM_OK;
 }
 
-/* Row i of G (P) from the deltas of row i of the chunk: outer products. */
-static void write_sample_grad(const effdim_mlp *m, const effdim_mlp_ws *ws, const double *X,
-                              size_t i, double *restrict g)
-{
-    for (size_t l = 0; l < m->n_layers; ++l) {
-        size_t in = m->sizes[l], out = m->sizes[l + 1];
-        const double *restrict a = (l ? ws->A[l - 1] : X) + i * in; /* (in) */
-        const double *restrict dl = ws->D[l] + i * out;               /* (out) */
-        double *restrict gw = g + m->w_off[l], *restrict gb = g + m->b_off[l];
-        for (size_t o = 0; o < out; ++o) {
-            double v = dl[o];
-            double *restrict row = gw + o * in;
-            for (size_t j = 0; j < in; ++j) row[j] = v * a[j];
-            gb[o] = v;
-        }
-    }
-}
-
 effdim_status effdim_mlp_per_sample_grads(const effdim_mlp *m, const double *theta,
                                           const effdim_dataset *ds, const size_t *rows,
                                           size_t n_rows, double *G, double *losses,
@@ -732,20 +982,6 @@ effdim_status effdim_mlp_per_sample_grads(const effdim_mlp *m, const double *the
     if (!st) st = check_int_dims(m, ws, err);
     if (st) return st;
     RETURN_ERROR_IF(!G, err, EFFDIM_EINVAL, "per-sample gradients: G is NULL");
-    size_t P = m->n_params;
-    for (size_t start = 0; start < n_rows; start += ws->chunk) {
-        size_t len = n_rows - start < ws->chunk ? n_rows - start : ws->chunk;
-        effdim_mlp_chunk c;
-        double part = 0.0;
-        st = effdim_mlp_chunk_load(ds, rows, start, len, ws, &c, err);
-        if (st) return st;
-        effdim_mlp_forward(m, theta, c.X, len, ws);
-        /* scale 1: each row's delta is that of its own per-sample loss l_i */
-        st = effdim_mlp_output(m, &c, 1.0, 1, ws, &part, err);
-        if (st) return st;
-        effdim_mlp_backward(m, theta, c.X, len, NULL, ws);
-        for (size_t i = 0; i < len; ++i) write_sample_grad(m, ws, c.X, i, G + (start + i) * P);
-        if (losses) memcpy(losses + start, ws->rowloss, len * sizeof(double));
-    }
-    return EFFDIM_OK;
+    call_ctx c = {.m = m, .theta = theta, .ds = ds, .rows = rows, .G = G, .losses = losses};
+    return effdim_mlp_split(ws, n_rows, m->n_params, per_sample_part, &c, NULL, NULL, NULL, err);
 }

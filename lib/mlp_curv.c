@@ -318,6 +318,39 @@ static void frozen_backward(const effdim_mlp *m, const double *theta, const doub
     }
 }
 
+typedef struct frozen_ctx {
+    const effdim_mlp *m;
+    const double *theta;
+    const effdim_dataset *ds;
+    const size_t *rows;
+    const effdim_curv_masks *mk;
+    double scale;
+} frozen_ctx;
+
+/* rows [begin, end) of the selection: loss sum, gradient accumulated into grad */
+static effdim_status frozen_part(void *arg, size_t begin, size_t end, effdim_mlp_ws *ws,
+                                 double *grad, double *total, size_t *count, effdim_error *err)
+{
+    const frozen_ctx *f = arg;
+    double sum = 0.0;
+    for (size_t start = begin; start < end; start += ws->chunk) {
+        size_t len = end - start < ws->chunk ? end - start : ws->chunk;
+        effdim_mlp_chunk c = {.len = 0};
+        double part = 0.0;
+        effdim_status st = effdim_mlp_chunk_load(f->ds, f->rows, start, len, ws, &c, err);
+        if (st) return st;
+        frozen_forward(f->m, f->theta, c.X, len, f->mk, start, ws);
+        st = effdim_mlp_output(f->m, &c, f->scale, 1, ws, &part, err);
+        if (st) return st;
+        sum += part;
+        frozen_backward(f->m, f->theta, c.X, len, f->mk, start, grad, ws);
+    }
+    *total = sum;
+    *count = 0;
+    return EFFDIM_OK;
+}
+
+/* Split over the workspace's workers like effdim_mlp_loss_grad (effdim_mlp_split). */
 effdim_status effdim_curv_frozen_loss_grad(const effdim_mlp *m, const double *theta,
                                            const effdim_dataset *ds, const size_t *rows,
                                            size_t n_rows, const effdim_curv_masks *mk,
@@ -327,20 +360,12 @@ effdim_status effdim_curv_frozen_loss_grad(const effdim_mlp *m, const double *th
     RETURN_ERROR_IF(!mk || mk->n_rows != n_rows, err, EFFDIM_EINVAL,
                     "frozen gradient: patterns for %zu rows, called with %zu",
                     mk ? mk->n_rows : 0, n_rows);
-    double scale = m->reduction == EFFDIM_REDUCTION_MEAN ? 1.0 / (double)n_rows : 1.0, total = 0.0;
-    memset(grad, 0, m->n_params * sizeof(double));
-    for (size_t start = 0; start < n_rows; start += ws->chunk) {
-        size_t len = n_rows - start < ws->chunk ? n_rows - start : ws->chunk;
-        effdim_mlp_chunk c;
-        double part = 0.0;
-        effdim_status st = effdim_mlp_chunk_load(ds, rows, start, len, ws, &c, err);
-        if (st) return st;
-        frozen_forward(m, theta, c.X, len, mk, start, ws);
-        st = effdim_mlp_output(m, &c, scale, 1, ws, &part, err);
-        if (st) return st;
-        total += part;
-        frozen_backward(m, theta, c.X, len, mk, start, grad, ws);
-    }
+    frozen_ctx f = {.m = m, .theta = theta, .ds = ds, .rows = rows, .mk = mk,
+                    .scale = m->reduction == EFFDIM_REDUCTION_MEAN ? 1.0 / (double)n_rows : 1.0};
+    double total = 0.0;
+    effdim_status st = effdim_mlp_split(ws, n_rows, m->n_params, frozen_part, &f, grad, &total,
+                                        NULL, err);
+    if (st) return st;
     if (loss) *loss = m->reduction == EFFDIM_REDUCTION_MEAN ? total / (double)n_rows : total;
     return EFFDIM_OK;
 }

@@ -113,7 +113,8 @@ void effdim_curv_masks_free(effdim_curv_masks *mk);
 /* effdim_mlp_loss_grad over the same rows with the relu layers' patterns
  * taken from mk instead of from Z_l (grad (n_params) overwritten; loss may
  * be NULL). At the theta the masks were computed at, identical to
- * effdim_mlp_loss_grad. */
+ * effdim_mlp_loss_grad. Like it, split over the workspace's workers when
+ * the rows span more than one chunk (effdim_mlp_split). */
 effdim_status effdim_curv_frozen_loss_grad(const effdim_mlp *m, const double *theta,
                                            const effdim_dataset *ds, const size_t *rows,
                                            size_t n_rows, const effdim_curv_masks *mk,

@@ -23,12 +23,15 @@
  *   rowloss  (chunk)             per-sample losses l_i (mlp.h's convention)
  *   scratch  (P)                 a gradient-sized vector free for callers
  *
- * Every buffer starts on a 64-byte boundary inside one allocation. Memory:
- *   8 * (chunk * (d + k + 3 * (sizes[1] + ... + sizes[L]) + 1) + P) + 4 * chunk
+ * Every buffer starts on a 64-byte boundary inside one allocation. Memory of
+ * one worker's buffers:
+ *   B1 = 8 * (chunk * (d + k + 3 * (sizes[1] + ... + sizes[L]) + 1) + P) + 4 * chunk
  * bytes plus padding (at most 64 bytes per buffer) plus sizeof(struct
- * effdim_mlp_ws) (about 2 KiB); effdim_mlp_ws_bytes returns the exact figure.
- * It does not depend on the number of examples. For 784-300-100-10 and
- * chunk 1024 that is 17.9 MiB; chunk 512, 9.9 MiB.
+ * effdim_mlp_ws) (about 2.5 KiB). A workspace for T workers holds T such
+ * sets plus T-1 gradient accumulators: T * B1 + 8 * (T-1) * P (+ padding);
+ * effdim_mlp_ws_bytes returns the exact figure. It does not depend on the
+ * number of examples. For 784-300-100-10 and chunk 1024 B1 is 17.9 MiB;
+ * chunk 512, 9.9 MiB (T = 2: 2 x 9.9 MiB + 2.0 MiB of accumulator = 21.9 MiB).
  *
  * The scalar activation helpers give act, act' and act'' (the R-operator
  * needs the second derivative: R{dL/dZ_l} = R{dL/dA_l} act'(Z_l)
@@ -43,6 +46,9 @@
 
 #include "effdim/data.h"
 #include "effdim/mlp.h"
+
+/* Most workers a workspace splits a call into (effdim_mlp_ws_alloc_workers clamps). */
+#define EFFDIM_MLP_MAX_WORKERS 64
 
 struct effdim_mlp_ws {
     size_t n_layers;                           /* L of the model it was sized for */
@@ -61,6 +67,14 @@ struct effdim_mlp_ws {
     double *D[EFFDIM_MLP_MAX_LAYERS];          /* (chunk, sizes[l+1]) */
     double *rowloss;                           /* (chunk) */
     double *scratch;                           /* (P) */
+    /* Row split over workers (lib/mlp.c, "data-parallel calls"): a call that
+     * covers more than one chunk is split into up to `workers` contiguous
+     * parts; part 0 runs on this workspace's own buffers, part t >= 1 on
+     * sub[t] (a workspace of workers = 1 owned by this one) and accumulates
+     * its gradient into acc + (t-1) * P. sub[0] = this workspace. */
+    size_t workers;                            /* T >= 1 */
+    struct effdim_mlp_ws *sub[EFFDIM_MLP_MAX_WORKERS]; /* (T) sub[0] = self */
+    double *acc;                               /* (T-1, P) or NULL when T = 1 */
 };
 
 /* One chunk of a row selection, ready for the forward pass. X, labels and Y
@@ -109,6 +123,24 @@ effdim_status effdim_mlp_output(const effdim_mlp *m, const effdim_mlp_chunk *c, 
  * grad_b_l += column sums of D_l. X (len, sizes[0]) is the chunk's input. */
 void effdim_mlp_backward(const effdim_mlp *m, const double *theta, const double *X, size_t len,
                          double *grad, effdim_mlp_ws *ws);
+
+/* Work on rows [begin, end) of a call's selection with workspace ws:
+ * ACCUMULATE a gradient into grad when grad != NULL (it arrives zeroed),
+ * and set *total (e.g. a loss sum) and *count (e.g. correct predictions). */
+typedef effdim_status (*effdim_mlp_range_fn)(void *arg, size_t begin, size_t end,
+                                             effdim_mlp_ws *ws, double *grad, double *total,
+                                             size_t *count, effdim_error *err);
+
+/* Run fn over rows [0, n_rows): on the caller's thread over all rows when
+ * ws has one worker or n_rows fits one chunk; otherwise split into
+ * min(workers, chunks) contiguous parts of whole chunks, each on its own
+ * pthread and sub-workspace with OpenBLAS at 1 thread (restored after).
+ * grad (n_params, overwritten, or NULL) = the parts' gradients summed in
+ * part order; *total and *count likewise (either may be NULL). On failure,
+ * the status and message of the lowest failing part. */
+effdim_status effdim_mlp_split(effdim_mlp_ws *ws, size_t n_rows, size_t n_params,
+                               effdim_mlp_range_fn fn, void *arg, double *grad, double *total,
+                               size_t *count, effdim_error *err);
 
 /* Loss-Hessian with respect to the outputs, applied row by row (for
  * Gauss-Newton products): out_i = s * (d^2 l_i / dF_i^2) v_i, F = A_{L-1}

@@ -27,6 +27,7 @@
 #include "effdim/data.h"
 #include "effdim/mlp.h"
 #include "h5io.h"
+#include "mlp_curv.h"
 #include "mlp_internal.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -756,6 +757,190 @@ static void data_that_does_not_fit_is_refused_naming_the_spec_and_sizes(void)
     effdim_mlp_ws_free(ws);
 }
 
+/* ---- data-parallel calls (workspace of T > 1 workers) ------------------- */
+
+/* One net, one data set: T = 2 and T = 3 against T = 1 for loss_grad,
+ * evaluate and per_sample_grads, over all rows and over an index subset. */
+static void compare_workers(const effdim_mlp *m, const effdim_dataset *ds, size_t n,
+                            const size_t *rows, size_t chunk, unsigned long seed)
+{
+    effdim_error e;
+    size_t P = m->n_params;
+    effdim_mlp_ws *w1 = effdim_mlp_ws_alloc_workers(m, chunk, 1, &e),
+                  *w2 = effdim_mlp_ws_alloc_workers(m, chunk, 2, &e),
+                  *w3 = effdim_mlp_ws_alloc_workers(m, chunk, 3, &e);
+    double *theta = malloc(P * sizeof *theta), *g1 = malloc(P * sizeof *g1),
+           *g2 = malloc(P * sizeof *g2), *g2b = malloc(P * sizeof *g2b), *g3 = malloc(P * sizeof *g3),
+           *G1 = malloc(n * P * sizeof *G1), *G2 = malloc(n * P * sizeof *G2),
+           *r1 = malloc(n * sizeof *r1), *r2 = malloc(n * sizeof *r2);
+    if (!CHECK(w1 && w2 && w3 && theta && g1 && g2 && g2b && g3 && G1 && G2 && r1 && r2)) goto done;
+    CHECK(effdim_mlp_ws_workers(w1) == 1 && effdim_mlp_ws_workers(w2) == 2 &&
+          effdim_mlp_ws_workers(w3) == 3);
+    CHECK_OK(effdim_mlp_init_params(m, theta, EFFDIM_INIT_TORCH, seed, &e), &e);
+    for (size_t i = 0; i < P; ++i) theta[i] *= 2.385; /* larger weights: larger, varied gradients */
+    double l1 = NAN, l2 = NAN, l2b = NAN, l3 = NAN, a1 = NAN, a2 = NAN;
+    int threads = effdim_get_num_threads();
+    CHECK_OK(effdim_mlp_loss_grad(m, theta, ds, rows, n, &l1, g1, w1, &e), &e);
+    CHECK_OK(effdim_mlp_loss_grad(m, theta, ds, rows, n, &l2, g2, w2, &e), &e);
+    CHECK_OK(effdim_mlp_loss_grad(m, theta, ds, rows, n, &l2b, g2b, w2, &e), &e);
+    CHECK_OK(effdim_mlp_loss_grad(m, theta, ds, rows, n, &l3, g3, w3, &e), &e);
+    CHECK(effdim_get_num_threads() == threads); /* BLAS threads restored */
+    CHECK_CLOSE(l2, l1, 1e-13);
+    CHECK_CLOSE(l3, l1, 1e-13);
+    CHECK_VEC_CLOSE(g2, g1, P, 1e-13);
+    CHECK_VEC_CLOSE(g3, g1, P, 1e-13);
+    /* bitwise reproducible for a given worker count */
+    CHECK(memcmp(&l2, &l2b, sizeof l2) == 0 && memcmp(g2, g2b, P * sizeof *g2) == 0);
+    /* loss only (grad NULL) is the same loss */
+    CHECK_OK(effdim_mlp_loss_grad(m, theta, ds, rows, n, &l2b, NULL, w2, &e), &e);
+    CHECK(memcmp(&l2, &l2b, sizeof l2) == 0);
+    CHECK_OK(effdim_mlp_evaluate(m, theta, ds, rows, n, &l1, &a1, w1, &e), &e);
+    CHECK_OK(effdim_mlp_evaluate(m, theta, ds, rows, n, &l2, &a2, w2, &e), &e);
+    CHECK_CLOSE(l2, l1, 1e-13);
+    CHECK(a1 == a2 || (isnan(a1) && isnan(a2)));
+    CHECK_OK(effdim_mlp_per_sample_grads(m, theta, ds, rows, n, G1, r1, w1, &e), &e);
+    CHECK_OK(effdim_mlp_per_sample_grads(m, theta, ds, rows, n, G2, r2, w2, &e), &e);
+    /* same rows, same per-row arithmetic: identical */
+    CHECK(memcmp(G1, G2, n * P * sizeof *G1) == 0 && memcmp(r1, r2, n * sizeof *r1) == 0);
+done:
+    free(theta);
+    free(g1);
+    free(g2);
+    free(g2b);
+    free(g3);
+    free(G1);
+    free(G2);
+    free(r1);
+    free(r2);
+    effdim_mlp_ws_free(w1);
+    effdim_mlp_ws_free(w2);
+    effdim_mlp_ws_free(w3);
+}
+
+static void two_workers_give_the_one_worker_results_up_to_rounding(void)
+{
+    effdim_mlp m;
+    const size_t s1[] = {7, 9, 5, 4}, s2[] = {5, 8, 3}, s3[] = {6, 11, 10, 7, 3};
+    const effdim_activation a1[] = {EFFDIM_ACT_GELU, EFFDIM_ACT_TANH, EFFDIM_ACT_IDENTITY},
+                            a2[] = {EFFDIM_ACT_SOFTPLUS, EFFDIM_ACT_IDENTITY},
+                            a3[] = {EFFDIM_ACT_RELU, EFFDIM_ACT_SIGMOID, EFFDIM_ACT_RELU,
+                                    EFFDIM_ACT_IDENTITY};
+    const struct { size_t L; const size_t *sizes; const effdim_activation *acts; } nets[] = {
+        {3, s1, a1}, {2, s2, a2}, {4, s3, a3}};
+    /* row counts with chunk 8: 13 chunks (last partial), 8 whole chunks, 2
+     * chunks, one chunk exactly, less than one chunk */
+    const size_t counts[] = {101, 64, 9, 8, 5};
+    size_t sub[47];
+    for (size_t i = 0; i < 47; ++i) sub[i] = (i * 37 + 11) % 90; /* a shuffled subset, repeats */
+    sub[40] = sub[3];
+    for (size_t ni = 0; ni < 3; ++ni)
+        for (int loss = 0; loss < 2; ++loss)
+            for (int red = 0; red < 2; ++red) {
+                size_t L = nets[ni].L, k = nets[ni].sizes[L], d = nets[ni].sizes[0];
+                if (make_mlp(&m, L, nets[ni].sizes, nets[ni].acts, (effdim_loss)loss,
+                             (effdim_reduction)red))
+                    return;
+                effdim_target_kind kind = loss ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS;
+                effdim_dataset *ds = testnet_data(101, d, k, kind, 300 + 4 * ni + 2 * loss + red);
+                if (!ds) return;
+                for (size_t c = 0; c < sizeof counts / sizeof counts[0]; ++c)
+                    compare_workers(&m, ds, counts[c], NULL, 8, 17 + c);
+                compare_workers(&m, ds, 47, sub, 8, 29);  /* rows != NULL, 6 chunks */
+                compare_workers(&m, ds, 47, sub, 64, 31); /* rows != NULL, one chunk */
+                effdim_dataset_free(ds);
+            }
+}
+
+static void errors_in_a_later_part_are_reported_with_their_row(void)
+{
+    effdim_mlp m;
+    effdim_error e;
+    const size_t sizes[] = {4, 6, 3};
+    const effdim_activation acts[] = {EFFDIM_ACT_TANH, EFFDIM_ACT_IDENTITY};
+    if (make_mlp(&m, 2, sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY, EFFDIM_REDUCTION_MEAN)) return;
+    effdim_dataset *ds = testnet_data(40, 4, 3, EFFDIM_TARGET_LABELS, 77);
+    effdim_mlp_ws *ws = effdim_mlp_ws_alloc_workers(&m, 8, 2, &e);
+    size_t P = m.n_params;
+    double *theta = malloc(P * sizeof *theta), *g = malloc(P * sizeof *g), *G = malloc(40 * P * sizeof *G);
+    double loss = 0, acc = 0;
+    if (!CHECK(ds && ws && theta && g && G)) goto done;
+    CHECK_OK(effdim_mlp_init_params(&m, theta, EFFDIM_INIT_TORCH, 5, &e), &e);
+    int threads = effdim_get_num_threads();
+    /* 5 chunks of 8: part 0 = rows 0..15, part 1 = rows 16..39 */
+    ds->labels[35] = 3; /* = sizes[L]: out of range, in the second part */
+    CHECK_STATUS(effdim_mlp_loss_grad(&m, theta, ds, NULL, 40, &loss, g, ws, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "row 35", "label 3", "3 outputs");
+    CHECK_STATUS(effdim_mlp_evaluate(&m, theta, ds, NULL, 40, &loss, &acc, ws, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "row 35", "label 3");
+    CHECK_STATUS(effdim_mlp_per_sample_grads(&m, theta, ds, NULL, 40, G, NULL, ws, &e),
+                 EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "row 35", "label 3");
+    /* errors in both parts: the first part's is reported (deterministic) */
+    ds->labels[2] = -4;
+    CHECK_STATUS(effdim_mlp_loss_grad(&m, theta, ds, NULL, 40, &loss, g, ws, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "row 2", "label -4");
+    ds->labels[2] = 1;
+    ds->labels[35] = 2;
+    /* a row index out of range in the second part of a selection */
+    size_t rows[30];
+    for (size_t i = 0; i < 30; ++i) rows[i] = (i * 7) % 40;
+    rows[27] = 41;
+    CHECK_STATUS(effdim_mlp_loss_grad(&m, theta, ds, rows, 30, &loss, g, ws, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "rows[27] = 41", "40 rows");
+    CHECK(effdim_get_num_threads() == threads); /* restored after a failure too */
+    rows[27] = 39;
+    CHECK_OK(effdim_mlp_loss_grad(&m, theta, ds, rows, 30, &loss, g, ws, &e), &e);
+    CHECK(isfinite(loss) && loss > 0);
+done:
+    free(theta);
+    free(g);
+    free(G);
+    effdim_mlp_ws_free(ws);
+    effdim_dataset_free(ds);
+}
+
+static void frozen_relu_gradients_split_over_workers_too(void)
+{
+    effdim_mlp m;
+    effdim_error e;
+    const size_t sizes[] = {6, 12, 9, 4};
+    const effdim_activation acts[] = {EFFDIM_ACT_RELU, EFFDIM_ACT_RELU, EFFDIM_ACT_IDENTITY};
+    if (make_mlp(&m, 3, sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY, EFFDIM_REDUCTION_MEAN)) return;
+    effdim_dataset *ds = testnet_data(101, 6, 4, EFFDIM_TARGET_LABELS, 606);
+    effdim_mlp_ws *w1 = effdim_mlp_ws_alloc_workers(&m, 8, 1, &e),
+                  *w2 = effdim_mlp_ws_alloc_workers(&m, 8, 2, &e);
+    size_t P = m.n_params;
+    double *theta = malloc(P * sizeof *theta), *g1 = malloc(P * sizeof *g1),
+           *g2 = malloc(P * sizeof *g2), *gf = malloc(P * sizeof *gf);
+    effdim_curv_masks *mk = NULL;
+    double l1 = 0, l2 = 0, lf = 0;
+    if (!CHECK(ds && w1 && w2 && theta && g1 && g2 && gf)) goto done;
+    CHECK_OK(effdim_mlp_init_params(&m, theta, EFFDIM_INIT_TORCH, 12, &e), &e);
+    mk = effdim_curv_masks_alloc(&m, theta, ds, NULL, 101, w2, &e);
+    if (!CHECK(mk != NULL)) goto done;
+    CHECK_OK(effdim_mlp_loss_grad(&m, theta, ds, NULL, 101, &l1, g1, w1, &e), &e);
+    CHECK_OK(effdim_curv_frozen_loss_grad(&m, theta, ds, NULL, 101, mk, &l2, g2, w2, &e), &e);
+    CHECK_OK(effdim_curv_frozen_loss_grad(&m, theta, ds, NULL, 101, mk, &lf, gf, w1, &e), &e);
+    CHECK_CLOSE(l2, l1, 1e-13);
+    CHECK_VEC_CLOSE(g2, g1, P, 1e-13);
+    CHECK_VEC_CLOSE(g2, gf, P, 1e-13);
+    /* away from theta the frozen patterns matter: T = 2 still equals T = 1 */
+    for (size_t i = 0; i < P; ++i) theta[i] += 0.0137 * sin(2.385 * (double)i);
+    CHECK_OK(effdim_curv_frozen_loss_grad(&m, theta, ds, NULL, 101, mk, &l2, g2, w2, &e), &e);
+    CHECK_OK(effdim_curv_frozen_loss_grad(&m, theta, ds, NULL, 101, mk, &lf, gf, w1, &e), &e);
+    CHECK_CLOSE(l2, lf, 1e-13);
+    CHECK_VEC_CLOSE(g2, gf, P, 1e-13);
+done:
+    effdim_curv_masks_free(mk);
+    free(theta);
+    free(g1);
+    free(g2);
+    free(gf);
+    effdim_mlp_ws_free(w1);
+    effdim_mlp_ws_free(w2);
+    effdim_dataset_free(ds);
+}
+
 static void workspace_memory_is_bounded_by_the_chunk(void)
 {
     effdim_mlp m;
@@ -766,16 +951,32 @@ static void workspace_memory_is_bounded_by_the_chunk(void)
     effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 0, &e);
     if (!CHECK(ws != NULL)) return;
     CHECK(effdim_mlp_ws_chunk(ws) == 512); /* the documented default */
+    int threads = effdim_get_num_threads(); /* the default worker count */
+    CHECK(effdim_mlp_ws_workers(ws) == (size_t)(threads > 1 ? threads : 1));
     effdim_mlp_ws_free(ws);
-    ws = effdim_mlp_ws_alloc(&m, 1024, &e);
+    ws = effdim_mlp_ws_alloc_workers(&m, 1024, 1, &e);
     if (!CHECK(ws != NULL)) return;
-    CHECK(effdim_mlp_ws_chunk(ws) == 1024);
-    /* 8 (chunk (d + k + 3 sum widths + 1) + P) + 4 chunk + the struct, plus < 64 bytes
-     * padding per buffer (13 buffers) */
+    CHECK(effdim_mlp_ws_chunk(ws) == 1024 && effdim_mlp_ws_workers(ws) == 1);
+    /* one worker: 8 (chunk (d + k + 3 sum widths + 1) + P) + 4 chunk + the
+     * struct, plus < 64 bytes padding per buffer (13 buffers) */
     size_t bound = 8 * (1024 * (784 + 10 + 3 * 410 + 1) + 266610) + 4 * 1024 + sizeof(effdim_mlp_ws);
     size_t bytes = effdim_mlp_ws_bytes(ws);
     check_note("workspace for 784-300-100-10, chunk 1024: %zu bytes (formula %zu)", bytes, bound);
     CHECK(bytes >= bound && bytes <= bound + 64 * 13);
+    effdim_mlp_ws_free(ws);
+    /* T workers: T times that plus T-1 gradient accumulators (8 P bytes each) */
+    for (size_t T = 2; T <= 3; ++T) {
+        ws = effdim_mlp_ws_alloc_workers(&m, 1024, T, &e);
+        if (!CHECK(ws != NULL)) return;
+        size_t bound_t = T * bound + (T - 1) * 8 * 266610;
+        bytes = effdim_mlp_ws_bytes(ws);
+        check_note("%zu workers: %zu bytes (formula %zu)", T, bytes, bound_t);
+        CHECK(effdim_mlp_ws_workers(ws) == T);
+        CHECK(bytes >= bound_t && bytes <= bound_t + T * 64 * 13);
+        effdim_mlp_ws_free(ws);
+    }
+    ws = effdim_mlp_ws_alloc_workers(&m, 4, 1000, &e); /* clamped */
+    CHECK(ws && effdim_mlp_ws_workers(ws) == 64);
     effdim_mlp_ws_free(ws);
     effdim_mlp_ws_free(NULL);
     CHECK(effdim_mlp_ws_alloc(NULL, 4, &e) == NULL);
@@ -800,4 +1001,9 @@ CHECK_TESTS({"names round trip and unknown names are refused", names_round_trip_
             {"output Hessian matches differences of output deltas", output_hessian_matches_differences_of_output_deltas},
             {"data that does not fit is refused naming the spec and sizes",
              data_that_does_not_fit_is_refused_naming_the_spec_and_sizes},
+            {"two workers give the one-worker results up to rounding",
+             two_workers_give_the_one_worker_results_up_to_rounding},
+            {"errors in a later part are reported with their row",
+             errors_in_a_later_part_are_reported_with_their_row},
+            {"frozen relu gradients split over workers too", frozen_relu_gradients_split_over_workers_too},
             {"workspace memory is bounded by the chunk", workspace_memory_is_bounded_by_the_chunk})

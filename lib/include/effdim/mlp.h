@@ -25,7 +25,8 @@
  * Work is done in chunks of at most `chunk` rows (the workspace size), so the
  * memory for a pass over n examples is bounded by the workspace, whatever n:
  *   about chunk * (d + 3 * sum of widths + k) doubles plus a gradient-sized
- *   scratch vector (lib/mlp_internal.h gives the exact layout and bound;
+ *   scratch vector per worker, plus a gradient-sized accumulator per worker
+ *   beyond the first (lib/mlp_internal.h gives the exact layout and bound;
  *   effdim_mlp_ws_bytes reports it).
  * No call allocates after the workspace exists.
  */
@@ -115,8 +116,24 @@ EFFDIM_API effdim_status effdim_mlp_init_params(const effdim_mlp *m, double *the
                                                 effdim_error *err);
 
 /* Workspace for up to `chunk` rows per pass (chunk >= 1; 0 means 512, which
- * measured fastest for 784-300-100-10 on 2 cores: docs/performance.md). */
+ * measured fastest for 784-300-100-10 on 2 cores: docs/performance.md), for
+ * T = effdim_get_num_threads() workers AT THE TIME OF THIS CALL (see
+ * effdim_mlp_ws_alloc_workers). */
 EFFDIM_API effdim_mlp_ws *effdim_mlp_ws_alloc(const effdim_mlp *m, size_t chunk, effdim_error *err);
+/* Workspace for `workers` workers (0 or 1: one; clamped to 64). With T > 1, a
+ * call of loss_grad, evaluate or per_sample_grads that covers more than one
+ * chunk of rows splits the rows into min(T, chunks) contiguous parts of whole
+ * chunks, runs each in its own thread (the caller does part 0) with OpenBLAS
+ * set to 1 thread meanwhile (restored after), and sums the parts' losses and
+ * gradients in part order. Results are bitwise reproducible for a given T and
+ * chunk, and differ from T = 1 by rounding only (the sums are regrouped).
+ * Calls of at most one chunk (minibatches) always run on the calling thread
+ * with OpenBLAS's threads as set. Memory grows about T-fold plus T-1
+ * gradient-sized accumulators (effdim_mlp_ws_bytes). A multi-worker
+ * workspace must not be used by two calls at once (neither may any). */
+EFFDIM_API effdim_mlp_ws *effdim_mlp_ws_alloc_workers(const effdim_mlp *m, size_t chunk,
+                                                      size_t workers, effdim_error *err);
+EFFDIM_API size_t effdim_mlp_ws_workers(const effdim_mlp_ws *ws);
 EFFDIM_API void effdim_mlp_ws_free(effdim_mlp_ws *ws);
 EFFDIM_API size_t effdim_mlp_ws_chunk(const effdim_mlp_ws *ws);
 /* Bytes the workspace holds (for the documented memory bound). */
