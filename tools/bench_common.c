@@ -11,6 +11,7 @@
 #include <gsl/gsl_rng.h>
 #include <limits.h>
 #include <math.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,12 @@ int bench_run(bench_job *jobs, size_t n_jobs, size_t repeat, double min_seconds)
     }
     for (size_t r = 0; r < repeat && !rc; ++r)
         for (size_t j = 0; j < n_jobs && !rc; ++j) {
+            /* Let OpenBLAS's pool threads go idle first: after a multi-threaded
+             * call they spin for about 0.1 s and would take a core from the
+             * next job (effdim's row workers), which no real run of that job
+             * alone suffers. */
+            const struct timespec settle = {0, 250000000};
+            nanosleep(&settle, NULL);
             double t0 = effdim_now();
             for (size_t i = 0; i < jobs[j].t.inner && !rc; ++i) rc = jobs[j].fn(jobs[j].ctx);
             s[j * repeat + r] = (effdim_now() - t0) / (double)jobs[j].t.inner;
