@@ -876,39 +876,80 @@ static void blr_posterior_contraction_equals_alpha2_neff(void)
  * and the GGN. (At a random init the Hessian is strongly indefinite and
  * N_eff(1e-3) under the zero policy jumps at lambda = 0, which no Gauss
  * quadrature resolves: there SLQ is off by ~11%; docs/curvature.md.) */
-static void slq_neff_is_within_one_percent_of_the_dense_value(void)
+/* The trained net of the SLQ-against-dense tests below: a 5-class Gaussian
+ * mixture (200 rows of 10 inputs, seed 21), the MLP of widths sizes (4 of
+ * them) with act on both hidden layers and identity on the output, softmax
+ * cross-entropy with mean reduction, PyTorch init (seed 21), then `steps`
+ * full-batch Adam steps at lr 3e-3. *theta (P) is malloc'ed. The data set,
+ * or NULL (after a failed check) when it cannot be made. */
+static effdim_dataset *trained_gmm_net(const size_t *sizes, effdim_activation act, int steps,
+                                       effdim_mlp *m, double **theta_out)
 {
     effdim_dataset *ds = NULL;
     effdim_error e;
-    if (!CHECK_OK(effdim_gen_gmm(200, 10, 5, 3.0, 21, &ds, &e), &e)) return;
-    size_t sizes[] = {10, 40, 40, 5};
-    effdim_activation acts[] = {EFFDIM_ACT_TANH, EFFDIM_ACT_TANH, EFFDIM_ACT_IDENTITY};
-    effdim_mlp m;
-    CHECK_OK(effdim_mlp_init(&m, 3, sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY, EFFDIM_REDUCTION_MEAN,
+    if (!CHECK_OK(effdim_gen_gmm(200, 10, 5, 3.0, 21, &ds, &e), &e)) return NULL;
+    effdim_activation acts[] = {act, act, EFFDIM_ACT_IDENTITY};
+    CHECK_OK(effdim_mlp_init(m, 3, sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY, EFFDIM_REDUCTION_MEAN,
                              &e), &e);
-    size_t P = m.n_params, kd = 20;
+    size_t P = m->n_params;
     double *theta = malloc(P * sizeof(double)), *g = malloc(P * sizeof(double)), loss = 0;
-    CHECK_OK(effdim_mlp_init_params(&m, theta, EFFDIM_INIT_TORCH, 21, &e), &e);
+    CHECK_OK(effdim_mlp_init_params(m, theta, EFFDIM_INIT_TORCH, 21, &e), &e);
     effdim_optim_params op = effdim_optim_default_params(EFFDIM_OPTIM_ADAM);
     op.lr = 3e-3;
     effdim_optim *opt = NULL;
-    effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 0, &e);
+    effdim_mlp_ws *ws = effdim_mlp_ws_alloc(m, 0, &e);
     CHECK_OK(effdim_optim_alloc(EFFDIM_OPTIM_ADAM, &op, P, &opt, &e), &e);
-    for (int t = 0; t < 400 && opt; ++t) {
-        effdim_mlp_loss_grad(&m, theta, ds, NULL, ds->n, &loss, g, ws, &e);
+    for (int t = 0; t < steps && opt; ++t) {
+        effdim_mlp_loss_grad(m, theta, ds, NULL, ds->n, &loss, g, ws, &e);
         effdim_optim_step(opt, theta, g, op.lr, &e);
     }
+    effdim_optim_free(opt);
+    effdim_mlp_ws_free(ws);
+    free(g);
+    *theta_out = theta;
+    return ds;
+}
+
+/* The exact operator of curvature curv at theta on all rows of ds, its dense
+ * matrix into H (P, P) row-major, symmetrised, and the dense N_eff at the nz
+ * values z under the zero policy into exact (eigenvalues into w, P). The
+ * operator, or NULL (after a failed check) when a step fails. */
+static effdim_operator *dense_exact_neff(const effdim_mlp *m, const double *theta,
+                                         const effdim_dataset *ds, effdim_curvature curv,
+                                         const double *z, size_t nz, double *H, double *w,
+                                         double *exact)
+{
+    effdim_error e;
+    size_t P = m->n_params;
+    effdim_operator *o = make_op(m, theta, ds, NULL, ds->n, curv, EFFDIM_HVP_EXACT, 0.0, 0);
+    if (!o) return NULL;
+    if (!CHECK_OK(effdim_operator_to_dense(o, H, NULL, &e), &e)) goto fail;
+    symmetrise(H, P);
+    if (!CHECK_OK(effdim_neff_dense(P, H, z, nz, EFFDIM_NEG_ZERO, exact, w, &e), &e)) goto fail;
+    return o;
+fail:
+    effdim_operator_free(o);
+    return NULL;
+}
+
+static void slq_neff_is_within_one_percent_of_the_dense_value(void)
+{
+    size_t sizes[] = {10, 40, 40, 5};
+    effdim_mlp m;
+    double *theta = NULL;
+    effdim_dataset *ds = trained_gmm_net(sizes, EFFDIM_ACT_TANH, 400, &m, &theta);
+    if (!ds) return;
+    effdim_error e;
+    size_t P = m.n_params, kd = 20;
     double *H = malloc(P * P * sizeof(double)), *w = malloc(P * sizeof(double));
     double *vec = malloc(kd * P * sizeof(double)), ev[20];
     const double z[3] = {1e-3, 1.0, 10.0};
     for (int curv = 0; curv < 2; ++curv) {
         double exact[3], est[3], se[3];
-        effdim_operator *o = make_op(&m, theta, ds, NULL, ds->n, (effdim_curvature)curv,
-                                     EFFDIM_HVP_EXACT, 0.0, 0);
+        effdim_operator *o =
+            dense_exact_neff(&m, theta, ds, (effdim_curvature)curv, z, 3, H, w, exact);
         effdim_slq *slq = NULL;
-        if (!o || !CHECK_OK(effdim_operator_to_dense(o, H, NULL, &e), &e)) goto next;
-        symmetrise(H, P);
-        if (!CHECK_OK(effdim_neff_dense(P, H, z, 3, EFFDIM_NEG_ZERO, exact, w, &e), &e)) goto next;
+        if (!o) goto next;
         effdim_lanczos_params lp = effdim_lanczos_default_params();
         lp.k = kd;
         lp.tol = 1e-10;
@@ -945,13 +986,10 @@ static void slq_neff_is_within_one_percent_of_the_dense_value(void)
         effdim_slq_free(slq);
         effdim_operator_free(o);
     }
-    effdim_optim_free(opt);
-    effdim_mlp_ws_free(ws);
     free(H);
     free(w);
     free(vec);
     free(theta);
-    free(g);
     effdim_dataset_free(ds);
 }
 
@@ -964,36 +1002,20 @@ static void slq_neff_is_within_one_percent_of_the_dense_value(void)
  * unflagged. Default SLQ parameters, as `effdim spectrum` runs it. */
 static void slq_flags_a_barely_trained_relu_net(void)
 {
-    effdim_dataset *ds = NULL;
-    effdim_error e;
-    if (!CHECK_OK(effdim_gen_gmm(200, 10, 5, 3.0, 21, &ds, &e), &e)) return;
     size_t sizes[] = {10, 32, 32, 5};
-    effdim_activation acts[] = {EFFDIM_ACT_RELU, EFFDIM_ACT_RELU, EFFDIM_ACT_IDENTITY};
     effdim_mlp m;
-    CHECK_OK(effdim_mlp_init(&m, 3, sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY, EFFDIM_REDUCTION_MEAN,
-                             &e), &e);
+    double *theta = NULL;
+    effdim_dataset *ds = trained_gmm_net(sizes, EFFDIM_ACT_RELU, 7, &m, &theta);
+    if (!ds) return;
+    effdim_error e;
     size_t P = m.n_params, kd = 20;
-    double *theta = malloc(P * sizeof(double)), *g = malloc(P * sizeof(double)), loss = 0;
-    CHECK_OK(effdim_mlp_init_params(&m, theta, EFFDIM_INIT_TORCH, 21, &e), &e);
-    effdim_optim_params op = effdim_optim_default_params(EFFDIM_OPTIM_ADAM);
-    op.lr = 3e-3;
-    effdim_optim *opt = NULL;
-    effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 0, &e);
-    CHECK_OK(effdim_optim_alloc(EFFDIM_OPTIM_ADAM, &op, P, &opt, &e), &e);
-    for (int t = 0; t < 7 && opt; ++t) {
-        effdim_mlp_loss_grad(&m, theta, ds, NULL, ds->n, &loss, g, ws, &e);
-        effdim_optim_step(opt, theta, g, op.lr, &e);
-    }
     double *H = malloc(P * P * sizeof(double)), *w = malloc(P * sizeof(double));
     double *vec = malloc(kd * P * sizeof(double)), ev[20];
     const double z[4] = {1e-3, 1e-2, 1e-1, 10.0};
     double exact[4], est[4], se[4], bias[4];
-    effdim_operator *o = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_HESSIAN,
-                                 EFFDIM_HVP_EXACT, 0.0, 0);
+    effdim_operator *o = dense_exact_neff(&m, theta, ds, EFFDIM_CURV_HESSIAN, z, 4, H, w, exact);
     effdim_slq *slq = NULL;
-    if (!o || !CHECK_OK(effdim_operator_to_dense(o, H, NULL, &e), &e)) goto done;
-    symmetrise(H, P);
-    if (!CHECK_OK(effdim_neff_dense(P, H, z, 4, EFFDIM_NEG_ZERO, exact, w, &e), &e)) goto done;
+    if (!o) goto done;
     effdim_lanczos_params lp = effdim_lanczos_default_params();
     lp.k = kd;
     lp.want_vectors = 1;
@@ -1039,13 +1061,10 @@ static void slq_flags_a_barely_trained_relu_net(void)
 done:
     effdim_slq_free(slq);
     effdim_operator_free(o);
-    effdim_optim_free(opt);
-    effdim_mlp_ws_free(ws);
     free(H);
     free(w);
     free(vec);
     free(theta);
-    free(g);
     effdim_dataset_free(ds);
 }
 

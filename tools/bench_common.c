@@ -379,7 +379,13 @@ static int find_script(const char *rel, char *buf, size_t cap)
 
 cJSON *bench_run_torch(const char *cmd, const char *script, const char *args)
 {
-    char path[PATH_MAX + 64], cmdline[2 * PATH_MAX + 1024], line[4096], last[4096] = "";
+    return bench_run_torch_note(cmd, script, args, NULL);
+}
+
+cJSON *bench_run_torch_note(const char *cmd, const char *script, const char *args,
+                            const char *note)
+{
+    char path[PATH_MAX + 64], cmdline[2 * PATH_MAX + 1024], line[65536], last[65536] = "";
     if (access("/usr/bin/python3", X_OK) != 0) {
         cli_errorf(cmd, 0, "/usr/bin/python3 not found; PyTorch comparison skipped");
         return NULL;
@@ -390,6 +396,7 @@ cJSON *bench_run_torch(const char *cmd, const char *script, const char *args)
         return NULL;
     }
     snprintf(cmdline, sizeof cmdline, "/usr/bin/python3 '%s' %s", path, args);
+    if (note) fprintf(stderr, "effdim %s: %s\n", cmd, note);
     FILE *p = popen(cmdline, "r");
     if (!p) return NULL;
     while (fgets(line, sizeof line, p))

@@ -180,9 +180,13 @@ int bench_run_with_gemm(const char *cmd, bench_job *jobs, size_t n_jobs, bench_g
  * e.g. "tools/bench/train_torch.py", found under $EFFDIM_SOURCE_DIR, then up
  * from the executable, then in the current folder) with Debian's
  * /usr/bin/python3 and the arguments args; its last stdout line starting
- * with '{' is parsed as JSON. NULL, after a note on stderr, when python,
- * the script or its run fails. */
+ * with '{' (up to 64 KiB) is parsed as JSON. NULL, after a note on stderr,
+ * when python, the script or its run fails. */
 cJSON *bench_run_torch(const char *cmd, const char *script, const char *args);
+/* The same, printing "effdim <cmd>: <note>" on stderr just before the
+ * script starts (when note is not NULL). */
+cJSON *bench_run_torch_note(const char *cmd, const char *script, const char *args,
+                            const char *note);
 
 /* The first lines of a text report: "effdim bench <name> (preliminary ...)"
  * and the machine (cpu, threads, BLAS). */

@@ -291,56 +291,13 @@ static int job_hvp(void *p)
 
 /* ---- PyTorch + eigsh ------------------------------------------------------------------ */
 
-static int find_script(char *buf, size_t cap)
-{
-    const char *src = getenv("EFFDIM_SOURCE_DIR");
-    if (src && src[0]) {
-        snprintf(buf, cap, "%s/%s", src, TORCH_SCRIPT);
-        if (access(buf, R_OK) == 0) return 0;
-    }
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len > 0) {
-        exe[len] = '\0';
-        for (int up = 0; up < 4; ++up) {
-            char *slash = strrchr(exe, '/');
-            if (!slash) break;
-            *slash = '\0';
-            snprintf(buf, cap, "%s/%s", exe, TORCH_SCRIPT);
-            if (access(buf, R_OK) == 0) return 0;
-        }
-    }
-    snprintf(buf, cap, "%s", TORCH_SCRIPT);
-    return access(buf, R_OK) == 0 ? 0 : -1;
-}
-
 static cJSON *run_torch(const sb_opts *o, const char *ckpt, const effdim_dataset *ds)
 {
-    char script[PATH_MAX + 64], cmd[3 * PATH_MAX + 512];
-    if (access("/usr/bin/python3", X_OK) != 0) {
-        cli_errorf(CMD, 0, "/usr/bin/python3 not found; PyTorch comparison skipped");
-        return NULL;
-    }
-    if (find_script(script, sizeof script)) {
-        cli_errorf(CMD, 0, TORCH_SCRIPT " not found (set EFFDIM_SOURCE_DIR to the checkout); "
-                           "PyTorch comparison skipped");
-        return NULL;
-    }
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 '%s' --ckpt '%s' --n %zu --k %zu --tol %g --threads %d --ncv %zu",
-             script, ckpt, ds->n, o->k, o->tol, o->threads, o->ncv);
-    fprintf(stderr, "effdim bench spectrum: running PyTorch + eigsh (%s)\n", TORCH_SCRIPT);
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    char line[65536], last[65536] = "";
-    while (fgets(line, sizeof line, p))
-        if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
-    int rc = pclose(p);
-    if (rc != 0 || !last[0]) {
-        cli_errorf(CMD, 0, "the PyTorch script failed (status %d); comparison skipped", rc);
-        return NULL;
-    }
-    return cJSON_Parse(last);
+    char args[PATH_MAX + 256];
+    snprintf(args, sizeof args, "--ckpt '%s' --n %zu --k %zu --tol %g --threads %d --ncv %zu", ckpt,
+             ds->n, o->k, o->tol, o->threads, o->ncv);
+    return bench_run_torch_note(CMD, TORCH_SCRIPT, args,
+                                "running PyTorch + eigsh (" TORCH_SCRIPT ")");
 }
 
 static double json_num(const cJSON *o, const char *name)
