@@ -246,6 +246,24 @@ static size_t cache_width(const effdim_mlp *m, int hessian)
 }
 
 /* One forward (and backward) pass over the rows into the cache. */
+/* The forward half shared by building the cache and by an uncached product:
+ * load rows [start, start+len) into the workspace, run the forward pass and the
+ * output layer (its loss Hessian for the GGN, residual for the Hessian) and, for
+ * the Hessian, the backward pass that keeps what the R-backward needs. */
+static effdim_status forward_chunk(hvp_ctx *c, size_t start, size_t len, int hessian,
+                                   effdim_mlp_chunk *ch, effdim_error *err)
+{
+    const effdim_mlp *m = &c->m;
+    double part = 0.0;
+    effdim_status st = effdim_mlp_chunk_load(c->ds, c->rows, start, len, c->ws, ch, err);
+    if (st) return st;
+    effdim_mlp_forward(m, c->theta, ch->X, len, c->ws);
+    st = effdim_mlp_output(m, ch, c->scale, hessian, c->ws, &part, err);
+    if (st) return st;
+    if (hessian) effdim_curv_backward_keep(m, c->theta, len, c->ws, c->cw);
+    return EFFDIM_OK;
+}
+
 static effdim_status cache_build(hvp_ctx *c, effdim_error *err)
 {
     const effdim_mlp *m = &c->m;
@@ -279,13 +297,8 @@ static effdim_status cache_build(hvp_ctx *c, effdim_error *err)
     for (size_t start = 0; start < c->n_rows; start += chunk) {
         size_t len = c->n_rows - start < chunk ? c->n_rows - start : chunk;
         effdim_mlp_chunk ch;
-        double part = 0.0;
-        effdim_status st = effdim_mlp_chunk_load(c->ds, c->rows, start, len, c->ws, &ch, err);
+        effdim_status st = forward_chunk(c, start, len, hessian, &ch, err);
         if (st) return st;
-        effdim_mlp_forward(m, c->theta, ch.X, len, c->ws);
-        st = effdim_mlp_output(m, &ch, c->scale, hessian, c->ws, &part, err);
-        if (st) return st;
-        if (hessian) effdim_curv_backward_keep(m, c->theta, len, c->ws, c->cw);
         for (size_t l = 0; l < m->n_layers; ++l) {
             size_t w = m->sizes[l + 1], bytes = len * w * sizeof(double);
             memcpy(c->cA[l] + start * w, c->ws->A[l], bytes);
@@ -356,13 +369,8 @@ static effdim_status exact_apply(void *p, size_t n, size_t nvec, const double *X
     for (size_t start = 0; start < c->n_rows; start += chunk) {
         size_t len = c->n_rows - start < chunk ? c->n_rows - start : chunk;
         effdim_mlp_chunk ch;
-        double part = 0.0;
-        effdim_status st = effdim_mlp_chunk_load(c->ds, c->rows, start, len, c->ws, &ch, err);
+        effdim_status st = forward_chunk(c, start, len, hessian, &ch, err);
         if (st) return st;
-        effdim_mlp_forward(m, c->theta, ch.X, len, c->ws);
-        st = effdim_mlp_output(m, &ch, c->scale, hessian, c->ws, &part, err);
-        if (st) return st;
-        if (hessian) effdim_curv_backward_keep(m, c->theta, len, c->ws, c->cw);
         for (size_t j = 0; j < nvec; ++j) {
             const double *v = X + j * ldx;
             effdim_curv_rforward(m, c->theta, v, ch.X, len, c->ws, c->cw);
