@@ -65,6 +65,12 @@ effdim_status effdim_spectrum_check(const effdim_spectrum *s, effdim_error *err)
                     "spectrum: n_eff_slq_se given without n_eff_slq");
     RETURN_ERROR_IF(s->n_eff_slq_bias && !s->n_eff_slq, err, EFFDIM_EINVAL,
                     "spectrum: n_eff_slq_bias given without n_eff_slq");
+    RETURN_ERROR_IF(!s->dense_eigenvalues != !s->n_eff_dense, err, EFFDIM_EINVAL,
+                    "spectrum: dense eigenvalues and n_eff_dense must be given together");
+    if (s->dense_eigenvalues) {
+        st = check_descending(s->dense_eigenvalues, (size_t)s->n_params, "dense eigenvalues", err);
+        if (st) return st;
+    }
     RETURN_ERROR_IF(s->n_grid && (!s->grid || !s->density), err, EFFDIM_EINVAL,
                     "spectrum: density of %zu points without grid or values", s->n_grid);
     RETURN_ERROR_IF(s->n_layers && !s->layers, err, EFFDIM_EINVAL,
@@ -148,6 +154,9 @@ static effdim_status write_root(hid_t f, const effdim_spectrum *s, effdim_error 
         st = put_str(f, "created", s->created ? s->created : now_iso(created, sizeof created), err);
     if (!st && s->slq_warning && s->slq_warning[0])
         st = put_str(f, "slq_warning", s->slq_warning, err);
+    if (!st && s->dense_eigenvalues) st = put_i64(f, "dense", 1, err);
+    if (!st && s->dense_eigenvalues)
+        st = effdim_h5_attr_write_double(f, "dense_asymmetry", s->dense_asymmetry, err);
     return st;
 }
 
@@ -190,6 +199,7 @@ static effdim_status write_effdim_group(hid_t f, const effdim_spectrum *s, effdi
         if (!st) st = put_i64(g, "slq_steps", s->slq_steps, err);
         if (!st) st = put_i64(g, "slq_deflated", s->slq_deflated, err);
     }
+    if (!st && s->n_eff_dense) st = put_vec(g, "n_eff_dense", s->n_eff_dense, s->m, err);
     H5Gclose(g);
     return st;
 }
@@ -198,6 +208,13 @@ static effdim_status write_optional(hid_t f, const effdim_spectrum *s, effdim_er
 {
     hid_t g;
     effdim_status st = EFFDIM_OK;
+    if (s->dense_eigenvalues) {
+        st = effdim_h5_group(f, "dense", &g, err);
+        if (st) return st;
+        st = put_vec(g, "eigenvalues", s->dense_eigenvalues, (size_t)s->n_params, err);
+        H5Gclose(g);
+        if (st) return st;
+    }
     if (s->has_trace) {
         st = effdim_h5_group(f, "trace", &g, err);
         if (st) return st;
@@ -406,6 +423,8 @@ static effdim_status read_effdim_group(reader *r, effdim_spectrum *s)
 {
     effdim_status st = get_vec(r, "effdim/z", 0, &s->z, &s->m);
     if (!st) st = get_vec(r, "effdim/n_eff", s->m, &s->n_eff, NULL);
+    if (!st && effdim_h5_has_link(r->file, "effdim/n_eff_dense"))
+        st = get_vec(r, "effdim/n_eff_dense", s->m, &s->n_eff_dense, NULL);
     if (st || !effdim_h5_has_link(r->file, "effdim/n_eff_slq")) return st;
     st = get_vec(r, "effdim/n_eff_slq", s->m, &s->n_eff_slq, NULL);
     if (!st && effdim_h5_has_link(r->file, "effdim/n_eff_slq_se"))
@@ -420,6 +439,24 @@ static effdim_status read_effdim_group(reader *r, effdim_spectrum *s)
     if (!st) st = get_u64(r, g, "slq_deflated", &s->slq_deflated);
     H5Gclose(g);
     return st;
+}
+
+/* /dense/eigenvalues [P] with /effdim/n_eff_dense and the root attributes */
+static effdim_status read_dense(reader *r, effdim_spectrum *s)
+{
+    int has = effdim_h5_has_link(r->file, "dense/eigenvalues") != 0;
+    RETURN_ERROR_IF(has != (s->n_eff_dense != NULL), r->err, EFFDIM_EFORMAT,
+                    "%s: %s without %s", r->path, has ? "/dense/eigenvalues" : "/effdim/n_eff_dense",
+                    has ? "/effdim/n_eff_dense" : "/dense/eigenvalues");
+    if (!has) return EFFDIM_OK;
+    effdim_status st = get_vec(r, "dense/eigenvalues", (size_t)s->n_params, &s->dense_eigenvalues,
+                               NULL);
+    if (st) return st;
+    for (size_t i = 1; i < (size_t)s->n_params; ++i)
+        RETURN_ERROR_IF(s->dense_eigenvalues[i] > s->dense_eigenvalues[i - 1], r->err,
+                        EFFDIM_EFORMAT, "%s: /dense/eigenvalues: not descending at index %zu",
+                        r->path, i);
+    return effdim_h5_attr_read_double(r->file, "dense_asymmetry", &s->dense_asymmetry, r->err);
 }
 
 static effdim_status read_trace_density(reader *r, effdim_spectrum *s)
@@ -508,6 +545,7 @@ effdim_status effdim_spectrum_load(const char *path, effdim_spectrum **out, effd
     if (!st) st = read_root(&r, s);
     if (!st) st = read_spectrum_group(&r, s);
     if (!st) st = read_effdim_group(&r, s);
+    if (!st) st = read_dense(&r, s);
     if (!st) st = read_trace_density(&r, s);
     if (!st) st = read_per_layer(&r, s);
     H5Fclose(r.file);
@@ -537,6 +575,8 @@ void effdim_spectrum_free(effdim_spectrum *s)
     free(s->n_eff_slq);
     free(s->n_eff_slq_se);
     free(s->n_eff_slq_bias);
+    free(s->n_eff_dense);
+    free(s->dense_eigenvalues);
     free(s->grid);
     free(s->density);
     for (size_t l = 0; l < s->n_layers; ++l) {

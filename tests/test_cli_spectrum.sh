@@ -5,7 +5,8 @@
 #
 # Trains a tiny network on two spirals with `effdim train`, computes its
 # spectrum with every option family (FD and exact products, GGN, top /
-# bottom / both, SLQ, trace, density, per-layer spectra, eigenvectors), checks
+# bottom / both, SLQ, trace, density, per-layer spectra, eigenvectors, the
+# exact dense spectrum and its size limit), checks
 # the summary, the JSON and the file (through `effdim inspect`, and through
 # h5py when Debian's /usr/bin/python3 has it), runs it on the checkpoint
 # PyTorch wrote through the exporter (tests/fixtures/torch_written.h5), then
@@ -198,6 +199,70 @@ else # the README's commands install python3-h5py: its absence is a failure, not
     fail "h5py reads the files" "/usr/bin/python3 with h5py and numpy not found (apt-get install python3-h5py)"
 fi
 
+# --dense: the exact whole spectrum beside Ritz and SLQ (P = 218: 218 products)
+"$EFFDIM" spectrum model.h5 -o dense.h5 -k 6 --hvp exact --probes 6 --z 0.1,1,10 --dense \
+    --threads 1 >dense.txt 2>dense.log
+rc=$?
+"$EFFDIM" spectrum model.h5 -o dense2.h5 -k 6 --hvp exact --probes 6 --z 0.1,1,10 --dense \
+    --json --threads 1 >dense.json 2>/dev/null
+if [ $rc -eq 0 ] && grep -q 'Ritz (k terms) exact (dense)  whole spectrum (SLQ)' dense.txt &&
+    grep -qE '^  0\.1 +[0-9.]+ +[0-9.]+ +[0-9.]+ \+- ' dense.txt &&
+    grep -q '(dense: all 218 eigenvalues' dense.txt && grep -q 'dense, 218 matvecs' dense.log &&
+    grep -q '"n_eff_dense"' dense.json && grep -q '"dense_asymmetry"' dense.json; then
+    ok "--dense adds the exact (dense) N_eff column to the summary and n_eff_dense to the JSON"
+else
+    fail "--dense adds the exact (dense) N_eff column to the summary and n_eff_dense to the JSON" \
+        "rc $rc" "$(cat dense.txt dense.log dense.json)"
+fi
+if "$EFFDIM" spectrum --help | grep -q -- '--dense ' && "$EFFDIM" spectrum --help | grep -q -- '--dense-limit N' &&
+    "$EFFDIM" spectrum --help | grep -q -- '--force'; then
+    ok "--help documents --dense, --dense-limit and --force"
+else
+    fail "--help documents --dense, --dense-limit and --force" ""
+fi
+if [ -n "$PY" ]; then
+    if "$PY" - dense.h5 spec.h5 >pyd.txt 2>&1 <<'EOF'
+import sys
+import h5py
+import numpy as np
+
+d, plain = (h5py.File(p, "r") for p in sys.argv[1:3])
+problems = []
+def need(cond, what):
+    if not cond:
+        problems.append(what)
+
+lam = d["dense/eigenvalues"][()]
+need(lam.shape == (218,) and lam.dtype == np.float64, "dense eigenvalues shape/dtype")
+need(np.all(np.diff(lam) <= 0), "dense eigenvalues descending")
+need(d.attrs["dense"] == 1 and 0 <= d.attrs["dense_asymmetry"] < 1e-12, "dense attrs")
+# the stored exact N_eff is the formula over all P dense eigenvalues (policy zero)
+z, nd = d["effdim/z"][()], d["effdim/n_eff_dense"][()]
+pos = np.maximum(lam, 0)
+need(nd.shape == z.shape and np.allclose(nd, [np.sum(pos / (pos + zz)) for zz in z], rtol=1e-12, atol=0),
+     "n_eff_dense formula: %s" % nd)
+# the top k of the dense spectrum are the Lanczos eigenvalues to 1e-9 relative
+ev = d["spectrum/eigenvalues"][()]
+need(np.max(np.abs(lam[:len(ev)] - ev) / np.abs(ev)) < 1e-9,
+     "dense top k vs Lanczos: %s vs %s" % (lam[:len(ev)], ev))
+# the exact N_eff is at least the Ritz sum over its top k
+need(np.all(nd >= d["effdim/n_eff"][()] - 1e-12), "dense >= ritz")
+# the P dense products are counted in matvecs
+need(d.attrs["matvecs"] >= d.attrs["lanczos_matvecs"] + 218, "matvecs count the dense products")
+# without --dense none of it is written
+need("dense" not in plain and "dense" not in plain.attrs and "dense_asymmetry" not in plain.attrs
+     and "n_eff_dense" not in plain["effdim"], "no dense parts without --dense")
+print("problems:", problems)
+sys.exit(1 if problems else 0)
+EOF
+    then
+        ok "--dense writes /dense/eigenvalues [P] whose top k equal the Lanczos values to 1e-9 and whose N_eff is /effdim/n_eff_dense"
+    else
+        fail "--dense writes /dense/eigenvalues [P] whose top k equal the Lanczos values to 1e-9 and whose N_eff is /effdim/n_eff_dense" \
+            "$(cat pyd.txt)"
+    fi
+fi
+
 # a checkpoint PyTorch wrote through tools/torch_export.py's layout
 if "$EFFDIM" spectrum "$FIX/torch_written.h5" --data "gmm:n=120,d=6,classes=4,seed=2" -k 5 \
     --probes 4 -o torch.h5 --threads 1 >torch.txt 2>&1 &&
@@ -265,5 +330,31 @@ expect_refusal "a missing checkpoint argument is a usage error" "missing the che
     "$EFFDIM" spectrum -o spec.h5
 expect_refusal "an output folder that does not exist is refused, naming it" "no/such/folder" -- \
     "$EFFDIM" spectrum model.h5 -o no/such/folder/s.h5 --probes 0 --threads 1
+expect_refusal "--dense-limit 0 is a usage error" "--dense-limit" -- \
+    "$EFFDIM" spectrum model.h5 --dense --dense-limit 0 "${S[@]}"
+expect_refusal "--dense above the limit is refused before any product, naming P, the limit, memory and matvecs" \
+    "--dense: P = 218 parameters is above the limit 10 (--dense-limit); the dense matrix would take P^2 x 8 = 380192 bytes" -- \
+    "$EFFDIM" spectrum model.h5 --dense --dense-limit 10 "${S[@]}"
+if grep -q '218 matvecs; use --force' err.txt; then
+    ok "the refusal names the matvec count and --force"
+else
+    fail "the refusal names the matvec count and --force" "$(cat err.txt)"
+fi
+"$EFFDIM" spectrum model.h5 --dense --dense-limit 10 -o refused.h5 --probes 0 --threads 1 \
+    >/dev/null 2>refused.log
+rc=$?
+if [ $rc -eq 2 ] && [ ! -e refused.h5 ] && ! compgen -G "refused.h5*" >/dev/null; then
+    ok "--dense above the limit leaves no output file"
+else
+    fail "--dense above the limit leaves no output file" "rc $rc; $(ls; cat refused.log)"
+fi
+"$EFFDIM" spectrum model.h5 --dense --dense-limit 10 --force -k 2 -o forced.h5 --probes 0 \
+    --threads 1 >forced.txt 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q '(dense: all 218 eigenvalues' forced.txt; then
+    ok "--force runs --dense above the limit"
+else
+    fail "--force runs --dense above the limit" "rc $rc; $(cat forced.txt)"
+fi
 
 cli_finish

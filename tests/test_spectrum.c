@@ -4,11 +4,13 @@
  *   message, the 896-bit message), the empty string and one million 'a'
  *   (NIST's long-message vector), in one call, in uneven pieces and from a
  *   file;
- * - a spectrum written with every optional part reads back identically, and
+ * - a spectrum written with every optional part (the dense spectrum too)
+ *   reads back identically, and
  *   one with none of them reads back with the optional parts absent;
  * - every refusal: invariants on save (lengths, order, z > 0), and on load a
  *   missing file, another format, a newer version, a missing array, lengths
- *   that disagree, eigenvalues out of order; a failed save leaves an
+ *   that disagree, eigenvalues out of order, dense eigenvalues without their
+ *   N_eff or of the wrong length; a failed save leaves an
  *   existing file untouched and no temporary file.
  */
 #include <dirent.h>
@@ -83,6 +85,7 @@ typedef struct full_spectrum {
     double ev[4], res[4], bnd[4], vec[4 * 6], z[3], ne[3], slq[3], se[3], bias[3], grid[5], dens[5];
     unsigned char conv[4];
     double l0ev[2], l0res[2], l0ne[3], l1ev[3], l1res[3];
+    double dense[6], ne_dense[3];
     effdim_spectrum_layer layers[2];
 } full_spectrum;
 
@@ -178,6 +181,13 @@ static void make_full(full_spectrum *f)
     f->layers[1] = (effdim_spectrum_layer){4, 2, 3, f->l1ev, f->l1res, NULL};
     s->n_layers = 2;
     s->layers = f->layers;
+    const double dense[6] = {12.5, 3.25, 0.5, 0.0625, -0.03125, -0.125},
+                 ne_dense[3] = {2.9063, 1.9917, 0.6057};
+    memcpy(f->dense, dense, sizeof dense);
+    memcpy(f->ne_dense, ne_dense, sizeof ne_dense);
+    s->dense_eigenvalues = f->dense;
+    s->n_eff_dense = f->ne_dense;
+    s->dense_asymmetry = 3.75e-17;
 }
 
 static void a_full_spectrum_file_reads_back_identically(void)
@@ -236,6 +246,9 @@ static void a_full_spectrum_file_reads_back_identically(void)
         CHECK(r->layers[0].n_eff && r->layers[1].n_eff == NULL);
         if (r->layers[0].n_eff) CHECK_VEC_CLOSE(r->layers[0].n_eff, f.l0ne, 3, 0.0);
     }
+    CHECK(r->dense_eigenvalues && r->n_eff_dense && r->dense_asymmetry == 3.75e-17);
+    if (r->dense_eigenvalues) CHECK_VEC_CLOSE(r->dense_eigenvalues, f.dense, 6, 0.0);
+    if (r->n_eff_dense) CHECK_VEC_CLOSE(r->n_eff_dense, f.ne_dense, 3, 0.0);
     effdim_spectrum_free(r);
 }
 
@@ -250,6 +263,7 @@ static void a_minimal_spectrum_reads_back_without_the_optional_parts(void)
     s->has_trace = 0;
     s->n_grid = 0;
     s->n_layers = 0;
+    s->dense_eigenvalues = s->n_eff_dense = NULL;
     s->converged = NULL;
     s->version = s->created = NULL;
     const char *path = check_tmpfile("minimal.h5");
@@ -260,6 +274,7 @@ static void a_minimal_spectrum_reads_back_without_the_optional_parts(void)
     CHECK(r->eigenvectors == NULL && r->n_eff_slq == NULL && r->n_eff_slq_se == NULL &&
           r->n_eff_slq_bias == NULL && r->slq_warning == NULL);
     CHECK(!r->has_trace && r->n_grid == 0 && r->n_layers == 0);
+    CHECK(r->dense_eigenvalues == NULL && r->n_eff_dense == NULL && r->dense_asymmetry == 0.0);
     CHECK(r->converged && r->converged[0] == 0);
     CHECK(!strcmp(r->version, effdim_version()));
     CHECK(strlen(r->created) == 20 && r->created[10] == 'T');
@@ -313,6 +328,14 @@ static void saving_refuses_a_broken_spectrum_and_keeps_the_old_file(void)
     CHECK_STATUS(effdim_spectrum_save(&f.s, path, &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "eigenvalues[0] is not finite");
     f.ev[0] = 12.5;
+    f.s.n_eff_dense = NULL;
+    CHECK_STATUS(effdim_spectrum_save(&f.s, path, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "dense eigenvalues and n_eff_dense must be given together");
+    f.s.n_eff_dense = f.ne_dense;
+    f.dense[4] = 0.25; /* ..., 0.0625, 0.25: not descending */
+    CHECK_STATUS(effdim_spectrum_save(&f.s, path, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "dense eigenvalues not descending at 4");
+    f.dense[4] = -0.03125;
     /* the file from the first save is intact, and nothing temporary is left */
     effdim_spectrum *r = NULL;
     CHECK_OK(effdim_spectrum_load(path, &r, &e), &e);
@@ -386,6 +409,12 @@ static void edit_order(hid_t f)
     put_doubles(f, "spectrum/eigenvalues", v, 4);
 }
 static void edit_drop_operator(hid_t f) { H5Adelete(f, "operator"); }
+static void edit_drop_neff_dense(hid_t f) { H5Ldelete(f, "effdim/n_eff_dense", H5P_DEFAULT); }
+static void edit_short_dense(hid_t f)
+{
+    double v[5] = {12.5, 3.25, 0.5, 0.0625, -0.125};
+    put_doubles(f, "dense/eigenvalues", v, 5);
+}
 
 static void loading_refuses_bad_files_naming_the_file_and_the_object(void)
 {
@@ -412,6 +441,12 @@ static void loading_refuses_bad_files_naming_the_file_and_the_object(void)
     p = tampered("noop.h5", edit_drop_operator);
     CHECK(effdim_spectrum_load(p, &r, &e) != EFFDIM_OK);
     CHECK_MSG(&e, "noop.h5", "operator");
+    p = tampered("nodense.h5", edit_drop_neff_dense);
+    CHECK_STATUS(effdim_spectrum_load(p, &r, &e), EFFDIM_EFORMAT, &e);
+    CHECK_MSG(&e, "nodense.h5", "/dense/eigenvalues without /effdim/n_eff_dense");
+    p = tampered("shortdense.h5", edit_short_dense);
+    CHECK_STATUS(effdim_spectrum_load(p, &r, &e), EFFDIM_EFORMAT, &e);
+    CHECK_MSG(&e, "shortdense.h5", "/dense/eigenvalues", "5 values, expected 6");
     CHECK(r == NULL);
 }
 

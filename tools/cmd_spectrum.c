@@ -4,7 +4,8 @@
  *       [--op hessian|ggn] [--hvp fd|fd-forward|exact] [--z 1,10,100] [--tol 1e-8]
  *       [--density] [--save-vectors] [--per-layer] [--subset N] [--probes 30]
  *       [--slq-steps M] [--neg-policy zero|abs|asis] [--prior DELTA] [--seed S]
- *       [--threads T] [--allow-partial] -o spectrum.h5 [--json]
+ *       [--threads T] [--allow-partial] [--dense [--force] [--dense-limit N]]
+ *       -o spectrum.h5 [--json]
  *
  * Loads the checkpoint and its training data (the spec recorded in
  * /training data_spec unless --data is given), builds the curvature operator
@@ -16,7 +17,10 @@
  * (the change from halving the steps) and a warning when the SLQ N_eff is
  * unreliable (effdim_slq_neff_flag); the Hutch++ trace; optionally the
  * spectral density and per-layer spectra (the operator restricted to each
- * layer's weights and bias). Writes the spectrum file (effdim/spectrum.h)
+ * layer's weights and bias); with --dense, the exact whole spectrum of a
+ * small model: the dense matrix of the same operator by P products
+ * (effdim_operator_to_dense), symmetrised, all eigenvalues by LAPACK dsyev
+ * and N_eff over them (the reference SLQ estimates). Writes the spectrum file (effdim/spectrum.h)
  * atomically at the very end, so a failed run leaves no output file, and
  * prints a readable summary (or --json). Exit 3 when fewer than k pairs
  * converged (the file is written), unless --allow-partial.
@@ -44,6 +48,7 @@
 
 #define CMD "spectrum"
 #define MAX_Z 64
+#define DENSE_LIMIT 5000 /* --dense refuses larger P unless --force */
 
 typedef struct sp_opts {
     const char *ckpt;
@@ -73,6 +78,9 @@ typedef struct sp_opts {
     size_t chunk;
     int no_cache;
     int json;
+    int dense;
+    int force;
+    size_t dense_limit;
 } sp_opts;
 
 static void usage(FILE *f)
@@ -110,17 +118,22 @@ static void usage(FILE *f)
             "  --seed S             seed for the start vector, probes and subset (default 0)\n"
             "  --threads T          OpenBLAS threads (default: OpenBLAS's own)\n"
             "  --allow-partial      exit 0 when fewer than k pairs converged (default: exit 3)\n"
+            "  --dense              also the exact whole spectrum: the dense P x P operator by\n"
+            "                       P products, all eigenvalues (LAPACK) and N_eff over them,\n"
+            "                       beside the SLQ estimate (P^2 x 8 bytes; small models)\n"
+            "  --dense-limit N      the largest P --dense accepts (default %d)\n"
+            "  --force              --dense above --dense-limit anyway\n"
             "  --json               print a JSON summary instead of text\n"
             "  -h, --help           this help\n\n"
             "Exit status: 0 ok; 1 runtime failure; 2 usage; 3 partial result: the file is\n"
             "written but fewer than k eigenpairs converged (0 with --allow-partial).\n",
-            effdim_slq_default_params().steps);
+            effdim_slq_default_params().steps, DENSE_LIMIT);
 }
 
 /* the long options (values above any character) */
 enum { O_DATA = 256, O_WHICH, O_OP, O_HVP, O_Z, O_TOL, O_DENSITY, O_VECTORS, O_PER_LAYER,
        O_SUBSET, O_PROBES, O_NEG, O_PRIOR, O_SEED, O_THREADS, O_BASIS, O_MAXMV, O_CHUNK,
-       O_JSON, O_NOCACHE, O_SLQ_STEPS, O_PARTIAL };
+       O_JSON, O_NOCACHE, O_SLQ_STEPS, O_PARTIAL, O_DENSE, O_FORCE, O_DENSE_LIMIT };
 
 static int parse_one(void *ctx, int c, const char *arg)
 {
@@ -190,6 +203,13 @@ static int parse_one(void *ctx, int c, const char *arg)
     case O_CHUNK: rc = cli_parse_chunk(CMD, arg, &o->chunk); break;
     case O_JSON: o->json = 1; break;
     case O_NOCACHE: o->no_cache = 1; break;
+    case O_DENSE: o->dense = 1; break;
+    case O_FORCE: o->force = 1; break;
+    case O_DENSE_LIMIT:
+        rc = cli_parse_size(CMD, "--dense-limit", arg, &o->dense_limit);
+        if (!rc && o->dense_limit < 1)
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--dense-limit: %s, expected at least 1", arg);
+        break;
     default: rc = CLI_EXIT_USAGE;
     }
     return rc;
@@ -210,7 +230,8 @@ static int parse_opts(int argc, char **argv, sp_opts *o)
         {"max-matvecs", required_argument, 0, O_MAXMV}, {"chunk", required_argument, 0, O_CHUNK},
         {"json", no_argument, 0, O_JSON},           {"help", no_argument, 0, 'h'},
         {"no-cache", no_argument, 0, O_NOCACHE},   {"slq-steps", required_argument, 0, O_SLQ_STEPS},
-        {"allow-partial", no_argument, 0, O_PARTIAL},
+        {"allow-partial", no_argument, 0, O_PARTIAL}, {"dense", no_argument, 0, O_DENSE},
+        {"force", no_argument, 0, O_FORCE},         {"dense-limit", required_argument, 0, O_DENSE_LIMIT},
         {0, 0, 0, 0},
     };
     int rc = cli_getopt_loop(CMD, argc, argv, ":o:k:h", longopts, parse_one, o, usage);
@@ -259,6 +280,11 @@ typedef struct run {
     double sigma;
     effdim_spectrum_layer *layers;
     size_t n_layers;
+    double *dense_w;              /* (P) all eigenvalues, descending (--dense) */
+    double dense_neff[MAX_Z];
+    double dense_asym;
+    double dense_seconds;
+    size_t dense_matvecs;
     char sha[65];
     double t0;
 } run;
@@ -272,6 +298,7 @@ static void run_free(run *r)
     free(r->rows);
     free(r->grid);
     free(r->density);
+    free(r->dense_w);
     for (size_t l = 0; l < r->n_layers; ++l) {
         free(r->layers[l].eigenvalues);
         free(r->layers[l].residuals);
@@ -500,6 +527,58 @@ static effdim_status whole_spectrum(run *r, effdim_error *err)
     return st;
 }
 
+/* --dense on a model above the limit: refused before any product, naming P,
+ * the limit, the memory and the products it would take. */
+static int dense_refused(const run *r)
+{
+    const sp_opts *o = r->o;
+    size_t P = r->op->n;
+    if (!o->dense || o->force || P <= o->dense_limit) return 0;
+    double bytes = (double)P * (double)P * 8.0;
+    cli_errorf(CMD, CLI_EXIT_USAGE,
+               "--dense: P = %zu parameters is above the limit %zu (--dense-limit); the dense "
+               "matrix would take P^2 x 8 = %.0f bytes (%.1f MiB, twice that while LAPACK "
+               "runs) and %zu matvecs; use --force to run it anyway",
+               P, o->dense_limit, bytes, bytes / 1048576.0, P);
+    return 1;
+}
+
+/* The exact whole spectrum (--dense): the dense matrix of the same operator
+ * by P products on unit vectors, symmetrised to (A + A^T)/2 (the asymmetry
+ * before is kept: rounding for exact products, the FD error otherwise), all
+ * eigenvalues by LAPACK dsyev, and N_eff over them with the same z and policy. */
+static effdim_status dense_spectrum(run *r, effdim_error *err)
+{
+    const sp_opts *o = r->o;
+    size_t P = r->op->n, count;
+    RETURN_ERROR_IF(effdim_mul_size(P, P, &count), err, EFFDIM_ENOMEM,
+                    "--dense: a %zu x %zu matrix overflows size_t", P, P);
+    fprintf(stderr, "effdim spectrum: dense, %zu matvecs, a %.1f MiB matrix\n", P,
+            (double)count * 8.0 / 1048576.0);
+    double t0 = effdim_now();
+    size_t before = r->op->vectors;
+    double *A = effdim_alloc(count, sizeof(double), "the dense operator", err);
+    r->dense_w = effdim_alloc(P, sizeof(double), "dense eigenvalues", err);
+    if (!A || !r->dense_w) {
+        free(A);
+        return EFFDIM_ENOMEM;
+    }
+    effdim_status st = effdim_operator_to_dense(r->op, A, &r->dense_asym, err);
+    r->dense_matvecs = r->op->vectors - before;
+    if (!st) {
+        for (size_t i = 0; i < P; ++i)
+            for (size_t j = i + 1; j < P; ++j) {
+                double m = 0.5 * (A[i * P + j] + A[j * P + i]);
+                A[i * P + j] = A[j * P + i] = m;
+            }
+        st = effdim_dense_eigenvalues(P, A, r->dense_w, err);
+    }
+    free(A);
+    if (!st) st = effdim_neff(r->dense_w, P, o->z, o->nz, o->neg, r->dense_neff, err);
+    r->dense_seconds = effdim_now() - t0;
+    return st;
+}
+
 /* The operator restricted to each layer's block (weight then bias). */
 static effdim_status per_layer(run *r, effdim_error *err)
 {
@@ -602,6 +681,11 @@ static effdim_status write_file(run *r, effdim_error *err)
     }
     s.n_layers = r->n_layers;
     s.layers = r->layers;
+    if (r->dense_w) {
+        s.dense_eigenvalues = r->dense_w;
+        s.n_eff_dense = (double *)r->dense_neff;
+        s.dense_asymmetry = r->dense_asym;
+    }
     return effdim_spectrum_save(&s, o->out, err);
 }
 
@@ -628,10 +712,11 @@ static void print_summary(const run *r)
         printf("  %2zu  %-22.15g  %.2e   %.2e%s\n", i + 1, s->eigenvalues[i], s->residuals[i],
                s->residual_bounds[i], s->converged[i] ? "" : "  (not converged)");
     printf("N_eff       policy %s for negative eigenvalues\n", effdim_neg_policy_name(o->neg));
-    printf("  %-12s %-14s %s\n", "z", "Ritz (k terms)",
+    printf("  %-12s %-14s %s%s\n", "z", "Ritz (k terms)", r->dense_w ? "exact (dense)  " : "",
            r->have_slq ? "whole spectrum (SLQ) +- SE (quadrature change at half the steps)" : "");
     for (size_t j = 0; j < o->nz; ++j) {
         printf("  %-12g %-14.6g", o->z[j], r->neff[j]);
+        if (r->dense_w) printf(" %-14.6g", r->dense_neff[j]);
         if (r->have_slq)
             printf(" %.6g +- %.2g (quadrature change at half the steps: %.2g)%s", r->slq[j],
                    r->slq_se[j], r->slq_bias[j], r->slq_flags[j] ? "  UNRELIABLE" : "");
@@ -642,6 +727,11 @@ static void print_summary(const run *r)
                "value %.4g)\n",
                r->slq_info.probes, r->slq_info.steps, r->slq_info.deflated, r->slq_info.matvecs,
                r->slq_lambda_min);
+    if (r->dense_w)
+        printf("  (dense: all %zu eigenvalues %.6g .. %.6g, %zu matvecs, %.2f s; asymmetry "
+               "max|A - A^T| / max|A| = %.2g before symmetrising)\n",
+               r->op->n, r->dense_w[0], r->dense_w[r->op->n - 1], r->dense_matvecs,
+               r->dense_seconds, r->dense_asym);
     if (r->slq_warning[0]) printf("  warning: %s\n", r->slq_warning);
     if (r->have_trace)
         printf("trace       %.8g +- %.2g (Hutch++, %zu matvecs)\n", r->trace, r->trace_se,
@@ -694,6 +784,12 @@ static cJSON *summary_json(const run *r)
         cJSON_AddNumberToObject(j, "slq_lambda_min", r->slq_lambda_min);
         if (r->slq_warning[0]) cJSON_AddStringToObject(j, "slq_warning", r->slq_warning);
     }
+    if (r->dense_w) {
+        cJSON_AddItemToObject(j, "n_eff_dense", cli_json_doubles(r->dense_neff, o->nz));
+        cJSON_AddNumberToObject(j, "dense_asymmetry", r->dense_asym);
+        cJSON_AddNumberToObject(j, "dense_matvecs", (double)r->dense_matvecs);
+        cJSON_AddNumberToObject(j, "dense_lambda_min", r->dense_w[r->op->n - 1]);
+    }
     if (r->have_trace) {
         cJSON_AddNumberToObject(j, "trace", r->trace);
         cJSON_AddNumberToObject(j, "trace_se", r->trace_se);
@@ -722,6 +818,7 @@ int cmd_spectrum(int argc, char **argv)
     o.neg = EFFDIM_NEG_ZERO;
     o.max_matvecs = 5000;
     o.chunk = 0; /* the MLP default */
+    o.dense_limit = DENSE_LIMIT;
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if (o.threads) effdim_set_num_threads(o.threads);
@@ -743,9 +840,14 @@ int cmd_spectrum(int argc, char **argv)
     effdim_status st = load_inputs(&r, &err);
     if (!st) st = effdim_file_sha256(o.ckpt, r.sha, &err);
     if (!st) st = build_operator(&r, &err);
+    if (!st && dense_refused(&r)) {
+        run_free(&r);
+        return CLI_EXIT_USAGE;
+    }
     if (!st) st = lanczos_top(&r, &err);
     if (!st) st = effdim_neff(r.sol.eigenvalues, r.sol.k, o.z, o.nz, o.neg, r.neff, &err);
     if (!st) st = whole_spectrum(&r, &err);
+    if (!st && o.dense) st = dense_spectrum(&r, &err);
     if (!st && o.per_layer) st = per_layer(&r, &err);
     if (!st) st = write_file(&r, &err);
     if (st) {

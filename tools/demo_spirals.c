@@ -5,7 +5,8 @@
  *   1. effdim train     a tanh MLP on 1000 two-spirals points, full-batch Adam;
  *   2. effdim spectrum  the top and bottom Hessian eigenvalues by Lanczos with
  *                       exact Hessian-vector products, N_eff(z) from the Ritz
- *                       values and over the whole spectrum (SLQ).
+ *                       values and over the whole spectrum (SLQ), beside the
+ *                       exact whole spectrum (--dense: P = 1218, 1218 products).
  * Files land in --out (default ./effdim-demo): model.h5 and spectrum.h5.
  * It calls cmd_train and cmd_spectrum in-process with built argument lists,
  * so it exercises exactly the code paths of the documented commands.
@@ -86,7 +87,8 @@ int demo_spirals(int argc, char **argv)
     int rc = run(cmd_train, train);
     if (rc) return rc;
     char *spec[] = {"spectrum", model, "-k", "20", "--which", "both", "--hvp", "exact",
-                    "--z", "0.001,0.01,0.1,1", "--seed", (char *)seed, "-o", spectrum, NULL};
+                    "--z", "0.001,0.01,0.1,1", "--dense", "--seed", (char *)seed, "-o", spectrum,
+                    NULL};
     rc = run(cmd_spectrum, spec);
     if (rc) return rc;
     printf("\nfiles: %s (checkpoint), %s (spectrum); `effdim inspect FILE` summarises either\n", model,

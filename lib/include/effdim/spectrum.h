@@ -11,7 +11,8 @@
  *                           loss, reduction, scale, operator, hvp_method, fd_eps,
  *                           prior, which, k, tol, seed, steps, lanczos_matvecs,
  *                           matvecs, restarts, nconv, seconds, neg_policy, version,
- *                           created; slq_warning (optional string)
+ *                           created; slq_warning (optional string);
+ *                           dense=1, dense_asymmetry (only with /dense)
  *   /spectrum/eigenvalues      float64 [k], descending
  *   /spectrum/residuals        float64 [k], true ||H v - lambda v|| (NaN if not computed)
  *   /spectrum/residual_bounds  float64 [k], |beta_j s_{j,i}| from the projected problem
@@ -24,6 +25,10 @@
  *   /effdim/n_eff_slq_bias     float64 [m], optional: full-step minus half-step
  *                              quadrature (a bias diagnostic; effdim/spectral.h)
  *                              (group attrs slq_probes, slq_steps, slq_deflated)
+ *   /effdim/n_eff_dense        float64 [m], optional: over all P eigenvalues of
+ *                              the dense operator (only with /dense)
+ *   /dense/eigenvalues         float64 [P], optional, descending: the whole
+ *                              spectrum of the symmetrised dense operator
  *   /trace                     optional group: attrs estimate, se, method, probes, matvecs
  *   /density/grid, /density/values   float64 [g], optional (attrs sigma, probes, steps)
  *   /per_layer/layer{i}/eigenvalues, residuals   float64 [k_i], optional
@@ -105,6 +110,11 @@ typedef struct effdim_spectrum {
     double *n_eff_slq_se;              /* (m) or NULL (only with n_eff_slq) */
     double *n_eff_slq_bias;            /* (m) or NULL (only with n_eff_slq) */
     uint64_t slq_probes, slq_steps, slq_deflated;
+    double *n_eff_dense;               /* (m) over dense_eigenvalues, or NULL */
+
+    /* /dense (--dense): both arrays set or both NULL */
+    double *dense_eigenvalues;         /* (n_params) descending, or NULL */
+    double dense_asymmetry;            /* max|A - A^T| / max|A| before symmetrising */
 
     /* /trace */
     int has_trace;
