@@ -564,12 +564,6 @@ static effdim_status fb_run(const fb_call *c, const fb_plan *pl, fb_scratch *s, 
     return st;
 }
 
-/* s = 1/n (mean) or 1 (sum) */
-static double loss_scale(const effdim_mlp *m, size_t n_rows)
-{
-    return m->reduction == EFFDIM_REDUCTION_MEAN ? 1.0 / (double)n_rows : 1.0;
-}
-
 static effdim_status fb_estimate(const fb_call *c, fb_kind kind, size_t ntop, size_t groups,
                                  gsl_rng *rng, double *diag, double *se, effdim_error *err)
 {
@@ -589,7 +583,7 @@ static effdim_status fb_estimate(const fb_call *c, fb_kind kind, size_t ntop, si
     if (!st) st = fb_run(c, &pl, &s, rng, diag, ws, err);
     if (!st) {
         size_t P = pl.P, per = ntop / groups;
-        double scale = loss_scale(c->m, c->n_rows) / (kind == FB_MC ? (double)per : 1.0);
+        double scale = effdim_mlp_loss_scale(c->m, c->n_rows) / (kind == FB_MC ? (double)per : 1.0);
         for (size_t g = 0; g < groups; ++g) {
             double *a = group_acc(&pl, &s, diag, g);
             for (size_t j = 0; j < P; ++j) a[j] *= scale;

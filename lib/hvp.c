@@ -461,7 +461,7 @@ effdim_status effdim_hvp_operator(const effdim_mlp *m, const double *theta, cons
     c->p = p;
     c->ds = ds;
     c->n_rows = n_rows;
-    c->scale = m->reduction == EFFDIM_REDUCTION_MEAN ? 1.0 / (double)n_rows : 1.0;
+    c->scale = effdim_mlp_loss_scale(m, n_rows);
     c->bytes = sizeof *c;
     st = EFFDIM_ENOMEM;
     if (rows) {

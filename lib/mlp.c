@@ -118,6 +118,18 @@ effdim_status effdim_reduction_parse(const char *name, effdim_reduction *r)
     return st;
 }
 
+double effdim_mlp_loss_scale(const effdim_mlp *m, size_t n_rows)
+{
+    if (m->reduction != EFFDIM_REDUCTION_MEAN) return 1.0;
+    return n_rows ? 1.0 / (double)n_rows : (double)NAN;
+}
+
+void effdim_mlp_layer_block(const effdim_mlp *m, size_t l, size_t *offset, size_t *size)
+{
+    *offset = m->w_off[l];
+    *size = m->sizes[l + 1] * (m->sizes[l] + 1);
+}
+
 const char *effdim_init_scheme_name(effdim_init_scheme s)
 {
     return (size_t)s < 2 ? init_names[s] : "unknown";

@@ -361,7 +361,7 @@ effdim_status effdim_curv_frozen_loss_grad(const effdim_mlp *m, const double *th
                     "frozen gradient: patterns for %zu rows, called with %zu",
                     mk ? mk->n_rows : 0, n_rows);
     frozen_ctx f = {.m = m, .theta = theta, .ds = ds, .rows = rows, .mk = mk,
-                    .scale = m->reduction == EFFDIM_REDUCTION_MEAN ? 1.0 / (double)n_rows : 1.0};
+                    .scale = effdim_mlp_loss_scale(m, n_rows)};
     double total = 0.0;
     effdim_status st = effdim_mlp_split(ws, n_rows, m->n_params, frozen_part, &f, grad, &total,
                                         NULL, err);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +215,70 @@ void cli_progress_done(cli_progress *p)
     if (p->tty && p->drawn) fputc('\n', stderr);
     p->drawn = 0;
 }
+
+static volatile sig_atomic_t cli_signal_seen = 0;
+
+static void cli_on_signal(int sig)
+{
+    if (cli_signal_seen) { /* a second signal: leave now, as the user insists */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    cli_signal_seen = sig;
+}
+
+void cli_catch_interrupts(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = cli_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_interrupted(void) { return (int)cli_signal_seen; }
+
+void cli_progress_sink_init(cli_progress_sink *s, const char *cmd)
+{
+    memset(s, 0, sizeof *s);
+    s->cmd = cmd;
+    cli_progress_init(&s->line);
+}
+
+int cli_progress_cb(void *ctx, const effdim_progress_event *ev)
+{
+    cli_progress_sink *s = ctx;
+    if (strncmp(s->stage, ev->stage, sizeof s->stage - 1)) { /* a new stage: a new line */
+        cli_progress_done(&s->line);
+        cli_progress_init(&s->line);
+        snprintf(s->stage, sizeof s->stage, "%s", ev->stage);
+    }
+    double now = effdim_now();
+    int final = ev->total && ev->done >= ev->total;
+    if (final || now - s->line.last >= s->line.interval) {
+        s->line.last = now;
+        char count[64] = "", eta[48] = "";
+        if (ev->total) snprintf(count, sizeof count, " %zu/%zu", ev->done, ev->total);
+        else snprintf(count, sizeof count, " %zu", ev->done);
+        if (ev->eta >= 0 && !final) snprintf(eta, sizeof eta, ", %.0f s left", ev->eta);
+        fprintf(stderr, "%seffdim %s: %s%s%s%s [%.1f s%s]%s", s->line.tty ? "\r\033[K" : "",
+                s->cmd, ev->stage, count, ev->detail[0] ? " " : "", ev->detail, ev->elapsed, eta,
+                s->line.tty ? "" : "\n");
+        fflush(stderr);
+        s->line.drawn = s->line.tty;
+    }
+    return cli_interrupted();
+}
+
+effdim_progress cli_progress_of(cli_progress_sink *s)
+{
+    effdim_progress p = {cli_progress_cb, s};
+    return p;
+}
+
+void cli_progress_sink_done(cli_progress_sink *s) { cli_progress_done(&s->line); }
 
 void cli_json_print(cJSON *obj)
 {

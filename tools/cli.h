@@ -19,6 +19,7 @@
 #include "effdim/checkpoint.h"
 #include "effdim/data.h"
 #include "effdim/mlp.h"
+#include "effdim/progress.h"
 #include "effdim/status.h"
 
 #define CLI_EXIT_OK 0
@@ -104,6 +105,30 @@ void cli_progress_update(cli_progress *p, double fraction, const char *fmt, ...)
 void cli_progress_done(cli_progress *p);
 /* Elapsed seconds since init. */
 double cli_progress_elapsed(const cli_progress *p);
+
+/* The library's progress callback (effdim/progress.h) drawn on this
+ * cli_progress: "effdim CMD: STAGE done/total DETAIL [elapsed, N s left]",
+ * redrawn on a terminal, a plain line at most every few seconds otherwise; a
+ * new stage finishes the previous stage's line. ctx is a cli_progress_sink.
+ * Returns non-zero (stop early) once SIGINT or SIGTERM arrived after
+ * cli_catch_interrupts(). */
+typedef struct cli_progress_sink {
+    const char *cmd;     /* "spectrum", ... */
+    cli_progress line;
+    char stage[32];      /* the stage on the line now */
+} cli_progress_sink;
+void cli_progress_sink_init(cli_progress_sink *s, const char *cmd);
+int cli_progress_cb(void *ctx, const effdim_progress_event *ev);
+/* An effdim_progress bound to the sink. */
+effdim_progress cli_progress_of(cli_progress_sink *s);
+/* Finish the sink's line. */
+void cli_progress_sink_done(cli_progress_sink *s);
+
+/* Install SIGINT/SIGTERM handlers that only set a flag (the job then stops at
+ * its next progress report and finishes what is done); a second signal ends
+ * the process at once. cli_interrupted() is that flag: 0, or the signal. */
+void cli_catch_interrupts(void);
+int cli_interrupted(void);
 
 /* Print a cJSON object on stdout (pretty), then free it. */
 void cli_json_print(cJSON *obj);

@@ -746,7 +746,7 @@ static int save_spectrum(const cmp_run *R)
     s.n_params = m->n_params;
     snprintf(s.loss, sizeof s.loss, "%s", effdim_loss_name(m->loss));
     snprintf(s.reduction, sizeof s.reduction, "%s", effdim_reduction_name(m->reduction));
-    s.scale = m->reduction == EFFDIM_REDUCTION_MEAN ? 1.0 / (double)R->ds->n : 1.0;
+    s.scale = effdim_mlp_loss_scale(m, R->ds->n);
     snprintf(s.op, sizeof s.op, "hessian");
     snprintf(s.hvp_method, sizeof s.hvp_method, "exact");
     snprintf(s.which, sizeof s.which, "top");

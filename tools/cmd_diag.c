@@ -531,7 +531,7 @@ static effdim_status write_result(hid_t g, hid_t gse, const diag_run *R, const r
 {
     const effdim_mlp *m = &R->ckpt->mlp;
     size_t P = m->n_params, n = R->ds ? R->ds->n : 0;
-    double scale = m->reduction == EFFDIM_REDUCTION_MEAN ? (n ? 1.0 / (double)n : (double)NAN) : 1.0;
+    double scale = effdim_mlp_loss_scale(m, n);
     effdim_status st = effdim_h5_write_doubles(g, r->name, 1, &P, r->v, err);
     if (!st && r->se) st = effdim_h5_write_doubles(gse, r->name, 1, &P, r->se, err);
     if (st) return st;
@@ -562,10 +562,12 @@ static effdim_status write_root(hid_t f, const diag_run *R, effdim_error *err)
     int64_t off[EFFDIM_MLP_MAX_LAYERS], len[EFFDIM_MLP_MAX_LAYERS];
     for (size_t i = 0; i < R->n_res; ++i) names[i] = R->res[i].name;
     for (size_t l = 0; l < L; ++l) {
-        off[l] = (int64_t)m->w_off[l];
-        len[l] = (int64_t)(m->sizes[l + 1] * m->sizes[l] + m->sizes[l + 1]);
+        size_t o, sz;
+        effdim_mlp_layer_block(m, l, &o, &sz);
+        off[l] = (int64_t)o;
+        len[l] = (int64_t)sz;
     }
-    double scale = m->reduction == EFFDIM_REDUCTION_MEAN ? (n ? 1.0 / (double)n : (double)NAN) : 1.0;
+    double scale = effdim_mlp_loss_scale(m, n);
     effdim_status st = effdim_h5_attr_write_string(f, "format", "effdim.diag", err);
     if (!st) st = effdim_h5_attr_write_int64(f, "format_version", 1, err);
     if (!st) st = effdim_h5_attr_write_string(f, "checkpoint", R->o->ckpt, err);

@@ -587,8 +587,7 @@ static effdim_status per_layer(run *r, effdim_error *err)
     if (!r->layers) return EFFDIM_ENOMEM;
     for (size_t l = 0; l < m->n_layers; ++l) {
         effdim_spectrum_layer *ly = &r->layers[l];
-        ly->offset = m->w_off[l];
-        ly->size = m->sizes[l + 1] * (m->sizes[l] + 1);
+        effdim_mlp_layer_block(m, l, &ly->offset, &ly->size);
         size_t k = r->o->k < ly->size ? r->o->k : ly->size;
         effdim_operator *sub = NULL;
         effdim_status st = effdim_operator_restrict(r->op, ly->offset, ly->size, &sub, err);

@@ -105,6 +105,18 @@ EFFDIM_API effdim_status effdim_loss_parse(const char *name, effdim_loss *l);
 EFFDIM_API const char *effdim_reduction_name(effdim_reduction r);
 EFFDIM_API effdim_status effdim_reduction_parse(const char *name, effdim_reduction *r);
 
+/* The factor the loss puts in front of the sum of per-example losses over
+ * n_rows examples: 1/n_rows for mean reduction, 1 for sum. Every operator,
+ * diagonal and output file uses this one definition ("scale"). NaN for a
+ * mean over zero rows. */
+EFFDIM_API double effdim_mlp_loss_scale(const effdim_mlp *m, size_t n_rows);
+
+/* Layer l's block of theta: its weight then its bias, contiguous, starting at
+ * *offset (= w_off[l]) with *size = sizes[l+1] * (sizes[l] + 1) entries.
+ * l must be < n_layers. */
+EFFDIM_API void effdim_mlp_layer_block(const effdim_mlp *m, size_t l, size_t *offset,
+                                       size_t *size);
+
 /* "torch" | "glorot" (added by the MLP helper). */
 EFFDIM_API const char *effdim_init_scheme_name(effdim_init_scheme s);
 EFFDIM_API effdim_status effdim_init_scheme_parse(const char *name, effdim_init_scheme *s);
