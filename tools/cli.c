@@ -298,11 +298,3 @@ cJSON *cli_json_doubles(const double *v, size_t n)
     return a;
 }
 
-const char *cli_now_iso(char *buf, size_t cap)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}

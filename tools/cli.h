@@ -135,8 +135,6 @@ void cli_json_print(cJSON *obj);
 /* cJSON array of doubles. */
 cJSON *cli_json_doubles(const double *v, size_t n);
 
-/* ISO-8601 UTC timestamp of now into buf. */
-const char *cli_now_iso(char *buf, size_t cap);
 
 /* The subcommands (tools/cmd_*.c). */
 int cmd_train(int argc, char **argv);

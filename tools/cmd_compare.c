@@ -692,7 +692,7 @@ static effdim_status write_root(hid_t f, const cmp_run *R, effdim_error *err)
     if (!st) st = effdim_h5_attr_write_int64s(f, "block_sizes", len, R->nblocks, err);
     if (!st) st = effdim_h5_attr_write_doubles(f, "topm_fractions", fractions, N_FRAC, err);
     if (!st) st = effdim_h5_attr_write_string(f, "version", effdim_version(), err);
-    if (!st) st = effdim_h5_attr_write_string(f, "created", cli_now_iso(now, sizeof now), err);
+    if (!st) st = effdim_h5_attr_write_string(f, "created", effdim_now_iso(now, sizeof now), err);
     if (!st) st = put_vec(f, "z", R->z, R->m, err);
     return st;
 }

@@ -583,7 +583,7 @@ static effdim_status write_root(hid_t f, const diag_run *R, effdim_error *err)
     if (!st) st = effdim_h5_attr_write_int64s(f, "layer_offsets", off, L, err);
     if (!st) st = effdim_h5_attr_write_int64s(f, "layer_params", len, L, err);
     if (!st) st = effdim_h5_attr_write_string(f, "version", effdim_version(), err);
-    if (!st) st = effdim_h5_attr_write_string(f, "created", cli_now_iso(now, sizeof now), err);
+    if (!st) st = effdim_h5_attr_write_string(f, "created", effdim_now_iso(now, sizeof now), err);
     return st;
 }
 

@@ -574,7 +574,7 @@ static int save(trainer *T)
         effdim_checkpoint_set_training_number(c, "seconds", T->seconds, &err))
         return cli_fail(CMD, &err);
     free(c->training->created);
-    c->training->created = effdim_strdup(cli_now_iso(when, sizeof when), &err);
+    c->training->created = effdim_strdup(effdim_now_iso(when, sizeof when), &err);
     free(c->training->version);
     c->training->version = effdim_strdup(effdim_version(), &err);
     if (effdim_checkpoint_save(c, o->out, &err)) return cli_fail(CMD, &err);

@@ -24,6 +24,8 @@
 #ifndef EFFDIM_STATUS_H
 #define EFFDIM_STATUS_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -71,6 +73,10 @@ EFFDIM_API effdim_status effdim_error_set(effdim_error *err, effdim_status code,
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* Now as ISO-8601 UTC ("2026-12-02T01:02:03Z") into buf (cap >= 21); returns
+ * buf. Every file's "created" attribute uses it. */
+EFFDIM_API const char *effdim_now_iso(char *buf, size_t cap);
 
 /* The library version string, e.g. "0.1.0". */
 EFFDIM_API const char *effdim_version(void);
