@@ -183,20 +183,28 @@ effdim_status effdim_dataset_head(effdim_dataset *ds, size_t m, effdim_error *er
     return EFFDIM_OK;
 }
 
+effdim_status effdim_sample_rows(size_t n, size_t m, uint64_t seed, size_t *rows,
+                                 effdim_error *err)
+{
+    RETURN_ERROR_IF(!rows, err, EFFDIM_EINVAL, "sample rows: NULL output");
+    RETURN_ERROR_IF(m == 0 || m > n, err, EFFDIM_EINVAL,
+                    "sample rows: %zu of %zu rows, expected 1 to %zu", m, n, n);
+    gsl_rng *r = effdim_data_rng(seed, err);
+    if (!r) return EFFDIM_ENOMEM;
+    effdim_data_choose_rows(r, n, m, rows);
+    gsl_rng_free(r);
+    return EFFDIM_OK;
+}
+
 effdim_status effdim_dataset_random_subset(effdim_dataset *ds, size_t m, uint64_t seed,
                                            effdim_error *err)
 {
     effdim_status st = check_subset_size(ds, m, err);
     if (st) return st;
     size_t *rows = effdim_alloc(m, sizeof *rows, "subset rows", err);
-    gsl_rng *r = rows ? effdim_data_rng(seed, err) : NULL;
-    if (!r) {
-        free(rows);
-        return EFFDIM_ENOMEM;
-    }
-    effdim_data_choose_rows(r, ds->n, m, rows);
-    st = effdim_data_keep_rows(ds, rows, m, err);
-    gsl_rng_free(r);
+    if (!rows) return EFFDIM_ENOMEM;
+    st = effdim_sample_rows(ds->n, m, seed, rows, err);
+    if (!st) st = effdim_data_keep_rows(ds, rows, m, err);
     free(rows);
     return st;
 }

@@ -776,7 +776,8 @@ effdim_status effdim_lanczos_result(const effdim_lanczos_workspace *ws,
 
 effdim_status effdim_lanczos_eigs(effdim_operator *op, const effdim_lanczos_params *p,
                                   double *eigenvalues, double *bounds, double *residuals,
-                                  double *vectors, effdim_lanczos_stats *stats, effdim_error *err)
+                                  unsigned char *converged, double *vectors,
+                                  effdim_lanczos_stats *stats, effdim_error *err)
 {
     RETURN_ERROR_IF(!op || !p || !eigenvalues, err, EFFDIM_EINVAL,
                     "lanczos: NULL %s", !op ? "operator" : !p ? "params" : "eigenvalue output");
@@ -801,6 +802,7 @@ effdim_status effdim_lanczos_eigs(effdim_operator *op, const effdim_lanczos_para
             memcpy(eigenvalues, sol.eigenvalues, k * sizeof(double));
             if (bounds) memcpy(bounds, sol.residual_bounds, k * sizeof(double));
             if (residuals) memcpy(residuals, sol.residuals, k * sizeof(double));
+            if (converged) memcpy(converged, sol.converged, k);
             if (vectors) memcpy(vectors, sol.vectors, k * op->n * sizeof(double));
             if (stats) *stats = sol.stats;
             if (err) *err = keep;

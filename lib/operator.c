@@ -337,6 +337,13 @@ fail:
 effdim_status effdim_operator_to_dense(effdim_operator *op, double *M, double *asymmetry,
                                        effdim_error *err)
 {
+    return effdim_operator_to_dense_progress(op, M, asymmetry, NULL, err);
+}
+
+effdim_status effdim_operator_to_dense_progress(effdim_operator *op, double *M, double *asymmetry,
+                                                const effdim_progress *progress,
+                                                effdim_error *err)
+{
     RETURN_ERROR_IF(!op || !M, err, EFFDIM_EINVAL, "operator to dense: NULL %s",
                     !op ? "operator" : "output matrix");
     size_t n = op->n, block = op->max_block ? op->max_block : 64;
@@ -344,11 +351,17 @@ effdim_status effdim_operator_to_dense(effdim_operator *op, double *M, double *a
     double *E = effdim_calloc(block * n, sizeof(double), "operator to dense: unit vectors", err);
     if (!E) return EFFDIM_ENOMEM;
     effdim_status st = EFFDIM_OK;
+    double t0 = effdim_progress_clock();
     for (size_t j0 = 0; j0 < n && st == EFFDIM_OK; j0 += block) {
         size_t b = n - j0 < block ? n - j0 : block;
         for (size_t j = 0; j < b; ++j) E[j * n + j0 + j] = 1.0;
         st = effdim_operator_apply(op, b, E, n, M + j0 * n, n, err);
         for (size_t j = 0; j < b; ++j) E[j * n + j0 + j] = 0.0;
+        if (st == EFFDIM_OK && effdim_progress_report(progress, "dense", t0, j0 + b, n, -1.0,
+                                                      "columns of the %zu x %zu matrix", n, n))
+            st = effdim_error_set(err, EFFDIM_EMAXITER,
+                                  "operator to dense: interrupted after %zu of %zu columns",
+                                  j0 + b, n);
     }
     free(E);
     if (st != EFFDIM_OK || !asymmetry) return st;

@@ -289,63 +289,37 @@ static double gap_at_zero(const effdim_slq *s)
     return used ? acc / (double)used : (double)NAN;
 }
 
-effdim_status effdim_slq_run(effdim_operator *op, const effdim_slq_params *p,
-                             const double *defl_values, const double *defl_vectors, size_t kd,
-                             effdim_slq **out, effdim_error *err)
-{
-    effdim_status st = check_run_args(op, p, defl_values, defl_vectors, kd, out, err);
-    if (st != EFFDIM_OK) return st;
-    size_t n = op->n, steps = p->steps < n - kd ? p->steps : n - kd;
-    size_t block = p->block < p->probes ? p->block : p->probes;
+/* The run, step by step: the workspace holds the operator (borrowed), the
+ * probe scratch, the generator and the result being filled; probes are
+ * drawn and run a block at a time in the same order as the one-call run, so
+ * a result after j blocks is bitwise the first j blocks of a longer run. */
+struct effdim_slq_workspace {
+    effdim_operator *op;
+    effdim_slq_params p;
     slq_run r;
-    memset(&r, 0, sizeof r);
-    r.n = n;
-    r.steps = steps;
-    r.block = block;
-    r.kd = kd;
-    r.U = kd ? defl_vectors : NULL;
-    r.ld = (steps + 1) * n;
-    effdim_slq *s = slq_result_alloc(p->probes, steps, kd, err);
-    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    if (!s || !rng) {
-        st = s ? effdim_error_set(err, EFFDIM_ENOMEM, "SLQ: cannot allocate the RNG") : EFFDIM_ENOMEM;
-        goto done;
-    }
-    if ((st = slq_run_alloc(&r, err)) != EFFDIM_OK) goto done;
-    gsl_rng_set(rng, (unsigned long)p->seed);
-    if (kd) memcpy(s->defl, defl_values, kd * sizeof(double));
-    for (size_t i = 0; i < kd; ++i) r.anorm0 = fmax(r.anorm0, fabs(defl_values[i]));
-    size_t v0 = op->vectors;
-    double a0 = op->seconds, t0 = effdim_now();
-    for (size_t p0 = 0; p0 < p->probes && st == EFFDIM_OK; p0 += block) {
-        size_t b = p->probes - p0 < block ? p->probes - p0 : block;
-        start_probes(&r, rng, b);
-        st = run_block(op, &r, b, &s->info.breakdowns, err);
-        for (size_t q = 0; q < b && st == EFFDIM_OK; ++q) {
-            size_t i = p0 + q, m = r.len[q];
-            /* exact: the Krylov space became invariant or is the whole complement */
-            int exact = m < steps || m >= n - kd;
-            st = quadrature(&r, q, m, s->nodes + i * steps, s->weights + i * steps, err);
-            s->count[i] = m;
-            s->hcount[i] = exact ? 0 : (m + 1) / 2;
-            if (st == EFFDIM_OK && s->hcount[i])
-                st = quadrature(&r, q, s->hcount[i], s->hnodes + i * s->hsteps,
-                                s->hweights + i * s->hsteps, err);
-        }
-    }
-    if (st != EFFDIM_OK) goto done;
+    effdim_slq *s;    /* info.probes = probes finished */
+    gsl_rng *rng;
+    size_t v0;        /* op->vectors at init */
+    double a0, t0;    /* op->seconds and the clock at init */
+    effdim_status final; /* ECONTINUE while probes remain, OK when all ran, else the error */
+};
+
+/* info of the probes finished so far */
+static void update_info(effdim_slq_workspace *ws)
+{
+    effdim_slq *s = ws->s;
     effdim_slq_info *info = &s->info;
-    info->n = n;
-    info->probes = p->probes;
+    size_t steps = ws->r.steps, kd = ws->r.kd;
+    info->n = ws->r.n;
     info->steps = steps;
     info->half_steps = s->hsteps;
     info->deflated = kd;
-    info->matvecs = op->vectors - v0;
-    info->seconds = effdim_now() - t0;
-    info->seconds_apply = op->seconds - a0;
+    info->matvecs = ws->op->vectors - ws->v0;
+    info->seconds = effdim_now() - ws->t0;
+    info->seconds_apply = ws->op->seconds - ws->a0;
     info->lambda_min = INFINITY;
     info->lambda_max = -INFINITY;
-    for (size_t i = 0; i < p->probes; ++i)
+    for (size_t i = 0; i < info->probes; ++i)
         for (size_t j = 0; j < s->count[i]; ++j) {
             info->lambda_min = fmin(info->lambda_min, s->nodes[i * steps + j]);
             info->lambda_max = fmax(info->lambda_max, s->nodes[i * steps + j]);
@@ -355,15 +329,119 @@ effdim_status effdim_slq_run(effdim_operator *op, const effdim_slq_params *p,
         info->lambda_min = fmin(info->lambda_min, s->defl[i]);
         info->lambda_max = fmax(info->lambda_max, s->defl[i]);
     }
-done:
-    slq_run_free(&r);
-    if (rng) gsl_rng_free(rng);
-    if (st != EFFDIM_OK) {
-        effdim_slq_free(s);
+}
+
+void effdim_slq_workspace_free(effdim_slq_workspace *ws)
+{
+    if (!ws) return;
+    slq_run_free(&ws->r);
+    if (ws->rng) gsl_rng_free(ws->rng);
+    effdim_slq_free(ws->s);
+    free(ws);
+}
+
+effdim_status effdim_slq_init(effdim_operator *op, const effdim_slq_params *p,
+                              const double *defl_values, const double *defl_vectors, size_t kd,
+                              effdim_slq_workspace **out, effdim_error *err)
+{
+    effdim_slq *dummy = NULL;
+    RETURN_ERROR_IF(!out, err, EFFDIM_EINVAL, "SLQ: workspace pointer is NULL");
+    *out = NULL;
+    effdim_status st = check_run_args(op, p, defl_values, defl_vectors, kd, &dummy, err);
+    if (st != EFFDIM_OK) return st;
+    effdim_slq_workspace *ws = effdim_calloc(1, sizeof *ws, "SLQ workspace", err);
+    if (!ws) return EFFDIM_ENOMEM;
+    size_t n = op->n, steps = p->steps < n - kd ? p->steps : n - kd;
+    ws->op = op;
+    ws->p = *p;
+    ws->r.n = n;
+    ws->r.steps = steps;
+    ws->r.block = p->block < p->probes ? p->block : p->probes;
+    ws->r.kd = kd;
+    ws->r.U = kd ? defl_vectors : NULL;
+    ws->r.ld = (steps + 1) * n;
+    ws->s = slq_result_alloc(p->probes, steps, kd, err);
+    ws->rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!ws->s || !ws->rng) {
+        st = ws->s ? effdim_error_set(err, EFFDIM_ENOMEM, "SLQ: cannot allocate the RNG")
+                   : EFFDIM_ENOMEM;
+        effdim_slq_workspace_free(ws);
         return st;
     }
-    *out = s;
+    if ((st = slq_run_alloc(&ws->r, err)) != EFFDIM_OK) {
+        effdim_slq_workspace_free(ws);
+        return st;
+    }
+    gsl_rng_set(ws->rng, (unsigned long)p->seed);
+    if (kd) memcpy(ws->s->defl, defl_values, kd * sizeof(double));
+    for (size_t i = 0; i < kd; ++i) ws->r.anorm0 = fmax(ws->r.anorm0, fabs(defl_values[i]));
+    ws->v0 = op->vectors;
+    ws->a0 = op->seconds;
+    ws->t0 = effdim_now();
+    ws->final = EFFDIM_ECONTINUE;
+    update_info(ws);
+    *out = ws;
     return EFFDIM_OK;
+}
+
+effdim_status effdim_slq_iterate(effdim_slq_workspace *ws, effdim_error *err)
+{
+    RETURN_ERROR_IF(!ws, err, EFFDIM_EINVAL, "SLQ: NULL workspace");
+    if (ws->final != EFFDIM_ECONTINUE) return ws->final;
+    slq_run *r = &ws->r;
+    effdim_slq *s = ws->s;
+    size_t p0 = s->info.probes, steps = r->steps, n = r->n, kd = r->kd;
+    size_t b = ws->p.probes - p0 < r->block ? ws->p.probes - p0 : r->block;
+    start_probes(r, ws->rng, b);
+    effdim_status st = run_block(ws->op, r, b, &s->info.breakdowns, err);
+    for (size_t q = 0; q < b && st == EFFDIM_OK; ++q) {
+        size_t i = p0 + q, m = r->len[q];
+        /* exact: the Krylov space became invariant or is the whole complement */
+        int exact = m < steps || m >= n - kd;
+        st = quadrature(r, q, m, s->nodes + i * steps, s->weights + i * steps, err);
+        s->count[i] = m;
+        s->hcount[i] = exact ? 0 : (m + 1) / 2;
+        if (st == EFFDIM_OK && s->hcount[i])
+            st = quadrature(r, q, s->hcount[i], s->hnodes + i * s->hsteps,
+                            s->hweights + i * s->hsteps, err);
+    }
+    if (st != EFFDIM_OK) return ws->final = st;
+    s->info.probes = p0 + b;
+    update_info(ws);
+    return ws->final = s->info.probes < ws->p.probes ? EFFDIM_ECONTINUE : EFFDIM_OK;
+}
+
+const effdim_slq *effdim_slq_current(const effdim_slq_workspace *ws)
+{
+    return ws && ws->s && ws->s->info.probes ? ws->s : NULL;
+}
+
+effdim_status effdim_slq_finish(effdim_slq_workspace *ws, effdim_slq **out, effdim_error *err)
+{
+    RETURN_ERROR_IF(!ws || !out, err, EFFDIM_EINVAL, "SLQ finish: NULL argument");
+    *out = NULL;
+    RETURN_ERROR_IF(ws->final != EFFDIM_OK && ws->final != EFFDIM_ECONTINUE, err, ws->final,
+                    "SLQ finish: the run failed (status %d); no result", (int)ws->final);
+    RETURN_ERROR_IF(!ws->s->info.probes, err, EFFDIM_EINVAL,
+                    "SLQ finish: no probe has finished yet");
+    *out = ws->s;
+    ws->s = NULL;
+    ws->final = EFFDIM_EINVAL;
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_slq_run(effdim_operator *op, const effdim_slq_params *p,
+                             const double *defl_values, const double *defl_vectors, size_t kd,
+                             effdim_slq **out, effdim_error *err)
+{
+    RETURN_ERROR_IF(!out, err, EFFDIM_EINVAL, "SLQ: output pointer is NULL");
+    *out = NULL;
+    effdim_slq_workspace *ws = NULL;
+    effdim_status st = effdim_slq_init(op, p, defl_values, defl_vectors, kd, &ws, err);
+    while (st == EFFDIM_OK && (st = effdim_slq_iterate(ws, err)) == EFFDIM_ECONTINUE) st = EFFDIM_OK;
+    if (st == EFFDIM_OK) st = effdim_slq_finish(ws, out, err);
+    effdim_slq_workspace_free(ws);
+    return st;
 }
 
 /* ---- estimates from the quadratures ------------------------------------------- */

@@ -25,6 +25,11 @@ void effdim_spectrum_init(effdim_spectrum *s)
     if (s) memset(s, 0, sizeof *s);
 }
 
+effdim_spectrum *effdim_spectrum_new(effdim_error *err)
+{
+    return effdim_calloc(1, sizeof(effdim_spectrum), "spectrum", err);
+}
+
 effdim_status effdim_file_sha256(const char *path, char hex[65], effdim_error *err)
 {
     return effdim_sha256_file(path, hex, err);
@@ -585,5 +590,6 @@ void effdim_spectrum_free(effdim_spectrum *s)
         free(s->layers[l].n_eff);
     }
     free(s->layers);
+    free(s->slq_flags);
     free(s);
 }

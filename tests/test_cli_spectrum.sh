@@ -89,7 +89,9 @@ else
         "$(cat summary.txt)"
 fi
 
-if grep -q '^lanczos: ' spec.log && grep -q 'SLQ, 8 probes' spec.log; then
+if grep -q '^effdim spectrum: lanczos [0-9]*/[0-9]* matvecs' spec.log &&
+    grep -q '^effdim spectrum: slq 8/8 probes' spec.log &&
+    grep -q '^effdim spectrum: trace 0/8 Hutch++' spec.log; then
     ok "progress goes to stderr as plain log lines when stderr is not a terminal"
 else
     fail "progress goes to stderr as plain log lines when stderr is not a terminal" "$(cat spec.log)"
@@ -207,7 +209,7 @@ rc=$?
     --json --threads 1 >dense.json 2>/dev/null
 if [ $rc -eq 0 ] && grep -q 'Ritz (k terms) exact (dense)  whole spectrum (SLQ)' dense.txt &&
     grep -qE '^  0\.1 +[0-9.]+ +[0-9.]+ +[0-9.]+ \+- ' dense.txt &&
-    grep -q '(dense: all 218 eigenvalues' dense.txt && grep -q 'dense, 218 matvecs' dense.log &&
+    grep -q '(dense: all 218 eigenvalues' dense.txt && grep -q 'dense 218/218 columns' dense.log &&
     grep -q '"n_eff_dense"' dense.json && grep -q '"dense_asymmetry"' dense.json; then
     ok "--dense adds the exact (dense) N_eff column to the summary and n_eff_dense to the JSON"
 else

@@ -989,6 +989,20 @@ static void random_subset_keeps_order_and_follows_its_seed(void)
     CHECK(lo > 30 && hi < 95);
     CHECK_STATUS(effdim_dataset_random_subset(b, 61, 0, &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "61 rows", "1 .. 60");
+    /* the public row sampler draws exactly the rows the subset keeps */
+    size_t rows[60];
+    CHECK_OK(effdim_sample_rows(n, m, 0, rows, &e), &e);
+    int same = 1;
+    for (size_t j = 0; j < m; ++j) {
+        same &= first && rows[j] == (size_t)first->X[j * 3];
+        if (j) same &= rows[j] > rows[j - 1];
+    }
+    CHECK(same);
+    CHECK_STATUS(effdim_sample_rows(n, 0, 0, rows, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "0 of 200 rows", "1 to 200");
+    CHECK_STATUS(effdim_sample_rows(10, 11, 0, rows, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "11 of 10 rows");
+    CHECK_STATUS(effdim_sample_rows(10, 5, 0, NULL, &e), EFFDIM_EINVAL, &e);
     effdim_dataset_free(first);
     effdim_dataset_free(b);
     effdim_dataset_free(c);

@@ -1003,7 +1003,7 @@ static void test_compare_alignment(void)
     lp.tol = 1e-12;
     lp.want_vectors = 1;
     lp.seed = 3;
-    if (!op || !CHECK_OK(effdim_lanczos_eigs(op, &lp, lam, NULL, NULL, V, NULL, &err), &err)) {
+    if (!op || !CHECK_OK(effdim_lanczos_eigs(op, &lp, lam, NULL, NULL, NULL, V, NULL, &err), &err)) {
         effdim_operator_free(op);
         return;
     }

@@ -560,7 +560,7 @@ static void lanczos_matches_dsyev_with_exact_and_fd_products(void)
                 lp.seed = 5;
                 double ev[8], res[8];
                 effdim_lanczos_stats stats;
-                effdim_status st = effdim_lanczos_eigs(method ? fd : ex, &lp, ev, NULL, res, NULL,
+                effdim_status st = effdim_lanczos_eigs(method ? fd : ex, &lp, ev, NULL, res, NULL, NULL,
                                                        &stats, &e);
                 CHECK_OK(st, &e);
                 double worst = 0.0, worst_h = 0.0;
@@ -790,7 +790,7 @@ static void linear_least_squares_has_the_closed_form_spectrum_and_neff(void)
                 lp.k = 12;
                 lp.tol = 1e-12;
                 double ev[12];
-                CHECK_OK(effdim_lanczos_eigs(op, &lp, ev, NULL, NULL, NULL, NULL, &e), &e);
+                CHECK_OK(effdim_lanczos_eigs(op, &lp, ev, NULL, NULL, NULL, NULL, NULL, &e), &e);
                 for (size_t i = 0; i < 12; ++i) CHECK_CLOSE(ev[i], want[i], 1e-12);
                 const double zs[] = {1e-3, 0.37, 2.385, 40.0};
                 for (size_t zi = 0; zi < 4; ++zi) {
@@ -954,7 +954,7 @@ static void slq_neff_is_within_one_percent_of_the_dense_value(void)
         lp.k = kd;
         lp.tol = 1e-10;
         lp.want_vectors = 1;
-        if (!CHECK_OK(effdim_lanczos_eigs(o, &lp, ev, NULL, NULL, vec, NULL, &e), &e)) goto next;
+        if (!CHECK_OK(effdim_lanczos_eigs(o, &lp, ev, NULL, NULL, NULL, vec, NULL, &e), &e)) goto next;
         effdim_slq_params sp = effdim_slq_default_params();
         sp.probes = 64;
         sp.steps = 90;
@@ -1019,7 +1019,7 @@ static void slq_flags_a_barely_trained_relu_net(void)
     effdim_lanczos_params lp = effdim_lanczos_default_params();
     lp.k = kd;
     lp.want_vectors = 1;
-    if (!CHECK_OK(effdim_lanczos_eigs(o, &lp, ev, NULL, NULL, vec, NULL, &e), &e)) goto done;
+    if (!CHECK_OK(effdim_lanczos_eigs(o, &lp, ev, NULL, NULL, NULL, vec, NULL, &e), &e)) goto done;
     effdim_slq_params sp = effdim_slq_default_params();
     sp.block = 8;
     if (!CHECK_OK(effdim_slq_run(o, &sp, ev, vec, kd, &slq, &e), &e)) goto done;
@@ -1132,8 +1132,8 @@ static void a_trained_classifier_shows_c_minus_1_outliers(void)
                                      0.0, 0);
         effdim_operator *gg = make_op(&m, theta, ds, NULL, n, EFFDIM_CURV_GGN, EFFDIM_HVP_EXACT,
                                       0.0, 0);
-        if (h && gg && CHECK_OK(effdim_lanczos_eigs(h, &lp, ev, NULL, NULL, NULL, NULL, &e), &e) &&
-            CHECK_OK(effdim_lanczos_eigs(gg, &lp, gev, NULL, NULL, NULL, NULL, &e), &e)) {
+        if (h && gg && CHECK_OK(effdim_lanczos_eigs(h, &lp, ev, NULL, NULL, NULL, NULL, NULL, &e), &e) &&
+            CHECK_OK(effdim_lanczos_eigs(gg, &lp, gev, NULL, NULL, NULL, NULL, NULL, &e), &e)) {
             double gap_h, gap_g;
             size_t oh = count_outliers(ev, k, &gap_h), og = count_outliers(gev, k, &gap_g);
             check_note("C = %2zu, P = %zu: loss %.3f, accuracy %.3f; Hessian %zu outliers (gap "

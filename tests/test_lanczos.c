@@ -301,7 +301,7 @@ static void k_equal_to_n_is_solved_exactly(void)
     p.k = N;
     double v[N * N], res[N];
     effdim_lanczos_stats st;
-    CHECK_OK(effdim_lanczos_eigs(op, &p, w, NULL, res, v, &st, &e), &e);
+    CHECK_OK(effdim_lanczos_eigs(op, &p, w, NULL, res, NULL, v, &st, &e), &e);
     double want[N];
     memcpy(want, lam, sizeof want);
     sort_desc(want, N);
@@ -346,10 +346,10 @@ static void the_same_seed_gives_the_same_run(void)
     double a[K], b[K], c[K], ba[K], bb[K], bc[K];
     effdim_lanczos_stats sa, sb, sc;
     effdim_error e;
-    CHECK_OK(effdim_lanczos_eigs(op, &p, a, ba, NULL, NULL, &sa, &e), &e);
-    CHECK_OK(effdim_lanczos_eigs(op, &p, b, bb, NULL, NULL, &sb, &e), &e);
+    CHECK_OK(effdim_lanczos_eigs(op, &p, a, ba, NULL, NULL, NULL, &sa, &e), &e);
+    CHECK_OK(effdim_lanczos_eigs(op, &p, b, bb, NULL, NULL, NULL, &sb, &e), &e);
     p.seed = 78;
-    CHECK_OK(effdim_lanczos_eigs(op, &p, c, bc, NULL, NULL, &sc, &e), &e);
+    CHECK_OK(effdim_lanczos_eigs(op, &p, c, bc, NULL, NULL, NULL, &sc, &e), &e);
     CHECK(memcmp(a, b, sizeof a) == 0 && memcmp(ba, bb, sizeof ba) == 0 && sa.steps == sb.steps);
     CHECK(memcmp(ba, bc, sizeof ba) != 0); /* another start vector: another path */
     CHECK_VEC_CLOSE(c, a, K, 1e-12);       /* ... to the same eigenvalues */
@@ -432,9 +432,19 @@ static void the_matvec_limit_returns_partial_results(void)
     p.max_matvecs = 45;
     /* the one-call wrapper fills the partial results too */
     double w[K], b[K];
+    unsigned char conv[K];
+    memset(conv, 7, sizeof conv);
     effdim_lanczos_stats s;
-    CHECK_STATUS(effdim_lanczos_eigs(op, &p, w, b, NULL, NULL, &s, &e), EFFDIM_EMAXITER, &e);
+    CHECK_STATUS(effdim_lanczos_eigs(op, &p, w, b, NULL, conv, NULL, &s, &e), EFFDIM_EMAXITER, &e);
     CHECK(w[0] > 3.99 && s.steps == 45);
+    /* converged[] says which pairs met tol: as many as nconv, not all of them here */
+    size_t nc = 0;
+    for (size_t i = 0; i < K; ++i) {
+        CHECK(conv[i] == 0 || conv[i] == 1);
+        nc += conv[i] == 1;
+    }
+    check_note("%zu of %d pairs converged after 45 steps", nc, K);
+    CHECK(nc == s.nconv && nc < K);
     effdim_operator_free(op);
 }
 

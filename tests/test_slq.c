@@ -204,7 +204,7 @@ static void slq_neff_within_one_percent_of_the_exact_value(void)
     lp.tol = 1e-8;
     double dv[KD], *dx = malloc(KD * N * sizeof(double));
     effdim_lanczos_stats ls;
-    CHECK_OK(effdim_lanczos_eigs(op, &lp, dv, NULL, NULL, dx, &ls, &e), &e);
+    CHECK_OK(effdim_lanczos_eigs(op, &lp, dv, NULL, NULL, NULL, dx, &ls, &e), &e);
     effdim_slq_params sp = effdim_slq_default_params();
     sp.probes = 256;
     sp.steps = 80;
@@ -251,7 +251,7 @@ static void seeds_lanczos_unit_test_top_ten_and_neff(void)
     lp.max_matvecs = 100;
     double w[K], *x = malloc(K * N * sizeof(double)), want[K];
     effdim_lanczos_stats ls;
-    CHECK_OK(effdim_lanczos_eigs(op, &lp, w, NULL, NULL, x, &ls, &e), &e);
+    CHECK_OK(effdim_lanczos_eigs(op, &lp, w, NULL, NULL, NULL, x, &ls, &e), &e);
     memcpy(want, lam, sizeof want);
     for (size_t i = 1; i < K; ++i)
         for (size_t j = i; j > 0 && want[j] > want[j - 1]; --j) {
@@ -401,10 +401,10 @@ static void deflating_the_exact_range_of_a_low_rank_operator_is_exact(void)
     lp.k = 4;
     lp.tol = 1e-12;
     double w[R], *x = malloc(R * N * sizeof(double));
-    CHECK_OK(effdim_lanczos_eigs(op, &lp, w, NULL, NULL, x, NULL, &e), &e);
+    CHECK_OK(effdim_lanczos_eigs(op, &lp, w, NULL, NULL, NULL, x, NULL, &e), &e);
     lp.k = 2;
     lp.which = EFFDIM_LANCZOS_SMALLEST;
-    CHECK_OK(effdim_lanczos_eigs(op, &lp, w + 4, NULL, NULL, x + 4 * N, NULL, &e), &e);
+    CHECK_OK(effdim_lanczos_eigs(op, &lp, w + 4, NULL, NULL, NULL, x + 4 * N, NULL, &e), &e);
     CHECK_VEC_CLOSE(w, top, R, 1e-12);
     effdim_slq_params sp = effdim_slq_default_params();
     sp.probes = 4;
@@ -732,7 +732,67 @@ static void bad_arguments_and_failing_operators_are_reported(void)
     effdim_operator_free(op);
 }
 
+/* init / iterate / finish: the same bits as the one-call run, and the
+ * estimate after j blocks is that of a run asked for j blocks of probes. */
+static void slq_step_by_step_equals_the_one_call_run(void)
+{
+    enum { S1 = 10, S2 = 12, SN = S1 * S2 };
+    double lam[SN];
+    hessian_like(lam, SN, 2385);
+    effdim_operator *op = kron_operator(S1, S2, lam, 7);
+    effdim_error e;
+    const double z[2] = {0.01, 1.0};
+    effdim_slq_params sp = effdim_slq_default_params();
+    sp.probes = 10;
+    sp.steps = 30;
+    sp.block = 3;
+    sp.seed = 5;
+    effdim_slq *one = NULL, *six = NULL, *steps = NULL;
+    effdim_slq_workspace *ws = NULL;
+    double a[2], ase[2], b[2], bse[2];
+    effdim_slq_params s6 = sp;
+    s6.probes = 6;
+    CHECK_OK(effdim_slq_run(op, &sp, NULL, NULL, 0, &one, &e), &e);
+    CHECK_OK(effdim_slq_run(op, &s6, NULL, NULL, 0, &six, &e), &e);
+    CHECK_OK(effdim_slq_init(op, &sp, NULL, NULL, 0, &ws, &e), &e);
+    CHECK(effdim_slq_current(ws) == NULL);
+    CHECK_STATUS(effdim_slq_finish(ws, &steps, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "no probe has finished");
+    size_t calls = 0;
+    effdim_status st;
+    while ((st = effdim_slq_iterate(ws, &e)) == EFFDIM_ECONTINUE) {
+        if (++calls == 2) { /* 6 probes done: the same as a run of 6 probes */
+            effdim_slq_info ci;
+            effdim_slq_get_info(effdim_slq_current(ws), &ci);
+            CHECK(ci.probes == 6);
+            CHECK_OK(effdim_slq_neff(effdim_slq_current(ws), z, 2, EFFDIM_NEG_ZERO, a, ase, &e), &e);
+            CHECK_OK(effdim_slq_neff(six, z, 2, EFFDIM_NEG_ZERO, b, bse, &e), &e);
+            CHECK(memcmp(a, b, sizeof a) == 0 && memcmp(ase, bse, sizeof ase) == 0);
+        }
+    }
+    CHECK_OK(st, &e);
+    CHECK(calls == 3); /* 4 blocks: 3, 3, 3, 1 */
+    CHECK_OK(effdim_slq_finish(ws, &steps, &e), &e);
+    CHECK(effdim_slq_current(ws) == NULL);
+    effdim_slq_workspace_free(ws);
+    effdim_slq_info i1, i2;
+    effdim_slq_get_info(one, &i1);
+    effdim_slq_get_info(steps, &i2);
+    CHECK(i1.probes == 10 && i2.probes == 10 && i1.matvecs == i2.matvecs &&
+          i1.lambda_min == i2.lambda_min && i1.lambda_max == i2.lambda_max);
+    CHECK_OK(effdim_slq_neff(one, z, 2, EFFDIM_NEG_ZERO, a, ase, &e), &e);
+    CHECK_OK(effdim_slq_neff(steps, z, 2, EFFDIM_NEG_ZERO, b, bse, &e), &e);
+    CHECK(memcmp(a, b, sizeof a) == 0 && memcmp(ase, bse, sizeof ase) == 0);
+    effdim_slq_free(one);
+    effdim_slq_free(six);
+    effdim_slq_free(steps);
+    effdim_slq_workspace_free(NULL);
+    effdim_operator_free(op);
+}
+
 CHECK_TESTS({"N_eff policies match their closed forms", neff_policies_match_their_closed_forms},
+            {"SLQ step by step equals the one-call run, and a prefix of blocks a shorter run",
+             slq_step_by_step_equals_the_one_call_run},
             {"dense reference recovers a known spectrum", dense_reference_recovers_a_known_spectrum},
             {"Kronecker test operator has its spectrum", kronecker_operator_has_its_spectrum},
             {"SLQ N_eff within 1% of the exact value at z = 1e-3, 1, 10",

@@ -177,8 +177,8 @@ static void make_full(full_spectrum *f)
     f->l1ev[1] = 0.0;
     f->l1ev[2] = -1.0;
     f->l1res[0] = f->l1res[1] = f->l1res[2] = 3e-10;
-    f->layers[0] = (effdim_spectrum_layer){0, 4, 2, f->l0ev, f->l0res, f->l0ne};
-    f->layers[1] = (effdim_spectrum_layer){4, 2, 3, f->l1ev, f->l1res, NULL};
+    f->layers[0] = (effdim_spectrum_layer){0, 4, 2, f->l0ev, f->l0res, f->l0ne, 0};
+    f->layers[1] = (effdim_spectrum_layer){4, 2, 3, f->l1ev, f->l1res, NULL, 0};
     s->n_layers = 2;
     s->layers = f->layers;
     const double dense[6] = {12.5, 3.25, 0.5, 0.0625, -0.03125, -0.125},

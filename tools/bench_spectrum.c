@@ -48,7 +48,6 @@
 #include "effdim/lanczos.h"
 #include "effdim/mlp.h"
 #include "effdim/optim.h"
-#include "internal.h"
 
 #define CMD "bench spectrum"
 #define TORCH_SCRIPT "tools/bench/spectrum_torch.py"
@@ -350,7 +349,7 @@ static effdim_status run_lanczos(const sb_opts *o, effdim_operator *op, results 
     if (!lw) return err->code ? err->code : EFFDIM_ENOMEM;
     cli_progress pr;
     cli_progress_init(&pr);
-    double t0 = effdim_now();
+    double t0 = effdim_progress_clock();
     effdim_status st = effdim_lanczos_init(lw, op, NULL, err);
     while (!st || st == EFFDIM_ECONTINUE) {
         st = effdim_lanczos_iterate(lw, err);
@@ -361,7 +360,7 @@ static effdim_status run_lanczos(const sb_opts *o, effdim_operator *op, results 
         if (st != EFFDIM_ECONTINUE) break;
     }
     cli_progress_done(&pr);
-    r->lanczos_seconds = effdim_now() - t0;
+    r->lanczos_seconds = effdim_progress_clock() - t0;
     r->lanczos_status = st;
     if (st == EFFDIM_OK || st == EFFDIM_EMAXITER) {
         effdim_lanczos_solution sol;

@@ -327,7 +327,7 @@ static int compute_spectrum(cmp_run *R)
     }
     if (!R->o->json) fprintf(stderr, "effdim compare: top %zu Hessian eigenpairs (Lanczos) ...\n", k);
     effdim_lanczos_stats st;
-    effdim_status s = effdim_lanczos_eigs(op, &lp, r->own_eig, r->own_bnd, r->own_res, r->own_vec,
+    effdim_status s = effdim_lanczos_eigs(op, &lp, r->own_eig, r->own_bnd, r->own_res, NULL, r->own_vec,
                                           &st, &err);
     for (size_t i = 0; i < k; ++i) /* lanczos.h's test, with ||T|| ~ |lambda_1| */
         r->own_conv[i] = r->own_bnd[i] <= fmax(lp.tol * fabs(r->own_eig[i]),

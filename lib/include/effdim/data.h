@@ -155,6 +155,14 @@ EFFDIM_API effdim_status effdim_gen_teacher(size_t n, size_t d, size_t hidden, s
 
 /* Keep the first m rows (m <= n). */
 EFFDIM_API effdim_status effdim_dataset_head(effdim_dataset *ds, size_t m, effdim_error *err);
+/* A uniformly random m of the row indices 0..n-1 (1 <= m <= n), ascending,
+ * into rows (m): selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm
+ * S) with GSL's mt19937 seeded by seed, one uniform per row examined. The
+ * same rows as effdim_dataset_random_subset keeps for the same n, m, seed;
+ * `effdim spectrum --subset` runs on them. EINVAL for m = 0, m > n or a NULL
+ * rows. */
+EFFDIM_API effdim_status effdim_sample_rows(size_t n, size_t m, uint64_t seed, size_t *rows,
+                                            effdim_error *err);
 /* Keep a uniformly random m rows (order preserved), seeded. */
 EFFDIM_API effdim_status effdim_dataset_random_subset(effdim_dataset *ds, size_t m, uint64_t seed,
                                                       effdim_error *err);

@@ -180,13 +180,15 @@ EFFDIM_API effdim_status effdim_lanczos_result(const effdim_lanczos_workspace *w
                                                effdim_lanczos_solution *out, effdim_error *err);
 
 /* One call: alloc, init (random start), iterate to the end, copy out, free.
- * eigenvalues (k) descending; bounds, residuals (k) and vectors (k, n) may be
+ * eigenvalues (k) descending; bounds, residuals (k), converged (k: 1 when
+ * the pair met the tolerance, as in the solution) and vectors (k, n) may be
  * NULL; stats may be NULL. Returns EFFDIM_OK, EFFDIM_EMAXITER (outputs filled
  * with the partial results) or an error. */
 EFFDIM_API effdim_status effdim_lanczos_eigs(effdim_operator *op, const effdim_lanczos_params *p,
                                              double *eigenvalues, double *bounds,
-                                             double *residuals, double *vectors,
-                                             effdim_lanczos_stats *stats, effdim_error *err);
+                                             double *residuals, unsigned char *converged,
+                                             double *vectors, effdim_lanczos_stats *stats,
+                                             effdim_error *err);
 
 #ifdef __cplusplus
 }

@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "effdim/progress.h"
 #include "effdim/status.h"
 
 #ifdef __cplusplus
@@ -133,6 +134,13 @@ EFFDIM_API effdim_status effdim_operator_restrict(effdim_operator *A, size_t off
  * symmetric operator); M is returned as computed, not symmetrised. */
 EFFDIM_API effdim_status effdim_operator_to_dense(effdim_operator *op, double *M, double *asymmetry,
                                                   effdim_error *err);
+/* The same, reporting stage "dense" (columns done of n) through progress
+ * after every block (NULL: none); a non-zero answer stops it with
+ * EFFDIM_EMAXITER ("interrupted"), M then incomplete. */
+EFFDIM_API effdim_status effdim_operator_to_dense_progress(effdim_operator *op, double *M,
+                                                           double *asymmetry,
+                                                           const effdim_progress *progress,
+                                                           effdim_error *err);
 
 /* ---- matrices with a known spectrum (tests, demos, benchmarks) ------------- */
 

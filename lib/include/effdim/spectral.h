@@ -99,6 +99,34 @@ EFFDIM_API effdim_status effdim_slq_run(effdim_operator *op, const effdim_slq_pa
                                         size_t kd, effdim_slq **out, effdim_error *err);
 EFFDIM_API void effdim_slq_free(effdim_slq *s);
 
+/* The same run step by step (GSL style), so a caller can show progress after
+ * every block of probes, look at the estimates so far and stop early:
+ *   effdim_slq_workspace *ws;
+ *   effdim_slq_init(op, &p, values, vectors, kd, &ws, &err);
+ *   while ((st = effdim_slq_iterate(ws, &err)) == EFFDIM_ECONTINUE)
+ *       effdim_slq_neff(effdim_slq_current(ws), ...);   estimates of the probes so far
+ *   effdim_slq_finish(ws, &s, &err);                   the result (all probes, or those
+ *   effdim_slq_workspace_free(ws);                     done when the caller stopped)
+ * Probes are drawn and run in the same order as effdim_slq_run, so the first
+ * j blocks give bitwise the same quadratures as a run asked for fewer
+ * probes with the same seed and block. The deflation vectors and the
+ * operator are borrowed until _finish.
+ * _init: the errors of effdim_slq_run's checks. _iterate: one block of
+ * probes (`block` probes, fewer at the end); EFFDIM_ECONTINUE while probes
+ * remain, EFFDIM_OK when all ran, or the operator's error (the run is then
+ * over). _current: the result of the probes finished (info.probes says how
+ * many), owned by the workspace, NULL before the first block. _finish: hands
+ * over that result (EINVAL before the first block or after a failure). */
+typedef struct effdim_slq_workspace effdim_slq_workspace;
+EFFDIM_API effdim_status effdim_slq_init(effdim_operator *op, const effdim_slq_params *p,
+                                         const double *defl_values, const double *defl_vectors,
+                                         size_t kd, effdim_slq_workspace **ws, effdim_error *err);
+EFFDIM_API effdim_status effdim_slq_iterate(effdim_slq_workspace *ws, effdim_error *err);
+EFFDIM_API const effdim_slq *effdim_slq_current(const effdim_slq_workspace *ws);
+EFFDIM_API effdim_status effdim_slq_finish(effdim_slq_workspace *ws, effdim_slq **out,
+                                           effdim_error *err);
+EFFDIM_API void effdim_slq_workspace_free(effdim_slq_workspace *ws);
+
 EFFDIM_API void effdim_slq_get_info(const effdim_slq *s, effdim_slq_info *info);
 
 /* Probe i's quadrature: *count nodes (ascending) and weights (summing to

@@ -35,11 +35,18 @@
  *                              (group attrs offset, size: the block of theta;
  *                               /per_layer/layer{i}/n_eff [m] over the Ritz values)
  *
- * Ownership: effdim_spectrum_load returns a spectrum that owns every array
- * and string; effdim_spectrum_free frees them (NULL-safe). For saving, a
- * caller fills a struct on the stack with pointers to its own arrays (the
- * save never takes ownership) and must not pass that struct to _free.
+ * Ownership, one rule: an effdim_spectrum owns every array and string it
+ * points to. effdim_spectrum_new, effdim_spectrum_load and
+ * effdim_spectrum_compute return one on the heap; effdim_spectrum_free
+ * frees it and everything it points to (NULL-safe). effdim_spectrum_save
+ * and effdim_spectrum_check only read. (A caller may still describe its own
+ * arrays in a zeroed struct on the stack, effdim_spectrum_init, to save
+ * them; such a struct is a view and is never passed to _free.)
  * Saving is atomic (temporary file beside the target, fsync, rename).
+ *
+ * The spectrum job (effdim_spectrum_compute, below) is what `effdim
+ * spectrum` runs: a C program calling it with effdim_spectrum_default_params()
+ * on the same checkpoint and data gets bitwise the command's numbers.
  */
 #ifndef EFFDIM_SPECTRUM_H
 #define EFFDIM_SPECTRUM_H
@@ -47,6 +54,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "effdim/data.h"
+#include "effdim/hvp.h"
+#include "effdim/lanczos.h"
+#include "effdim/mlp.h"
+#include "effdim/neff.h"
+#include "effdim/progress.h"
 #include "effdim/status.h"
 
 #ifdef __cplusplus
@@ -65,6 +78,7 @@ typedef struct effdim_spectrum_layer {
     double *eigenvalues;   /* (k) descending */
     double *residuals;     /* (k) */
     double *n_eff;         /* (m of the file's z) Ritz-sum N_eff of this block, or NULL */
+    size_t nconv;          /* pairs that met tol (the job fills it; not in the file) */
 } effdim_spectrum_layer;
 
 typedef struct effdim_spectrum {
@@ -131,10 +145,25 @@ typedef struct effdim_spectrum {
     /* /per_layer */
     size_t n_layers;                   /* 0: none */
     effdim_spectrum_layer *layers;     /* (n_layers) */
+
+    /* Details of the run: filled by effdim_spectrum_compute for the summary,
+       not stored in the file (zero after _load). */
+    int random_subset;                 /* the loss ran over params.subset random rows */
+    double lanczos_seconds;            /* wall time of the main Lanczos run */
+    unsigned *slq_flags;               /* (m) effdim_slq_neff_flag per z, or NULL */
+    double slq_lambda_min;             /* smallest Ritz value seen (SLQ nodes, Lanczos pairs) */
+    double slq_gap0;                   /* effdim_slq_info.gap0 */
+    uint64_t slq_half_steps;           /* steps of the comparison quadrature */
+    uint64_t slq_matvecs;              /* products of the SLQ */
+    uint64_t dense_matvecs;            /* products of the dense build */
+    double dense_seconds;              /* its wall time, eigenvalues and N_eff included */
 } effdim_spectrum;
 
-/* A zeroed spectrum (all optional parts absent). */
+/* Zero a spectrum (all optional parts absent). */
 EFFDIM_API void effdim_spectrum_init(effdim_spectrum *s);
+/* A zeroed spectrum on the heap (free with effdim_spectrum_free); NULL and
+ * ENOMEM when out of memory. */
+EFFDIM_API effdim_spectrum *effdim_spectrum_new(effdim_error *err);
 
 /* Check the invariants the file promises (lengths set, eigenvalues
  * descending, finite values where required, n_eff_slq_se only with
@@ -153,8 +182,89 @@ EFFDIM_API effdim_status effdim_spectrum_save(const effdim_spectrum *s, const ch
 EFFDIM_API effdim_status effdim_spectrum_load(const char *path, effdim_spectrum **out,
                                               effdim_error *err);
 
-/* Frees a spectrum from effdim_spectrum_load and everything it owns. */
+/* Frees a spectrum (from _new, _load or _compute) and everything it owns. */
 EFFDIM_API void effdim_spectrum_free(effdim_spectrum *s);
+
+/* ---- the spectrum job ------------------------------------------------------
+
+   effdim_spectrum_compute runs, on the curvature operator of a network at
+   theta over a data set (lib/hvp.c):
+     1. thick-restart Lanczos for the k extreme eigenpairs (effdim/lanczos.h),
+        progress stage "lanczos";
+     2. N_eff(z) over the Ritz values (effdim/neff.h);
+     3. with probes > 0: SLQ over the whole spectrum with the converged
+        pairs deflated (effdim/spectral.h), N_eff with its SE and the
+        quadrature-bias diagnostic, the reliability flags and warning,
+        optionally the density; stage "slq" (probes done of probes, the
+        current N_eff +- SE); then the Hutch++ trace, stage "trace";
+     4. with dense: every eigenvalue of the dense operator (P products,
+        stage "dense") and N_eff over them;
+     5. with per_layer: the top eigenpairs of each layer's block, stage
+        "layer".
+   The probes of the SLQ run `block` at a time through one block apply,
+   block = slq_mem_budget / ((slq_steps + 1) P 8 bytes), clamped to 1..8 and
+   to the probes (the results do not depend on it). */
+
+typedef struct effdim_spectrum_params {
+    /* the operator (effdim/hvp.h) */
+    effdim_curvature op;         /* default EFFDIM_CURV_HESSIAN */
+    effdim_hvp_method hvp;       /* default EFFDIM_HVP_FD; the GGN is always exact */
+    double prior;                /* delta * I added (default 0) */
+    size_t chunk;                /* rows per pass; 0 = the MLP default (512) */
+    int cache;                   /* exact/GGN: keep the forward pass (default 1; bitwise
+                                    the same products) */
+    size_t subset;               /* 0: every row; else this many random rows
+                                    (effdim_sample_rows with seed) */
+    /* Lanczos */
+    size_t k;                    /* eigenpairs (default 20; clamped to P) */
+    effdim_lanczos_which which;  /* default EFFDIM_LANCZOS_LARGEST */
+    double tol;                  /* relative residual tolerance (default 1e-8) */
+    size_t basis;                /* basis size m; 0 = 2k + 60 (clamped to P) */
+    size_t max_matvecs;          /* iteration products (default 5000) */
+    uint64_t seed;               /* start vector, probes, trace, subset (default 0) */
+    int save_vectors;            /* keep the Ritz vectors in the result (default 0) */
+    /* N_eff */
+    const double *z;             /* (nz) z > 0, borrowed during the call (default 1, 10, 100) */
+    size_t nz;
+    effdim_neg_policy neg;       /* default EFFDIM_NEG_ZERO */
+    /* the whole spectrum */
+    size_t probes;               /* SLQ probes and the trace's products (default 30; 0 skips
+                                    both; 1 runs 2 probes) */
+    size_t slq_steps;            /* Lanczos steps per probe (default effdim_slq_default_params) */
+    size_t slq_mem_budget;       /* bytes for the probe bases run together (default 256 MiB) */
+    int density;                 /* also the density on density_points (default 0) */
+    size_t density_points;       /* default 400 */
+    /* the exact spectrum and the layers */
+    int dense;                   /* default 0 */
+    size_t dense_limit;          /* the largest P dense accepts unless force (default 5000) */
+    int force;                   /* default 0 */
+    int per_layer;               /* default 0 */
+    /* provenance recorded in the result (borrowed during the call) */
+    const char *checkpoint;      /* path: recorded, and its SHA-256 computed; NULL: none */
+    const char *data_spec;       /* NULL: the data set's own spec */
+    effdim_progress progress;    /* default {NULL, NULL} */
+} effdim_spectrum_params;
+
+EFFDIM_API effdim_spectrum_params effdim_spectrum_default_params(void);
+
+/* EINVAL naming the field when p is unusable for a model of n_params
+ * parameters: k = 0, tol outside (0, 1), z missing or not > 0, slq_steps <
+ * 2, dense above dense_limit without force (the message gives P, the memory
+ * and the products it would take). effdim_spectrum_compute checks the same
+ * before any product. */
+EFFDIM_API effdim_status effdim_spectrum_check_params(const effdim_spectrum_params *p,
+                                                      size_t n_params, effdim_error *err);
+
+/* The job above for network m at theta (m->n_params) over ds (rows used:
+ * all, or params.subset random ones). On success *out owns the result (free
+ * with effdim_spectrum_free) ready for effdim_spectrum_save; fewer than k
+ * converged pairs is a success (see nconv). Errors: those of
+ * effdim_spectrum_check_params, the data check (effdim_mlp_check_data), the
+ * operator and the solvers; *out is then NULL. */
+EFFDIM_API effdim_status effdim_spectrum_compute(const effdim_mlp *m, const double *theta,
+                                                 const effdim_dataset *ds,
+                                                 const effdim_spectrum_params *p,
+                                                 effdim_spectrum **out, effdim_error *err);
 
 /* SHA-256 (FIPS 180-4) of a file as 64 lower-case hex digits into hex (65
  * bytes); EIO naming the path if it cannot be read. */

@@ -1,0 +1,220 @@
+/* tests/test_spectrum_job.c: the spectrum job (effdim_spectrum_compute) is
+ * what `effdim spectrum` runs.
+ *
+ * The oracle is the command itself: a small tanh network is trained with
+ * `effdim train`, `effdim spectrum` writes its file with every default, and
+ * the job called from the public API with effdim_spectrum_default_params()
+ * must give bitwise the same eigenvalues, residuals, Ritz and SLQ N_eff (with
+ * SE and bias) and trace. The example program docs/examples/spectrum_example.c
+ * (built against the public shared library) must write a file whose every
+ * dataset and attribute equals the command's, but for seconds and created.
+ * Bad parameters are refused before any product. The programs come from the
+ * environment (EFFDIM, EFFDIM_SPECTRUM_EXAMPLE; tests/meson.build sets both).
+ */
+#include <stdio.h>
+#include <sys/wait.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "effdim/checkpoint.h"
+#include "effdim/data.h"
+#include "effdim/mlp.h"
+#include "effdim/spectrum.h"
+
+#define DATA "spirals:n=160,seed=4"
+
+/* run a shell command line; its exit status */
+static int sh(const char *cmd)
+{
+    int rc = system(cmd);
+    return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+
+/* the checkpoint and the command's file, made once */
+static const char *model_path(void)
+{
+    static int made = 0;
+    static char path[1024];
+    if (!made) {
+        made = 1;
+        const char *exe = getenv("EFFDIM");
+        snprintf(path, sizeof path, "%s", check_tmpfile("model.h5"));
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd,
+                 "%s train --data " DATA " --arch 2,10,10,2 --act tanh --opt adam --lr 0.01 "
+                 "--batch 40 --epochs 15 --seed 2 --threads 1 -o %s >/dev/null 2>&1",
+                 exe ? exe : "false", path);
+        if (!exe || sh(cmd) != 0) path[0] = '\0';
+    }
+    return path[0] ? path : NULL;
+}
+
+static const char *command_file(void)
+{
+    static int made = 0;
+    static char path[1024];
+    if (!made) {
+        made = 1;
+        const char *exe = getenv("EFFDIM"), *model = model_path();
+        snprintf(path, sizeof path, "%s", check_tmpfile("command.h5"));
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "%s spectrum %s -o %s --threads 1 >/dev/null 2>&1",
+                 exe ? exe : "false", model ? model : "", path);
+        int rc = exe && model ? sh(cmd) : -1;
+        if (rc != 0 && rc != 3) path[0] = '\0'; /* 3: fewer than k converged, file written */
+    }
+    return path[0] ? path : NULL;
+}
+
+static int same_bits(const double *a, const double *b, size_t n)
+{
+    return (!a && !b) || (a && b && memcmp(a, b, n * sizeof *a) == 0);
+}
+
+static void job_with_defaults_reproduces_the_command_bitwise(void)
+{
+    const char *model = model_path(), *file = command_file();
+    if (!CHECK(model && file)) return;
+    effdim_error e;
+    effdim_checkpoint *ck = NULL;
+    effdim_dataset *ds = NULL;
+    effdim_spectrum *s = NULL, *c = NULL;
+    effdim_set_num_threads(1);
+    if (!CHECK_OK(effdim_checkpoint_load(model, &ck, &e), &e)) return;
+    if (CHECK_OK(effdim_dataset_from_spec(DATA, &ds, &e), &e) &&
+        CHECK_OK(effdim_spectrum_load(file, &c, &e), &e)) {
+        effdim_spectrum_params p = effdim_spectrum_default_params();
+        p.checkpoint = model;
+        p.data_spec = DATA;
+        if (CHECK_OK(effdim_spectrum_compute(&ck->mlp, ck->theta, ds, &p, &s, &e), &e)) {
+            CHECK(s->k == 20 && c->k == 20 && s->m == 3 && c->m == 3);
+            CHECK(same_bits(s->eigenvalues, c->eigenvalues, 20));
+            CHECK(same_bits(s->residuals, c->residuals, 20));
+            CHECK(same_bits(s->z, c->z, 3));
+            CHECK(same_bits(s->n_eff, c->n_eff, 3));
+            CHECK(s->n_eff_slq && c->n_eff_slq);
+            CHECK(same_bits(s->n_eff_slq, c->n_eff_slq, 3));
+            CHECK(same_bits(s->n_eff_slq_se, c->n_eff_slq_se, 3));
+            CHECK(same_bits(s->n_eff_slq_bias, c->n_eff_slq_bias, 3));
+            CHECK(s->slq_probes == 30 && c->slq_probes == 30 && s->slq_steps == c->slq_steps);
+            CHECK(s->has_trace && c->has_trace && same_bits(&s->trace, &c->trace, 1) &&
+                  same_bits(&s->trace_se, &c->trace_se, 1));
+            CHECK(s->matvecs == c->matvecs && s->lanczos_matvecs == c->lanczos_matvecs);
+            CHECK(strcmp(s->checkpoint_sha256, c->checkpoint_sha256) == 0);
+            check_note("N_eff(1) Ritz %.10g, SLQ %.10g +- %.2g; %llu matvecs", s->n_eff[0],
+                       s->n_eff_slq[0], s->n_eff_slq_se[0], (unsigned long long)s->matvecs);
+        }
+    }
+    effdim_spectrum_free(s);
+    effdim_spectrum_free(c);
+    effdim_dataset_free(ds);
+    effdim_checkpoint_free(ck);
+}
+
+#define SAME_ARRAY(f, n) CHECK(same_bits(a->f, b->f, (n)))
+
+static void the_example_program_writes_the_commands_file(void)
+{
+    const char *model = model_path(), *file = command_file(), *ex = getenv("EFFDIM_SPECTRUM_EXAMPLE");
+    if (!CHECK(model && file && ex)) return;
+    const char *out = check_tmpfile("example.h5");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "OPENBLAS_NUM_THREADS=1 %s %s %s >/dev/null", ex, model, out);
+    if (!CHECK(sh(cmd) == 0)) return;
+    effdim_error e;
+    effdim_spectrum *a = NULL, *b = NULL;
+    if (CHECK_OK(effdim_spectrum_load(file, &a, &e), &e) &&
+        CHECK_OK(effdim_spectrum_load(out, &b, &e), &e)) {
+        CHECK(a->k == b->k && a->m == b->m && a->n_params == b->n_params && a->n == b->n);
+        CHECK(strcmp(a->checkpoint, b->checkpoint) == 0 && strcmp(a->data_spec, b->data_spec) == 0);
+        CHECK(strcmp(a->checkpoint_sha256, b->checkpoint_sha256) == 0);
+        CHECK(strcmp(a->op, b->op) == 0 && strcmp(a->hvp_method, b->hvp_method) == 0 &&
+              strcmp(a->loss, b->loss) == 0 && strcmp(a->reduction, b->reduction) == 0 &&
+              strcmp(a->which, b->which) == 0 && strcmp(a->neg_policy, b->neg_policy) == 0);
+        CHECK(same_bits(&a->scale, &b->scale, 1) && same_bits(&a->fd_eps, &b->fd_eps, 1) &&
+              same_bits(&a->tol, &b->tol, 1) && same_bits(&a->prior, &b->prior, 1));
+        CHECK(a->seed == b->seed && a->steps == b->steps && a->matvecs == b->matvecs &&
+              a->lanczos_matvecs == b->lanczos_matvecs && a->restarts == b->restarts &&
+              a->nconv == b->nconv);
+        if (a->k == b->k && a->m == b->m) {
+            SAME_ARRAY(eigenvalues, a->k);
+            SAME_ARRAY(residuals, a->k);
+            SAME_ARRAY(residual_bounds, a->k);
+            CHECK(memcmp(a->converged, b->converged, a->k) == 0);
+            SAME_ARRAY(z, a->m);
+            SAME_ARRAY(n_eff, a->m);
+            SAME_ARRAY(n_eff_slq, a->m);
+            SAME_ARRAY(n_eff_slq_se, a->m);
+            SAME_ARRAY(n_eff_slq_bias, a->m);
+        }
+        CHECK(a->slq_probes == b->slq_probes && a->slq_steps == b->slq_steps &&
+              a->slq_deflated == b->slq_deflated);
+        CHECK(a->has_trace == b->has_trace && same_bits(&a->trace, &b->trace, 1) &&
+              same_bits(&a->trace_se, &b->trace_se, 1) && a->trace_matvecs == b->trace_matvecs);
+        CHECK((!a->slq_warning && !b->slq_warning) ||
+              (a->slq_warning && b->slq_warning && !strcmp(a->slq_warning, b->slq_warning)));
+        CHECK(!a->dense_eigenvalues && !b->dense_eigenvalues && !a->n_grid && !b->n_grid &&
+              !a->n_layers && !b->n_layers && !a->eigenvectors && !b->eigenvectors);
+    }
+    effdim_spectrum_free(a);
+    effdim_spectrum_free(b);
+}
+
+static void bad_parameters_are_refused_before_any_product(void)
+{
+    effdim_error e;
+    effdim_spectrum_params p = effdim_spectrum_default_params();
+    CHECK(p.k == 20 && p.nz == 3 && p.z[0] == 1.0 && p.z[1] == 10.0 && p.z[2] == 100.0 &&
+          p.tol == 1e-8 && p.probes == 30 && p.max_matvecs == 5000 && p.dense_limit == 5000 &&
+          p.slq_mem_budget == (size_t)256 << 20 && p.cache == 1);
+    CHECK_OK(effdim_spectrum_check_params(&p, 218, &e), &e);
+    p.k = 0;
+    CHECK_STATUS(effdim_spectrum_check_params(&p, 218, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "k = 0");
+    p = effdim_spectrum_default_params();
+    double z[2] = {0.5, -1.0};
+    p.z = z;
+    p.nz = 2;
+    CHECK_STATUS(effdim_spectrum_check_params(&p, 218, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "z[1] = -1");
+    p = effdim_spectrum_default_params();
+    p.tol = 1.5;
+    CHECK_STATUS(effdim_spectrum_check_params(&p, 218, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "tol = 1.5");
+    p = effdim_spectrum_default_params();
+    p.dense = 1;
+    p.dense_limit = 100;
+    CHECK_STATUS(effdim_spectrum_check_params(&p, 218, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "P = 218", "limit 100", "--force");
+    p.force = 1;
+    CHECK_OK(effdim_spectrum_check_params(&p, 218, &e), &e);
+
+    /* the job itself refuses them too, and a data set that does not fit */
+    size_t sizes[3] = {2, 3, 2};
+    effdim_activation act[2] = {EFFDIM_ACT_TANH, EFFDIM_ACT_IDENTITY};
+    effdim_mlp m;
+    effdim_dataset *ds = NULL;
+    effdim_spectrum *s = (effdim_spectrum *)&e; /* must be reset to NULL */
+    if (!CHECK_OK(effdim_mlp_init(&m, 2, sizes, act, EFFDIM_LOSS_CROSS_ENTROPY, EFFDIM_REDUCTION_MEAN, &e), &e)) return;
+    double theta[17] = {0.3, -0.2, 0.5, 0.1, -0.4, 0.25, 0.05, -0.1, 0.2,
+                        0.7, -0.3, 0.15, -0.6, 0.45, 0.35, 0.0, -0.05};
+    if (!CHECK(m.n_params == 17)) return;
+    if (!CHECK_OK(effdim_dataset_alloc(5, 3, 2, EFFDIM_TARGET_LABELS, &ds, &e), &e)) return;
+    p = effdim_spectrum_default_params();
+    p.k = 0;
+    CHECK_STATUS(effdim_spectrum_compute(&m, theta, ds, &p, &s, &e), EFFDIM_EINVAL, &e);
+    CHECK(s == NULL);
+    p.k = 3;
+    CHECK_STATUS(effdim_spectrum_compute(&m, theta, ds, &p, &s, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "3 input features", "is 2");
+    CHECK(s == NULL);
+    effdim_dataset_free(ds);
+}
+
+CHECK_TESTS({"the job with default parameters reproduces `effdim spectrum` bitwise",
+             job_with_defaults_reproduces_the_command_bitwise},
+            {"the example program writes the command's file (datasets and attributes)",
+             the_example_program_writes_the_commands_file},
+            {"bad parameters are refused before any product",
+             bad_parameters_are_refused_before_any_product})
