@@ -113,6 +113,23 @@ else
     fail "inspect lists the attributes and data sets of an effdim format it does not know" "$(cat other.txt)"
 fi
 
+# SIGINT stops after the current step, saves what is done (exit 3) and --init continues it
+"$EFFDIM" train --data "spirals:n=20000,seed=3" --arch 2,32,2 --batch 16 --epochs 400 \
+    --threads 1 -o stopped.h5 2>stopped.log &
+pid=$!
+sleep 1
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 3 ] && grep -q 'interrupted after' stopped.log && grep -q 'saved stopped.h5' stopped.log &&
+    "$EFFDIM" train --init stopped.h5 --epochs 1 -o continued.h5 2>/dev/null &&
+    "$EFFDIM" inspect continued.h5 | grep -q 'training '; then
+    ok "SIGINT stops training, saves the checkpoint so far (exit 3) and --init continues it"
+else
+    fail "SIGINT stops training, saves the checkpoint so far (exit 3) and --init continues it" \
+        "exit $rc" "$(cat stopped.log)"
+fi
+
 if "$EFFDIM" train --help | grep -q -- '--arch' && "$EFFDIM" inspect --help | grep -q -- '--json'; then
     ok "train --help and inspect --help exit 0 and describe the options"
 else

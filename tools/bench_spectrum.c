@@ -48,6 +48,7 @@
 #include "effdim/lanczos.h"
 #include "effdim/mlp.h"
 #include "effdim/optim.h"
+#include "effdim/train.h"
 
 #define CMD "bench spectrum"
 #define TORCH_SCRIPT "tools/bench/spectrum_torch.py"
@@ -219,33 +220,16 @@ static effdim_status train_model(model *md, const effdim_dataset *ds, size_t epo
              epochs ? "PyTorch init (seed 1), then %zu epoch(s) of Adam lr 1e-3 batch 128 (seed 1)"
                     : "PyTorch init (seed 1), untrained (%zu epochs)", epochs);
     if (!epochs) return EFFDIM_OK;
-    effdim_optim_params p = effdim_optim_default_params(EFFDIM_OPTIM_ADAM);
-    effdim_optim *opt = NULL;
-    size_t *perm = malloc(ds->n * sizeof *perm);
-    double *grad = malloc(md->m.n_params * sizeof *grad);
-    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&md->m, 128, err);
-    st = EFFDIM_ENOMEM;
-    if (!perm || !grad || !rng || !ws) goto done;
-    st = effdim_optim_alloc(EFFDIM_OPTIM_ADAM, &p, md->m.n_params, &opt, err);
-    if (st) goto done;
-    gsl_rng_set(rng, 1);
-    for (size_t i = 0; i < ds->n; ++i) perm[i] = i;
-    for (size_t e = 0; e < epochs && !st; ++e) {
-        gsl_ran_shuffle(rng, perm, ds->n, sizeof *perm);
-        for (size_t at = 0; at < ds->n && !st; at += 128) {
-            size_t len = ds->n - at < 128 ? ds->n - at : 128;
-            st = effdim_mlp_loss_grad(&md->m, md->theta, ds, perm + at, len, NULL, grad, ws, err);
-            if (!st) st = effdim_optim_step(opt, md->theta, grad, p.lr, err);
-        }
-    }
-done:
-    if (st == EFFDIM_ENOMEM && !err->msg[0]) effdim_error_set(err, st, "out of memory for training");
-    effdim_optim_free(opt);
-    effdim_mlp_ws_free(ws);
-    if (rng) gsl_rng_free(rng);
-    free(perm);
-    free(grad);
+    /* the library's training job: Adam at its defaults, batch 128, seed 1 */
+    effdim_train_params p = effdim_train_default_params();
+    p.epochs = epochs;
+    p.chunk = 128;
+    p.evaluate = 0;
+    effdim_checkpoint *c = NULL;
+    st = effdim_checkpoint_alloc(&md->m, md->theta, &c, err);
+    if (!st) st = effdim_train_run(&p, c, ds, NULL, NULL, err);
+    if (!st) memcpy(md->theta, c->theta, md->m.n_params * sizeof(double));
+    effdim_checkpoint_free(c);
     return st;
 }
 

@@ -1,8 +1,8 @@
 /* tools/bench_train.c: `effdim bench train`, training throughput against PyTorch.
  *
- * Times the training step of `effdim train` (the same calls: minibatch loss
- * and gradient by effdim_mlp_loss_grad over shuffled row indices, the
- * learning rate from the schedule, effdim_optim_step) for 784-300-100-10
+ * Times the training step of `effdim train` (the library's training job,
+ * effdim_trainer_step: minibatch loss and gradient over the epoch's
+ * permutation, the scheduled learning rate, the optimiser step) for 784-300-100-10
  * with relu hidden layers, softmax cross-entropy (mean), Adam (lr 1e-3),
  * batch 128 on Fashion-MNIST's 60,000 training images, float64, 2 OpenBLAS
  * threads, and reports steps per second. In the same run it measures
@@ -19,8 +19,6 @@
  * the same, deltas 2 b sum_{l>=1} out_l in_l: 144.2 MFLOP for b = 128.
  */
 #include <getopt.h>
-#include <gsl/gsl_randist.h>
-#include <gsl/gsl_rng.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +29,7 @@
 #include "effdim/data.h"
 #include "effdim/mlp.h"
 #include "effdim/optim.h"
+#include "effdim/train.h"
 
 #define CMD "bench train"
 #define TORCH_SCRIPT "tools/bench/train_torch.py"
@@ -44,17 +43,11 @@ typedef struct train_bench_opts {
 
 /* The state of the timed training loop. */
 typedef struct step_ctx {
-    const effdim_mlp *m;
     const effdim_dataset *ds;
-    double *theta, *grad;   /* (P) each */
-    size_t *perm;           /* (n) shuffled rows */
-    size_t batch, next;     /* next batch start in perm */
-    effdim_optim *opt;
-    effdim_schedule sched;
-    effdim_mlp_ws *ws;
-    gsl_rng *rng;
+    effdim_checkpoint *ckpt; /* the network and theta */
+    effdim_trainer *trainer;
+    size_t batch;
     double loss;
-    size_t steps;
     effdim_error err;
 } step_ctx;
 
@@ -104,24 +97,11 @@ static int parse_opts(int argc, char **argv, train_bench_opts *o)
     return rc ? rc : bench_check_operands(CMD, argc, argv, &o->b);
 }
 
-/* One training step, exactly as effdim train's inner loop. */
+/* One training step, exactly as effdim train's inner loop (no evaluation). */
 static int train_step(void *p)
 {
     step_ctx *s = p;
-    size_t n = s->ds->n;
-    if (s->next >= n) { /* a new epoch: reshuffle */
-        gsl_ran_shuffle(s->rng, s->perm, n, sizeof *s->perm);
-        s->next = 0;
-    }
-    size_t len = s->next + s->batch <= n ? s->batch : n - s->next;
-    if (effdim_mlp_loss_grad(s->m, s->theta, s->ds, s->perm + s->next, len, &s->loss, s->grad,
-                             s->ws, &s->err))
-        return 1;
-    double lr = effdim_schedule_lr(&s->sched, s->opt->t + 1);
-    if (effdim_optim_step(s->opt, s->theta, s->grad, lr, &s->err)) return 1;
-    s->next += len;
-    ++s->steps;
-    return 0;
+    return effdim_trainer_step(s->trainer, &s->loss, &s->err) != EFFDIM_OK;
 }
 
 /* train_torch.py on the same data, network and optimiser; its JSON summary. */
@@ -141,7 +121,7 @@ static void print_text(const train_bench_opts *o, const char *arch, const char *
     double sps = 1.0 / t->best, sps_med = 1.0 / t->median;
     bench_print_header("train", o->b.threads);
     printf("network   %s (relu hidden, cross_entropy mean), %zu parameters, %s, batch %zu\n",
-           arch, m->n_params, effdim_optim_kind_name(s->opt->kind), o->batch);
+           arch, m->n_params, effdim_optim_kind_name(effdim_trainer_optim(s->trainer)->kind), o->batch);
     printf("data      %s: %zu x %zu\n", what, s->ds->n, s->ds->d);
     printf("effdim    %.1f steps/s (median %.1f) over %zu samples of %zu steps; %.2f GFLOP/s\n",
            sps, sps_med, t->repeat, t->inner, flops * sps * 1e-9);
@@ -169,7 +149,7 @@ static cJSON *summary_json(const train_bench_opts *o, const char *arch, const ch
 {
     cJSON *j = bench_json_head("train", o->b.threads, what, arch);
     cJSON_AddNumberToObject(j, "params", (double)m->n_params);
-    cJSON_AddStringToObject(j, "optimizer", effdim_optim_kind_name(s->opt->kind));
+    cJSON_AddStringToObject(j, "optimizer", effdim_optim_kind_name(effdim_trainer_optim(s->trainer)->kind));
     cJSON_AddNumberToObject(j, "batch", (double)o->batch);
     cJSON_AddNumberToObject(j, "flops_per_step", flops);
     cJSON_AddNumberToObject(j, "repeat", (double)t->repeat);
@@ -212,25 +192,21 @@ int bench_train(int argc, char **argv)
         cli_fail(CMD, &err);
         goto done;
     }
-    effdim_optim_params p = effdim_optim_default_params(kind);
-    s.m = &m;
+    effdim_train_params p = effdim_train_default_params();
+    p.optimizer = kind;
+    p.optim = effdim_optim_default_params(kind);
+    p.batch = o.batch;
+    p.seed = 1;
+    p.evaluate = 0; /* steps only: the epoch's end appends NaN metrics */
+    p.epochs = 0;
     s.ds = ds;
     s.batch = o.batch < ds->n ? o.batch : ds->n;
-    s.next = ds->n; /* shuffle before the first step */
-    s.theta = malloc(m.n_params * sizeof *s.theta);
-    s.grad = malloc(m.n_params * sizeof *s.grad);
-    s.perm = malloc(ds->n * sizeof *s.perm);
-    s.rng = gsl_rng_alloc(gsl_rng_mt19937);
-    s.sched = effdim_schedule_constant(p.lr);
-    s.ws = effdim_mlp_ws_alloc(&m, s.batch < 4096 ? s.batch : 4096, &err);
-    if (!s.theta || !s.grad || !s.perm || !s.rng || !s.ws ||
-        effdim_optim_alloc(kind, &p, m.n_params, &s.opt, &err) ||
-        effdim_mlp_init_params(&m, s.theta, EFFDIM_INIT_TORCH, 1, &err)) {
+    if (effdim_checkpoint_alloc(&m, NULL, &s.ckpt, &err) ||
+        effdim_mlp_init_params(&m, s.ckpt->theta, EFFDIM_INIT_TORCH, 1, &err) ||
+        effdim_trainer_alloc(&p, s.ckpt, ds, NULL, &s.trainer, &err)) {
         cli_fail(CMD, &err);
         goto done;
     }
-    for (size_t i = 0; i < ds->n; ++i) s.perm[i] = i;
-    gsl_rng_set(s.rng, 1);
 
     /* the step interleaved with two dgemm references: the step's largest
      * product (b x 784)(784 x 300)^T and a square 2048^3 product */
@@ -258,12 +234,8 @@ int bench_train(int argc, char **argv)
     rc = CLI_EXIT_OK;
 done:
     for (size_t i = 0; i < 2; ++i) bench_gemm_free(&shapes[i]);
-    effdim_optim_free(s.opt);
-    effdim_mlp_ws_free(s.ws);
-    if (s.rng) gsl_rng_free(s.rng);
-    free(s.theta);
-    free(s.grad);
-    free(s.perm);
+    effdim_trainer_free(s.trainer);
+    effdim_checkpoint_free(s.ckpt);
     effdim_dataset_free(ds);
     return rc;
 }

@@ -3,15 +3,9 @@
  *   effdim train --data SPEC [--test SPEC] --arch 784,300,100,10 --act relu
  *                --opt adam --lr 1e-3 --batch 128 --epochs 20 --seed 1 -o model.h5
  *
- * Algorithm (PyTorch's usual loop, DataLoader(shuffle=True, drop_last=False)):
- * for each epoch e, a permutation of the n training rows drawn from a GSL
- * mt19937 seeded with a hash of (seed, e); consecutive slices of `batch`
- * rows (the last one may be shorter) are minibatches; for each, the loss
- * (the model's reduction over the batch: mean by default) and its gradient
- * (effdim_mlp_loss_grad), then one optimiser step (effdim_optim_step) with
- * the scheduled learning rate for that step. At the end of each epoch the
- * model is evaluated on the whole training set and on --test, and these
- * numbers are recorded in the checkpoint's /training metrics.
+ * Parse the options, build the network (or load --init), call the library's
+ * training job (effdim_train_run, effdim/train.h: the epoch permutations, the
+ * minibatch steps, the per-epoch evaluation), print, save.
  *
  * Decisions:
  * - --arch lists every width, input and output included; the first must
@@ -28,14 +22,16 @@
  * - Determinism: the same arguments and thread count give bitwise the same
  *   parameters and optimiser state (the only randomness is seeded; the BLAS
  *   partitions work by the thread count).
+ * - SIGINT/SIGTERM stop the job after the current step; the checkpoint is
+ *   saved with what is done (its /training epochs and epoch_rows say how
+ *   far it got), and --init on it continues bitwise.
  * Exit status: 0 trained and saved, 1 runtime failure (data, files,
- * divergence), 2 bad usage. Nothing is written under -o unless training
- * finished or a --save-every checkpoint was due; every save is atomic.
+ * divergence), 2 bad usage, 3 interrupted (saved). Nothing is written under
+ * -o unless training finished, was interrupted or a --save-every checkpoint
+ * was due; every save is atomic.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <gsl/gsl_randist.h>
-#include <gsl/gsl_rng.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
@@ -48,7 +44,7 @@
 #include "effdim/data.h"
 #include "effdim/mlp.h"
 #include "effdim/optim.h"
-#include "internal.h"
+#include "effdim/train.h"
 
 #define CMD "train"
 
@@ -109,7 +105,9 @@ static void usage(FILE *f)
             "  -o, --output FILE    the checkpoint to write (atomically)\n"
             "  --json               print a JSON summary on stdout at the end\n"
             "  -h, --help           this help\n\n"
-            "The same arguments and thread count give bitwise the same checkpoint.\n");
+            "The same arguments and thread count give bitwise the same checkpoint. Ctrl-C\n"
+            "(SIGINT) or SIGTERM stops after the current step and saves what is done (exit\n"
+            "status 3); --init on that file continues exactly where it stopped.\n");
 }
 
 /* ======================================================================
@@ -231,10 +229,11 @@ static void join_command(train_opts *o, int argc, char **argv)
 /* 0 when the options parse and agree; else the exit code (message printed). */
 static int parse_args(train_opts *o, int argc, char **argv)
 {
+    const effdim_train_params def = effdim_train_default_params();
     memset(o, 0, sizeof *o);
-    o->batch = 128;
-    o->epochs = 20;
-    o->seed = 1;
+    o->batch = def.batch;
+    o->epochs = def.epochs;
+    o->seed = def.seed;
     o->threads = 2;
     join_command(o, argc, argv);
     int rc = cli_getopt_loop(CMD, argc, argv, ":ho:", long_opts, parse_one, o, usage);
@@ -256,33 +255,27 @@ static int parse_args(train_opts *o, int argc, char **argv)
 }
 
 /* ======================================================================
- * Setup: network, optimiser, schedule
+ * Setup: the network, the job's parameters, the data
  * ====================================================================== */
 
-typedef struct trainer {
+typedef struct run {
     train_opts *o;
+    effdim_train_params p;
     effdim_dataset *train, *test;
-    effdim_checkpoint *ckpt;   /* the model, theta, provenance; saved at the end */
-    effdim_optim *opt;
-    effdim_schedule sched;
-    effdim_mlp_ws *ws;
-    double *grad;              /* (P) */
-    size_t *perm;              /* (n) this epoch's order */
-    gsl_rng *rng;
-    char *data_owned, *test_owned; /* specs copied from the --init checkpoint */
-    uint64_t epoch0;           /* epochs done before this run (from --init) */
-    double seconds, step_seconds;
-    size_t steps;              /* steps taken in this run */
-    double last[4];            /* last epoch's loss, accuracy, test loss, test accuracy */
-} trainer;
+    effdim_checkpoint *ckpt;         /* the model, theta, state, provenance; saved at the end */
+    char *data_spec, *test_spec;     /* copied from --init (saving replaces its strings) */
+    cli_progress_sink sink;
+    double line_interval, last_line; /* permanent epoch lines: at most one per interval */
+    effdim_train_result res;
+} run;
 
 /* A fresh network from --arch/--act/--loss/--reduction, checked against the data. */
-static int build_network(trainer *T, effdim_mlp *m)
+static int build_network(run *R, effdim_mlp *m)
 {
-    train_opts *o = T->o;
+    train_opts *o = R->o;
     effdim_error err;
     effdim_activation hidden = EFFDIM_ACT_RELU, acts[EFFDIM_MLP_MAX_LAYERS];
-    effdim_loss loss = T->train->kind == EFFDIM_TARGET_REAL ? EFFDIM_LOSS_MSE : EFFDIM_LOSS_CROSS_ENTROPY;
+    effdim_loss loss = R->train->kind == EFFDIM_TARGET_REAL ? EFFDIM_LOSS_MSE : EFFDIM_LOSS_CROSS_ENTROPY;
     effdim_reduction red = EFFDIM_REDUCTION_MEAN;
     if (o->act && effdim_activation_parse(o->act, &hidden))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--act: unknown activation '%s', expected relu, tanh, "
@@ -353,9 +346,9 @@ static void override_params(const train_opts *o, effdim_optim_params *p)
     if (o->has_eps) p->eps = o->eps;
 }
 
-static int build_schedule(trainer *T, double lr)
+/* --schedule and --warmup into p->schedule. */
+static int build_schedule(const train_opts *o, effdim_train_params *p)
 {
-    train_opts *o = T->o;
     effdim_error err;
     char spec[512];
     snprintf(spec, sizeof spec, "%s", o->schedule ? o->schedule : "const");
@@ -364,75 +357,52 @@ static int build_schedule(trainer *T, double lr)
         snprintf(spec + len, sizeof spec - len, "%swarmup=%zu", strchr(spec, ':') ? "," : ":",
                  o->warmup);
     }
-    if (effdim_schedule_parse(spec, lr, &T->sched, &err))
+    if (effdim_schedule_parse(spec, p->optim.lr, &p->schedule, &err))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--schedule: %s", err.msg);
     return 0;
 }
 
-/* A fresh optimiser from --opt and the hyperparameter options. */
-static int fresh_optimizer(trainer *T)
+/* The optimiser: fresh from --opt, or the --init checkpoint's (already in
+ * R->p) with the command line's overrides. */
+static int choose_optimizer(run *R)
 {
-    train_opts *o = T->o;
+    train_opts *o = R->o;
+    effdim_train_params *p = &R->p;
     effdim_error err;
     effdim_optim_kind kind = EFFDIM_OPTIM_ADAM;
     if (o->opt && effdim_optim_kind_parse(o->opt, &kind, &err))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--opt: %s", err.msg);
-    effdim_optim_params p = effdim_optim_default_params(kind);
-    override_params(o, &p);
-    if (effdim_optim_alloc(kind, &p, T->ckpt->mlp.n_params, &T->opt, &err))
+    int resumed = R->ckpt->optimizer != NULL;
+    if (resumed && o->opt && kind != p->optimizer)
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--opt %s differs from the optimizer %s saved in "
+                          "%s; drop --opt to continue it", o->opt, R->ckpt->optimizer->name,
+                          o->init);
+    if (!resumed) {
+        p->optimizer = kind;
+        p->optim = effdim_optim_default_params(kind);
+    }
+    override_params(o, &p->optim);
+    effdim_optim *check = NULL; /* the hyperparameters' range checks, as a usage error */
+    if (effdim_optim_alloc(p->optimizer, &p->optim, 1, &check, &err))
         return err.code == EFFDIM_ENOMEM ? cli_fail(CMD, &err)
                                          : cli_errorf(CMD, CLI_EXIT_USAGE, "%s", err.msg);
-    return build_schedule(T, p.lr);
-}
-
-/* The optimiser saved in the --init checkpoint, with command-line overrides. */
-static int resumed_optimizer(trainer *T)
-{
-    train_opts *o = T->o;
-    effdim_error err;
-    effdim_schedule sched;
-    effdim_optim *saved = NULL;
-    if (effdim_checkpoint_to_optim(T->ckpt, o->init, &saved, &sched, &err)) return cli_fail(CMD, &err);
-    effdim_optim_kind kind;
-    if (o->opt && (effdim_optim_kind_parse(o->opt, &kind, &err) || kind != saved->kind)) {
-        int rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--opt %s differs from the optimizer %s saved in "
-                            "%s; drop --opt to continue it", o->opt, T->ckpt->optimizer->name,
-                            o->init);
-        effdim_optim_free(saved);
-        return rc;
-    }
-    effdim_optim_params p = saved->params;
-    override_params(o, &p);
-    if (effdim_optim_alloc(saved->kind, &p, saved->n, &T->opt, &err)) {
-        effdim_optim_free(saved);
-        return cli_errorf(CMD, CLI_EXIT_USAGE, "%s", err.msg);
-    }
-    /* carry the state vectors and the step count over */
-    effdim_optim_state_vec vecs[EFFDIM_OPTIM_MAX_STATE];
-    size_t n = effdim_optim_state(T->opt, vecs, EFFDIM_OPTIM_MAX_STATE);
-    for (size_t i = 0; i < n; ++i) {
-        const double *v = effdim_optim_state_find(saved, vecs[i].name);
-        if (v) memcpy(vecs[i].data, v, saved->n * sizeof *v);
-    }
-    effdim_optim_restore(T->opt, saved->t, saved->momentum_ready);
-    effdim_optim_free(saved);
-    if (o->schedule || o->has_warmup || o->has_lr) return build_schedule(T, p.lr);
-    T->sched = sched;
+    effdim_optim_free(check);
+    if (!resumed || o->schedule || o->has_warmup || o->has_lr) return build_schedule(o, p);
     return 0;
 }
 
-static int load_data(trainer *T)
+static int load_data(run *R)
 {
     effdim_error err;
-    train_opts *o = T->o;
-    if (effdim_dataset_from_spec(o->data, &T->train, &err)) return cli_fail(CMD, &err);
-    if (o->test && effdim_dataset_from_spec(o->test, &T->test, &err)) return cli_fail(CMD, &err);
-    if (T->test && (T->test->d != T->train->d || T->test->kind != T->train->kind))
+    train_opts *o = R->o;
+    if (effdim_dataset_from_spec(o->data, &R->train, &err)) return cli_fail(CMD, &err);
+    if (o->test && effdim_dataset_from_spec(o->test, &R->test, &err)) return cli_fail(CMD, &err);
+    if (R->test && (R->test->d != R->train->d || R->test->kind != R->train->kind))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--test %s: %zu features (%s), but --data has %zu "
-                          "(%s)", o->test, T->test->d,
-                          T->test->kind == EFFDIM_TARGET_LABELS ? "labels" : "real targets",
-                          T->train->d,
-                          T->train->kind == EFFDIM_TARGET_LABELS ? "labels" : "real targets");
+                          "(%s)", o->test, R->test->d,
+                          R->test->kind == EFFDIM_TARGET_LABELS ? "labels" : "real targets",
+                          R->train->d,
+                          R->train->kind == EFFDIM_TARGET_LABELS ? "labels" : "real targets");
     return 0;
 }
 
@@ -448,260 +418,120 @@ static int check_output(const char *out)
     return 0;
 }
 
-static int setup(trainer *T)
+/* The --init checkpoint: its network, the job's parameters it records, and
+ * the data specs unless given. */
+static int load_init(run *R)
 {
-    train_opts *o = T->o;
+    train_opts *o = R->o;
     effdim_error err;
-    int rc = check_output(o->out);
+    if (effdim_checkpoint_load(o->init, &R->ckpt, &err)) return cli_fail(CMD, &err);
+    int rc = check_init_agrees(o, &R->ckpt->mlp);
     if (rc) return rc;
-    if (o->init) {
-        if (effdim_checkpoint_load(o->init, &T->ckpt, &err)) return cli_fail(CMD, &err);
-        rc = check_init_agrees(o, &T->ckpt->mlp);
-        if (rc) return rc;
-        effdim_ckpt_training *t = T->ckpt->training;
-        if (!o->data && (!t || !t->data_spec))
-            return cli_errorf(CMD, CLI_EXIT_USAGE, "--data is required: %s records no data spec",
-                              o->init);
-        /* copies: saving replaces the checkpoint's own strings */
-        if (!o->data) o->data = T->data_owned = effdim_strdup(t->data_spec, &err);
-        if (!o->test && t && t->test_spec) o->test = T->test_owned = effdim_strdup(t->test_spec, &err);
-        if (!o->data || (t && t->test_spec && !o->test)) return cli_fail(CMD, &err);
-        if (!o->has_seed && t && t->has_seed) o->seed = t->seed;
-        T->epoch0 = t ? t->epochs : 0;
-        const effdim_ckpt_attr *b = effdim_checkpoint_training_attr(T->ckpt, "batch");
-        if (!o->has_batch && b && !b->is_string && b->n == 1 && b->num[0] >= 1)
-            o->batch = (size_t)b->num[0];
-    }
-    rc = load_data(T);
+    const effdim_ckpt_training *t = R->ckpt->training;
+    if (!o->data && (!t || !t->data_spec))
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--data is required: %s records no data spec",
+                          o->init);
+    if (!o->data && !(o->data = R->data_spec = strdup(t->data_spec)))
+        return cli_errorf(CMD, CLI_EXIT_FAIL, "out of memory");
+    if (!o->test && t && t->test_spec && !(o->test = R->test_spec = strdup(t->test_spec)))
+        return cli_errorf(CMD, CLI_EXIT_FAIL, "out of memory");
+    size_t batch = R->p.batch;
+    uint64_t seed = R->p.seed;
+    if (R->ckpt->optimizer && effdim_train_params_from_checkpoint(R->ckpt, o->init, &R->p, &err))
+        return cli_fail(CMD, &err);
+    if (o->has_batch) R->p.batch = batch;
+    if (o->has_seed) R->p.seed = seed;
+    return 0;
+}
+
+static int setup(run *R)
+{
+    train_opts *o = R->o;
+    effdim_error err;
+    R->p = effdim_train_default_params();
+    R->p.batch = o->batch;
+    R->p.epochs = o->epochs;
+    R->p.seed = o->seed;
+    int rc = check_output(o->out); /* the one place the output path is checked */
+    if (!rc && o->init) rc = load_init(R);
+    if (!rc) rc = load_data(R);
     if (rc) return rc;
-    if (!T->ckpt) {
+    if (!R->ckpt) {
         effdim_mlp m;
-        rc = build_network(T, &m);
-        if (rc) return rc;
-        if (effdim_checkpoint_alloc(&m, NULL, &T->ckpt, &err)) return cli_fail(CMD, &err);
         effdim_init_scheme scheme = EFFDIM_INIT_TORCH;
-        if (o->init_scheme && !strcmp(o->init_scheme, "glorot"))
-            scheme = EFFDIM_INIT_GLOROT;
-        else if (o->init_scheme && strcmp(o->init_scheme, "torch") != 0)
+        if ((rc = build_network(R, &m))) return rc;
+        if (o->init_scheme && effdim_init_scheme_parse(o->init_scheme, &scheme))
             return cli_errorf(CMD, CLI_EXIT_USAGE, "--init-scheme: unknown scheme '%s', expected "
                               "torch or glorot", o->init_scheme);
-        if (effdim_mlp_init_params(&m, T->ckpt->theta, scheme, o->seed, &err)) return cli_fail(CMD, &err);
+        if (effdim_checkpoint_alloc(&m, NULL, &R->ckpt, &err) ||
+            effdim_mlp_init_params(&m, R->ckpt->theta, scheme, R->p.seed, &err))
+            return cli_fail(CMD, &err);
     }
-    const effdim_mlp *m = &T->ckpt->mlp;
-    rc = check_arch(m, T->train, o->data, "--data");
-    if (!rc && T->test) rc = check_arch(m, T->test, o->test, "--test");
+    const effdim_mlp *m = &R->ckpt->mlp;
+    rc = check_arch(m, R->train, o->data, "--data");
+    if (!rc && R->test) rc = check_arch(m, R->test, o->test, "--test");
+    if (!rc) rc = choose_optimizer(R);
     if (rc) return rc;
-    rc = o->init && T->ckpt->optimizer ? resumed_optimizer(T) : fresh_optimizer(T);
-    if (rc) return rc;
-    size_t n = T->train->n, batch = o->batch ? o->batch : n;
-    if (batch > n) batch = n;
-    o->batch = batch;
-    T->ws = effdim_mlp_ws_alloc(m, batch < 4096 ? batch : 4096, &err);
-    T->grad = effdim_alloc(m->n_params, sizeof *T->grad, "gradient", &err);
-    T->perm = effdim_alloc(n, sizeof *T->perm, "permutation", &err);
-    T->rng = gsl_rng_alloc(gsl_rng_mt19937);
-    if (!T->ws || !T->grad || !T->perm || !T->rng) {
-        if (!T->rng) effdim_error_set(&err, EFFDIM_ENOMEM, "cannot allocate the random generator");
+    if (effdim_checkpoint_set_provenance(R->ckpt, o->data, o->test, R->p.seed, &err) ||
+        effdim_checkpoint_set_training_string(R->ckpt, "command", o->command, &err) ||
+        effdim_checkpoint_set_training_number(R->ckpt, "threads", (double)o->threads, &err))
         return cli_fail(CMD, &err);
-    }
-    effdim_set_num_threads(o->threads);
     return 0;
 }
 
 /* ======================================================================
- * The loop
+ * Progress, the summary, the save
  * ====================================================================== */
 
-/* A 64-bit mix (splitmix64's finaliser) so each epoch gets its own seed. */
-static uint64_t mix64(uint64_t x)
+/* The job's events: a permanent line for the first and the last epoch and at
+ * most one per interval in between (1 s on a terminal, 5 s in a log), so
+ * thousands of short full-batch epochs do not flood the log (every epoch's
+ * metrics are in the checkpoint's /training arrays); the redrawn progress
+ * line otherwise. Non-zero after SIGINT/SIGTERM: the job stops. */
+static int on_progress(void *ctx, const effdim_progress_event *ev)
 {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-/* This epoch's permutation of the training rows (global epoch index e). */
-static void shuffle_epoch(trainer *T, uint64_t e)
-{
-    size_t n = T->train->n;
-    gsl_rng_set(T->rng, (unsigned long)(mix64(T->o->seed ^ mix64(e + 1)) & 0xffffffffUL));
-    for (size_t i = 0; i < n; ++i) T->perm[i] = i;
-    gsl_ran_shuffle(T->rng, T->perm, n, sizeof *T->perm);
-}
-
-static int evaluate_epoch(trainer *T)
-{
-    effdim_error err;
-    const effdim_mlp *m = &T->ckpt->mlp;
-    double *r = T->last;
-    r[0] = r[1] = r[2] = r[3] = NAN;
-    if (effdim_mlp_evaluate(m, T->ckpt->theta, T->train, NULL, T->train->n, &r[0], &r[1], T->ws, &err))
-        return cli_fail(CMD, &err);
-    if (T->test &&
-        effdim_mlp_evaluate(m, T->ckpt->theta, T->test, NULL, T->test->n, &r[2], &r[3], T->ws, &err))
-        return cli_fail(CMD, &err);
-    if (effdim_checkpoint_append_epoch(T->ckpt, r[0], r[1], r[2], r[3], &err)) return cli_fail(CMD, &err);
-    return 0;
-}
-
-static void epoch_line(trainer *T, cli_progress *pr, uint64_t e, double steps_per_s)
-{
-    const double *r = T->last;
-    char acc[64] = "", test[96] = "";
-    if (!isnan(r[1])) snprintf(acc, sizeof acc, "  accuracy %.4f", r[1]);
-    if (T->test) {
-        int w = snprintf(test, sizeof test, "  test loss %.6g", r[2]);
-        if (!isnan(r[3]) && w > 0) snprintf(test + w, sizeof test - (size_t)w, "  test accuracy %.4f", r[3]);
+    run *R = ctx;
+    if (strcmp(ev->stage, "epoch") != 0) return cli_progress_cb(&R->sink, ev);
+    if (ev->done == 1 || ev->done == ev->total || ev->elapsed - R->last_line >= R->line_interval) {
+        cli_progress_sink_done(&R->sink);
+        fprintf(stderr, "%s  [%.1f s]\n", ev->detail, ev->elapsed);
+        R->last_line = ev->elapsed;
     }
-    cli_progress_done(pr);
-    fprintf(stderr, "epoch %llu/%llu  step %zu  loss %.6g%s%s  %.1f steps/s  [%.1f s]\n",
-            (unsigned long long)(e + 1), (unsigned long long)(T->epoch0 + T->o->epochs),
-            T->opt->t, r[0], acc, test, steps_per_s, cli_progress_elapsed(pr));
+    return cli_interrupted();
 }
 
-static int save(trainer *T)
+static double steps_per_second(const effdim_train_result *r)
 {
-    effdim_error err;
-    char when[64];
-    effdim_checkpoint *c = T->ckpt;
-    train_opts *o = T->o;
-    if (effdim_checkpoint_set_from_optim(c, T->opt, &T->sched, &err) ||
-        effdim_checkpoint_set_provenance(c, o->data, o->test, o->seed, &err) ||
-        effdim_checkpoint_set_training_string(c, "command", o->command, &err) ||
-        effdim_checkpoint_set_training_number(c, "batch", (double)o->batch, &err) ||
-        effdim_checkpoint_set_training_number(c, "threads", (double)o->threads, &err) ||
-        effdim_checkpoint_set_training_number(c, "seconds", T->seconds, &err))
-        return cli_fail(CMD, &err);
-    free(c->training->created);
-    c->training->created = effdim_strdup(effdim_now_iso(when, sizeof when), &err);
-    free(c->training->version);
-    c->training->version = effdim_strdup(effdim_version(), &err);
-    if (effdim_checkpoint_save(c, o->out, &err)) return cli_fail(CMD, &err);
-    return 0;
+    return r->step_seconds > 0 ? (double)r->steps / r->step_seconds : 0;
 }
 
-/* One epoch of minibatch steps. */
-static int run_epoch(trainer *T, cli_progress *pr, uint64_t e, size_t total_steps)
+static void print_summary(const run *R)
 {
-    effdim_error err;
-    train_opts *o = T->o;
-    const effdim_mlp *m = &T->ckpt->mlp;
-    size_t n = T->train->n, batch = o->batch;
-    size_t nb = (n + batch - 1) / batch;
-    double run_loss = 0;
-    size_t run_rows = 0;
-    shuffle_epoch(T, e);
-    for (size_t b = 0; b < nb; ++b) {
-        size_t start = b * batch, len = start + batch <= n ? batch : n - start;
-        double loss, t0 = effdim_now();
-        if (effdim_mlp_loss_grad(m, T->ckpt->theta, T->train, T->perm + start, len, &loss,
-                                 T->grad, T->ws, &err))
-            return cli_fail(CMD, &err);
-        if (!isfinite(loss)) {
-            cli_progress_done(pr);
-            return cli_errorf(CMD, CLI_EXIT_FAIL, "loss became %g at epoch %llu, step %zu: training "
-                              "diverged (lower --lr?); %s not written", loss,
-                              (unsigned long long)(e + 1), T->opt->t + 1, o->out);
-        }
-        double lr = effdim_schedule_lr(&T->sched, T->opt->t + 1);
-        if (effdim_optim_step(T->opt, T->ckpt->theta, T->grad, lr, &err)) return cli_fail(CMD, &err);
-        T->step_seconds += effdim_now() - t0;
-        ++T->steps;
-        run_loss += loss * (double)len;
-        run_rows += len;
-        if (b + 1 < nb) { /* the epoch's own line follows the last batch */
-            char acc[48] = "";
-            if (isfinite(T->last[1])) snprintf(acc, sizeof acc, "  accuracy %.4f (last epoch)", T->last[1]);
-            cli_progress_update(pr, (double)T->steps / (double)total_steps,
-                                "epoch %llu/%llu  step %zu  loss %.5g%s  %.1f steps/s",
-                                (unsigned long long)(e + 1),
-                                (unsigned long long)(T->epoch0 + o->epochs), T->opt->t,
-                                run_loss / (double)run_rows, acc, (double)T->steps / T->step_seconds);
-        }
-    }
-    return 0;
-}
-
-static int train_loop(trainer *T)
-{
-    train_opts *o = T->o;
-    size_t nb = (T->train->n + o->batch - 1) / o->batch;
-    size_t total = nb * (o->epochs ? o->epochs : 1);
-    cli_progress pr;
-    cli_progress_init(&pr);
-    pr.last = pr.start; /* first progress line after one interval: short epochs log only their own line */
-    double t0 = effdim_now();
-    /* A permanent line for the first and the last epoch and at most one per
-     * interval in between (1 s on a terminal, 5 s in a log), so thousands of
-     * short full-batch epochs do not flood the log; every epoch's metrics are
-     * in the checkpoint's /training arrays. */
-    const double line_interval = pr.tty ? 1.0 : 5.0;
-    double last_line = -1e300;
-    for (size_t k = 0; k < o->epochs; ++k) {
-        uint64_t e = T->epoch0 + k;
-        int rc = run_epoch(T, &pr, e, total);
-        if (!rc) rc = evaluate_epoch(T);
-        if (rc) return rc;
-        T->seconds = effdim_now() - t0;
-        double now = effdim_now(), rate = T->step_seconds > 0 ? (double)T->steps / T->step_seconds : 0;
-        if (k == 0 || k + 1 == o->epochs || now - last_line >= line_interval) {
-            epoch_line(T, &pr, e, rate);
-            last_line = now;
-        } else if (pr.tty) {
-            cli_progress_update(&pr, (double)T->steps / (double)total, "epoch %llu/%llu  step %zu  loss %.6g  %.1f steps/s",
-                                (unsigned long long)(e + 1), (unsigned long long)(T->epoch0 + o->epochs),
-                                T->opt->t, T->last[0], rate);
-        }
-        if (o->save_every && (k + 1) % o->save_every == 0 && k + 1 < o->epochs) {
-            rc = save(T);
-            if (rc) return rc;
-        }
-    }
-    T->seconds = effdim_now() - t0;
-    cli_progress_done(&pr);
-    return 0;
-}
-
-static void print_summary(const trainer *T)
-{
-    const effdim_mlp *m = &T->ckpt->mlp;
+    const effdim_mlp *m = &R->ckpt->mlp;
+    const effdim_train_result *r = &R->res;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "output", T->o->out);
-    cJSON_AddStringToObject(o, "data", T->o->data);
-    if (T->o->test) cJSON_AddStringToObject(o, "test", T->o->test);
+    cJSON_AddStringToObject(o, "output", R->o->out);
+    cJSON_AddStringToObject(o, "data", R->o->data);
+    if (R->o->test) cJSON_AddStringToObject(o, "test", R->o->test);
     cJSON *arch = cJSON_AddArrayToObject(o, "layer_sizes");
     for (size_t i = 0; i <= m->n_layers; ++i)
         cJSON_AddItemToArray(arch, cJSON_CreateNumber((double)m->sizes[i]));
     cJSON_AddNumberToObject(o, "n_params", (double)m->n_params);
-    cJSON_AddStringToObject(o, "optimizer", effdim_optim_kind_name(T->opt->kind));
-    cJSON_AddNumberToObject(o, "epochs", (double)(T->epoch0 + T->o->epochs));
-    cJSON_AddNumberToObject(o, "steps", (double)T->opt->t);
-    cJSON_AddNumberToObject(o, "batch", (double)T->o->batch);
-    cJSON_AddNumberToObject(o, "seed", (double)T->o->seed);
-    cJSON_AddNumberToObject(o, "threads", T->o->threads);
+    cJSON_AddStringToObject(o, "optimizer", effdim_optim_kind_name(R->p.optimizer));
+    cJSON_AddNumberToObject(o, "epochs", (double)r->epochs_total);
+    cJSON_AddNumberToObject(o, "steps", (double)r->step);
+    cJSON_AddNumberToObject(o, "batch", (double)r->batch);
+    cJSON_AddNumberToObject(o, "seed", (double)R->p.seed);
+    cJSON_AddNumberToObject(o, "threads", R->o->threads);
+    if (r->interrupted) cJSON_AddTrueToObject(o, "interrupted");
     const char *names[4] = {"loss", "accuracy", "test_loss", "test_accuracy"};
+    const double last[4] = {r->loss, r->accuracy, r->test_loss, r->test_accuracy};
     cJSON *fin = cJSON_AddObjectToObject(o, "final");
     for (int i = 0; i < 4; ++i)
-        if (isfinite(T->last[i])) cJSON_AddNumberToObject(fin, names[i], T->last[i]);
-    cJSON_AddNumberToObject(o, "seconds", T->seconds);
-    cJSON_AddNumberToObject(o, "steps_per_second",
-                            T->step_seconds > 0 ? (double)T->steps / T->step_seconds : 0);
+        if (isfinite(last[i])) cJSON_AddNumberToObject(fin, names[i], last[i]);
+    cJSON_AddNumberToObject(o, "seconds", r->seconds);
+    cJSON_AddNumberToObject(o, "steps_per_second", steps_per_second(r));
     cli_json_print(o);
-}
-
-static void trainer_free(trainer *T)
-{
-    effdim_dataset_free(T->train);
-    effdim_dataset_free(T->test);
-    effdim_checkpoint_free(T->ckpt);
-    effdim_optim_free(T->opt);
-    effdim_mlp_ws_free(T->ws);
-    free(T->grad);
-    free(T->perm);
-    free(T->data_owned);
-    free(T->test_owned);
-    if (T->rng) gsl_rng_free(T->rng);
 }
 
 int cmd_train(int argc, char **argv)
@@ -709,14 +539,42 @@ int cmd_train(int argc, char **argv)
     train_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
-    trainer T;
-    memset(&T, 0, sizeof T);
-    T.o = &o;
-    for (int i = 0; i < 4; ++i) T.last[i] = NAN;
-    rc = setup(&T);
-    if (!rc) rc = train_loop(&T);
-    if (!rc) rc = save(&T);
-    if (!rc && o.json) print_summary(&T);
-    trainer_free(&T);
+    run R;
+    memset(&R, 0, sizeof R);
+    R.o = &o;
+    effdim_set_num_threads(o.threads);
+    rc = setup(&R);
+    effdim_error err;
+    effdim_status st = EFFDIM_OK;
+    if (!rc) { /* the job */
+        cli_progress_sink_init(&R.sink, CMD);
+        snprintf(R.sink.stage, sizeof R.sink.stage, "train");
+        R.sink.line.last = R.sink.line.start; /* the first progress line after one interval */
+        R.line_interval = R.sink.line.tty ? 1.0 : 5.0;
+        R.last_line = -1e300;
+        R.p.progress.fn = on_progress;
+        R.p.progress.ctx = &R;
+        R.p.save_every = o.save_every;
+        R.p.save_path = o.out;
+        cli_catch_interrupts();
+        st = effdim_train_run(&R.p, R.ckpt, R.train, R.test, &R.res, &err);
+        cli_progress_sink_done(&R.sink);
+        if (st == EFFDIM_EDOM)
+            rc = cli_errorf(CMD, CLI_EXIT_FAIL, "%s; %s not written", err.msg, o.out);
+        else if (st && st != EFFDIM_EMAXITER)
+            rc = cli_fail(CMD, &err);
+    }
+    if (!rc && effdim_checkpoint_save(R.ckpt, o.out, &err)) rc = cli_fail(CMD, &err);
+    if (!rc && st == EFFDIM_EMAXITER) {
+        fprintf(stderr, "effdim %s: %s; saved %s (continue with --init %s)\n", CMD, err.msg, o.out,
+                o.out);
+        rc = CLI_EXIT_PARTIAL;
+    }
+    if ((!rc || rc == CLI_EXIT_PARTIAL) && o.json) print_summary(&R);
+    effdim_dataset_free(R.train);
+    effdim_dataset_free(R.test);
+    effdim_checkpoint_free(R.ckpt);
+    free(R.data_spec);
+    free(R.test_spec);
     return rc;
 }
