@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 static int current_failed;
+static size_t current_checks; /* checks made by the running test */
 static const char *current_name;
 static char tmpdir[512];
 
@@ -21,6 +22,7 @@ static void fail_header(const char *file, int line)
 
 int check_true(int ok, const char *expr, const char *file, int line)
 {
+    ++current_checks;
     if (ok) return 1;
     current_failed = 1;
     fail_header(file, line);
@@ -33,8 +35,10 @@ int check_close(double got, double want, double rtol, double atol, const char *e
 {
     double diff = fabs(got - want);
     double tol = atol + rtol * fabs(want);
-    if (diff <= tol && !isnan(got) && !isnan(want)) return 1;
-    if (isnan(got) && isnan(want)) return 1;
+    ++current_checks;
+    /* NaN is close to nothing, itself included, whatever the tolerances: a test
+     * that expects NaN says so with CHECK(isnan(x)). */
+    if (!isnan(got) && !isnan(want) && diff <= tol) return 1;
     current_failed = 1;
     fail_header(file, line);
     fprintf(stdout, "      %s: got %.17g, want %.17g, |diff| %.3g > tol %.3g (rel %.3g)\n", expr, got,
@@ -45,6 +49,7 @@ int check_close(double got, double want, double rtol, double atol, const char *e
 int check_status(int got, int want, const effdim_error *err, const char *expr, const char *file,
                  int line)
 {
+    ++current_checks;
     if (got == want) return 1;
     current_failed = 1;
     fail_header(file, line);
@@ -59,6 +64,7 @@ int check_msg(const effdim_error *err, const char *file, int line, ...)
     va_list ap;
     va_start(ap, line);
     int ok = 1;
+    ++current_checks;
     const char *s;
     while ((s = va_arg(ap, const char *)) != NULL) {
         if (!err || !strstr(err->msg, s)) {
@@ -80,17 +86,23 @@ int check_vec_close(const double *got, const double *want, size_t n, double rtol
 {
     double scale = 0, worst = 0;
     size_t at = 0;
+    int nan = 0;
+    ++current_checks;
     for (size_t i = 0; i < n; ++i)
         if (fabs(want[i]) > scale) scale = fabs(want[i]);
     if (scale == 0) scale = 1e-300;
     for (size_t i = 0; i < n; ++i) {
         double d = fabs(got[i] - want[i]);
-        if (!(d <= worst)) { /* catches NaN */
-            worst = isnan(d) ? (double)INFINITY : d;
+        if (isnan(got[i]) || isnan(want[i])) { /* a NaN fails, whatever rtol is */
+            if (!nan) at = i;
+            nan = 1;
+            worst = (double)INFINITY;
+        } else if (!nan && d > worst) {
+            worst = d;
             at = i;
         }
     }
-    if (worst / scale <= rtol) return 1;
+    if (!nan && worst / scale <= rtol) return 1;
     current_failed = 1;
     fail_header(file, line);
     fprintf(stdout, "      %s: max rel error %.3g > %.3g at [%zu]: got %.17g, want %.17g\n", expr,
@@ -171,15 +183,24 @@ int check_main(int argc, char **argv, const check_test *tests, size_t n)
     for (size_t i = 0; i < n; ++i) {
         if (filter && !strstr(tests[i].name, filter)) continue;
         current_failed = 0;
+        current_checks = 0;
         current_name = tests[i].name;
         tests[i].fn();
-        if (current_failed) {
+        if (current_checks == 0) {
+            ++failed;
+            printf("FAIL - %s (it made no checks)\n", tests[i].name);
+        } else if (current_failed) {
             ++failed;
             printf("FAIL - %s\n", tests[i].name);
         } else {
             ++passed;
             printf("ok - %s\n", tests[i].name);
         }
+    }
+    if (passed + failed == 0) {
+        ++failed;
+        if (filter) printf("FAIL - the filter '%s' matches none of the %zu tests\n", filter, n);
+        else printf("FAIL - the program has no tests\n");
     }
     if (tmpdir[0] && failed == 0) remove_tree(tmpdir);
     else if (tmpdir[0]) printf("# temporary files kept in %s\n", tmpdir);

@@ -6,6 +6,11 @@
  * check_main runs the table (or the tests whose names contain argv[1]),
  * prints "ok - name" / "FAIL - name" per test and ends with its own line
  * "N passed, M failed"; it returns non-zero when any test failed.
+ * A test that makes no checks fails (a test that cannot fail proves nothing),
+ * and so does a run where no test ran: a filter that matches no name, or an
+ * empty table. NaN is close to nothing, itself included, whatever the
+ * tolerances (check_close, check_vec_close): a test that expects NaN says so
+ * with CHECK(isnan(x)).
  * Test names read as sentences: "gradient matches central differences".
  */
 #ifndef EFFDIM_TESTS_CHECK_H
@@ -30,7 +35,7 @@ int check_status(int got, int want, const effdim_error *err, const char *expr, c
                  int line);
 /* the error message contains every one of the NULL-terminated substrings */
 int check_msg(const effdim_error *err, const char *file, int line, ...);
-/* max_i |a_i - b_i| / max(max_i |b_i|, tiny) <= rtol */
+/* max_i |a_i - b_i| / max(max_i |b_i|, tiny) <= rtol, and no NaN in either */
 int check_vec_close(const double *got, const double *want, size_t n, double rtol,
                     const char *expr, const char *file, int line);
 /* printf-style note, indented under the current test */

@@ -8,7 +8,7 @@
 #
 # Output: "ok - NAME" or "FAIL - NAME" (details indented below) per check,
 # then "N passed, M failed"; cli_finish's status (the script's last
-# command) is non-zero on any failure.
+# command) is non-zero on any failure, and when the script made no checks.
 
 CLI_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -58,6 +58,10 @@ expect_refusal() {
 
 # The summary line; TMP is removed when everything passed, kept otherwise.
 cli_finish() {
+    if [ "$((passed + failed))" -eq 0 ]; then
+        echo "FAIL - the script made no checks"
+        failed=1
+    fi
     echo "$passed passed, $failed failed"
     if [ "$failed" -eq 0 ]; then rm -rf "$TMP"; else echo "# files kept in $TMP"; fi
     [ "$failed" -eq 0 ]

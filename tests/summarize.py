@@ -2,7 +2,10 @@
 """Add up the per-program "N passed, M failed" lines of one or more meson
 test logs (meson-logs/testlog.json) and print the total as the suite's last
 line. A program that failed without printing its own line (a crash, a
-sanitizer abort, a timeout) counts as one failure. Exits 1 on any failure."""
+sanitizer abort, a timeout) counts as one failure, and so does one that
+reports "0 passed, 0 failed". A test meson expected to fail (should_fail) and
+that failed counts as one pass. Exits 1 on any failure, and when no test at
+all was counted (an empty or missing log proves nothing)."""
 import json
 import re
 import sys
@@ -24,16 +27,21 @@ def main(paths):
             out = r.get("stdout") or ""
             counts = LINE.findall(out)
             ok = r.get("result") in ("OK", "EXPECTEDFAIL")
-            if counts:
+            if r.get("result") == "EXPECTEDFAIL":
+                p, f = 1, 0  # its own lines report the failure it was meant to show
+            elif counts:
                 p, f = map(int, counts[-1])
-                if not ok and f == 0:
-                    f = 1  # ran its checks, then crashed or leaked
+                if (not ok or p == 0) and f == 0:
+                    f = 1  # ran its checks, then crashed or leaked; or ran none
             else:
                 p, f = (1, 0) if ok else (0, 1)
             passed += p
             failed += f
             if f:
                 print(f"{label}: {r.get('name')}: {r.get('result')} ({f} failed)")
+    if passed + failed == 0:
+        print("summarize: no test was counted")
+        failed = 1
     print(f"total: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
