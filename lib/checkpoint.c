@@ -808,7 +808,7 @@ static effdim_status read_model_attrs(loader *ld, hid_t g)
         if (effdim_activation_parse(acts[i], &act[i]))
             st = effdim_error_set(err, EFFDIM_EFORMAT,
                                   "%s: /model: activations[%zu] is '%s', expected one of identity, "
-                                  "relu, tanh, sigmoid, softplus, gelu", ld->path, i, acts[i]);
+                                  "relu, tanh, sigmoid, softplus, gelu, elu", ld->path, i, acts[i]);
     effdim_h5_strings_free(acts, n_acts);
     if (st) return st;
     char buf[64];
@@ -817,7 +817,8 @@ static effdim_status read_model_attrs(loader *ld, hid_t g)
     st = model_string(ld, g, "loss", buf, sizeof buf);
     if (st) return st;
     RETURN_ERROR_IF(effdim_loss_parse(buf, &loss), err, EFFDIM_EFORMAT,
-                    "%s: /model: loss is '%s', expected cross_entropy or mse", ld->path, buf);
+                    "%s: /model: loss is '%s', expected cross_entropy, mse or bce", ld->path,
+                    buf);
     if (effdim_h5_has_attr(g, "reduction")) {
         st = model_string(ld, g, "reduction", buf, sizeof buf);
         if (st) return st;

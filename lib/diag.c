@@ -15,7 +15,7 @@
  *     diag[W_l] += S^T (A_{l-1} .^ 2),   diag[b_l] += column sums of S,
  * and the factors move one layer down by one dgemm over all stacked rows,
  *     F_{l-1}(rows 0 .. ncol_l nb) = (F_l W_l) .* act'_{l-1}(Z_{l-1}),
- * with, for a curved layer l (tanh, sigmoid, softplus, gelu), w_l new rows
+ * with, for a curved layer l (tanh, sigmoid, softplus, gelu, elu), w_l new rows
  * per sample sqrt|R_l(i, o)| W_l(o, :) .* act'_{l-1}(Z_{l-1}(i)), sign of
  * R_l(i, o), appended after them (so each factor keeps its row index and the
  * Monte-Carlo groups stay contiguous). Factor-major stacking makes both the
@@ -440,10 +440,18 @@ static double mse_curv(const effdim_mlp *m)
 }
 
 /* GGN (and the Hessian's Gauss-Newton part): C = k factors per row,
- * cross-entropy sqrt(p_c)(e_c - p), mse sqrt(2c) e_c. */
+ * cross-entropy sqrt(p_c)(e_c - p), mse sqrt(2c) e_c, bce (k = 1)
+ * sqrt(p (1 - p)). */
 static void top_ggn(const effdim_mlp *m, const fb_rows *r, double *top, double *p)
 {
     size_t k = m->sizes[m->n_layers], nb = r->nb;
+    if (m->loss == EFFDIM_LOSS_BCE) {
+        for (size_t i = 0; i < nb; ++i) {
+            double q = effdim_act_value(EFFDIM_ACT_SIGMOID, r->A[m->n_layers - 1][i]);
+            top[i] = sqrt(q * (1.0 - q));
+        }
+        return;
+    }
     if (m->loss == EFFDIM_LOSS_MSE) {
         double q = sqrt(mse_curv(m));
         memset(top, 0, k * nb * k * sizeof(double));
@@ -462,7 +470,8 @@ static void top_ggn(const effdim_mlp *m, const fb_rows *r, double *top, double *
 }
 
 /* Monte-Carlo: S factors per row, drawn row by row in selection order so the
- * draws do not depend on the chunking. */
+ * draws do not depend on the chunking. bce: y ~ Bernoulli(p), factor p - y
+ * (E[(p - y)^2] = p (1 - p)). */
 static void top_mc(const effdim_mlp *m, const fb_rows *r, size_t S, gsl_rng *rng, double *top,
                    double *p)
 {
@@ -472,6 +481,11 @@ static void top_mc(const effdim_mlp *m, const fb_rows *r, size_t S, gsl_rng *rng
         if (m->loss == EFFDIM_LOSS_CROSS_ENTROPY) softmax(r->A[m->n_layers - 1] + i * k, k, p);
         for (size_t smp = 0; smp < S; ++smp) {
             double *t = top + (smp * nb + i) * k;
+            if (m->loss == EFFDIM_LOSS_BCE) {
+                double pb = effdim_act_value(EFFDIM_ACT_SIGMOID, r->A[m->n_layers - 1][i]);
+                t[0] = pb - (gsl_rng_uniform(rng) < pb ? 1.0 : 0.0);
+                continue;
+            }
             if (m->loss == EFFDIM_LOSS_MSE) {
                 for (size_t j = 0; j < k; ++j) t[j] = q * gsl_ran_gaussian_ziggurat(rng, 1.0);
                 continue;

@@ -225,10 +225,13 @@ static effdim_status fd_apply(void *p, size_t n, size_t nvec, const double *X, s
 
 /* ---- cached forward state (params.cache) ---------------------------------------------- */
 
-/* Whether the cache keeps Z_l itself: only softplus and gelu need the
- * pre-activation; relu, identity, tanh and sigmoid read their derivatives
- * from A_l (relu: A > 0 iff Z > 0), so Z_l is aliased to A_l. */
-static int needs_z(effdim_activation a) { return a == EFFDIM_ACT_SOFTPLUS || a == EFFDIM_ACT_GELU; }
+/* Whether the cache keeps Z_l itself: only softplus, gelu and elu need the
+ * pre-activation (elu' = e^z below 0); relu, identity, tanh and sigmoid read
+ * their derivatives from A_l (relu: A > 0 iff Z > 0), so Z_l is aliased to A_l. */
+static int needs_z(effdim_activation a)
+{
+    return a == EFFDIM_ACT_SOFTPLUS || a == EFFDIM_ACT_GELU || a == EFFDIM_ACT_ELU;
+}
 static int curved(effdim_activation a) { return a != EFFDIM_ACT_IDENTITY && a != EFFDIM_ACT_RELU; }
 
 /* Doubles per row the cache needs. */

@@ -61,12 +61,14 @@
 /* names                                                                    */
 /* ======================================================================== */
 
-static const char *const act_names[] = {"identity", "relu", "tanh", "sigmoid", "softplus", "gelu"};
-static const char *const loss_names[] = {"cross_entropy", "mse"};
+static const char *const act_names[] = {"identity", "relu",     "tanh",
+                                        "sigmoid",  "softplus", "gelu", "elu"};
+static const char *const loss_names[] = {"cross_entropy", "mse", "bce"};
 static const char *const reduction_names[] = {"mean", "sum"};
 static const char *const init_names[] = {"torch", "glorot"};
 
 #define N_ACTS (sizeof act_names / sizeof act_names[0])
+#define N_LOSSES (sizeof loss_names / sizeof loss_names[0])
 
 static effdim_status parse_name(const char *name, const char *const *names, size_t n, int *out)
 {
@@ -94,13 +96,13 @@ effdim_status effdim_activation_parse(const char *name, effdim_activation *a)
 
 const char *effdim_loss_name(effdim_loss l)
 {
-    return (size_t)l < 2 ? loss_names[l] : "unknown";
+    return (size_t)l < N_LOSSES ? loss_names[l] : "unknown";
 }
 
 effdim_status effdim_loss_parse(const char *name, effdim_loss *l)
 {
     int v = 0;
-    effdim_status st = parse_name(name, loss_names, 2, &v);
+    effdim_status st = parse_name(name, loss_names, N_LOSSES, &v);
     if (st == EFFDIM_OK) *l = (effdim_loss)v;
     return st;
 }
@@ -116,6 +118,11 @@ effdim_status effdim_reduction_parse(const char *name, effdim_reduction *r)
     effdim_status st = parse_name(name, reduction_names, 2, &v);
     if (st == EFFDIM_OK) *r = (effdim_reduction)v;
     return st;
+}
+
+size_t effdim_mlp_n_classes(const effdim_mlp *m)
+{
+    return m->loss == EFFDIM_LOSS_BCE ? 2 : m->sizes[m->n_layers];
 }
 
 double effdim_mlp_loss_scale(const effdim_mlp *m, size_t n_rows)
@@ -163,7 +170,8 @@ effdim_status effdim_mlp_init(effdim_mlp *m, size_t n_layers, const size_t *size
         RETURN_ERROR_IF((size_t)acts[l] >= N_ACTS, err, EFFDIM_EINVAL,
                         "network: activation of layer %zu is %d, not a known activation", l,
                         (int)acts[l]);
-    RETURN_ERROR_IF((unsigned)loss > 1u, err, EFFDIM_EINVAL, "network: loss %d unknown", (int)loss);
+    RETURN_ERROR_IF((size_t)loss >= N_LOSSES, err, EFFDIM_EINVAL, "network: loss %d unknown",
+                    (int)loss);
     RETURN_ERROR_IF((unsigned)reduction > 1u, err, EFFDIM_EINVAL, "network: reduction %d unknown",
                     (int)reduction);
 
@@ -244,10 +252,17 @@ static effdim_status check_shapes(const effdim_mlp *m, const effdim_dataset *ds,
     RETURN_ERROR_IF(ds->d != m->sizes[0], err, EFFDIM_EINVAL,
                     "%s: %zu input features, but the network's input width sizes[0] is %zu", w,
                     ds->d, m->sizes[0]);
-    if (ds->kind == EFFDIM_TARGET_LABELS) {
+    if (ds->kind == EFFDIM_TARGET_LABELS && m->loss == EFFDIM_LOSS_BCE) {
+        RETURN_ERROR_IF(!ds->labels, err, EFFDIM_EINVAL, "%s: no labels", w);
+        RETURN_ERROR_IF(out != 1, err, EFFDIM_EINVAL,
+                        "%s: loss bce needs one output (the logit), the network has %zu "
+                        "(sizes[%zu])", w, out, L);
+        RETURN_ERROR_IF(ds->k > 2, err, EFFDIM_EINVAL,
+                        "%s: %zu classes, but loss bce takes two (labels 0 and 1)", w, ds->k);
+    } else if (ds->kind == EFFDIM_TARGET_LABELS) {
         RETURN_ERROR_IF(m->loss != EFFDIM_LOSS_CROSS_ENTROPY, err, EFFDIM_EINVAL,
-                        "%s: integer class labels need loss cross_entropy, the network has loss %s",
-                        w, effdim_loss_name(m->loss));
+                        "%s: integer class labels need loss cross_entropy or bce, the network has "
+                        "loss %s", w, effdim_loss_name(m->loss));
         RETURN_ERROR_IF(!ds->labels, err, EFFDIM_EINVAL, "%s: no labels", w);
         RETURN_ERROR_IF(ds->k > out, err, EFFDIM_EINVAL,
                         "%s: %zu classes, but the network has %zu outputs (sizes[%zu])", w, ds->k,
@@ -272,7 +287,7 @@ effdim_status effdim_mlp_check_data(const effdim_mlp *m, const effdim_dataset *d
     effdim_status st = check_shapes(m, ds, what, err);
     if (st) return st;
     if (ds->kind == EFFDIM_TARGET_LABELS) {
-        size_t out = m->sizes[m->n_layers];
+        size_t out = effdim_mlp_n_classes(m);
         for (size_t i = 0; i < ds->n; ++i)
             RETURN_ERROR_IF(ds->labels[i] < 0 || (size_t)ds->labels[i] >= out, err, EFFDIM_EINVAL,
                             "%s: row %zu: label %d, but the network has %zu outputs (labels must "
@@ -586,12 +601,40 @@ static void output_mse(const effdim_mlp *m, const effdim_mlp_chunk *c, double s,
     *loss_sum = total;
 }
 
+/* l_i = softplus(f) - y f in the form that neither overflows nor cancels:
+ * max(f, 0) - y f + log1p(e^{-|f|}); dl_i/df = sigmoid(f) - y. */
+static effdim_status output_bce(const effdim_mlp *m, const effdim_mlp_chunk *c, double s,
+                                int want_delta, effdim_mlp_ws *ws, double *loss_sum,
+                                effdim_error *err)
+{
+    const double *F = ws->A[m->n_layers - 1];
+    double *D = ws->D[m->n_layers - 1], total = 0.0;
+    for (size_t i = 0; i < c->len; ++i) {
+        double f = F[i];
+        int32_t y = c->labels[i];
+        RETURN_ERROR_IF(y < 0 || y > 1, err, EFFDIM_EINVAL,
+                        "row %zu: label %d, but loss bce takes labels 0 and 1", c->first + i,
+                        (int)y);
+        double e = exp(-fabs(f)); /* in (0, 1] */
+        double li = (f > 0.0 ? f : 0.0) - (double)y * f + log1p(e);
+        if (want_delta) {
+            double p = f >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+            D[i] = s * (p - (double)y);
+        }
+        ws->rowloss[i] = li;
+        total += li;
+    }
+    *loss_sum = total;
+    return EFFDIM_OK;
+}
+
 effdim_status effdim_mlp_output(const effdim_mlp *m, const effdim_mlp_chunk *c, double delta_scale,
                                 int want_delta, effdim_mlp_ws *ws, double *loss_sum,
                                 effdim_error *err)
 {
     if (m->loss == EFFDIM_LOSS_CROSS_ENTROPY)
         return output_cross_entropy(m, c, delta_scale, want_delta, ws, loss_sum, err);
+    if (m->loss == EFFDIM_LOSS_BCE) return output_bce(m, c, delta_scale, want_delta, ws, loss_sum, err);
     output_mse(m, c, delta_scale, want_delta, ws, loss_sum);
     return EFFDIM_OK;
 }
@@ -604,6 +647,13 @@ void effdim_mlp_output_hess_apply(const effdim_mlp *m, const effdim_mlp_ws *ws, 
     if (m->loss == EFFDIM_LOSS_MSE) {
         double q = s * 2.0 * (m->reduction == EFFDIM_REDUCTION_MEAN ? 1.0 / (double)k : 1.0);
         for (size_t i = 0; i < len * k; ++i) out[i] = q * v[i];
+        return;
+    }
+    if (m->loss == EFFDIM_LOSS_BCE) { /* one output: s p (1 - p) */
+        for (size_t i = 0; i < len; ++i) {
+            double p = effdim_act_value(EFFDIM_ACT_SIGMOID, F[i]);
+            out[i] = s * p * (1.0 - p) * v[i];
+        }
         return;
     }
     for (size_t i = 0; i < len; ++i) {
@@ -750,7 +800,10 @@ static effdim_status evaluate_range(const effdim_mlp *m, const double *theta,
         st = effdim_mlp_output(m, &c, 1.0, 0, ws, &part, err);
         if (st) return st;
         sum += part;
-        if (c.labels)
+        if (c.labels && m->loss == EFFDIM_LOSS_BCE)
+            for (size_t i = 0; i < len; ++i)
+                hits += (ws->A[m->n_layers - 1][i] > 0.0) == (c.labels[i] == 1);
+        else if (c.labels)
             for (size_t i = 0; i < len; ++i)
                 hits += argmax(ws->A[m->n_layers - 1] + i * k, k) == (size_t)c.labels[i];
     }

@@ -14,7 +14,7 @@
  *
  *   X        (chunk, d)          gathered input rows (only used when rows != NULL)
  *   Y        (chunk, k)          gathered real targets (mse, rows != NULL)
- *   labels   (chunk)             gathered labels (cross_entropy, rows != NULL)
+ *   labels   (chunk)             gathered labels (cross_entropy, bce; rows != NULL)
  *   Z[l]     (chunk, sizes[l+1]) pre-activation  Z_l = A_{l-1} W_l^T + b_l
  *   A[l]     (chunk, sizes[l+1]) activation      A_l = act_l(Z_l); A[L-1] = outputs
  *   D[l]     (chunk, sizes[l+1]) after effdim_mlp_backward: dL/dZ_l (scaled as
@@ -146,7 +146,7 @@ effdim_status effdim_mlp_split(effdim_mlp_ws *ws, size_t n_rows, size_t n_params
  * Gauss-Newton products): out_i = s * (d^2 l_i / dF_i^2) v_i, F = A_{L-1}
  * from the last forward pass, v and out (len, sizes[L]); out may equal v.
  * cross_entropy: diag(p_i) - p_i p_i^T with p_i = softmax(F_i);
- * mse: (2/k) I (mean) or 2 I (sum). */
+ * mse: (2/k) I (mean) or 2 I (sum); bce: p_i (1 - p_i), p_i = sigmoid(F_i). */
 void effdim_mlp_output_hess_apply(const effdim_mlp *m, const effdim_mlp_ws *ws, size_t len,
                                   double s, const double *v, double *out);
 
@@ -160,13 +160,16 @@ static inline double effdim_act_value(effdim_activation act, double z)
     case EFFDIM_ACT_SIGMOID: return z >= 0.0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
     case EFFDIM_ACT_SOFTPLUS: return z > 20.0 ? z : log1p(exp(z));
     case EFFDIM_ACT_GELU: return 0.5 * z * (1.0 + erf(z * 0.70710678118654752440));
+    case EFFDIM_ACT_ELU: return z > 0.0 ? z : expm1(z);
     case EFFDIM_ACT_IDENTITY: break;
     }
     return z;
 }
 
 /* act'(z); a = act(z) is passed so tanh and sigmoid need no transcendental.
- * relu'(0) = 0 as in PyTorch; softplus' = 1 above the threshold 20. */
+ * relu'(0) = 0 as in PyTorch; softplus' = 1 above the threshold 20; elu'
+ * = e^z for z <= 0 (PyTorch's branch; continuous at 0). elu reads z, so the
+ * caches that alias Z to A (lib/hvp.c) must keep Z for it. */
 static inline double effdim_act_deriv(effdim_activation act, double z, double a)
 {
     switch (act) {
@@ -177,12 +180,14 @@ static inline double effdim_act_deriv(effdim_activation act, double z, double a)
     case EFFDIM_ACT_GELU:
         return 0.5 * (1.0 + erf(z * 0.70710678118654752440)) +
                z * 0.39894228040143267794 * exp(-0.5 * z * z);
+    case EFFDIM_ACT_ELU: return z > 0.0 ? 1.0 : exp(z);
     case EFFDIM_ACT_IDENTITY: break;
     }
     return 1.0;
 }
 
-/* act''(z): 0 for identity and relu (almost everywhere). */
+/* act''(z): 0 for identity and relu (almost everywhere); elu'' = e^z for
+ * z <= 0 and 0 above (a jump at 0, as PyTorch's double backward has it). */
 static inline double effdim_act_deriv2(effdim_activation act, double z, double a)
 {
     switch (act) {
@@ -194,6 +199,7 @@ static inline double effdim_act_deriv2(effdim_activation act, double z, double a
         return s * (1.0 - s);
     }
     case EFFDIM_ACT_GELU: return 0.39894228040143267794 * exp(-0.5 * z * z) * (2.0 - z * z);
+    case EFFDIM_ACT_ELU: return z > 0.0 ? 0.0 : exp(z);
     case EFFDIM_ACT_RELU:
     case EFFDIM_ACT_IDENTITY: break;
     }

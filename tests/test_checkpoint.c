@@ -706,7 +706,7 @@ static void unknown_activation_and_loss_are_refused(void)
     CHECK_OK(effdim_h5_attr_write_string(g, "loss", "hinge", &e), &e);
     H5Gclose(g);
     H5Fclose(f);
-    EXPECT_REFUSED(path, EFFDIM_EFORMAT, "/model", "loss is 'hinge'", "cross_entropy or mse");
+    EXPECT_REFUSED(path, EFFDIM_EFORMAT, "/model", "loss is 'hinge'", "cross_entropy, mse or bce");
     f = corruptible("reduction.h5", &path);
     g = H5Gopen2(f, "model", H5P_DEFAULT);
     CHECK_OK(effdim_h5_attr_write_string(g, "reduction", "max", &e), &e);

@@ -74,19 +74,20 @@ static int problem_make(problem *p, size_t L, const size_t *sizes, const effdim_
     p->theta = malloc(p->m.n_params * sizeof(double));
     ok = ok && CHECK_OK(effdim_mlp_init_params(&p->m, p->theta, EFFDIM_INIT_TORCH, seed, &err), &err);
     for (size_t j = 0; ok && j < p->m.n_params; ++j) p->theta[j] *= gain;
-    if (loss == EFFDIM_LOSS_CROSS_ENTROPY)
-        ok = ok && CHECK_OK(effdim_gen_gmm(n, sizes[0], sizes[L], 1.7, seed + 11, &p->ds, &err), &err);
+    if (loss != EFFDIM_LOSS_MSE) /* bce: two classes for its one logit */
+        ok = ok && CHECK_OK(effdim_gen_gmm(n, sizes[0], effdim_mlp_n_classes(&p->m), 1.7, seed + 11,
+                                           &p->ds, &err), &err);
     else
         ok = ok && CHECK_OK(effdim_gen_teacher(n, sizes[0], 6, sizes[L], 0, 0.3, seed + 13, &p->ds,
                                                &err), &err);
     return ok;
 }
 
-/* 5 -> 7 -> 6 -> 4 with the given hidden activations */
+/* 5 -> 7 -> 6 -> 4 (-> 1 for bce) with the given hidden activations */
 static int problem_small(problem *p, effdim_activation a0, effdim_activation a1, effdim_loss loss,
                          effdim_reduction red, size_t n, uint64_t seed)
 {
-    size_t sizes[] = {5, 7, 6, 4};
+    size_t sizes[] = {5, 7, 6, loss == EFFDIM_LOSS_BCE ? 1 : 4};
     effdim_activation acts[] = {a0, a1, EFFDIM_ACT_IDENTITY};
     return problem_make(p, 3, sizes, acts, loss, red, n, 1.9, seed);
 }
@@ -131,6 +132,11 @@ static void output_hessian(const effdim_mlp *m, const double *f, double *H)
     if (m->loss == EFFDIM_LOSS_MSE) {
         double q = 2.0 * (m->reduction == EFFDIM_REDUCTION_MEAN ? 1.0 / (double)k : 1.0);
         for (size_t a = 0; a < k; ++a) H[a * k + a] = q;
+        return;
+    }
+    if (m->loss == EFFDIM_LOSS_BCE) { /* one logit: p (1 - p) */
+        double pr = 1.0 / (1.0 + exp(-f[0]));
+        H[0] = pr * (1.0 - pr);
         return;
     }
     double mx = f[0], sum = 0.0, pr[64];
@@ -565,6 +571,24 @@ static void test_mc_ggn(void)
 {
     check_mc(EFFDIM_LOSS_CROSS_ENTROPY, 71);
     check_mc(EFFDIM_LOSS_MSE, 72);
+}
+
+/* elu and bce through the GGN (dense Jacobians), exact Hessian (R-operator
+ * unit vectors), empirical Fisher and Monte-Carlo GGN (Bernoulli labels) */
+static void test_elu_bce(void)
+{
+    check_ggn_against_dense(EFFDIM_ACT_ELU, EFFDIM_ACT_ELU, EFFDIM_LOSS_BCE, EFFDIM_REDUCTION_MEAN,
+                            81);
+    check_ggn_against_dense(EFFDIM_ACT_TANH, EFFDIM_ACT_ELU, EFFDIM_LOSS_BCE, EFFDIM_REDUCTION_SUM,
+                            82);
+    check_ggn_against_dense(EFFDIM_ACT_ELU, EFFDIM_ACT_GELU, EFFDIM_LOSS_CROSS_ENTROPY,
+                            EFFDIM_REDUCTION_MEAN, 83);
+    check_hessian_exact(EFFDIM_ACT_ELU, EFFDIM_ACT_ELU, EFFDIM_LOSS_BCE, EFFDIM_REDUCTION_MEAN, 84);
+    check_hessian_exact(EFFDIM_ACT_ELU, EFFDIM_ACT_RELU, EFFDIM_LOSS_BCE, EFFDIM_REDUCTION_SUM, 85);
+    check_hessian_exact(EFFDIM_ACT_SIGMOID, EFFDIM_ACT_ELU, EFFDIM_LOSS_MSE, EFFDIM_REDUCTION_MEAN,
+                        86);
+    check_ef(EFFDIM_LOSS_BCE, EFFDIM_REDUCTION_MEAN, 87);
+    check_mc(EFFDIM_LOSS_BCE, 88);
 }
 
 /* ======================================================================== */
@@ -1172,6 +1196,8 @@ static void test_diag_file(void)
 }
 
 CHECK_TESTS({"GGN diagonal equals the diagonal of the dense Jacobian GGN", test_ggn_dense},
+            {"ELU and BCE diagonals (GGN, Hessian, EF, MC) equal their dense references",
+             test_elu_bce},
             {"chunking, blocks and row selections do not change the diagonals", test_ggn_chunking},
             {"exact Hessian diagonal equals R-operator Hessian on unit vectors", test_hessian_exact},
             {"a curved output activation is handled exactly", test_hessian_curved_output},

@@ -109,7 +109,8 @@ static int setup_case(const net_case *c, size_t n, unsigned long seed, effdim_ml
     *theta = malloc(m->n_params * sizeof(double));
     if (!CHECK_OK(effdim_mlp_init_params(m, *theta, EFFDIM_INIT_TORCH, seed, &e), &e)) return 0;
     for (size_t i = 0; i < m->n_params; ++i) (*theta)[i] *= 1.7;
-    size_t k = c->sizes[c->L];
+    /* labels: one class per output (bce: 0/1 for its one output) */
+    size_t k = c->loss == EFFDIM_LOSS_MSE ? c->sizes[c->L] : effdim_mlp_n_classes(m);
     *ds = testnet_data(n, c->sizes[0], k,
                     c->loss == EFFDIM_LOSS_MSE ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS,
                     seed + 100);
@@ -622,6 +623,9 @@ static void ggn_oracle(const effdim_mlp *m, const double *theta, const effdim_da
             for (size_t a = 0; a < k; ++a) p[a] /= z;
             for (size_t a = 0; a < k; ++a)
                 for (size_t b = 0; b < k; ++b) Hi[a * k + b] = (a == b ? p[a] : 0.0) - p[a] * p[b];
+        } else if (m->loss == EFFDIM_LOSS_BCE) { /* one logit: p (1 - p) */
+            double p = 1.0 / (1.0 + exp(-f[0]));
+            Hi[0] = p * (1.0 - p);
         } else {
             double q = m->reduction == EFFDIM_REDUCTION_MEAN ? 2.0 / (double)k : 2.0;
             for (size_t a = 0; a < k; ++a)
@@ -1154,6 +1158,123 @@ static void a_trained_classifier_shows_c_minus_1_outliers(void)
 
 /* ---- errors ------------------------------------------------------------------------ */
 
+/* ---- elu and binary cross-entropy -------------------------------------------------- */
+
+/* The ELU activation and the BCE-with-logits loss through every curvature
+ * path, on networks of their own: exact products (uncached and cached)
+ * against central differences of the gradient, the dense exact Hessian
+ * symmetric and equal to the dense FD Hessian, both FD operators within
+ * their predicted error, and the GGN equal to sum_i s J_i^T p_i (1 - p_i) J_i
+ * (bce) and PSD. */
+static const net_case elu_bce_cases[] = {
+    {"3-7-5-1 elu elu identity, bce mean", 3, {3, 7, 5, 1},
+     {EFFDIM_ACT_ELU, EFFDIM_ACT_ELU, EFFDIM_ACT_IDENTITY}, EFFDIM_LOSS_BCE, EFFDIM_REDUCTION_MEAN},
+    {"4-6-1 elu identity, bce sum", 2, {4, 6, 1}, {EFFDIM_ACT_ELU, EFFDIM_ACT_IDENTITY},
+     EFFDIM_LOSS_BCE, EFFDIM_REDUCTION_SUM},
+    {"2-5-4-1 tanh relu identity, bce mean", 3, {2, 5, 4, 1},
+     {EFFDIM_ACT_TANH, EFFDIM_ACT_RELU, EFFDIM_ACT_IDENTITY}, EFFDIM_LOSS_BCE,
+     EFFDIM_REDUCTION_MEAN},
+    {"3-6-5-3 elu tanh identity, cross-entropy mean", 3, {3, 6, 5, 3},
+     {EFFDIM_ACT_ELU, EFFDIM_ACT_TANH, EFFDIM_ACT_IDENTITY}, EFFDIM_LOSS_CROSS_ENTROPY,
+     EFFDIM_REDUCTION_MEAN},
+    {"3-5-4-2 elu gelu elu (non-identity output), mse sum", 3, {3, 5, 4, 2},
+     {EFFDIM_ACT_ELU, EFFDIM_ACT_GELU, EFFDIM_ACT_ELU}, EFFDIM_LOSS_MSE, EFFDIM_REDUCTION_SUM},
+};
+
+static void elu_and_bce_pass_the_hessian_and_ggn_oracles(void)
+{
+    size_t nc = sizeof elu_bce_cases / sizeof elu_bce_cases[0];
+    for (size_t ci = 0; ci < nc; ++ci) {
+        const net_case *c = &elu_bce_cases[ci];
+        effdim_mlp m;
+        double *theta = NULL;
+        effdim_dataset *ds = NULL;
+        effdim_error e;
+        if (!setup_case(c, 23, 401 + ci, &m, &theta, &ds)) {
+            free(theta);
+            effdim_dataset_free(ds);
+            continue;
+        }
+        size_t P = m.n_params;
+        double *H = malloc(P * P * sizeof(double)), *F = malloc(P * P * sizeof(double));
+        double *G = malloc(P * P * sizeof(double)), *w = malloc(P * sizeof(double));
+        double *v = malloc(P * sizeof(double)), *hv = malloc(P * sizeof(double)),
+               *want = malloc(P * sizeof(double)), *e_j = calloc(P, sizeof(double));
+        fill_gaussian(v, P, 0.83, 500 + ci);
+        double rel[2] = {INFINITY, INFINITY}, asym = -1.0, hdiff = INFINITY, gdiff = INFINITY;
+        fd_oracle(&m, theta, ds, NULL, ds->n, v, 1e-5, want);
+        for (int cached = 0; cached < 2; ++cached) { /* chunk 8: chunks of 8, 8, 7 rows */
+            use_cache = cached;
+            effdim_operator *op = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_HESSIAN,
+                                          EFFDIM_HVP_EXACT, 0.0, 8);
+            if (op && CHECK_OK(effdim_operator_apply(op, 1, v, P, hv, P, &e), &e))
+                rel[cached] = vdist(hv, want, P) / vnorm(want, P);
+            effdim_operator_free(op);
+        }
+        use_cache = 0;
+        CHECK(rel[0] < 1e-7 && rel[1] < 1e-7);
+        /* dense exact Hessian against the dense FD Hessian */
+        effdim_operator *ex = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_HESSIAN,
+                                      EFFDIM_HVP_EXACT, 0.0, 0);
+        if (ex && CHECK_OK(effdim_operator_to_dense(ex, H, &asym, &e), &e)) {
+            for (size_t j = 0; j < P; ++j) {
+                e_j[j] = 1.0;
+                fd_oracle(&m, theta, ds, NULL, ds->n, e_j, 1e-5, F + j * P);
+                e_j[j] = 0.0;
+            }
+            double scale = testnet_max_abs(H, P * P), diff = 0.0;
+            for (size_t i = 0; i < P * P; ++i) diff = fmax(diff, fabs(H[i] - F[i]));
+            hdiff = diff / scale;
+            CHECK(asym <= 1e-12);
+            CHECK(hdiff <= 1e-7);
+        }
+        /* both FD operators within their predicted error of the exact product */
+        double worst_ratio = 0.0;
+        for (int method = 0; method < 2 && ex; ++method) {
+            effdim_operator *op = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_HESSIAN,
+                                          (effdim_hvp_method)method, 0.0, 8);
+            effdim_hvp_fd_error fe;
+            if (op && CHECK_OK(effdim_operator_apply(ex, 1, v, P, hv, P, &e), &e) &&
+                CHECK_OK(effdim_hvp_fd_error_estimate(op, v, want, &fe, &e), &e)) {
+                double actual = vdist(want, hv, P);
+                CHECK(actual <= fe.predicted);
+                worst_ratio = fmax(worst_ratio, actual / fe.predicted);
+            }
+            effdim_operator_free(op);
+        }
+        effdim_operator_free(ex);
+        /* GGN against the dense J^T H_out J, PSD */
+        effdim_operator *gg = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_GGN,
+                                      EFFDIM_HVP_EXACT, 0.0, 8);
+        double gasym = -1.0;
+        if (gg && CHECK_OK(effdim_operator_to_dense(gg, G, &gasym, &e), &e)) {
+            ggn_oracle(&m, theta, ds, F);
+            double scale = testnet_max_abs(F, P * P), diff = 0.0;
+            for (size_t i = 0; i < P * P; ++i) diff = fmax(diff, fabs(G[i] - F[i]));
+            gdiff = diff / scale;
+            symmetrise(G, P);
+            CHECK(dense_eigenvalues(G, P, w) == 0);
+            CHECK(gdiff <= 1e-7);
+            CHECK(gasym <= 1e-12);
+            CHECK(w[0] >= -1e-12 * w[P - 1]);
+        }
+        effdim_operator_free(gg);
+        check_note("%-52s P = %3zu  exact vs fd %.1e (cached %.1e), dense H vs fd %.1e, "
+                   "fd actual/predicted <= %.2f, GGN vs J'HJ %.1e",
+                   c->label, P, rel[0], rel[1], hdiff, worst_ratio, gdiff);
+        free(H);
+        free(F);
+        free(G);
+        free(w);
+        free(v);
+        free(hv);
+        free(want);
+        free(e_j);
+        free(theta);
+        effdim_dataset_free(ds);
+    }
+}
+
 static void bad_arguments_are_refused_with_a_clear_message(void)
 {
     const net_case *c = &cases[0];
@@ -1294,5 +1415,7 @@ CHECK_TESTS({"exact products match central differences of the gradient (7 networ
              slq_flags_a_barely_trained_relu_net},
             {"a trained classifier shows C - 1 outliers above the bulk (Papyan)",
              a_trained_classifier_shows_c_minus_1_outliers},
+            {"ELU and BCE pass the exact, FD, dense and GGN oracles (5 networks)",
+             elu_and_bce_pass_the_hessian_and_ggn_oracles},
             {"bad arguments are refused with a clear message",
              bad_arguments_are_refused_with_a_clear_message})

@@ -81,9 +81,10 @@ static void fd_grad(const effdim_mlp *m, const double *theta, const effdim_datas
 
 static void names_round_trip_and_unknown_names_are_refused(void)
 {
-    const effdim_activation acts[] = {EFFDIM_ACT_IDENTITY, EFFDIM_ACT_RELU, EFFDIM_ACT_TANH,
-                                      EFFDIM_ACT_SIGMOID, EFFDIM_ACT_SOFTPLUS, EFFDIM_ACT_GELU};
-    for (size_t i = 0; i < 6; ++i) {
+    const effdim_activation acts[] = {EFFDIM_ACT_IDENTITY, EFFDIM_ACT_RELU,     EFFDIM_ACT_TANH,
+                                      EFFDIM_ACT_SIGMOID,  EFFDIM_ACT_SOFTPLUS, EFFDIM_ACT_GELU,
+                                      EFFDIM_ACT_ELU};
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; ++i) {
         effdim_activation a = EFFDIM_ACT_IDENTITY;
         CHECK(effdim_activation_parse(effdim_activation_name(acts[i]), &a) == EFFDIM_OK);
         CHECK(a == acts[i]);
@@ -99,6 +100,10 @@ static void names_round_trip_and_unknown_names_are_refused(void)
     CHECK(effdim_loss_parse("mse", &l) == EFFDIM_OK && l == EFFDIM_LOSS_MSE);
     CHECK(effdim_loss_parse("hinge", &l) == EFFDIM_EINVAL);
     CHECK(strcmp(effdim_loss_name(EFFDIM_LOSS_MSE), "mse") == 0);
+    CHECK(effdim_loss_parse("bce", &l) == EFFDIM_OK && l == EFFDIM_LOSS_BCE);
+    CHECK(strcmp(effdim_loss_name(EFFDIM_LOSS_BCE), "bce") == 0);
+    CHECK(strcmp(effdim_activation_name(EFFDIM_ACT_ELU), "elu") == 0);
+    CHECK(strcmp(effdim_loss_name((effdim_loss)3), "unknown") == 0);
     effdim_reduction r;
     CHECK(effdim_reduction_parse("sum", &r) == EFFDIM_OK && r == EFFDIM_REDUCTION_SUM);
     CHECK(effdim_reduction_parse("mean", &r) == EFFDIM_OK && r == EFFDIM_REDUCTION_MEAN);
@@ -151,6 +156,9 @@ static void bad_network_descriptions_are_refused_with_the_reason(void)
     CHECK_STATUS(effdim_mlp_init(&m, 2, sizes, badact, EFFDIM_LOSS_MSE, EFFDIM_REDUCTION_MEAN, &e),
                  EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "activation of layer 1", "17");
+    CHECK_STATUS(effdim_mlp_init(&m, 2, sizes, acts, (effdim_loss)3, EFFDIM_REDUCTION_MEAN, &e),
+                 EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "loss 3 unknown");
 }
 
 static void initialisations_follow_their_bounds_and_the_seed(void)
@@ -192,17 +200,18 @@ static void initialisations_follow_their_bounds_and_the_seed(void)
 
 /* ---- finite differences -------------------------------------------------- */
 
-/* One network 4 -> 6 -> 5 -> 3 with `act` on the hidden layers; the output
- * layer is identity for cross_entropy and `act` too for mse (so the output
- * activation's derivative is covered). Returns max rel error (FD vs exact). */
+/* One network 4 -> 6 -> 5 -> 3 (-> 1 for bce, labels 0/1) with `act` on
+ * the hidden layers; the output layer is identity for cross_entropy and bce
+ * and `act` too for mse (so the output activation's derivative is covered).
+ * Returns max rel error (FD vs exact). */
 static double fd_case(effdim_activation act, effdim_loss loss, effdim_reduction red, unsigned seed)
 {
     effdim_mlp m;
     effdim_error e;
-    const size_t sizes[] = {4, 6, 5, 3};
+    const size_t sizes[] = {4, 6, 5, loss == EFFDIM_LOSS_BCE ? 1 : 3};
     effdim_activation acts[] = {act, act, loss == EFFDIM_LOSS_MSE ? act : EFFDIM_ACT_IDENTITY};
     if (make_mlp(&m, 3, sizes, acts, loss, red)) return INFINITY;
-    effdim_dataset *ds = testnet_data(13, 4, 3,
+    effdim_dataset *ds = testnet_data(13, 4, loss == EFFDIM_LOSS_BCE ? 2 : 3,
                                    loss == EFFDIM_LOSS_MSE ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS,
                                    seed);
     effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 5, &e); /* several chunks */
@@ -232,12 +241,14 @@ static void gradient_matches_central_differences_for_every_activation_loss_and_r
      * rounding eps |L| / h ~ 2e-11, so about 1e-10 relative to the largest
      * gradient entry (~0.1..1); the bound 1e-8 leaves a factor 100 margin
      * and still fails for any formula error (those are O(1)). */
-    const effdim_activation acts[] = {EFFDIM_ACT_IDENTITY, EFFDIM_ACT_RELU, EFFDIM_ACT_TANH,
-                                      EFFDIM_ACT_SIGMOID, EFFDIM_ACT_SOFTPLUS, EFFDIM_ACT_GELU};
+    const effdim_activation acts[] = {EFFDIM_ACT_IDENTITY, EFFDIM_ACT_RELU,     EFFDIM_ACT_TANH,
+                                      EFFDIM_ACT_SIGMOID,  EFFDIM_ACT_SOFTPLUS, EFFDIM_ACT_GELU,
+                                      EFFDIM_ACT_ELU};
+    const size_t n_acts = sizeof acts / sizeof acts[0], n_loss = 3;
     double worst = 0;
     unsigned seed = 100;
-    for (size_t a = 0; a < 6; ++a)
-        for (int loss = 0; loss < 2; ++loss)
+    for (size_t a = 0; a < n_acts; ++a)
+        for (int loss = 0; loss < (int)n_loss; ++loss)
             for (int red = 0; red < 2; ++red) {
                 double r = fd_case(acts[a], (effdim_loss)loss, (effdim_reduction)red, ++seed);
                 if (!CHECK(r < 1e-8))
@@ -246,17 +257,19 @@ static void gradient_matches_central_differences_for_every_activation_loss_and_r
                                effdim_reduction_name((effdim_reduction)red), r);
                 worst = r > worst ? r : worst;
             }
-    check_note("24 networks: max relative error vs central differences (h = 1e-5) %.2e", worst);
+    check_note("%zu networks (7 activations x cross_entropy, mse, bce x mean, sum): max relative "
+               "error vs central differences (h = 1e-5) %.2e", n_acts * n_loss * 2, worst);
 }
 
 static void activation_derivatives_match_differences(void)
 {
-    const effdim_activation acts[] = {EFFDIM_ACT_IDENTITY, EFFDIM_ACT_RELU, EFFDIM_ACT_TANH,
-                                      EFFDIM_ACT_SIGMOID, EFFDIM_ACT_SOFTPLUS, EFFDIM_ACT_GELU};
+    const effdim_activation acts[] = {EFFDIM_ACT_IDENTITY, EFFDIM_ACT_RELU,     EFFDIM_ACT_TANH,
+                                      EFFDIM_ACT_SIGMOID,  EFFDIM_ACT_SOFTPLUS, EFFDIM_ACT_GELU,
+                                      EFFDIM_ACT_ELU};
     const double zs[] = {-7.31, -2.385, -0.417, 0.093, 0.61, 1.775, 3.9, 19.2, 23.5};
     const double h = 1e-5;
     double worst1 = 0, worst2 = 0;
-    for (size_t a = 0; a < 6; ++a)
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; ++a)
         for (size_t i = 0; i < sizeof zs / sizeof zs[0]; ++i) {
             effdim_activation act = acts[a];
             double z = zs[i], az = effdim_act_value(act, z);
@@ -281,6 +294,14 @@ static void activation_derivatives_match_differences(void)
     CHECK(effdim_act_value(EFFDIM_ACT_SIGMOID, -800.0) == 0.0);
     CHECK(effdim_act_value(EFFDIM_ACT_SIGMOID, 800.0) == 1.0);
     CHECK(effdim_act_deriv(EFFDIM_ACT_RELU, 0.0, 0.0) == 0.0);
+    /* elu: e^z - 1 without cancellation near 0, continuous slope 1 at 0, and
+     * PyTorch's branch at 0 (z <= 0 takes the exponential side) */
+    CHECK_CLOSE(effdim_act_value(EFFDIM_ACT_ELU, -1e-9), -1e-9 + 5e-19, 1e-15);
+    CHECK(effdim_act_value(EFFDIM_ACT_ELU, -800.0) == -1.0);
+    CHECK(effdim_act_value(EFFDIM_ACT_ELU, 2.385) == 2.385);
+    CHECK(effdim_act_deriv(EFFDIM_ACT_ELU, 0.0, 0.0) == 1.0);
+    CHECK(effdim_act_deriv2(EFFDIM_ACT_ELU, 0.0, 0.0) == 1.0);
+    CHECK(effdim_act_deriv2(EFFDIM_ACT_ELU, 1e-12, 1e-12) == 0.0);
 }
 
 /* ---- invariants --------------------------------------------------------- */
@@ -523,7 +544,9 @@ static double torch_case(hid_t file, const char *name)
     if (!CHECK_OK(effdim_h5_shape(g, "X", &rank, dims, &cls, &e), &e)) goto done;
     size_t n = dims[0], d = dims[1], k = sizes[nacts], P = m.n_params;
     effdim_target_kind kind = loss == EFFDIM_LOSS_MSE ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS;
-    if (!CHECK_OK(effdim_dataset_alloc(n, d, k, kind, &ds, &e), &e)) goto done;
+    if (!CHECK_OK(effdim_dataset_alloc(n, d, kind == EFFDIM_TARGET_REAL ? k : effdim_mlp_n_classes(&m),
+                                       kind, &ds, &e), &e))
+        goto done;
     theta = malloc(P * sizeof *theta);
     grad = malloc(P * sizeof *grad);
     wgrad = malloc(P * sizeof *wgrad);
@@ -588,7 +611,13 @@ static void pytorch_fixture_loss_gradient_and_per_sample_gradients_agree(void)
     char **cases = NULL;
     size_t nc = 0;
     if (CHECK_OK(effdim_h5_attr_read_strings(file, "cases", &cases, &nc, &e), &e)) {
-        CHECK(nc == 7);
+        CHECK(nc == 12); /* 7 cases of the first fixture, 5 of elu and bce */
+        size_t bce = 0, elu = 0;
+        for (size_t i = 0; i < nc; ++i) {
+            bce += strstr(cases[i], "_bce") != NULL;
+            elu += strncmp(cases[i], "elu_", 4) == 0;
+        }
+        CHECK(bce == 3 && elu == 4);
         double worst = 0;
         for (size_t i = 0; i < nc; ++i) {
             double w = torch_case(file, cases[i]);
@@ -635,6 +664,29 @@ static void evaluate_accuracy_equals_a_hand_count(void)
     effdim_mlp_ws_free(ws);
     effdim_dataset_free(ds);
 
+    /* bce on one logit f = 2.385 x_0 - 0.5: class 1 when f > 0, i.e. x_0 > 0.2096 */
+    {
+        const size_t bs[] = {3, 1};
+        effdim_mlp mb;
+        if (make_mlp(&mb, 1, bs, acts, EFFDIM_LOSS_BCE, EFFDIM_REDUCTION_SUM)) return;
+        if (!CHECK_OK(effdim_dataset_alloc(8, 3, 2, EFFDIM_TARGET_LABELS, &ds, &e), &e)) return;
+        memcpy(ds->X, X, sizeof X);
+        /* x_0 = 0.9 0.1 0.2 1.5 -0.5 0.33 0.6 0.0 -> predicted 1 0 0 1 0 1 1 0 */
+        const int32_t yb[8] = {1, 0, 1, 1, 1, 1, 0, 0}; /* right: rows 0 1 3 5 7 -> 5/8 */
+        memcpy(ds->labels, yb, sizeof yb);
+        double tb[4] = {2.385, 0, 0, -0.5}, lb = 0;
+        ws = effdim_mlp_ws_alloc(&mb, 3, &e);
+        CHECK_OK(effdim_mlp_evaluate(&mb, tb, ds, NULL, 8, &loss, &acc, ws, &e), &e);
+        CHECK(acc == 5.0 / 8.0);
+        for (size_t i = 0; i < 8; ++i) {
+            double f = 2.385 * X[i * 3] - 0.5, p = 1.0 / (1.0 + exp(-f));
+            lb -= yb[i] ? log(p) : log(1.0 - p);
+        }
+        CHECK_CLOSE(loss, lb, 1e-14);
+        effdim_mlp_ws_free(ws);
+        effdim_dataset_free(ds);
+    }
+
     /* real targets: accuracy is NaN */
     const size_t rs[] = {3, 2};
     if (make_mlp(&m, 1, rs, acts, EFFDIM_LOSS_MSE, EFFDIM_REDUCTION_MEAN)) return;
@@ -650,32 +702,40 @@ static void output_hessian_matches_differences_of_output_deltas(void)
 {
     /* internal piece for Gauss-Newton products: d/dF of (dl/dF) applied to v */
     effdim_error e;
-    const size_t sizes[] = {3, 4};
     const effdim_activation acts[] = {EFFDIM_ACT_IDENTITY};
-    for (int loss = 0; loss < 2; ++loss)
+    for (int loss = 0; loss < 3; ++loss)
         for (int red = 0; red < 2; ++red) {
             effdim_mlp m;
+            int bce = loss == EFFDIM_LOSS_BCE;
+            const size_t sizes[] = {3, bce ? 1 : 4}, nk = 5 * sizes[1];
             if (make_mlp(&m, 1, sizes, acts, (effdim_loss)loss, (effdim_reduction)red)) return;
-            effdim_dataset *ds = testnet_data(5, 3, 4, loss ? EFFDIM_TARGET_REAL : EFFDIM_TARGET_LABELS,
-                                           12);
+            effdim_dataset *ds = testnet_data(5, 3, bce ? 2 : 4,
+                                              loss == EFFDIM_LOSS_MSE ? EFFDIM_TARGET_REAL
+                                                                      : EFFDIM_TARGET_LABELS,
+                                              12);
             effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 8, &e);
             double theta[16], v[20], F[20], up[20], dn[20], hv[20], fd[20], sum;
-            for (int i = 0; i < 16; ++i) theta[i] = 0.37 * sin(1.7 * i + 0.3);
+            for (int i = 0; i < 16; ++i) theta[i] = (bce ? 1.9 : 0.37) * sin(1.7 * i + 0.3);
             for (int i = 0; i < 20; ++i) v[i] = cos(0.9 * i - 0.2);
             effdim_mlp_chunk c;
             CHECK_OK(effdim_mlp_chunk_load(ds, NULL, 0, 5, ws, &c, &e), &e);
             effdim_mlp_forward(&m, theta, c.X, 5, ws);
-            memcpy(F, ws->A[0], sizeof F);
+            memcpy(F, ws->A[0], nk * sizeof(double));
             effdim_mlp_output_hess_apply(&m, ws, 5, 0.75, v, hv);
             const double h = 1e-5;
-            for (int i = 0; i < 20; ++i) ws->A[0][i] = F[i] + h * v[i];
+            for (size_t i = 0; i < nk; ++i) ws->A[0][i] = F[i] + h * v[i];
             CHECK_OK(effdim_mlp_output(&m, &c, 0.75, 1, ws, &sum, &e), &e);
-            memcpy(up, ws->D[0], sizeof up);
-            for (int i = 0; i < 20; ++i) ws->A[0][i] = F[i] - h * v[i];
+            memcpy(up, ws->D[0], nk * sizeof(double));
+            for (size_t i = 0; i < nk; ++i) ws->A[0][i] = F[i] - h * v[i];
             CHECK_OK(effdim_mlp_output(&m, &c, 0.75, 1, ws, &sum, &e), &e);
-            memcpy(dn, ws->D[0], sizeof dn);
-            for (int i = 0; i < 20; ++i) fd[i] = (up[i] - dn[i]) / (2 * h);
-            CHECK_VEC_CLOSE(hv, fd, 20, 1e-8);
+            memcpy(dn, ws->D[0], nk * sizeof(double));
+            for (size_t i = 0; i < nk; ++i) fd[i] = (up[i] - dn[i]) / (2 * h);
+            CHECK_VEC_CLOSE(hv, fd, nk, 1e-8);
+            if (bce) /* closed form: 0.75 p (1 - p) v */
+                for (size_t i = 0; i < 5; ++i) {
+                    double p = 1.0 / (1.0 + exp(-F[i]));
+                    CHECK_CLOSE(hv[i], 0.75 * p * (1.0 - p) * v[i], 1e-14);
+                }
             effdim_mlp_ws_free(ws);
             effdim_dataset_free(ds);
         }
@@ -746,6 +806,38 @@ static void data_that_does_not_fit_is_refused_naming_the_spec_and_sizes(void)
     ds = testnet_data(10, 5, 2, EFFDIM_TARGET_REAL, 3);
     CHECK_STATUS(effdim_mlp_check_data(&mm, ds, "regression:n=10", &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "regression:n=10", "2 target columns", "3 outputs");
+
+    /* bce: one output, two classes, labels 0/1 */
+    effdim_mlp mb1, mb3;
+    const size_t s1[] = {5, 6, 1};
+    if (make_mlp(&mb1, 2, s1, acts, EFFDIM_LOSS_BCE, EFFDIM_REDUCTION_MEAN) ||
+        make_mlp(&mb3, 2, sizes, acts, EFFDIM_LOSS_BCE, EFFDIM_REDUCTION_MEAN))
+        return;
+    CHECK(effdim_mlp_n_classes(&mb1) == 2 && effdim_mlp_n_classes(&m) == 3);
+    effdim_dataset_free(ds);
+    ds = testnet_data(10, 5, 2, EFFDIM_TARGET_LABELS, 5);
+    CHECK_OK(effdim_mlp_check_data(&mb1, ds, "spirals:n=10", &e), &e);
+    CHECK_STATUS(effdim_mlp_check_data(&mb3, ds, "spirals:n=10", &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "spirals:n=10", "bce needs one output", "has 3");
+    ds->labels[4] = 2;
+    CHECK_STATUS(effdim_mlp_check_data(&mb1, ds, "spirals:n=10", &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "spirals:n=10", "row 4", "label 2");
+    effdim_mlp_ws *wb = effdim_mlp_ws_alloc(&mb1, 4, &e);
+    double tb[43] = {0};
+    CHECK(mb1.n_params == 43);
+    CHECK_STATUS(effdim_mlp_loss_grad(&mb1, tb, ds, NULL, 10, &loss, tb, wb, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "row 4", "label 2", "bce takes labels 0 and 1");
+    ds->labels[4] = 1;
+    CHECK_OK(effdim_mlp_loss_grad(&mb1, tb, ds, NULL, 10, &loss, NULL, wb, &e), &e);
+    CHECK_CLOSE(loss, log(2.0), 1e-15); /* zero weights: p = 1/2 */
+    ds->k = 3;
+    CHECK_STATUS(effdim_mlp_check_data(&mb1, ds, "gmm:n=10,k=3", &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "gmm:n=10,k=3", "3 classes", "bce takes two");
+    effdim_mlp_ws_free(wb);
+    effdim_dataset_free(ds);
+    ds = testnet_data(10, 5, 1, EFFDIM_TARGET_REAL, 6);
+    CHECK_STATUS(effdim_mlp_check_data(&mb1, ds, "regression:n=10", &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "real-valued targets need loss mse", "bce");
 
     /* a workspace sized for another network */
     const size_t other[] = {5, 7, 3};

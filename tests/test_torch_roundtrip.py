@@ -79,8 +79,13 @@ def torch_to_effdim_case(tools, tmp, name, model, loss, reduction, optimizer_kin
     gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
     d, k = model[0].in_features, [m for m in model if isinstance(m, nn.Linear)][-1].out_features
     X = torch.randn(n, d, generator=gen, dtype=torch.float64) * 1.3
-    y = (torch.randint(0, k, (n,), generator=gen) if loss == "cross_entropy"
-         else torch.randn(n, k, generator=gen, dtype=torch.float64))
+    if loss == "cross_entropy":
+        y = torch.randint(0, k, (n,), generator=gen)
+    elif loss == "bce":  # integer labels 0/1 in the data file, float (n, 1) targets for torch
+        y = torch.randint(0, 2, (n,), generator=gen)
+    else:
+        y = torch.randn(n, k, generator=gen, dtype=torch.float64)
+    target = y.to(torch.float64).reshape(n, 1) if loss == "bce" else y
     fn = loss_function(loss, reduction)
     opt = None
     if optimizer_kind == "adam":
@@ -93,7 +98,7 @@ def torch_to_effdim_case(tools, tmp, name, model, loss, reduction, optimizer_kin
     if opt is not None:
         for _ in range(3):
             opt.zero_grad()
-            fn(model(X), y).backward()
+            fn(model(X), target).backward()
             opt.step()
     path = os.path.join(tmp, f"{name}.h5")
     data = os.path.join(tmp, f"{name}_data.h5")
@@ -132,6 +137,25 @@ def torch_to_effdim_case(tools, tmp, name, model, loss, reduction, optimizer_kin
           el <= TOL and eg <= TOL)
 
 
+def train_and_import(tools, data, model_path, what, args):
+    """effdim train on h5:data with args, checked; the imported checkpoint or None."""
+    r = run([tools["effdim"], "train", "--data", f"h5:{data}", *args, "-o", model_path])
+    check(what, r.returncode == 0, r.stderr.strip())
+    return import_checkpoint(model_path) if r.returncode == 0 else None
+
+
+def torch_matches_effdim(tools, tmp, name, model_path, data, model, fn, X, y, what):
+    """Check PyTorch's loss and gradient of model on (X, y) against effdim's on the
+    checkpoint; returns effdim's gradient."""
+    want_loss, want_grad = c_loss_grad(tools, model_path, data, os.path.join(tmp, f"{name}_lg.h5"))
+    got_loss, got_grad = loss_and_grad(model, fn, X, y)
+    el, eg = rel_err(got_loss, want_loss), rel_err(got_grad, want_grad)
+    WORST["loss"] = max(WORST["loss"], el)
+    WORST["grad"] = max(WORST["grad"], eg)
+    check(f"{what} equal effdim's (loss {el:.1e}, grad {eg:.1e})", el <= TOL and eg <= TOL)
+    return want_grad
+
+
 def effdim_to_torch_case(tools, tmp):
     gen = torch.Generator().manual_seed(2385)
     X = torch.randn(120, 5, generator=gen, dtype=torch.float64)
@@ -139,26 +163,19 @@ def effdim_to_torch_case(tools, tmp):
     data = os.path.join(tmp, "train_data.h5")
     write_data(data, X, y)
     model_path = os.path.join(tmp, "trained.h5")
-    r = run([tools["effdim"], "train", "--data", f"h5:{data}", "--arch", "5,12,9,3", "--act",
-             "gelu", "--opt", "amsgrad", "--lr", "0.01", "--wd", "0.001", "--batch", "16",
-             "--epochs", "3", "--seed", "4", "-o", model_path])
-    check("effdim train writes a checkpoint on an h5: data file", r.returncode == 0,
-          r.stderr.strip())
-    if r.returncode != 0:
+    ck = train_and_import(tools, data, model_path, "effdim train writes a checkpoint on an h5: "
+                          "data file", ["--arch", "5,12,9,3", "--act", "gelu", "--opt", "amsgrad",
+                                        "--lr", "0.01", "--wd", "0.001", "--batch", "16",
+                                        "--epochs", "3", "--seed", "4"])
+    if ck is None:
         return
-    ck = import_checkpoint(model_path)
     model, fn = ck["model"], ck["loss_fn"]
     check("torch_import rebuilds the architecture",
           [type(m).__name__ for m in model] == ["Linear", "GELU", "Linear", "GELU", "Linear"]
           and ck["optimizer_name"] == "amsgrad" and ck["step"] == 3 * 8,
           f"{model} {ck['optimizer_name']} {ck['step']}")
-    want_loss, want_grad = c_loss_grad(tools, model_path, data, os.path.join(tmp, "trained_lg.h5"))
-    got_loss, got_grad = loss_and_grad(model, fn, X, y)
-    el, eg = rel_err(got_loss, want_loss), rel_err(got_grad, want_grad)
-    WORST["loss"] = max(WORST["loss"], el)
-    WORST["grad"] = max(WORST["grad"], eg)
-    check(f"PyTorch's loss and gradient on the effdim-trained model equal effdim's "
-          f"(loss {el:.1e}, grad {eg:.1e})", el <= TOL and eg <= TOL)
+    want_grad = torch_matches_effdim(tools, tmp, "trained", model_path, data, model, fn, X, y,
+                                     "PyTorch's loss and gradient on the effdim-trained model")
     opt = ck["optimizer"]
     params = list(model.parameters())
     with h5py.File(model_path, "r") as f:
@@ -187,6 +204,28 @@ def effdim_to_torch_case(tools, tmp):
         with h5py.File(out, "r") as f:
             ok = rel_err(f["grad"][...], want_grad) <= TOL
     check("torch_import.py --loss-grad writes PyTorch's loss and gradient", ok, r.stderr.strip())
+
+
+def effdim_bce_to_torch_case(tools, tmp):
+    """effdim train --loss bce --act elu -> torch_import: nn.ELU and nn.BCEWithLogitsLoss."""
+    gen = torch.Generator().manual_seed(920)
+    X = torch.randn(90, 2, generator=gen, dtype=torch.float64)
+    y = (X[:, 0] * X[:, 1] > 0).long()
+    data = os.path.join(tmp, "bce_data.h5")
+    write_data(data, X, y)
+    model_path = os.path.join(tmp, "bce_trained.h5")
+    ck = train_and_import(tools, data, model_path, "effdim train --loss bce --act elu writes a "
+                          "checkpoint", ["--arch", "2,10,10,1", "--act", "elu", "--loss", "bce",
+                                         "--opt", "adam", "--lr", "0.01", "--wd", "1e-4",
+                                         "--batch", "90", "--epochs", "5", "--seed", "3"])
+    if ck is None:
+        return
+    model, fn = ck["model"], ck["loss_fn"]
+    check("torch_import rebuilds nn.ELU layers and nn.BCEWithLogitsLoss",
+          [type(m).__name__ for m in model] == ["Linear", "ELU", "Linear", "ELU", "Linear"]
+          and isinstance(fn, nn.BCEWithLogitsLoss) and ck["loss"] == "bce", f"{model} {fn}")
+    torch_matches_effdim(tools, tmp, "bce", model_path, data, model, fn, X, y,
+                         "PyTorch's BCE loss and gradient on the effdim-trained ELU model")
 
 
 def demo_cli_case(tools, tmp):
@@ -219,7 +258,14 @@ def main():
         torch_to_effdim_case(tools, tmp, "float32_weights_relu_mse_mean", nn.Sequential(
             nn.Linear(5, 20), nn.ReLU(), nn.Linear(20, 2)).double(), "mse", "mean",
             dtype=np.float32)
+        torch_to_effdim_case(tools, tmp, "elu_bce_mean_adam", nn.Sequential(
+            nn.Linear(2, 20), nn.ELU(), nn.Linear(20, 20), nn.ELU(), nn.Linear(20, 1)).double(),
+            "bce", "mean", "adam")
+        torch_to_effdim_case(tools, tmp, "elu_tanh_bce_sum", nn.Sequential(
+            nn.Linear(3, 9), nn.Tanh(), nn.Linear(9, 7), nn.ELU(), nn.Linear(7, 1)).double(),
+            "bce", "sum")
         effdim_to_torch_case(tools, tmp)
+        effdim_bce_to_torch_case(tools, tmp)
         demo_cli_case(tools, tmp)
     print(f"# worst relative error: loss {WORST['loss']:.2e}, gradient {WORST['grad']:.2e}")
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")

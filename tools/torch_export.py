@@ -5,7 +5,7 @@ The layout is effdim's checkpoint format, version 1 (docs/file-formats.md):
 
     /                      attrs format="effdim.checkpoint", format_version=1
     /model                 attrs layer_sizes int64[L+1], activations str[L],
-                           loss "cross_entropy"|"mse", reduction "mean"|"sum"
+                           loss "cross_entropy"|"mse"|"bce", reduction "mean"|"sum"
     /model/layer{i}/weight float64 (out, in)
     /model/layer{i}/bias   float64 (out)
     /optimizer             (optional) attrs name, step, hyperparameters;
@@ -14,7 +14,7 @@ The layout is effdim's checkpoint format, version 1 (docs/file-formats.md):
 
 The model must be an nn.Sequential of nn.Linear layers (with bias), each
 optionally followed by one of ReLU, Tanh, Sigmoid, Softplus (beta 1,
-threshold 20), GELU (approximate='none') or Identity. The optimiser may be
+threshold 20), GELU (approximate='none'), ELU (alpha 1) or Identity. The optimiser may be
 torch.optim.SGD, Adam (amsgrad or not) or AdamW over model.parameters() in
 order; its per-parameter state (exp_avg, exp_avg_sq, max_exp_avg_sq,
 momentum_buffer, step) is flattened in parameters_to_vector order.
@@ -44,7 +44,7 @@ from torch import nn
 FORMAT = "effdim.checkpoint"
 FORMAT_VERSION = 1
 
-LOSSES = ("cross_entropy", "mse")
+LOSSES = ("cross_entropy", "mse", "bce")
 REDUCTIONS = ("mean", "sum")
 
 
@@ -71,8 +71,12 @@ def activation_name(module):
         if getattr(module, "approximate", "none") != "none":
             raise ExportError("GELU must be the exact (erf) form, approximate='none'")
         return "gelu"
+    if isinstance(module, nn.ELU):
+        if module.alpha != 1.0:
+            raise ExportError(f"ELU must have alpha=1 (effdim's elu), got alpha={module.alpha}")
+        return "elu"
     raise ExportError(f"unsupported module {module.__class__.__name__}: effdim supports "
-                      "Linear, ReLU, Tanh, Sigmoid, Softplus, GELU, Identity")
+                      "Linear, ReLU, Tanh, Sigmoid, Softplus, GELU, ELU, Identity")
 
 
 def describe(model):
@@ -183,7 +187,8 @@ def export_checkpoint(model, path, optimizer=None, loss="cross_entropy", reducti
                       training=None, dtype=np.float64, step=None):
     """Write model (and optionally optimizer) to path in effdim's layout.
 
-    loss: "cross_entropy" (nn.CrossEntropyLoss) or "mse" (nn.MSELoss);
+    loss: "cross_entropy" (nn.CrossEntropyLoss), "mse" (nn.MSELoss) or "bce"
+    (nn.BCEWithLogitsLoss on one output unit, labels 0/1);
     reduction: "mean" or "sum"; training: optional dict of /training
     attributes (str, int, float or 1-D arrays), e.g. {"data_spec": ...,
     "seed": 1, "losses": [...]}; dtype: float64 (default) or float32 for
@@ -195,6 +200,8 @@ def export_checkpoint(model, path, optimizer=None, loss="cross_entropy", reducti
     if reduction not in REDUCTIONS:
         raise ExportError(f"reduction '{reduction}': expected one of {', '.join(REDUCTIONS)}")
     linears, sizes, acts = describe(model)
+    if loss == "bce" and sizes[-1] != 1:
+        raise ExportError(f"loss 'bce' needs one output unit (the logit), the model has {sizes[-1]}")
     opt = _optimizer_section(model, optimizer) if optimizer is not None else None
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp-", dir=folder)
@@ -239,7 +246,7 @@ def demo_model(arch, act="tanh", seed=1):
     """A seeded nn.Sequential (float64) with the given widths and hidden activation."""
     torch.manual_seed(seed)
     acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus,
-            "gelu": nn.GELU, "identity": nn.Identity}
+            "gelu": nn.GELU, "elu": nn.ELU, "identity": nn.Identity}
     if act not in acts:
         raise ExportError(f"--act {act}: expected one of {', '.join(acts)}")
     layers = []
@@ -273,6 +280,9 @@ def main(argv=None):
             if args.loss == "cross_entropy":
                 y = torch.randint(0, arch[-1], (64,), generator=gen)
                 fn = nn.CrossEntropyLoss(reduction=args.reduction)
+            elif args.loss == "bce":
+                y = torch.randint(0, 2, (64, 1), generator=gen).to(torch.float64)
+                fn = nn.BCEWithLogitsLoss(reduction=args.reduction)
             else:
                 y = torch.randn(64, arch[-1], generator=gen, dtype=torch.float64)
                 fn = nn.MSELoss(reduction=args.reduction)

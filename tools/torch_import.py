@@ -5,8 +5,10 @@ The reverse of tools/torch_export.py (layout in docs/file-formats.md):
 import_checkpoint(path) returns a dict with
 
     model       nn.Sequential of Linear and activation modules, float64
-    loss        "cross_entropy" | "mse";  reduction "mean" | "sum"
-    loss_fn     the matching nn.CrossEntropyLoss / nn.MSELoss
+    loss        "cross_entropy" | "mse" | "bce";  reduction "mean" | "sum"
+    loss_fn     the matching nn.CrossEntropyLoss / nn.MSELoss / nn.BCEWithLogitsLoss
+                (bce: one output unit; loss_and_grad turns integer labels 0/1
+                into the float (n, 1) targets BCEWithLogitsLoss takes)
     optimizer   torch.optim.SGD / Adam / AdamW over model.parameters() with
                 the checkpoint's hyperparameters and state (exp_avg, ...,
                 step), or None when the file has no /optimizer
@@ -38,7 +40,7 @@ FORMAT = "effdim.checkpoint"
 FORMAT_VERSION = 1
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
-               "softplus": nn.Softplus, "gelu": nn.GELU, "identity": None}
+               "softplus": nn.Softplus, "gelu": nn.GELU, "elu": nn.ELU, "identity": None}
 
 
 def _str(v):
@@ -51,7 +53,9 @@ def loss_function(loss, reduction="mean"):
         return nn.CrossEntropyLoss(reduction=reduction)
     if loss == "mse":
         return nn.MSELoss(reduction=reduction)
-    raise ValueError(f"loss '{loss}': expected cross_entropy or mse")
+    if loss == "bce":
+        return nn.BCEWithLogitsLoss(reduction=reduction)
+    raise ValueError(f"loss '{loss}': expected cross_entropy, mse or bce")
 
 
 def _read_model(f, path):
@@ -74,6 +78,9 @@ def _read_model(f, path):
         raise ValueError(f"{path}: /model: activations has {len(acts)} entries, "
                          f"expected {len(sizes) - 1}")
     loss_function(loss, reduction)
+    if loss == "bce" and sizes[-1] != 1:
+        raise ValueError(f"{path}: /model: loss bce needs one output unit, layer_sizes ends "
+                         f"with {sizes[-1]}")
     layers = []
     for i in range(len(sizes) - 1):
         if acts[i] not in ACTIVATIONS:
@@ -169,6 +176,8 @@ def import_checkpoint(path):
 
 def loss_and_grad(model, loss_fn, X, y):
     """Loss (float) and its gradient in parameters_to_vector order (numpy)."""
+    if isinstance(loss_fn, nn.BCEWithLogitsLoss) and not torch.is_floating_point(y):
+        y = y.to(torch.float64).reshape(-1, 1)  # labels 0/1 -> targets shaped like the logit
     model.zero_grad()
     loss = loss_fn(model(X), y)
     loss.backward()

@@ -18,6 +18,12 @@
  *                  integer labels); mean reduction = (1/n) sum_i l_i, sum = sum_i l_i.
  *   mse:           nn.MSELoss: mean reduction = (1/(n k)) sum_ij (f_ij - y_ij)^2,
  *                  sum reduction = sum_ij (f_ij - y_ij)^2 (no factor 1/2).
+ *   bce:           nn.BCEWithLogitsLoss on one output f_i (the logit) and an
+ *                  integer label y_i in {0, 1}: l_i = softplus(f_i) - y_i f_i
+ *                  = max(f_i, 0) - y_i f_i + log1p(e^{-|f_i|}) (stable for any
+ *                  f_i), dl_i/df_i = sigmoid(f_i) - y_i, d^2 l_i/df_i^2 =
+ *                  p_i (1 - p_i) with p_i = sigmoid(f_i); mean = (1/n) sum_i l_i.
+ *                  The prediction is class 1 when f_i > 0 (p_i > 1/2).
  * Per-sample losses are the same loss applied to one example alone, so that
  * the full loss is (1/n) sum_i l_i (mean) or sum_i l_i (sum) in both cases;
  * for mse with mean reduction l_i = (1/k) sum_j (f_ij - y_ij)^2.
@@ -51,12 +57,14 @@ typedef enum effdim_activation {
     EFFDIM_ACT_TANH,
     EFFDIM_ACT_SIGMOID,
     EFFDIM_ACT_SOFTPLUS, /* log(1 + e^x), PyTorch's beta = 1, threshold 20 */
-    EFFDIM_ACT_GELU      /* exact (erf) form, PyTorch's default */
+    EFFDIM_ACT_GELU,     /* exact (erf) form, PyTorch's default */
+    EFFDIM_ACT_ELU       /* z > 0 ? z : e^z - 1, PyTorch's nn.ELU with alpha = 1 */
 } effdim_activation;
 
 typedef enum effdim_loss {
     EFFDIM_LOSS_CROSS_ENTROPY = 0,
-    EFFDIM_LOSS_MSE = 1
+    EFFDIM_LOSS_MSE = 1,
+    EFFDIM_LOSS_BCE = 2 /* binary cross-entropy on one logit (nn.BCEWithLogitsLoss) */
 } effdim_loss;
 
 typedef enum effdim_reduction {
@@ -91,8 +99,9 @@ EFFDIM_API effdim_status effdim_mlp_init(effdim_mlp *m, size_t n_layers, const s
                                          effdim_reduction reduction, effdim_error *err);
 
 /* Check that a dataset fits the network: d == sizes[0]; LABELS needs
- * cross_entropy and k <= sizes[L] (every label < sizes[L]); REAL needs mse
- * and k == sizes[L]. err names `what` (the data spec) and both sizes. */
+ * cross_entropy and k <= sizes[L] (every label < sizes[L]), or bce with
+ * sizes[L] == 1 and k <= 2 (every label 0 or 1); REAL needs mse and
+ * k == sizes[L]. err names `what` (the data spec) and both sizes. */
 EFFDIM_API effdim_status effdim_mlp_check_data(const effdim_mlp *m, const effdim_dataset *ds,
                                                const char *what, effdim_error *err);
 
@@ -104,6 +113,10 @@ EFFDIM_API const char *effdim_loss_name(effdim_loss l);
 EFFDIM_API effdim_status effdim_loss_parse(const char *name, effdim_loss *l);
 EFFDIM_API const char *effdim_reduction_name(effdim_reduction r);
 EFFDIM_API effdim_status effdim_reduction_parse(const char *name, effdim_reduction *r);
+
+/* Classes the network predicts: 2 for bce (one logit), sizes[L] for
+ * cross_entropy (labels must lie in [0, classes)); sizes[L] for mse. */
+EFFDIM_API size_t effdim_mlp_n_classes(const effdim_mlp *m);
 
 /* The factor the loss puts in front of the sum of per-example losses over
  * n_rows examples: 1/n_rows for mean reduction, 1 for sum. Every operator,
@@ -161,7 +174,8 @@ EFFDIM_API effdim_status effdim_mlp_loss_grad(const effdim_mlp *m, const double 
                                               size_t n_rows, double *loss, double *grad,
                                               effdim_mlp_ws *ws, effdim_error *err);
 
-/* Loss and accuracy (fraction of argmax == label; NaN for REAL targets). */
+/* Loss and accuracy (fraction of argmax == label, for bce of (f > 0) ==
+ * label; NaN for REAL targets). */
 EFFDIM_API effdim_status effdim_mlp_evaluate(const effdim_mlp *m, const double *theta,
                                              const effdim_dataset *ds, const size_t *rows,
                                              size_t n_rows, double *loss, double *accuracy,
