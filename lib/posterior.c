@@ -535,7 +535,8 @@ static effdim_status curv_lowrank(build_ctx *b, effdim_mlp_ws *ws, effdim_error 
         effdim_lanczos_progress pr;
         effdim_lanczos_get_progress(lw, &pr);
         if (effdim_progress_report(&b->p->progress, "lanczos", t0, pr.nconv, pr.k, -1.0,
-                                   "steps %zu, top %.4g", pr.steps, pr.theta_max)) {
+                                   "steps %zu, top Ritz value %.4g", pr.steps,
+                                   pr.steps > 1 ? pr.theta_max : 0.0)) {
             st = effdim_error_set(err, EFFDIM_EMAXITER, "lanczos: interrupted after %zu steps",
                                   pr.steps);
             break;
@@ -664,8 +665,6 @@ static effdim_status build_run(build_ctx *b, effdim_posterior **out, effdim_erro
     b->curv = post->prec_diag; /* curvature first, then D = curv + alpha in place */
     b->U = post->U;
     b->s = post->s;
-    effdim_progress_report(&p->progress, "curvature", t0, 0, 1, -1.0, "%s",
-                           effdim_post_method_name(p->method));
     effdim_status soft = EFFDIM_OK;
     if (badam) {
         st = curv_badam(b, err);

@@ -25,6 +25,38 @@ static effdim_status put_str(hid_t g, const char *name, const char *v, effdim_er
     return effdim_h5_attr_write_string(g, name, v ? v : "", err);
 }
 
+/* format, format_version, version and created: the root convention */
+static effdim_status put_header(hid_t f, const char *format, int64_t version, effdim_error *err)
+{
+    char created[64];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    effdim_status st = put_str(f, "format", format, err);
+    if (!st) st = effdim_h5_attr_write_int64(f, "format_version", version, err);
+    if (!st) st = put_str(f, "version", effdim_version(), err);
+    if (!st) st = put_str(f, "created", created, err);
+    return st;
+}
+
+/* The root's format and format_version against what this reader knows. */
+static effdim_status check_header(hid_t f, const char *path, const char *format, int64_t known,
+                                  effdim_error *err)
+{
+    char fmt[64] = "";
+    effdim_h5_attr_read_string(f, "format", fmt, sizeof fmt, NULL);
+    RETURN_ERROR_IF(strcmp(fmt, format), err, EFFDIM_EFORMAT, "%s: /: format '%s', expected '%s'",
+                    path, fmt, format);
+    int64_t ver = 0;
+    RETURN_ERROR_IF(effdim_h5_attr_read_int64(f, "format_version", &ver, NULL), err,
+                    EFFDIM_EFORMAT, "%s: /: attribute 'format_version' is missing", path);
+    RETURN_ERROR_IF(ver > known, err, EFFDIM_EVERSION,
+                    "%s: /: format_version %lld is newer than this effdim reads (%lld)", path,
+                    (long long)ver, (long long)known);
+    return EFFDIM_OK;
+}
+
 static effdim_status write_root(hid_t f, const effdim_posterior *p, effdim_error *err)
 {
     const effdim_mlp *m = &p->mlp;
@@ -32,13 +64,7 @@ static effdim_status write_root(hid_t f, const effdim_posterior *p, effdim_error
     const char *acts[EFFDIM_MLP_MAX_LAYERS];
     for (size_t l = 0; l <= m->n_layers; ++l) sizes[l] = (int64_t)m->sizes[l];
     for (size_t l = 0; l < m->n_layers; ++l) acts[l] = effdim_activation_name(m->act[l]);
-    char created[64];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    effdim_status st = put_str(f, "format", EFFDIM_POSTERIOR_FORMAT, err);
-    if (!st) st = effdim_h5_attr_write_int64(f, "format_version", EFFDIM_POSTERIOR_VERSION, err);
+    effdim_status st = put_header(f, EFFDIM_POSTERIOR_FORMAT, EFFDIM_POSTERIOR_VERSION, err);
     if (!st) st = put_str(f, "method", effdim_post_method_name(p->method), err);
     if (!st) st = put_str(f, "prior", effdim_prior_mode_name(p->prior_mode), err);
     if (!st) st = effdim_h5_attr_write_double(f, "prior_precision", p->prior_precision, err);
@@ -60,8 +86,6 @@ static effdim_status write_root(hid_t f, const effdim_posterior *p, effdim_error
     if (!st) st = effdim_h5_attr_write_strings(f, "activations", acts, m->n_layers, err);
     if (!st) st = put_str(f, "loss", effdim_loss_name(m->loss), err);
     if (!st) st = put_str(f, "reduction", effdim_reduction_name(m->reduction), err);
-    if (!st) st = put_str(f, "version", effdim_version(), err);
-    if (!st) st = put_str(f, "created", created, err);
     return st;
 }
 
@@ -173,18 +197,11 @@ static effdim_status read_vec(hid_t g, const char *path, const char *name, doubl
 static effdim_status read_body(hid_t f, const char *path, effdim_posterior **out,
                                effdim_error *err)
 {
-    char fmt[64] = "";
-    effdim_h5_attr_read_string(f, "format", fmt, sizeof fmt, NULL);
-    RETURN_ERROR_IF(strcmp(fmt, EFFDIM_POSTERIOR_FORMAT), err, EFFDIM_EFORMAT,
-                    "%s: /: format '%s', expected '%s'", path, fmt, EFFDIM_POSTERIOR_FORMAT);
-    int64_t ver = 0, P = 0, k = 0, it = 0, conv = 0;
-    RETURN_ERROR_IF(effdim_h5_attr_read_int64(f, "format_version", &ver, NULL), err,
-                    EFFDIM_EFORMAT, "%s: /: attribute 'format_version' is missing", path);
-    RETURN_ERROR_IF(ver > EFFDIM_POSTERIOR_VERSION, err, EFFDIM_EVERSION,
-                    "%s: /: format_version %lld is newer than this effdim reads (%d)", path,
-                    (long long)ver, EFFDIM_POSTERIOR_VERSION);
+    int64_t P = 0, k = 0, it = 0, conv = 0;
+    effdim_status st = check_header(f, path, EFFDIM_POSTERIOR_FORMAT, EFFDIM_POSTERIOR_VERSION, err);
+    if (st) return st;
     effdim_mlp m;
-    effdim_status st = read_mlp(f, path, &m, err);
+    st = read_mlp(f, path, &m, err);
     if (st) return st;
     RETURN_ERROR_IF(effdim_h5_attr_read_int64(f, "n_params", &P, NULL) || P != (int64_t)m.n_params,
                     err, EFFDIM_EFORMAT,
@@ -269,4 +286,261 @@ effdim_status effdim_posterior_load(const char *path, effdim_posterior **out, ef
     st = read_body(f, path, out, err);
     H5Fclose(f);
     return st;
+}
+
+/* ======================================================================== */
+/* the predictions file                                                     */
+/* ======================================================================== */
+
+static effdim_status pred_write(hid_t f, const effdim_prediction *r,
+                                const effdim_prediction_info *info, effdim_error *err)
+{
+    const effdim_predict_params *pp = info ? info->params : NULL;
+    effdim_status st = put_header(f, EFFDIM_PREDICTIONS_FORMAT, EFFDIM_PREDICTIONS_VERSION, err);
+    if (!st) st = put_str(f, "posterior", info ? info->posterior : NULL, err);
+    if (!st) st = put_str(f, "data_spec", info ? info->data_spec : NULL, err);
+    if (!st) st = put_str(f, "predictive", pp && pp->linearised ? "linearised" : "mc", err);
+    if (!st) st = effdim_h5_attr_write_int64(f, "samples", pp ? (int64_t)pp->samples : 0, err);
+    if (!st) st = effdim_h5_attr_write_int64(f, "seed", pp ? (int64_t)pp->seed : 0, err);
+    if (!st) st = effdim_h5_attr_write_double(f, "tempering", pp ? pp->tempering : 1.0, err);
+    if (!st)
+        st = effdim_h5_attr_write_int64(f, "fix_output_layer", pp ? pp->fix_output_layer : 0, err);
+    if (!st) st = effdim_h5_attr_write_int64(f, "n", (int64_t)r->n, err);
+    if (!st) st = effdim_h5_attr_write_int64(f, "K", (int64_t)r->K, err);
+    if (!st) st = put_str(f, "task", r->classification ? "classification" : "regression", err);
+    if (!st) st = effdim_h5_attr_write_double(f, "accuracy", r->accuracy, err);
+    if (!st) st = effdim_h5_attr_write_double(f, "rmse", r->rmse, err);
+    if (!st) st = effdim_h5_attr_write_double(f, "nll", r->nll, err);
+    if (!st) st = effdim_h5_attr_write_double(f, "ece", r->ece, err);
+    if (!st) st = effdim_h5_attr_write_double(f, "brier", r->brier, err);
+    hid_t g;
+    if (!st) st = effdim_h5_group(f, "predictions", &g, err);
+    if (st) return st;
+    size_t dims[2] = {r->n, r->K};
+    st = effdim_h5_write_doubles(g, "mean", 2, dims, r->mean, err);
+    if (!st && r->var) st = effdim_h5_write_doubles(g, "var", 2, dims, r->var, err);
+    H5Gclose(g);
+    return st;
+}
+
+effdim_status effdim_prediction_save(const effdim_prediction *r, const effdim_prediction_info *info,
+                                     const char *path, effdim_error *err)
+{
+    RETURN_ERROR_IF(!r || !path, err, EFFDIM_EINVAL, "predictions save: NULL argument");
+    effdim_h5_atomic a;
+    effdim_status st = effdim_h5_atomic_begin(path, &a, err);
+    if (st) return st;
+    st = pred_write(a.file, r, info, err);
+    if (!st) return effdim_h5_atomic_commit(&a, err);
+    effdim_h5_atomic_abort(&a);
+    return st;
+}
+
+static effdim_status pred_read(hid_t f, const char *path, effdim_prediction **out,
+                               effdim_error *err)
+{
+    effdim_status st =
+        check_header(f, path, EFFDIM_PREDICTIONS_FORMAT, EFFDIM_PREDICTIONS_VERSION, err);
+    if (st) return st;
+    int64_t n = 0, K = 0;
+    char task[32] = "";
+    RETURN_ERROR_IF(effdim_h5_attr_read_int64(f, "n", &n, NULL) ||
+                        effdim_h5_attr_read_int64(f, "K", &K, NULL) || n < 1 || K < 1,
+                    err, EFFDIM_EFORMAT, "%s: /: attributes 'n' and 'K' must be >= 1", path);
+    effdim_h5_attr_read_string(f, "task", task, sizeof task, NULL);
+    effdim_prediction *r = effdim_calloc(1, sizeof *r, "predictions", err);
+    if (!r) return EFFDIM_ENOMEM;
+    r->n = (size_t)n;
+    r->K = (size_t)K;
+    r->classification = !strcmp(task, "classification");
+    r->accuracy = read_num(f, "accuracy");
+    r->rmse = read_num(f, "rmse");
+    r->nll = read_num(f, "nll");
+    r->ece = read_num(f, "ece");
+    r->brier = read_num(f, "brier");
+    size_t cnt = r->n * r->K;
+    r->mean = effdim_alloc(cnt, sizeof(double), "predictions", err);
+    if (!r->classification) r->var = effdim_alloc(cnt, sizeof(double), "predictions", err);
+    hid_t g = H5Gopen2(f, "predictions", H5P_DEFAULT);
+    st = g < 0 ? effdim_error_set(err, EFFDIM_EFORMAT, "%s: /predictions: not found", path)
+         : (!r->mean || (!r->classification && !r->var)) ? EFFDIM_ENOMEM
+                                                           : EFFDIM_OK;
+    if (!st) st = read_vec(g, path, "mean", r->mean, cnt, err);
+    if (!st && r->var) st = read_vec(g, path, "var", r->var, cnt, err);
+    if (g >= 0) H5Gclose(g);
+    if (st) {
+        effdim_prediction_free(r);
+        return st;
+    }
+    *out = r;
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_prediction_load(const char *path, effdim_prediction **out, effdim_error *err)
+{
+    RETURN_ERROR_IF(!path || !out, err, EFFDIM_EINVAL, "predictions load: NULL argument");
+    *out = NULL;
+    hid_t f;
+    effdim_status st = effdim_h5_open_read(path, &f, err);
+    if (st) return st;
+    st = pred_read(f, path, out, err);
+    H5Fclose(f);
+    return st;
+}
+
+/* ======================================================================== */
+/* the prune file                                                           */
+/* ======================================================================== */
+
+const char *effdim_prune_by_name(effdim_prune_by b)
+{
+    return b == EFFDIM_PRUNE_SNR ? "snr" : b == EFFDIM_PRUNE_MAGNITUDE ? "magnitude" : "?";
+}
+
+effdim_status effdim_prune_by_parse(const char *s, effdim_prune_by *b, effdim_error *err)
+{
+    if (s && !strcmp(s, "snr")) *b = EFFDIM_PRUNE_SNR;
+    else if (s && !strcmp(s, "magnitude")) *b = EFFDIM_PRUNE_MAGNITUDE;
+    else
+        return effdim_error_set(err, EFFDIM_EINVAL,
+                                "unknown pruning criterion '%s' (expected snr or magnitude)",
+                                s ? s : "(null)");
+    return EFFDIM_OK;
+}
+
+void effdim_prune_table_free(effdim_prune_table *t)
+{
+    if (!t) return;
+    free(t->fraction);
+    for (size_t c = 0; c < EFFDIM_PRUNE_MAX_CRITERIA; ++c) {
+        free(t->accuracy[c]);
+        free(t->loss[c]);
+        free(t->kept[c]);
+    }
+    free(t->checkpoint);
+    free(t->checkpoint_sha256);
+    free(t->posterior);
+    free(t->test_spec);
+    free(t);
+}
+
+static effdim_status prune_write(hid_t f, const effdim_prune_table *t, effdim_error *err)
+{
+    const char *names[EFFDIM_PRUNE_MAX_CRITERIA];
+    for (size_t c = 0; c < t->nc; ++c) names[c] = effdim_prune_by_name(t->by[c]);
+    effdim_status st = put_header(f, EFFDIM_PRUNE_FORMAT, EFFDIM_PRUNE_VERSION, err);
+    if (!st) st = put_str(f, "checkpoint", t->checkpoint, err);
+    if (!st) st = put_str(f, "checkpoint_sha256", t->checkpoint_sha256, err);
+    if (!st) st = put_str(f, "posterior", t->posterior, err);
+    if (!st) st = put_str(f, "test_spec", t->test_spec, err);
+    if (!st) st = effdim_h5_attr_write_int64(f, "n_params", (int64_t)t->n_params, err);
+    if (!st) st = effdim_h5_attr_write_strings(f, "criteria", names, t->nc, err);
+    hid_t g, h;
+    if (!st) st = effdim_h5_group(f, "prune", &g, err);
+    if (st) return st;
+    size_t dims[1] = {t->nf};
+    st = effdim_h5_write_doubles(g, "fraction", 1, dims, t->fraction, err);
+    int64_t *kept = effdim_alloc(t->nf, sizeof(int64_t), "prune kept", err);
+    if (!kept) st = EFFDIM_ENOMEM;
+    for (size_t c = 0; !st && c < t->nc; ++c) {
+        st = effdim_h5_group(g, names[c], &h, err);
+        if (st) break;
+        for (size_t i = 0; i < t->nf; ++i) kept[i] = (int64_t)t->kept[c][i];
+        st = effdim_h5_write_doubles(h, "accuracy", 1, dims, t->accuracy[c], err);
+        if (!st) st = effdim_h5_write_doubles(h, "loss", 1, dims, t->loss[c], err);
+        if (!st) st = effdim_h5_write_int64s(h, "kept", 1, dims, kept, err);
+        H5Gclose(h);
+    }
+    free(kept);
+    H5Gclose(g);
+    return st;
+}
+
+effdim_status effdim_prune_save(const effdim_prune_table *t, const char *path, effdim_error *err)
+{
+    RETURN_ERROR_IF(!t || !path || t->nc == 0 || t->nc > EFFDIM_PRUNE_MAX_CRITERIA || t->nf == 0,
+                    err, EFFDIM_EINVAL, "prune save: empty table or NULL argument");
+    effdim_h5_atomic a;
+    effdim_status st = effdim_h5_atomic_begin(path, &a, err);
+    if (st) return st;
+    st = prune_write(a.file, t, err);
+    if (!st) return effdim_h5_atomic_commit(&a, err);
+    effdim_h5_atomic_abort(&a);
+    return st;
+}
+
+static effdim_status prune_read(hid_t f, const char *path, effdim_prune_table *t,
+                                effdim_error *err)
+{
+    effdim_status st = check_header(f, path, EFFDIM_PRUNE_FORMAT, EFFDIM_PRUNE_VERSION, err);
+    if (st) return st;
+    char **names = NULL;
+    size_t nn = 0;
+    RETURN_ERROR_IF(effdim_h5_attr_read_strings(f, "criteria", &names, &nn, NULL) || nn == 0 ||
+                        nn > EFFDIM_PRUNE_MAX_CRITERIA,
+                    err, EFFDIM_EFORMAT, "%s: /: attribute 'criteria' missing or not 1 or 2 names",
+                    path);
+    for (size_t c = 0; !st && c < nn; ++c)
+        if (effdim_prune_by_parse(names[c], &t->by[c], NULL))
+            st = effdim_error_set(err, EFFDIM_EFORMAT, "%s: /: criterion '%s' unknown", path,
+                                  names[c]);
+    int64_t np = 0;
+    effdim_h5_attr_read_int64(f, "n_params", &np, NULL);
+    t->n_params = np > 0 ? (size_t)np : 0;
+    t->checkpoint = read_opt_string(f, "checkpoint");
+    t->checkpoint_sha256 = read_opt_string(f, "checkpoint_sha256");
+    t->posterior = read_opt_string(f, "posterior");
+    t->test_spec = read_opt_string(f, "test_spec");
+    int rank;
+    size_t dims[EFFDIM_H5_MAX_RANK];
+    H5T_class_t cls;
+    if (!st) st = effdim_h5_shape(f, "prune/fraction", &rank, dims, &cls, err);
+    if (!st && (rank != 1 || dims[0] == 0))
+        st = effdim_error_set(err, EFFDIM_EFORMAT, "%s: /prune/fraction: expected a 1-D array", path);
+    if (!st) {
+        t->nf = dims[0];
+        t->nc = nn;
+        t->fraction = effdim_alloc(t->nf, sizeof(double), "prune", err);
+        st = t->fraction ? effdim_h5_read_doubles(f, "prune/fraction", t->fraction, t->nf, err)
+                         : EFFDIM_ENOMEM;
+    }
+    int64_t *kept = st ? NULL : effdim_alloc(t->nf, sizeof(int64_t), "prune", err);
+    if (!st && !kept) st = EFFDIM_ENOMEM;
+    for (size_t c = 0; !st && c < nn; ++c) {
+        char name[96];
+        t->accuracy[c] = effdim_alloc(t->nf, sizeof(double), "prune", err);
+        t->loss[c] = effdim_alloc(t->nf, sizeof(double), "prune", err);
+        t->kept[c] = effdim_alloc(t->nf, sizeof(size_t), "prune", err);
+        if (!t->accuracy[c] || !t->loss[c] || !t->kept[c]) st = EFFDIM_ENOMEM;
+        snprintf(name, sizeof name, "prune/%s/accuracy", names[c]);
+        if (!st) st = effdim_h5_read_doubles(f, name, t->accuracy[c], t->nf, err);
+        snprintf(name, sizeof name, "prune/%s/loss", names[c]);
+        if (!st) st = effdim_h5_read_doubles(f, name, t->loss[c], t->nf, err);
+        snprintf(name, sizeof name, "prune/%s/kept", names[c]);
+        if (!st) st = effdim_h5_read_int64s(f, name, kept, t->nf, err);
+        for (size_t i = 0; !st && i < t->nf; ++i) t->kept[c][i] = (size_t)kept[i];
+    }
+    free(kept);
+    effdim_h5_strings_free(names, nn);
+    return st;
+}
+
+effdim_status effdim_prune_load(const char *path, effdim_prune_table **out, effdim_error *err)
+{
+    RETURN_ERROR_IF(!path || !out, err, EFFDIM_EINVAL, "prune load: NULL argument");
+    *out = NULL;
+    effdim_prune_table *t = effdim_calloc(1, sizeof *t, "prune table", err);
+    if (!t) return EFFDIM_ENOMEM;
+    hid_t f;
+    effdim_status st = effdim_h5_open_read(path, &f, err);
+    if (!st) {
+        st = prune_read(f, path, t, err);
+        H5Fclose(f);
+    }
+    if (st) {
+        effdim_prune_table_free(t);
+        return st;
+    }
+    *out = t;
+    return EFFDIM_OK;
 }

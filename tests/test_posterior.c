@@ -683,6 +683,50 @@ static void pruning_zeroes_the_lowest_scores_by_one_global_threshold(void)
     blr_free(&b);
 }
 
+
+static void prediction_and_prune_files_round_trip(void)
+{
+    effdim_error err;
+    double mean[6] = {0.1, 0.9, 0.4, 0.6, 0.75, 0.25};
+    int32_t y[3] = {1, 0, 0};
+    effdim_prediction r = {.n = 3, .K = 2, .classification = 1, .mean = mean, .rmse = NAN};
+    effdim_metrics_classification(3, 2, mean, y, 15, &r.accuracy, &r.nll, &r.ece, &r.brier, &err);
+    effdim_predict_params pp = effdim_predict_default_params();
+    pp.samples = 16;
+    effdim_prediction_info info = {"post.h5", "gmm:n=3", &pp};
+    const char *path = check_tmpfile("pred.h5");
+    CHECK_OK(effdim_prediction_save(&r, &info, path, &err), &err);
+    effdim_prediction *q = NULL;
+    if (CHECK_OK(effdim_prediction_load(path, &q, &err), &err)) {
+        CHECK(q->n == 3 && q->K == 2 && q->classification && !q->var);
+        CHECK_VEC_CLOSE(q->mean, mean, 6, 0.0);
+        CHECK(q->accuracy == r.accuracy && q->ece == r.ece && q->brier == r.brier);
+        CHECK(isnan(q->rmse));
+    }
+    effdim_prediction_free(q);
+    double fr[2] = {0.5, 0.9}, acc[2][2] = {{0.9, 0.5}, {0.95, 0.8}}, loss[2][2] = {{1, 2}, {3, 4}};
+    size_t kept[2][2] = {{50, 10}, {50, 10}};
+    effdim_prune_table t = {.nf = 2, .fraction = fr, .nc = 2,
+                            .by = {EFFDIM_PRUNE_MAGNITUDE, EFFDIM_PRUNE_SNR},
+                            .accuracy = {acc[0], acc[1]}, .loss = {loss[0], loss[1]},
+                            .kept = {kept[0], kept[1]}, .n_params = 100, .checkpoint = "m.h5",
+                            .test_spec = "fashion-mnist:test"};
+    const char *pp2 = check_tmpfile("prune.h5");
+    CHECK_OK(effdim_prune_save(&t, pp2, &err), &err);
+    effdim_prune_table *u = NULL;
+    if (CHECK_OK(effdim_prune_load(pp2, &u, &err), &err)) {
+        CHECK(u->nf == 2 && u->nc == 2 && u->by[1] == EFFDIM_PRUNE_SNR && u->n_params == 100);
+        CHECK_VEC_CLOSE(u->accuracy[1], acc[1], 2, 0.0);
+        CHECK_VEC_CLOSE(u->loss[0], loss[0], 2, 0.0);
+        CHECK(u->kept[1][1] == 10);
+        CHECK(u->test_spec && !strcmp(u->test_spec, "fashion-mnist:test"));
+    }
+    effdim_prune_table_free(u);
+    /* each reader refuses the other's file by its format name */
+    CHECK_STATUS(effdim_prune_load(path, &u, &err), EFFDIM_EFORMAT, &err);
+    CHECK_MSG(&err, "pred.h5", "effdim.prune");
+}
+
 static void unknown_method_names_are_refused(void)
 {
     effdim_post_method m;
@@ -713,4 +757,5 @@ CHECK_TESTS({"badam matches hand-computed values", badam_matches_hand_computed_v
             {"grid prior picks the best laplace evidence", grid_prior_picks_the_best_laplace_evidence},
             {"pruning zeroes the lowest scores by one global threshold",
              pruning_zeroes_the_lowest_scores_by_one_global_threshold},
+            {"prediction and prune files round trip", prediction_and_prune_files_round_trip},
             {"unknown method names are refused", unknown_method_names_are_refused})

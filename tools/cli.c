@@ -306,3 +306,14 @@ const char *cli_now_iso(char *buf, size_t cap)
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return buf;
 }
+
+int cli_one_operand(const char *cmd, int argc, char **argv, const char *what,
+                    const char **operand)
+{
+    if (optind >= argc)
+        return cli_errorf(cmd, CLI_EXIT_USAGE, "expected %s (effdim %s --help)", what, cmd);
+    if (optind + 1 < argc)
+        return cli_errorf(cmd, CLI_EXIT_USAGE, "unexpected argument '%s'", argv[optind + 1]);
+    *operand = argv[optind];
+    return 0;
+}

@@ -316,6 +316,60 @@ EFFDIM_API effdim_status effdim_prune_sweep(const effdim_mlp *m, const double *t
                                             double *accuracy, double *loss, size_t *kept,
                                             effdim_error *err);
 
+/* ---- the predictions file (format "effdim.predictions", version 1) ----
+ *   /                      attrs format, format_version, posterior, data_spec, predictive
+ *                          ("mc" | "linearised"), samples, seed, tempering, fix_output_layer,
+ *                          n, K, task ("classification" | "regression"), accuracy, rmse,
+ *                          nll, ece, brier (NaN where not applicable), version, created
+ *   /predictions/mean      float64 (n, K) class probabilities or predictive means
+ *   /predictions/var       float64 (n, K) predictive variances (regression only)
+ * The loader fills an effdim_prediction (metrics from the attributes). */
+#define EFFDIM_PREDICTIONS_FORMAT "effdim.predictions"
+#define EFFDIM_PREDICTIONS_VERSION 1
+typedef struct effdim_prediction_info {
+    const char *posterior;   /* path of the posterior file (may be NULL) */
+    const char *data_spec;   /* may be NULL */
+    const effdim_predict_params *params;
+} effdim_prediction_info;
+EFFDIM_API effdim_status effdim_prediction_save(const effdim_prediction *r,
+                                                const effdim_prediction_info *info,
+                                                const char *path, effdim_error *err);
+EFFDIM_API effdim_status effdim_prediction_load(const char *path, effdim_prediction **out,
+                                                effdim_error *err);
+
+/* ---- the prune file (format "effdim.prune", version 1) ----
+ *   /                      attrs format, format_version, checkpoint, checkpoint_sha256,
+ *                          posterior, test_spec, n_params, criteria (names, in order),
+ *                          version, created
+ *   /prune/fraction        float64 [f]
+ *   /prune/<criterion>/accuracy, loss  float64 [f];  /prune/<criterion>/kept int64 [f]
+ * criterion = "magnitude" | "snr". */
+#define EFFDIM_PRUNE_FORMAT "effdim.prune"
+#define EFFDIM_PRUNE_VERSION 1
+#define EFFDIM_PRUNE_MAX_CRITERIA 2
+typedef struct effdim_prune_table {
+    size_t nf;
+    double *fraction;                              /* (nf) */
+    size_t nc;
+    effdim_prune_by by[EFFDIM_PRUNE_MAX_CRITERIA];  /* (nc) */
+    double *accuracy[EFFDIM_PRUNE_MAX_CRITERIA];   /* (nf) each */
+    double *loss[EFFDIM_PRUNE_MAX_CRITERIA];
+    size_t *kept[EFFDIM_PRUNE_MAX_CRITERIA];
+    size_t n_params;
+    char *checkpoint, *checkpoint_sha256, *posterior, *test_spec; /* may be NULL */
+} effdim_prune_table;
+/* "magnitude" | "snr" */
+EFFDIM_API const char *effdim_prune_by_name(effdim_prune_by b);
+EFFDIM_API effdim_status effdim_prune_by_parse(const char *s, effdim_prune_by *b,
+                                               effdim_error *err);
+/* Saving reads the table (the caller's arrays); loading allocates one that
+ * effdim_prune_table_free frees (NULL-safe). */
+EFFDIM_API effdim_status effdim_prune_save(const effdim_prune_table *t, const char *path,
+                                           effdim_error *err);
+EFFDIM_API effdim_status effdim_prune_load(const char *path, effdim_prune_table **out,
+                                           effdim_error *err);
+EFFDIM_API void effdim_prune_table_free(effdim_prune_table *t);
+
 #ifdef __cplusplus
 }
 #endif
