@@ -62,6 +62,8 @@ static const spec_kind kinds[] = {
     {"mnist-idx", 2, "IMAGES,LABELS", "classes," ROW_KEYS POST_KEYS, 1},
     {"csv", 1, "FILE", "target,targets," ROW_KEYS POST_KEYS, 1},
     {"h5", 1, "FILE", ROW_KEYS POST_KEYS, 1},
+    {"boston", 0, "", "part,split", 1},   /* lib/data_uci.c */
+    {"diabetes", 0, "", "part,split", 1},
 };
 
 /* ---- parsing ----------------------------------------------------------------- */
@@ -110,7 +112,7 @@ static effdim_status spec_parse(const char *text, char *buf, spec *s, const spec
     *kind = find_kind(buf);
     RETURN_ERROR_IF(!*kind, err, EFFDIM_EINVAL,
                     "spec '%s': unknown data set '%s' (known: spirals, regression, gmm, teacher, "
-                    "fashion-mnist, mnist-idx, csv, h5)", text, buf);
+                    "fashion-mnist, mnist-idx, csv, h5, boston, diabetes)", text, buf);
     if (!body || !*body) body = NULL;
     if (body && strcmp(buf, "fashion-mnist") == 0) {
         size_t l = strcspn(body, ":,");
@@ -349,6 +351,13 @@ static effdim_status make_loaded(const spec *s, effdim_dataset **ds, effdim_erro
         (st = get_choice(s, "subset", "first|random", 0, &random, err)) ||
         (st = get_size(s, "subset_seed", 0, 0, UINT64_MAX, &sseed, err)))
         return st;
+    if (strcmp(s->kind, "boston") == 0 || strcmp(s->kind, "diabetes") == 0) {
+        int part;
+        if ((st = get_choice(s, "part", "all|train|test", 0, &part, err)) ||
+            (st = get_size(s, "split", 0, 0, UINT64_MAX, &sseed, err)))
+            return st;
+        return effdim_load_uci(s->kind, part, sseed, ds, err);
+    }
     if (strcmp(s->kind, "fashion-mnist") == 0 || strcmp(s->kind, "mnist-idx") == 0) {
         effdim_idx_select sel = {(size_t)n, random, sseed};
         return load_idx(s, &sel, ds, err);

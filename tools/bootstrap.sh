@@ -5,6 +5,7 @@
 #          AddressSanitizer + UndefinedBehaviorSanitizer, ending with one line
 #          "total: N passed, M failed" (non-zero exit on any failure), or
 #   slow   the default suite plus the slow suite (needs python3-torch: installed here).
+# python3-sklearn provides the UCI Boston and diabetes files (datasets/README.md).
 # python3-h5py is installed in every mode: the tests read the files effdim
 # writes with h5py, as its users do.
 # It installs only what is missing (apt-get), so re-running it is cheap.
@@ -16,7 +17,8 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 pkgs="build-essential meson ninja-build pkg-config python3 libopenblas-dev liblapacke-dev libgsl-dev
-      libhdf5-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox python3-h5py python3-numpy"
+      libhdf5-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox python3-h5py python3-numpy
+      python3-sklearn"
 [ "$mode" = slow ] && pkgs="$pkgs python3-torch python3-scipy"
 missing=""
 for p in $pkgs; do

@@ -298,3 +298,13 @@ cJSON *cli_json_doubles(const double *v, size_t n)
     return a;
 }
 
+int cli_one_operand(const char *cmd, int argc, char **argv, const char *what,
+                    const char **operand)
+{
+    if (optind >= argc)
+        return cli_errorf(cmd, CLI_EXIT_USAGE, "expected %s (effdim %s --help)", what, cmd);
+    if (optind + 1 < argc)
+        return cli_errorf(cmd, CLI_EXIT_USAGE, "unexpected argument '%s'", argv[optind + 1]);
+    *operand = argv[optind];
+    return 0;
+}

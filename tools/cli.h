@@ -70,6 +70,12 @@ int cli_getopt_loop(const char *cmd, int argc, char **argv, const char *shortopt
                     const struct option *longopts, cli_parse_one_fn parse_one, void *ctx,
                     void (*usage)(FILE *));
 
+/* After cli_getopt_loop: exactly one operand (argv[optind]) into *operand,
+ * else "expected WHAT (effdim CMD --help)" or "unexpected argument" and
+ * CLI_EXIT_USAGE. */
+int cli_one_operand(const char *cmd, int argc, char **argv, const char *what,
+                    const char **operand);
+
 /* The checkpoint at path; *spec = given (--data) when non-NULL, else the
  * data spec its /training records, else NULL. */
 effdim_status cli_load_checkpoint(const char *path, const char *given, effdim_checkpoint **ck,
@@ -144,5 +150,8 @@ int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_diag(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_posterior(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 #endif

@@ -19,6 +19,8 @@
  *   csv:FILE,target=price                    CSV with a header row
  *                                            (targets=auto|labels|real)
  *   h5:FILE                                  /X (n, d) and /y (n) or (n, k)
+ *   boston:part=train,split=3                UCI Boston housing / diabetes from
+ *   diabetes:part=test,split=3               python3-sklearn, 90/10 split by seed
  *
  * Options common to every spec, applied in this order after loading:
  *   n=N            keep the first N rows (or a random N when subset=random);
@@ -122,6 +124,15 @@ EFFDIM_API effdim_status effdim_load_h5(const char *path, effdim_dataset **out, 
 /* Write a dataset in the h5: layout (atomically: temporary file, then rename). */
 EFFDIM_API effdim_status effdim_save_h5(const effdim_dataset *ds, const char *path,
                                         effdim_error *err);
+
+/* The UCI regression sets of Debian's python3-sklearn package ("boston",
+ * "diabetes"; lib/data_uci.c): part 0 all rows, 1 the training 90% or 2 the
+ * test 10% of the seeded split `split`; inputs standardised with the
+ * training part's statistics, targets in original units. ENOTFOUND naming
+ * the package when the files are missing. */
+#define EFFDIM_SKLEARN_DATA_DEFAULT "/usr/lib/python3/dist-packages/sklearn/datasets/data"
+EFFDIM_API effdim_status effdim_load_uci(const char *name, int part, uint64_t split,
+                                         effdim_dataset **out, effdim_error *err);
 
 /* ---- generators (seeded; datasets/README.md documents each) ------------- */
 
