@@ -618,7 +618,10 @@ static effdim_status finish(effdim_lanczos_workspace *ws, effdim_status status, 
     for (size_t s = 0; s < k; ++s) {
         size_t i = ws->sel[s];
         ws->eval[s] = ws->theta[i];
-        ws->bound[s] = ws->exhausted ? 0.0 : ritz_bound(ws, i);
+        /* the projected bound, but never below the rounding level of the recurrence:
+           a pair locked by a thick restart has an exactly zero coupling to the residual,
+           while its vector carries the rounding (and operator noise) of every step since */
+        ws->bound[s] = fmax(ws->exhausted ? 0.0 : ritz_bound(ws, i), 64.0 * DBL_EPSILON * ws->anorm);
         ws->conv[s] = ws->exhausted || ws->bound[s] <= ritz_threshold(ws, i);
         for (size_t r = 0; r < nT; ++r) ws->C[s * nT + r] = ws->Z[r * nT + i];
     }

@@ -152,6 +152,7 @@ static effdim_status write_root(hid_t f, const effdim_spectrum *s, effdim_error 
     if (!st) st = put_i64(f, "matvecs", s->matvecs, err);
     if (!st) st = put_i64(f, "restarts", s->restarts, err);
     if (!st) st = put_i64(f, "nconv", s->nconv, err);
+    if (!st) st = put_i64(f, "nconv_true", s->nconv_true, err);
     if (!st) st = effdim_h5_attr_write_double(f, "seconds", s->seconds, err);
     if (!st) st = put_str(f, "neg_policy", s->neg_policy, err);
     if (!st) st = put_str(f, "version", s->version ? s->version : effdim_version(), err);
@@ -159,6 +160,8 @@ static effdim_status write_root(hid_t f, const effdim_spectrum *s, effdim_error 
         st = put_str(f, "created", s->created ? s->created : now_iso(created, sizeof created), err);
     if (!st && s->slq_warning && s->slq_warning[0])
         st = put_str(f, "slq_warning", s->slq_warning, err);
+    if (!st) st = put_i64(f, "partial", s->partial ? 1 : 0, err);
+    if (!st && s->command_line) st = put_str(f, "command_line", s->command_line, err);
     if (!st && s->dense_eigenvalues) st = put_i64(f, "dense", 1, err);
     if (!st && s->dense_eigenvalues)
         st = effdim_h5_attr_write_double(f, "dense_asymmetry", s->dense_asymmetry, err);
@@ -203,6 +206,9 @@ static effdim_status write_effdim_group(hid_t f, const effdim_spectrum *s, effdi
         if (!st) st = put_i64(g, "slq_probes", s->slq_probes, err);
         if (!st) st = put_i64(g, "slq_steps", s->slq_steps, err);
         if (!st) st = put_i64(g, "slq_deflated", s->slq_deflated, err);
+        if (!st) st = put_str(g, "slq_stop", s->slq_stop, err);
+        if (!st) st = effdim_h5_attr_write_double(g, "slq_target_rel", s->slq_target_rel, err);
+        if (!st) st = effdim_h5_attr_write_double(g, "slq_target_abs", s->slq_target_abs, err);
     }
     if (!st && s->n_eff_dense) st = put_vec(g, "n_eff_dense", s->n_eff_dense, s->m, err);
     H5Gclose(g);
@@ -379,12 +385,18 @@ static effdim_status read_root(reader *r, effdim_spectrum *s)
     if (!st) st = get_u64(r, f, "matvecs", &s->matvecs);
     if (!st) st = get_u64(r, f, "restarts", &s->restarts);
     if (!st) st = get_u64(r, f, "nconv", &s->nconv);
+    if (!st && effdim_h5_has_attr(f, "nconv_true")) st = get_u64(r, f, "nconv_true", &s->nconv_true);
     if (!st) st = effdim_h5_attr_read_double(f, "seconds", &s->seconds, r->err);
     if (!st) st = get_str(r, f, "neg_policy", s->neg_policy, sizeof s->neg_policy);
     if (!st) st = get_dup(r, "version", &s->version);
     if (!st) st = get_dup(r, "created", &s->created);
     if (!st && effdim_h5_has_attr(f, "slq_warning"))
         st = get_dup(r, "slq_warning", &s->slq_warning);
+    uint64_t partial = 0;
+    if (!st && effdim_h5_has_attr(f, "partial")) st = get_u64(r, f, "partial", &partial);
+    s->partial = partial != 0;
+    if (!st && effdim_h5_has_attr(f, "command_line"))
+        st = get_dup(r, "command_line", &s->command_line);
     return st;
 }
 
@@ -442,6 +454,12 @@ static effdim_status read_effdim_group(reader *r, effdim_spectrum *s)
     st = get_u64(r, g, "slq_probes", &s->slq_probes);
     if (!st) st = get_u64(r, g, "slq_steps", &s->slq_steps);
     if (!st) st = get_u64(r, g, "slq_deflated", &s->slq_deflated);
+    if (!st && effdim_h5_has_attr(g, "slq_stop"))
+        st = get_str(r, g, "slq_stop", s->slq_stop, sizeof s->slq_stop);
+    if (!st && effdim_h5_has_attr(g, "slq_target_rel"))
+        st = effdim_h5_attr_read_double(g, "slq_target_rel", &s->slq_target_rel, r->err);
+    if (!st && effdim_h5_has_attr(g, "slq_target_abs"))
+        st = effdim_h5_attr_read_double(g, "slq_target_abs", &s->slq_target_abs, r->err);
     H5Gclose(g);
     return st;
 }
@@ -570,6 +588,8 @@ void effdim_spectrum_free(effdim_spectrum *s)
     free(s->version);
     free(s->created);
     free(s->slq_warning);
+    free(s->command_line);
+    free(s->notes);
     free(s->eigenvalues);
     free(s->residuals);
     free(s->residual_bounds);

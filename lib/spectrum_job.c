@@ -15,7 +15,9 @@
  * callback. The result owns everything and is what effdim_spectrum_save
  * writes. Defaults live in effdim_spectrum_default_params, once.
  */
+#include <float.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,6 @@
 #include "effdim/spectrum.h"
 #include "internal.h"
 
-static const double default_z[] = {1.0, 10.0, 100.0};
 
 effdim_spectrum_params effdim_spectrum_default_params(void)
 {
@@ -38,12 +39,16 @@ effdim_spectrum_params effdim_spectrum_default_params(void)
     p.which = EFFDIM_LANCZOS_LARGEST;
     p.tol = 1e-8;
     p.max_matvecs = 5000;
-    p.z = default_z;
-    p.nz = sizeof default_z / sizeof default_z[0];
+    p.z = NULL; /* the grid relative to the top eigenvalue */
+    p.nz = 0;
+    p.reduction = EFFDIM_REDUCTION_MEAN;
     p.neg = EFFDIM_NEG_ZERO;
     p.probes = 30;
     p.slq_steps = effdim_slq_default_params().steps;
     p.slq_mem_budget = (size_t)256 << 20;
+    p.slq_target_rel = 0.01;
+    p.slq_target_abs = 0.5;
+    p.slq_min_probes = 8;
     p.density_points = 400;
     p.dense_limit = 5000;
     return p;
@@ -56,7 +61,18 @@ effdim_status effdim_spectrum_check_params(const effdim_spectrum_params *p, size
     RETURN_ERROR_IF(p->k < 1, err, EFFDIM_EINVAL, "spectrum job: k = 0, expected at least 1");
     RETURN_ERROR_IF(!(p->tol > 0 && p->tol < 1), err, EFFDIM_EINVAL,
                     "spectrum job: tol = %g, expected 0 < tol < 1", p->tol);
-    RETURN_ERROR_IF(!p->nz || !p->z, err, EFFDIM_EINVAL, "spectrum job: no z values for N_eff");
+    RETURN_ERROR_IF(p->nz && !p->z, err, EFFDIM_EINVAL, "spectrum job: nz = %zu but z is NULL",
+                    p->nz);
+    RETURN_ERROR_IF(!(p->slq_target_rel >= 0) || !(p->slq_target_abs >= 0) ||
+                        !(p->slq_budget_seconds >= 0),
+                    err, EFFDIM_EINVAL,
+                    "spectrum job: slq_target_rel = %g, slq_target_abs = %g, slq_budget_seconds "
+                    "= %g, expected values >= 0",
+                    p->slq_target_rel, p->slq_target_abs, p->slq_budget_seconds);
+    RETURN_ERROR_IF(p->set_reduction && p->reduction != EFFDIM_REDUCTION_MEAN &&
+                        p->reduction != EFFDIM_REDUCTION_SUM,
+                    err, EFFDIM_EINVAL, "spectrum job: reduction %d, expected mean or sum",
+                    (int)p->reduction);
     for (size_t j = 0; j < p->nz; ++j)
         RETURN_ERROR_IF(!(p->z[j] > 0) || !isfinite(p->z[j]), err, EFFDIM_EINVAL,
                         "spectrum job: z[%zu] = %g, expected a finite z > 0", j, p->z[j]);
@@ -89,7 +105,30 @@ typedef struct job {
     effdim_lanczos_workspace *lw;
     effdim_lanczos_solution sol;  /* points into lw */
     effdim_slq_info slq_info;
+    int stopped;                  /* the progress callback asked to stop */
 } job;
+
+/* one more line in s->notes */
+static effdim_status add_note(effdim_spectrum *s, effdim_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static effdim_status add_note(effdim_spectrum *s, effdim_error *err, const char *fmt, ...)
+{
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    size_t old = s->notes ? strlen(s->notes) : 0, add = strlen(line);
+    char *n = realloc(s->notes, old + add + 2);
+    if (!n) return effdim_error_set(err, EFFDIM_ENOMEM, "out of memory for a note");
+    if (old) n[old++] = '\n';
+    memcpy(n + old, line, add + 1);
+    s->notes = n;
+    return EFFDIM_OK;
+}
 
 static double *dup_doubles(const double *v, size_t n, const char *what, effdim_error *err)
 {
@@ -143,7 +182,7 @@ static effdim_status lanczos_top(job *j, effdim_error *err)
     const effdim_spectrum_params *p = j->p;
     size_t n = j->op->n;
     size_t k = p->k < n ? p->k : n;
-    int vectors = p->save_vectors || p->probes > 0;
+    int vectors = p->save_vectors || p->probes > 0 || j->info.fd_step > 0; /* FD: its check */
     effdim_lanczos_params lp = lanczos_params(p, k, n, vectors);
     j->lw = effdim_lanczos_alloc(n, &lp, err);
     if (!j->lw) return err->code ? err->code : EFFDIM_ENOMEM;
@@ -153,11 +192,16 @@ static effdim_status lanczos_top(job *j, effdim_error *err)
         st = effdim_lanczos_iterate(j->lw, err);
         effdim_lanczos_progress pr;
         effdim_lanczos_get_progress(j->lw, &pr);
-        if (isfinite(pr.theta_max))
+        if (isfinite(pr.theta_max) &&
             effdim_progress_report(&p->progress, "lanczos", t0, pr.matvecs, 0, -1.0,
                                    "matvecs, %zu restarts, %zu/%zu converged, extreme Ritz "
                                    "values %.6g .. %.6g",
-                                   pr.restarts, pr.nconv, pr.k, pr.theta_min, pr.theta_max);
+                                   pr.restarts, pr.nconv, pr.k, pr.theta_min, pr.theta_max) &&
+            st == EFFDIM_ECONTINUE)
+            return effdim_error_set(err, EFFDIM_EMAXITER,
+                                    "interrupted during the Lanczos run after %zu matvecs (%zu/%zu "
+                                    "pairs converged); nothing is complete yet",
+                                    pr.matvecs, pr.nconv, pr.k);
         if (st != EFFDIM_ECONTINUE) break;
     }
     j->s->lanczos_seconds = effdim_now() - t0;
@@ -259,35 +303,119 @@ static size_t slq_block(const effdim_spectrum_params *p, size_t probes, size_t n
     return block > probes ? probes : block;
 }
 
-/* The SLQ run, a block of probes at a time, reporting the current N_eff at
- * the first z after each. */
+/* The estimate after the probes so far: N_eff and SE at every z, and the
+ * worst z (the largest SE / target); returns whether every SE meets its
+ * target (never with fewer than min_probes, or when the target is off). */
+typedef struct slq_state {
+    double *ne, *se;   /* (m) */
+    size_t worst;      /* the z furthest from its target */
+    double ratio;      /* its SE / target (NaN: no SE yet) */
+} slq_state;
+
+static double se_target(const effdim_spectrum_params *p, double neff)
+{
+    return fmax(p->slq_target_rel * fabs(neff), p->slq_target_abs);
+}
+
+static int slq_target_met(const job *j, const effdim_slq *cur, slq_state *q)
+{
+    const effdim_spectrum_params *p = j->p;
+    const effdim_spectrum *s = j->s;
+    effdim_error ignore;
+    effdim_slq_info ci;
+    effdim_slq_get_info(cur, &ci);
+    q->worst = 0;
+    q->ratio = NAN;
+    if (effdim_slq_neff(cur, s->z, s->m, p->neg, q->ne, q->se, &ignore)) return 0;
+    int met = 1;
+    for (size_t i = 0; i < s->m; ++i) {
+        double t = se_target(p, q->ne[i]), r = t > 0 ? q->se[i] / t : (double)INFINITY;
+        if (!(r <= 1.0)) met = 0;
+        if (i == 0 || !(r <= q->ratio)) {
+            q->ratio = r;
+            q->worst = i;
+        }
+    }
+    int on = p->slq_target_rel > 0 || p->slq_target_abs > 0;
+    return on && met && ci.probes >= p->slq_min_probes && ci.probes >= 2;
+}
+
+/* The SLQ run, a block of probes at a time: after each block the estimate
+ * at every z, a progress event (probes done, N_eff and SE at the z furthest
+ * from its target, the time left to the target), then the stop tests: the
+ * SE target, the budget, the caller. */
 static effdim_status slq_run(job *j, const effdim_slq_params *sp, const double *vals,
                              const double *V, size_t kd, effdim_slq **out, effdim_error *err)
 {
     const effdim_spectrum_params *p = j->p;
-    effdim_slq_workspace *ws = NULL;
+    effdim_spectrum *s = j->s;
+    size_t m = s->m, steps = sp->steps;
+    slq_state q = {effdim_alloc(m, sizeof(double), "SLQ estimates", err),
+                   effdim_alloc(m, sizeof(double), "SLQ estimates", err), 0, NAN};
+    if (!q.ne || !q.se) {
+        free(q.ne);
+        free(q.se);
+        return EFFDIM_ENOMEM;
+    }
+    /* the cost announced: at the Lanczos run's measured time per product */
+    const effdim_lanczos_stats *ls = &j->sol.stats;
+    double per = ls->matvecs ? ls->seconds_apply / (double)ls->matvecs : 0.0;
+    size_t most = sp->probes * steps;
+    s->slq_estimate_seconds = per * (double)most;
+    s->slq_max_probes = sp->probes;
+    s->slq_target_rel = p->slq_target_rel;
+    s->slq_target_abs = p->slq_target_abs;
     double t0 = effdim_now();
+    if (effdim_progress_report(&p->progress, "slq", t0, 0, sp->probes, s->slq_estimate_seconds,
+                               "probes x %zu steps: at most %zu products, ~%.0f s at %.3g s per "
+                               "product; stops at SE <= max(%g x N_eff, %g) at every z",
+                               steps, most, s->slq_estimate_seconds, per, p->slq_target_rel,
+                               p->slq_target_abs))
+        j->stopped = 1;
+    effdim_slq_workspace *ws = NULL;
     effdim_status st = effdim_slq_init(j->op, sp, vals, V, kd, &ws, err);
-    while (!st && (st = effdim_slq_iterate(ws, err)) == EFFDIM_ECONTINUE) {
-        st = EFFDIM_OK;
-        if (!p->progress.fn) continue;
+    snprintf(s->slq_stop, sizeof s->slq_stop, "probes");
+    while (!st && !j->stopped) {
+        st = effdim_slq_iterate(ws, err);
+        if (st != EFFDIM_OK && st != EFFDIM_ECONTINUE) break;
         const effdim_slq *cur = effdim_slq_current(ws);
         effdim_slq_info ci;
         effdim_slq_get_info(cur, &ci);
-        double ne = NAN, se = NAN;
-        effdim_error ignore;
-        effdim_slq_neff(cur, p->z, 1, p->neg, &ne, &se, &ignore);
-        effdim_progress_report(&p->progress, "slq", t0, ci.probes, sp->probes, -1.0,
-                               "probes x %zu steps, N_eff(z=%g) %.6g +- %.2g", ci.steps, p->z[0],
-                               ne, se);
+        int met = slq_target_met(j, cur, &q);
+        /* time left: the probes the worst z needs at SE ~ 1/sqrt(probes) */
+        double per_probe = ci.seconds / (double)ci.probes, need = (double)sp->probes;
+        if (isfinite(q.ratio)) need = fmin(need, fmax((double)ci.probes, ceil(
+                                                    (double)ci.probes * q.ratio * q.ratio)));
+        double eta = met || st == EFFDIM_OK ? 0.0 : (need - (double)ci.probes) * per_probe;
+        if (eta < 0) eta = 0;
+        if (effdim_progress_report(&p->progress, "slq", t0, ci.probes, sp->probes, eta,
+                                   "probes x %zu steps, N_eff(z=%g) %.6g +- %.2g (target %.2g)",
+                                   ci.steps, s->z[q.worst], q.ne[q.worst], q.se[q.worst],
+                                   se_target(p, q.ne[q.worst])))
+            j->stopped = 1;
+        if (st == EFFDIM_OK) break; /* every probe ran */
+        st = EFFDIM_OK;
+        if (met) {
+            snprintf(s->slq_stop, sizeof s->slq_stop, "target");
+            break;
+        }
+        size_t next = sp->probes - ci.probes < sp->block ? sp->probes - ci.probes : sp->block;
+        double next_s = per_probe * (double)next;
+        if ((p->slq_budget_matvecs && ci.matvecs + next * steps > p->slq_budget_matvecs) ||
+            (p->slq_budget_seconds > 0 && ci.seconds + next_s > p->slq_budget_seconds)) {
+            snprintf(s->slq_stop, sizeof s->slq_stop, "budget");
+            break;
+        }
     }
-    if (st == EFFDIM_OK) {
-        effdim_progress_report(&p->progress, "slq", t0, sp->probes, sp->probes, -1.0,
-                               "probes x %zu steps, %zu pairs deflated",
-                               sp->steps, kd);
-        st = effdim_slq_finish(ws, out, err);
-    }
+    if (!st && j->stopped) snprintf(s->slq_stop, sizeof s->slq_stop, "interrupted");
+    const effdim_slq *cur = st ? NULL : effdim_slq_current(ws);
+    effdim_slq_info ci = {0};
+    if (cur) effdim_slq_get_info(cur, &ci);
+    if (!st && ci.probes >= 2) st = effdim_slq_finish(ws, out, err);
+    free(q.ne);
+    free(q.se);
     effdim_slq_workspace_free(ws);
+    s->slq_seconds = effdim_now() - t0;
     return st;
 }
 
@@ -307,13 +435,43 @@ static effdim_status slq_density(job *j, const effdim_slq *q, effdim_error *err)
     return st;
 }
 
+/* The Hutch++ trace with 3 floor(probes / 3) products, at least 6 (two
+ * Hutchinson samples: the least that gives a standard error). */
+static effdim_status trace(job *j, effdim_error *err)
+{
+    const effdim_spectrum_params *p = j->p;
+    effdim_spectrum *s = j->s;
+    size_t budget = 3 * (p->probes / 3 < 2 ? 2 : p->probes / 3);
+    effdim_status st = EFFDIM_OK;
+    if (budget != p->probes)
+        st = add_note(s, err,
+                      "Hutch++ trace: %zu probes give %zu products in thirds (sketch, its "
+                      "product, Hutchinson); it uses %zu%s",
+                      p->probes, 3 * (p->probes / 3), budget,
+                      p->probes < 6 ? ", the least that gives a standard error" : "");
+    if (st) return st;
+    size_t before = j->op->vectors;
+    double t0 = effdim_now();
+    if (effdim_progress_report(&p->progress, "trace", t0, 0, budget, -1.0, "Hutch++ matvecs"))
+        j->stopped = 1;
+    if (j->stopped) return EFFDIM_OK;
+    st = effdim_hutchpp(j->op, budget, p->seed, &s->trace, &s->trace_se, err);
+    if (st) return st;
+    s->has_trace = 1;
+    snprintf(s->trace_method, sizeof s->trace_method, "hutch++");
+    s->trace_matvecs = s->trace_probes = j->op->vectors - before;
+    if (effdim_progress_report(&p->progress, "trace", t0, budget, budget, -1.0, "Hutch++ matvecs"))
+        j->stopped = 1;
+    return EFFDIM_OK;
+}
+
 /* SLQ over the whole spectrum (deflating the converged pairs), the density,
  * and the Hutch++ trace. */
 static effdim_status whole_spectrum(job *j, effdim_error *err)
 {
     const effdim_spectrum_params *p = j->p;
     effdim_spectrum *s = j->s;
-    if (p->probes == 0) return EFFDIM_OK;
+    if (p->probes == 0 || j->stopped) return EFFDIM_OK;
     size_t n = j->op->n, kd = 0;
     double *vals = NULL, *V = converged_vectors(j, &kd, &vals, err);
     if (!V && err->code == EFFDIM_ENOMEM) return EFFDIM_ENOMEM;
@@ -327,6 +485,7 @@ static effdim_status whole_spectrum(job *j, effdim_error *err)
     free(V);
     free(vals);
     if (st) return st;
+    if (!q) return EFFDIM_OK; /* stopped before two probes finished: no SLQ */
     effdim_slq_get_info(q, &j->slq_info);
     s->n_eff_slq = effdim_alloc(s->m, sizeof(double), "SLQ N_eff", err);
     s->n_eff_slq_se = effdim_alloc(s->m, sizeof(double), "SLQ N_eff SE", err);
@@ -345,16 +504,7 @@ static effdim_status whole_spectrum(job *j, effdim_error *err)
     if (!st && p->density) st = slq_density(j, q, err);
     effdim_slq_free(q);
     if (st) return st;
-    size_t before = j->op->vectors, budget = p->probes < 3 ? 3 : p->probes;
-    double t0 = effdim_now();
-    effdim_progress_report(&p->progress, "trace", t0, 0, budget, -1.0, "Hutch++ matvecs");
-    st = effdim_hutchpp(j->op, budget, p->seed, &s->trace, &s->trace_se, err);
-    if (st) return st;
-    s->has_trace = 1;
-    snprintf(s->trace_method, sizeof s->trace_method, "hutch++");
-    s->trace_matvecs = s->trace_probes = j->op->vectors - before;
-    effdim_progress_report(&p->progress, "trace", t0, budget, budget, -1.0, "Hutch++ matvecs");
-    return EFFDIM_OK;
+    return trace(j, err);
 }
 
 /* The exact whole spectrum: the dense matrix of the same operator by P
@@ -382,6 +532,14 @@ static effdim_status dense_spectrum(job *j, effdim_error *err)
     effdim_status st =
         effdim_operator_to_dense_progress(j->op, A, &s->dense_asymmetry, &j->p->progress, err);
     s->dense_matvecs = j->op->vectors - before;
+    if (st == EFFDIM_EMAXITER) { /* stopped by the caller: no dense part */
+        free(A);
+        free(s->dense_eigenvalues);
+        free(s->n_eff_dense);
+        s->dense_eigenvalues = s->n_eff_dense = NULL;
+        j->stopped = 1;
+        return add_note(s, err, "dense: %s", err->msg);
+    }
     if (!st) {
         for (size_t a = 0; a < P; ++a)
             for (size_t b = a + 1; b < P; ++b) {
@@ -409,8 +567,11 @@ static effdim_status per_layer(job *j, effdim_error *err)
         effdim_spectrum_layer *ly = &s->layers[l];
         effdim_mlp_layer_block(j->m, l, &ly->offset, &ly->size);
         size_t k = p->k < ly->size ? p->k : ly->size;
-        effdim_progress_report(&p->progress, "layer", t0, l, L, -1.0,
-                               "layers; layer %zu (%zu parameters), top %zu", l, ly->size, k);
+        if (effdim_progress_report(&p->progress, "layer", t0, l, L, -1.0,
+                                   "layers; layer %zu (%zu parameters), top %zu", l, ly->size, k)) {
+            j->stopped = 1;
+            return EFFDIM_OK; /* the layers done are complete */
+        }
         effdim_operator *sub = NULL;
         effdim_status st = effdim_operator_restrict(j->op, ly->offset, ly->size, &sub, err);
         if (st) return st;
@@ -464,8 +625,56 @@ static effdim_status fill_header(job *j, const effdim_dataset *ds, effdim_error 
     s->tol = p->tol;
     s->seed = p->seed;
     snprintf(s->neg_policy, sizeof s->neg_policy, "%s", effdim_neg_policy_name(p->neg));
-    s->m = p->nz;
-    if (!(s->z = dup_doubles(p->z, p->nz, "z", err))) return EFFDIM_ENOMEM;
+    if (p->command_line && !(s->command_line = effdim_strdup(p->command_line, err)))
+        return EFFDIM_ENOMEM;
+    return EFFDIM_OK;
+}
+
+/* x to 2 significant digits */
+static double round2(double x)
+{
+    double e = pow(10.0, floor(log10(x)) - 1.0);
+    return round(x / e) * e;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* the z of N_eff: the caller's, or the log grid relative to the largest
+ * |Ritz value| with z = 1 in it */
+static effdim_status choose_z(job *j, effdim_error *err)
+{
+    const effdim_spectrum_params *p = j->p;
+    effdim_spectrum *s = j->s;
+    if (p->nz) {
+        s->m = p->nz;
+        s->z = dup_doubles(p->z, p->nz, "z", err);
+        return s->z ? EFFDIM_OK : EFFDIM_ENOMEM;
+    }
+    double top = 0.0;
+    for (size_t i = 0; i < j->sol.k; ++i) top = fmax(top, fabs(j->sol.eigenvalues[i]));
+    s->z = effdim_alloc(6, sizeof(double), "z", err);
+    if (!s->z) return EFFDIM_ENOMEM;
+    size_t m = 0;
+    if (!(top > 0) || !isfinite(top)) {
+        s->z[m++] = 1.0;
+        s->z[m++] = 10.0;
+        s->z[m++] = 100.0;
+    } else {
+        int one = 0;
+        for (int d = -4; d <= 0; ++d) {
+            double z = round2(top * pow(10.0, d));
+            if (!(z > 0)) continue;
+            s->z[m++] = z;
+            one |= z == 1.0;
+        }
+        if (!one) s->z[m++] = 1.0;
+        qsort(s->z, m, sizeof *s->z, cmp_double);
+    }
+    s->m = m;
     return EFFDIM_OK;
 }
 
@@ -486,10 +695,46 @@ static effdim_status fill_lanczos(job *j, effdim_error *err)
         !(s->n_eff = effdim_alloc(s->m, sizeof(double), "N_eff", err)))
         return EFFDIM_ENOMEM;
     memcpy(s->converged, sol->converged, k);
+    double top = 0.0;
+    for (size_t i = 0; i < k; ++i) top = fmax(top, fabs(sol->eigenvalues[i]));
+    s->nconv_true = 0;
+    for (size_t i = 0; i < k; ++i)
+        s->nconv_true += sol->residuals[i] <=
+                         fmax(j->p->tol * fabs(sol->eigenvalues[i]), 64.0 * DBL_EPSILON * top);
     if (j->p->save_vectors &&
         !(s->eigenvectors = dup_doubles(sol->vectors, k * n, "eigenvectors", err)))
         return EFFDIM_ENOMEM;
     return effdim_neff(s->eigenvalues, k, s->z, s->m, j->p->neg, s->n_eff, err);
+}
+
+/* -k above P, and a tolerance below what finite-difference products resolve */
+static effdim_status lanczos_notes(job *j, effdim_error *err)
+{
+    const effdim_spectrum_params *p = j->p;
+    effdim_spectrum *s = j->s;
+    effdim_status st = EFFDIM_OK;
+    if (p->k > j->op->n)
+        st = add_note(s, err, "k = %zu is above the %zu parameters: clamped to k = %zu", p->k,
+                      j->op->n, j->op->n);
+    if (st || j->info.fd_step <= 0 || !j->sol.vectors || !(fabs(s->eigenvalues[0]) > 0)) return st;
+    /* the FD error predicted for the top Ritz vector, relative to the top eigenvalue */
+    effdim_hvp_fd_error fe;
+    effdim_error ignore;
+    size_t i = 0;
+    for (size_t a = 1; a < j->sol.k; ++a)
+        if (fabs(j->sol.eigenvalues[a]) > fabs(j->sol.eigenvalues[i])) i = a;
+    if (effdim_hvp_fd_error_estimate(j->op, j->sol.vectors + i * j->sol.n, NULL, &fe, &ignore))
+        return EFFDIM_OK;
+    double rel = fe.predicted / fabs(j->sol.eigenvalues[i]);
+    s->fd_rel_error = rel;
+    if (p->tol < rel)
+        st = add_note(s, err,
+                      "tol %g is below the accuracy of the finite-difference products (error "
+                      "%.2g relative to the top eigenvalue, predicted for its Ritz vector): "
+                      "residuals below that are noise; %llu of %zu pairs meet tol by their true "
+                      "residual; use --hvp exact, or --tol %.1g",
+                      p->tol, rel, (unsigned long long)s->nconv_true, s->k, 2.0 * rel);
+    return st;
 }
 
 effdim_status effdim_spectrum_compute(const effdim_mlp *m, const double *theta,
@@ -503,24 +748,36 @@ effdim_status effdim_spectrum_compute(const effdim_mlp *m, const double *theta,
     effdim_status st = effdim_spectrum_check_params(p, m->n_params, err);
     if (!st) st = effdim_mlp_check_data(m, ds, p->data_spec ? p->data_spec : ds->spec, err);
     if (st) return st;
+    effdim_mlp net = *m; /* a value type: the reduction may differ from the checkpoint's */
+    if (p->set_reduction) net.reduction = p->reduction;
     double t0 = effdim_now();
     job j;
     memset(&j, 0, sizeof j);
     j.p = p;
-    j.m = m;
+    j.m = &net;
     j.s = effdim_spectrum_new(err);
     if (!j.s) return EFFDIM_ENOMEM;
     if (p->checkpoint) st = effdim_file_sha256(p->checkpoint, j.s->checkpoint_sha256, err);
     if (!st) st = build_operator(&j, ds, theta, err);
     if (!st) st = fill_header(&j, ds, err);
     if (!st) st = lanczos_top(&j, err);
+    if (!st) st = choose_z(&j, err);
     if (!st) st = fill_lanczos(&j, err);
+    if (!st) st = lanczos_notes(&j, err);
+    if (!st && p->partial_path) { /* the pairs are safe before the long part begins */
+        j.s->partial = 1;
+        j.s->matvecs = j.op->vectors;
+        j.s->seconds = effdim_now() - t0;
+        st = effdim_spectrum_save(j.s, p->partial_path, err);
+        j.s->partial = 0;
+    }
     if (!st) st = whole_spectrum(&j, err);
-    if (!st && p->dense) st = dense_spectrum(&j, err);
-    if (!st && p->per_layer) st = per_layer(&j, err);
+    if (!st && p->dense && !j.stopped) st = dense_spectrum(&j, err);
+    if (!st && p->per_layer && !j.stopped) st = per_layer(&j, err);
     if (!st) {
         j.s->matvecs = j.op->vectors; /* everything: Lanczos, SLQ, trace, dense, layers */
         j.s->seconds = effdim_now() - t0;
+        j.s->partial = j.stopped;
     }
     effdim_lanczos_free(j.lw);
     effdim_operator_free(j.op);
@@ -530,5 +787,8 @@ effdim_status effdim_spectrum_compute(const effdim_mlp *m, const double *theta,
         return st;
     }
     *out = j.s;
+    if (j.stopped)
+        return effdim_error_set(err, EFFDIM_EMAXITER,
+                                "interrupted: the result holds what was complete (marked partial)");
     return EFFDIM_OK;
 }

@@ -91,7 +91,8 @@ fi
 
 if grep -q '^effdim spectrum: lanczos [0-9]*/[0-9]* matvecs' spec.log &&
     grep -q '^effdim spectrum: slq 8/8 probes' spec.log &&
-    grep -q '^effdim spectrum: trace 0/8 Hutch++' spec.log; then
+    grep -q '^effdim spectrum: slq 0/8 probes x 150 steps: at most 1200 products, ~' spec.log &&
+    grep -q '^effdim spectrum: trace 0/6 Hutch++' spec.log; then
     ok "progress goes to stderr as plain log lines when stderr is not a terminal"
 else
     fail "progress goes to stderr as plain log lines when stderr is not a terminal" "$(cat spec.log)"
@@ -282,6 +283,152 @@ fi
 
 # ---- bad inputs ------------------------------------------------------------------
 
+# ---- the SLQ stops at its SE target, or at the budget, and says which ----------------
+
+"$EFFDIM" spectrum model.h5 -o tgt.h5 -k 6 --hvp exact --z 1,10 --probes 200 \
+    --slq-target 0.05,0.5 --json --threads 1 >tgt.json 2>tgt.log
+rc=$?
+"$EFFDIM" spectrum model.h5 -o tgt2.h5 -k 6 --hvp exact --z 1,10 --probes 200 \
+    --slq-target 0.05,0.5 --threads 1 >tgt.txt 2>/dev/null
+if [ $rc -eq 0 ] && [ -n "$PY" ] && $PY - tgt.json <<'PYEOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["slq_stop"] == "target", j["slq_stop"]
+assert 8 <= j["slq_probes"] < 200, j["slq_probes"]
+for n, se in zip(j["n_eff_slq"], j["n_eff_slq_se"]):
+    assert se <= max(0.05 * abs(n), 0.5), (n, se)
+assert j["k"] == 6 and j["slq_max_probes"] == 200 and j["slq_target_rel"] == 0.05
+PYEOF
+then
+    if grep -q 'SLQ stopped at the SE target max(0.05 x N_eff, 0.5), met at every z' tgt.txt; then
+        ok "the SLQ stops by itself once the SE meets the target at every z, and says so"
+    else
+        fail "the SLQ stops by itself once the SE meets the target at every z, and says so" "$(cat tgt.txt)"
+    fi
+else
+    fail "the SLQ stops by itself once the SE meets the target at every z, and says so" \
+        "rc $rc; $(cat tgt.json tgt.log)"
+fi
+
+"$EFFDIM" spectrum model.h5 -o bud.h5 -k 6 --hvp exact --z 0.01,1 --probes 200 --slq-steps 40 \
+    --slq-target 0.0001,0 --slq-budget 500 --threads 1 >bud.txt 2>bud.log
+rc=$?
+if [ $rc -eq 0 ] && grep -q 'SLQ stopped by the product budget (--slq-budget) before the SE target' bud.txt &&
+    grep -Eq '^  \(SLQ: ([0-9]+) probes x 40 steps, 6 pairs deflated, ([0-9]|[1-4][0-9]{1,2}|500) matvecs' bud.txt; then
+    ok "--slq-budget N ends the SLQ before it passes N products, and the summary says the budget ended it"
+else
+    fail "--slq-budget N ends the SLQ before it passes N products, and the summary says the budget ended it" \
+        "rc $rc; $(cat bud.txt bud.log)"
+fi
+
+# ---- honest numbers ------------------------------------------------------------------
+
+"$EFFDIM" spectrum model.h5 -o h4.h5 -k 4 --hvp exact --probes 4 --json --threads 1 >h4.json 2>h4.log
+rc=$?
+if [ $rc -eq 0 ] && grep -q '"trace_se":' h4.json && ! grep -q '"trace_se":	null' h4.json &&
+    grep -q 'Hutch++ trace: 4 probes give 3 products in thirds .* it uses 6, the least that gives a standard error' h4.log &&
+    grep -q '^effdim spectrum: trace 0/6 Hutch++' h4.log; then
+    ok "Hutch++ with 4 probes announces and uses 6 products and reports a finite SE"
+else
+    fail "Hutch++ with 4 probes announces and uses 6 products and reports a finite SE" "rc $rc; $(cat h4.json h4.log)"
+fi
+"$EFFDIM" spectrum model.h5 -o h2.h5 -k 4 --hvp exact --probes 2 --threads 1 >h2.txt 2>h2.log
+if grep -q 'Hutch++ trace: 2 probes give 0 products .* it uses 6' h2.log &&
+    grep -q '(Hutch++, 6 matvecs)' h2.txt; then
+    ok "Hutch++ with 2 probes warns and uses 6 products"
+else
+    fail "Hutch++ with 2 probes warns and uses 6 products" "$(cat h2.txt h2.log)"
+fi
+"$EFFDIM" spectrum model.h5 -o kbig.h5 -k 500 --hvp exact --probes 0 --threads 1 >kbig.txt 2>kbig.log
+if grep -q 'note: k = 500 is above the 218 parameters: clamped to k = 218' kbig.log; then
+    ok "-k above P is clamped with a note"
+else
+    fail "-k above P is clamped with a note" "$(cat kbig.log)"
+fi
+"$EFFDIM" spectrum model.h5 -o fdtol.h5 -k 6 --probes 0 --threads 1 >fdtol.txt 2>fdtol.log
+if grep -q 'note: tol 1e-08 is below the accuracy of the finite-difference products' fdtol.log &&
+    grep -Eq '^            [0-9]+/6 meet tol by their true residual' fdtol.txt; then
+    ok "a tolerance below the FD products' accuracy is flagged; the summary counts pairs meeting tol by true residual"
+else
+    fail "a tolerance below the FD products' accuracy is flagged; the summary counts pairs meeting tol by true residual" \
+        "$(cat fdtol.txt fdtol.log)"
+fi
+
+# ---- the default z grid, --reduction sum, the command line ------------------------------
+
+"$EFFDIM" spectrum model.h5 -o zsum.h5 -k 4 --hvp exact --probes 0 --reduction sum --threads 1 \
+    >zsum.txt 2>&1
+"$EFFDIM" spectrum model.h5 -o zmean.h5 -k 4 --hvp exact --probes 0 --threads 1 >zmean.txt 2>&1
+if [ -n "$PY" ] && $PY - zsum.h5 zmean.h5 <<'PYEOF'
+import h5py, numpy as np, sys
+s, m = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+z = m["effdim/z"][()]
+top = m["spectrum/eigenvalues"][0]
+assert 1.0 in z and np.all(np.diff(z) > 0), z
+assert abs(z[0] / (top * 1e-4) - 1) < 0.05 and abs(z[-1] / top - 1) < 0.05 or z[-1] == 1.0, (z, top)
+assert s.attrs["reduction"] == "sum" and m.attrs["reduction"] == "mean"
+n = m.attrs["n"]
+assert np.allclose(s["spectrum/eigenvalues"][()], n * m["spectrum/eigenvalues"][()], rtol=1e-9)
+assert s.attrs["command_line"].startswith("effdim spectrum model.h5 -o zsum.h5"), s.attrs["command_line"]
+assert s.attrs["partial"] == 0
+PYEOF
+then
+    ok "the default z is a log grid from the top eigenvalue with z = 1; --reduction sum scales by n; the command line is recorded"
+else
+    fail "the default z is a log grid from the top eigenvalue with z = 1; --reduction sum scales by n; the command line is recorded" \
+        "$(cat zsum.txt zmean.txt)"
+fi
+if "$EFFDIM" inspect tgt.h5 >insp.txt 2>&1 && grep -q '^eigenvalues (top 6 of hessian' insp.txt &&
+    grep -Eq '^  10 +[0-9.]+ +[0-9.]+ \+- ' insp.txt && grep -q '^trace       ' insp.txt &&
+    grep -q '^made by     effdim spectrum model.h5' insp.txt; then
+    ok "effdim inspect prints the eigenvalue, N_eff and trace tables of a spectrum file"
+else
+    fail "effdim inspect prints the eigenvalue, N_eff and trace tables of a spectrum file" "$(cat insp.txt)"
+fi
+
+# ---- results are not lost: the file after Lanczos, and SIGINT --------------------------
+
+"$EFFDIM" spectrum model.h5 -o int.h5 -k 6 --hvp exact --probes 100000 --slq-steps 40 \
+    --slq-target 0 --threads 1 >int.txt 2>int.log &
+pid=$!
+for _ in $(seq 1 200); do
+    [ -s int.h5 ] && grep -q 'slq [1-9]' int.log && break
+    sleep 0.1
+done
+early=no
+if [ -n "$PY" ] && [ -s int.h5 ] && $PY - int.h5 <<'PYEOF'
+import h5py, sys
+f = h5py.File(sys.argv[1], "r")
+assert f.attrs["partial"] == 1 and f["spectrum/eigenvalues"].shape == (6,)
+assert "n_eff_slq" not in f["effdim"]
+PYEOF
+then early=yes; fi
+sleep 1
+kill -INT $pid
+wait $pid
+rc=$?
+if [ $early = yes ]; then
+    ok "the Lanczos pairs are in a complete file marked partial before the SLQ begins"
+else
+    fail "the Lanczos pairs are in a complete file marked partial before the SLQ begins" "$(cat int.log)"
+fi
+if [ $rc -eq 3 ] && grep -q 'interrupted: int.h5 is written with what was complete' int.log &&
+    [ -n "$PY" ] && $PY - int.h5 <<'PYEOF'
+import h5py, sys
+f = h5py.File(sys.argv[1], "r")
+assert f.attrs["partial"] == 1
+g = f["effdim"]
+assert "n_eff_slq" in g and 2 <= g.attrs["slq_probes"] < 100000, dict(g.attrs)
+assert g.attrs["slq_stop"] == "interrupted"
+assert f["spectrum/eigenvalues"].shape == (6,)
+PYEOF
+then
+    ok "SIGINT during the SLQ finishes the file with the probes done, marked partial, exit 3"
+else
+    fail "SIGINT during the SLQ finishes the file with the probes done, marked partial, exit 3" \
+        "rc $rc; $(cat int.log | tail -5)"
+fi
+
 cp spec.h5 spec.ref
 printf 'this is not HDF5 at all\n' >corrupt.h5
 "$EFFDIM" train --data "regression:n=50,d=3,seed=1" --arch 3,4,1 --loss mse --epochs 1 \
@@ -306,6 +453,14 @@ expect_refusal "a checkpoint without a recorded data spec needs --data" "--data"
     "$EFFDIM" spectrum "$FIX/torch_written.h5" "${S[@]}"
 expect_refusal "a bad data spec is refused, naming it" "nosuchkind" -- \
     "$EFFDIM" spectrum model.h5 --data "nosuchkind:n=3" "${S[@]}"
+expect_refusal "--slq-target -1 is a usage error" "--slq-target: -1, expected R[,A] >= 0" -- \
+    "$EFFDIM" spectrum model.h5 --slq-target -1 "${S[@]}"
+expect_refusal "--slq-budget 0 is a usage error" "--slq-budget: 0, expected products >= 1" -- \
+    "$EFFDIM" spectrum model.h5 --slq-budget 0 "${S[@]}"
+expect_refusal "--slq-budget 0s is a usage error" "--slq-budget: 0s, expected seconds > 0" -- \
+    "$EFFDIM" spectrum model.h5 --slq-budget 0s "${S[@]}"
+expect_refusal "--reduction median is a usage error" "--reduction: 'median', expected mean or sum" -- \
+    "$EFFDIM" spectrum model.h5 --reduction median "${S[@]}"
 expect_refusal "-k 0 is a usage error" "-k" -- \
     "$EFFDIM" spectrum model.h5 -k 0 "${S[@]}"
 expect_refusal "--which sideways is a usage error" "--which" -- \

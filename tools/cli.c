@@ -298,6 +298,18 @@ cJSON *cli_json_doubles(const double *v, size_t n)
     return a;
 }
 
+const char *cli_command_line(int argc, char **argv, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < argc; ++i) {
+        int w = snprintf(buf + len, cap - len, "%s%s", i ? " " : "effdim ", argv[i]);
+        if (w < 0 || (size_t)w >= cap - len) break;
+        len += (size_t)w;
+    }
+    return buf;
+}
+
 int cli_one_operand(const char *cmd, int argc, char **argv, const char *what,
                     const char **operand)
 {

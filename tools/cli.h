@@ -141,6 +141,9 @@ void cli_json_print(cJSON *obj);
 /* cJSON array of doubles. */
 cJSON *cli_json_doubles(const double *v, size_t n);
 
+/* "effdim " followed by argv joined by spaces (argv[0] is the subcommand), cut
+ * at cap; for the provenance a file records. */
+const char *cli_command_line(int argc, char **argv, char *buf, size_t cap);
 
 /* The subcommands (tools/cmd_*.c). */
 int cmd_train(int argc, char **argv);

@@ -4,7 +4,11 @@
  *   effdim.checkpoint  loaded and validated by effdim_checkpoint_load, then
  *                      summarised: model shape, parameter count, optimiser
  *                      and step, per-epoch metrics, provenance;
- *   effdim.<other>     (spectrum, diag, sweep, ... written by other modules)
+ *   effdim.spectrum    the generic summary below, then the tables read back by
+ *                      effdim_spectrum_load: eigenvalues with residuals,
+ *                      bounds and convergence; N_eff by z (Ritz, exact,
+ *                      SLQ +- SE); the trace;
+ *   effdim.<other>     (diag, sweep, ... written by other modules)
  *                      and HDF5 files without a format: the root attributes
  *                      and every data set with its shape and type, found by
  *                      walking the file, so formats added later need no code
@@ -21,6 +25,7 @@
 
 #include "cli.h"
 #include "effdim/checkpoint.h"
+#include "effdim/spectrum.h"
 #include "h5io.h"
 
 #define CMD "inspect"
@@ -202,6 +207,42 @@ static void print_generic(const char *path, const char *kind, cJSON *attrs, cJSO
             printf("%s%.0f", i ? ", " : "", s->valuedouble);
         printf("%s)\n", i == 1 ? "," : "");
     }
+}
+
+/* The tables of a spectrum file (text). */
+static int print_spectrum_tables(const char *path)
+{
+    effdim_error err;
+    effdim_spectrum *s = NULL;
+    if (effdim_spectrum_load(path, &s, &err)) return cli_fail(CMD, &err);
+    printf("eigenvalues (%s %zu of %s, tol %g: %llu converged%s)\n", s->which, s->k, s->op,
+           s->tol, (unsigned long long)s->nconv, s->partial ? "; the file is PARTIAL" : "");
+    printf("   i  eigenvalue              residual   bound      converged\n");
+    for (size_t i = 0; i < s->k; ++i)
+        printf("  %2zu  %-22.15g  %.2e   %.2e   %s\n", i + 1, s->eigenvalues[i], s->residuals[i],
+               s->residual_bounds[i], s->converged[i] ? "yes" : "no");
+    printf("N_eff (policy %s)\n  %-12s %-14s %-14s %s\n", s->neg_policy, "z", "Ritz (k terms)",
+           s->n_eff_dense ? "exact (dense)" : "", s->n_eff_slq ? "SLQ +- SE (bias)" : "");
+    for (size_t j = 0; j < s->m; ++j) {
+        printf("  %-12g %-14.6g ", s->z[j], s->n_eff[j]);
+        if (s->n_eff_dense) printf("%-14.6g ", s->n_eff_dense[j]);
+        else printf("%-14s ", "");
+        if (s->n_eff_slq)
+            printf("%.6g +- %.2g (%.2g)", s->n_eff_slq[j],
+                   s->n_eff_slq_se ? s->n_eff_slq_se[j] : (double)NAN,
+                   s->n_eff_slq_bias ? s->n_eff_slq_bias[j] : (double)NAN);
+        printf("\n");
+    }
+    if (s->n_eff_slq)
+        printf("  (SLQ: %llu probes x %llu steps, %llu deflated; stopped: %s)\n",
+               (unsigned long long)s->slq_probes, (unsigned long long)s->slq_steps,
+               (unsigned long long)s->slq_deflated, s->slq_stop[0] ? s->slq_stop : "-");
+    if (s->has_trace)
+        printf("trace       %.8g +- %.2g (%s, %llu matvecs)\n", s->trace, s->trace_se,
+               s->trace_method, (unsigned long long)s->trace_matvecs);
+    if (s->command_line) printf("made by     %s\n", s->command_line);
+    effdim_spectrum_free(s);
+    return CLI_EXIT_OK;
 }
 
 /* ======================================================================
@@ -425,6 +466,7 @@ static int inspect_file(const char *path, int json)
         print_generic(path, kind, attrs, datasets);
         cJSON_Delete(attrs);
         cJSON_Delete(datasets);
+        if (has_format && !strcmp(kind, EFFDIM_SPECTRUM_FORMAT)) return print_spectrum_tables(path);
     }
     return CLI_EXIT_OK;
 }

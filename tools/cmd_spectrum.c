@@ -1,29 +1,23 @@
 /* tools/cmd_spectrum.c: `effdim spectrum`, the dominant curvature of a checkpoint.
  *
  *   effdim spectrum CKPT [--data SPEC] [-k 20] [--which top|bottom|both]
- *       [--op hessian|ggn] [--hvp fd|fd-forward|exact] [--z 1,10,100] [--tol 1e-8]
+ *       [--op hessian|ggn] [--hvp fd|fd-forward|exact] [--z LIST] [--tol 1e-8]
  *       [--density] [--save-vectors] [--per-layer] [--subset N] [--probes 30]
- *       [--slq-steps M] [--neg-policy zero|abs|asis] [--prior DELTA] [--seed S]
- *       [--threads T] [--allow-partial] [--dense [--force] [--dense-limit N]]
- *       -o spectrum.h5 [--json]
+ *       [--slq-steps M] [--slq-target R,A] [--slq-budget N|Ns] [--reduction mean|sum]
+ *       [--neg-policy zero|abs|asis] [--prior DELTA] [--seed S] [--threads T]
+ *       [--allow-partial] [--dense [--force] [--dense-limit N]] -o spectrum.h5 [--json]
  *
- * Loads the checkpoint and its training data (the spec recorded in
- * /training data_spec unless --data is given), builds the curvature operator
- * (lib/hvp.c), finds the k extreme eigenpairs by thick-restart Lanczos
- * (lib/lanczos.c) with a progress line, computes N_eff(z) = sum_i lambda_i /
- * (lambda_i + z) over the Ritz values (Maddox, Benton, Wilson 2020) and, over
- * the whole spectrum, by stochastic Lanczos quadrature with the converged top
- * eigenpairs deflated, with standard errors and a quadrature-bias diagnostic
- * (the change from halving the steps) and a warning when the SLQ N_eff is
- * unreliable (effdim_slq_neff_flag); the Hutch++ trace; optionally the
- * spectral density and per-layer spectra (the operator restricted to each
- * layer's weights and bias); with --dense, the exact whole spectrum of a
- * small model: the dense matrix of the same operator by P products
- * (effdim_operator_to_dense), symmetrised, all eigenvalues by LAPACK dsyev
- * and N_eff over them (the reference SLQ estimates). Writes the spectrum file (effdim/spectrum.h)
- * atomically at the very end, so a failed run leaves no output file, and
- * prints a readable summary (or --json). Exit 3 when fewer than k pairs
- * converged (the file is written), unless --allow-partial.
+ * Parse, call, print, save: the options fill an effdim_spectrum_params from
+ * effdim_spectrum_default_params(); the checkpoint and its data (the spec
+ * recorded in /training data_spec unless --data) are loaded; one call of
+ * effdim_spectrum_compute (lib/spectrum_job.c: Lanczos, Ritz N_eff, the
+ * deflated SLQ with its stop at an SE target, Hutch++, density, dense,
+ * per-layer) runs with cli_progress_sink as its progress line and writes the
+ * file once the pairs are known (marked partial); the result is saved
+ * atomically over it and printed (or --json). SIGINT/SIGTERM stop the job
+ * at its next report: the file is finished with what is complete, marked
+ * partial, exit 3. Exit 3 also when fewer than k pairs converged (the file
+ * is written), unless --allow-partial.
  */
 #include <getopt.h>
 #include <libgen.h>
@@ -62,6 +56,7 @@ typedef struct sp_opts {
 
 static void usage(FILE *f)
 {
+    effdim_spectrum_params d = effdim_spectrum_default_params();
     fprintf(f,
             "usage: effdim spectrum CKPT -o OUT.h5 [options]\n\n"
             "Extreme eigenvalues of the loss Hessian (or Gauss-Newton matrix) of a checkpoint\n"
@@ -76,9 +71,17 @@ static void usage(FILE *f)
             "  --op OP              hessian | ggn (default hessian)\n"
             "  --hvp M              fd | fd-forward | exact (default fd; ggn is always exact)\n"
             "  --prior DELTA        add DELTA * I (weight decay on the loss's scale; default 0)\n"
-            "  --z LIST             z values for N_eff (default 1,10,100)\n"
+            "  --z LIST             z values for N_eff (default: lambda_1 x 10^-4 .. lambda_1,\n"
+            "                       one per decade at 2 digits, and z = 1)\n"
+            "  --reduction R        mean | sum: the loss the curvature is of (default: the\n"
+            "                       checkpoint's); sum scales every eigenvalue by n\n"
             "  --tol T              relative residual tolerance (default 1e-8)\n"
-            "  --probes P           probes for SLQ and the trace (default 30; 0 = skip both)\n"
+            "  --probes P           at most P SLQ probes, and the trace's products (default\n"
+            "                       %zu; 0 = skip both)\n"
+            "  --slq-target R[,A]   stop the SLQ once SE <= max(R x N_eff, A) at every z\n"
+            "                       (default %g,%g; 0 = run all P probes)\n"
+            "  --slq-budget B       stop the SLQ before it passes B products, or B seconds\n"
+            "                       with an 's' (600s); the summary says when it ended it\n"
             "  --slq-steps M        Lanczos steps per SLQ probe (default %zu); more steps\n"
             "                       resolve small z on indefinite spectra (see the warning)\n"
             "  --neg-policy P       negative eigenvalues in N_eff: zero | abs | asis\n"
@@ -102,16 +105,51 @@ static void usage(FILE *f)
             "  --force              --dense above --dense-limit anyway\n"
             "  --json               print a JSON summary instead of text\n"
             "  -h, --help           this help\n\n"
+            "The file holds the Lanczos pairs before the SLQ starts (marked partial, replaced\n"
+            "atomically at the end); SIGINT or SIGTERM finishes it with what is complete.\n\n"
             "Exit status: 0 ok; 1 runtime failure; 2 usage; 3 partial result: the file is\n"
-            "written but fewer than k eigenpairs converged (0 with --allow-partial).\n",
-            effdim_spectrum_default_params().slq_steps,
-            effdim_spectrum_default_params().dense_limit);
+            "written but fewer than k eigenpairs converged (0 with --allow-partial), or the\n"
+            "run was interrupted (the file's attribute partial = 1).\n",
+            d.probes, d.slq_target_rel, d.slq_target_abs, d.slq_steps, d.dense_limit);
 }
 
 /* the long options (values above any character) */
 enum { O_DATA = 256, O_WHICH, O_OP, O_HVP, O_Z, O_TOL, O_DENSITY, O_VECTORS, O_PER_LAYER,
        O_SUBSET, O_PROBES, O_NEG, O_PRIOR, O_SEED, O_THREADS, O_BASIS, O_MAXMV, O_CHUNK,
-       O_JSON, O_NOCACHE, O_SLQ_STEPS, O_PARTIAL, O_DENSE, O_FORCE, O_DENSE_LIMIT };
+       O_JSON, O_NOCACHE, O_SLQ_STEPS, O_PARTIAL, O_DENSE, O_FORCE, O_DENSE_LIMIT,
+       O_SLQ_TARGET, O_SLQ_BUDGET, O_REDUCTION };
+
+/* --slq-target R[,A] */
+static int parse_target(sp_opts *o, const char *arg)
+{
+    double v[2];
+    size_t n = 0;
+    int rc = cli_parse_double_list(CMD, "--slq-target", arg, v, 2, &n);
+    if (rc) return rc;
+    if (!(v[0] >= 0) || (n == 2 && !(v[1] >= 0)))
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--slq-target: %s, expected R[,A] >= 0", arg);
+    o->p.slq_target_rel = v[0];
+    o->p.slq_target_abs = n == 2 ? v[1] : v[0] == 0 ? 0.0 : o->p.slq_target_abs;
+    return 0;
+}
+
+/* --slq-budget N (products) or Ns (seconds) */
+static int parse_budget(sp_opts *o, const char *arg)
+{
+    size_t len = strlen(arg);
+    if (len > 1 && arg[len - 1] == 's') {
+        char num[64];
+        snprintf(num, sizeof num, "%.*s", (int)(len - 1), arg);
+        int rc = cli_parse_double(CMD, "--slq-budget", num, &o->p.slq_budget_seconds);
+        if (!rc && !(o->p.slq_budget_seconds > 0))
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--slq-budget: %s, expected seconds > 0", arg);
+        return rc;
+    }
+    int rc = cli_parse_size(CMD, "--slq-budget", arg, &o->p.slq_budget_matvecs);
+    if (!rc && o->p.slq_budget_matvecs < 1)
+        rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--slq-budget: %s, expected products >= 1 or Ns", arg);
+    return rc;
+}
 
 static int parse_one(void *ctx, int c, const char *arg)
 {
@@ -183,6 +221,13 @@ static int parse_one(void *ctx, int c, const char *arg)
     case O_JSON: o->json = 1; break;
     case O_NOCACHE: o->no_cache = 1; break;
     case O_DENSE: o->p.dense = 1; break;
+    case O_SLQ_TARGET: rc = parse_target(o, arg); break;
+    case O_SLQ_BUDGET: rc = parse_budget(o, arg); break;
+    case O_REDUCTION:
+        if (effdim_reduction_parse(arg, &o->p.reduction))
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--reduction: '%s', expected mean or sum", arg);
+        o->p.set_reduction = 1;
+        break;
     case O_FORCE: o->p.force = 1; break;
     case O_DENSE_LIMIT:
         rc = cli_parse_size(CMD, "--dense-limit", arg, &o->p.dense_limit);
@@ -211,6 +256,9 @@ static int parse_opts(int argc, char **argv, sp_opts *o)
         {"no-cache", no_argument, 0, O_NOCACHE},   {"slq-steps", required_argument, 0, O_SLQ_STEPS},
         {"allow-partial", no_argument, 0, O_PARTIAL}, {"dense", no_argument, 0, O_DENSE},
         {"force", no_argument, 0, O_FORCE},         {"dense-limit", required_argument, 0, O_DENSE_LIMIT},
+        {"slq-target", required_argument, 0, O_SLQ_TARGET},
+        {"slq-budget", required_argument, 0, O_SLQ_BUDGET},
+        {"reduction", required_argument, 0, O_REDUCTION},
         {0, 0, 0, 0},
     };
     int rc = cli_getopt_loop(CMD, argc, argv, ":o:k:h", longopts, parse_one, o, usage);
@@ -232,6 +280,37 @@ static int parse_opts(int argc, char **argv, sp_opts *o)
 
 /* ---- output ------------------------------------------------------------------------ */
 
+/* why the SLQ stopped, and whether the SE target was reached */
+static void print_slq_stop(const sp_opts *o, const effdim_spectrum *s)
+{
+    size_t worst = 0, missed = 0;
+    double ratio = -1.0;
+    for (size_t j = 0; j < s->m; ++j) {
+        double t = fmax(s->slq_target_rel * fabs(s->n_eff_slq[j]), s->slq_target_abs);
+        double r = t > 0 ? s->n_eff_slq_se[j] / t : 0.0;
+        missed += !(r <= 1.0) && t > 0;
+        if (r > ratio) {
+            ratio = r;
+            worst = j;
+        }
+    }
+    const char *why = s->slq_stop;
+    if (!strcmp(why, "target"))
+        printf("  (SLQ stopped at the SE target max(%g x N_eff, %g), met at every z)\n",
+               s->slq_target_rel, s->slq_target_abs);
+    else if (!(s->slq_target_rel > 0 || s->slq_target_abs > 0))
+        printf("  (SLQ ran all %llu probes: no SE target)\n", (unsigned long long)s->slq_probes);
+    else
+        printf("  (SLQ stopped by %s before the SE target: %zu of %zu z miss it, worst z = %g: "
+               "SE %.2g against %.2g)\n",
+               !strcmp(why, "budget")        ? (o->p.slq_budget_seconds > 0 ? "the time budget (--slq-budget)"
+                                                                           : "the product budget (--slq-budget)")
+               : !strcmp(why, "interrupted") ? "the interrupt"
+                                             : "the probe limit (--probes)",
+               missed, s->m, s->z[worst], s->n_eff_slq_se[worst],
+               fmax(s->slq_target_rel * fabs(s->n_eff_slq[worst]), s->slq_target_abs));
+}
+
 static void print_summary(const sp_opts *o, const effdim_spectrum *s)
 {
     printf("checkpoint  %s (sha256 %.16s...), %llu parameters\n", o->ckpt, s->checkpoint_sha256,
@@ -247,6 +326,8 @@ static void print_summary(const sp_opts *o, const effdim_spectrum *s)
            s->which, s->k, s->tol, (unsigned long long)s->nconv, s->k,
            (unsigned long long)s->lanczos_matvecs, (unsigned long long)s->steps,
            (unsigned long long)s->restarts, s->lanczos_seconds);
+    printf("            %llu/%zu meet tol by their true residual ||H v - lambda v|| <= tol |lambda|\n",
+           (unsigned long long)s->nconv_true, s->k);
     printf("   i  eigenvalue              residual   bound\n");
     for (size_t i = 0; i < s->k; ++i)
         printf("  %2zu  %-22.15g  %.2e   %.2e%s\n", i + 1, s->eigenvalues[i], s->residuals[i],
@@ -263,12 +344,14 @@ static void print_summary(const sp_opts *o, const effdim_spectrum *s)
                    s->n_eff_slq_se[j], s->n_eff_slq_bias[j], s->slq_flags[j] ? "  UNRELIABLE" : "");
         printf("\n");
     }
-    if (slq)
-        printf("  (SLQ: %llu probes x %llu steps, %llu pairs deflated, %llu matvecs; smallest Ritz "
-               "value %.4g)\n",
+    if (slq) {
+        printf("  (SLQ: %llu probes x %llu steps, %llu pairs deflated, %llu matvecs, %.1f s; "
+               "smallest Ritz value %.4g)\n",
                (unsigned long long)s->slq_probes, (unsigned long long)s->slq_steps,
                (unsigned long long)s->slq_deflated, (unsigned long long)s->slq_matvecs,
-               s->slq_lambda_min);
+               s->slq_seconds, s->slq_lambda_min);
+        print_slq_stop(o, s);
+    }
     if (dense)
         printf("  (dense: all %llu eigenvalues %.6g .. %.6g, %llu matvecs, %.2f s; asymmetry "
                "max|A - A^T| / max|A| = %.2g before symmetrising)\n",
@@ -308,6 +391,9 @@ static cJSON *summary_json(const sp_opts *o, const effdim_spectrum *s)
     cJSON_AddNumberToObject(j, "prior", s->prior);
     cJSON_AddStringToObject(j, "which", s->which);
     cJSON_AddNumberToObject(j, "tol", s->tol);
+    cJSON_AddNumberToObject(j, "k", (double)s->k);
+    cJSON_AddNumberToObject(j, "nconv_true", (double)s->nconv_true);
+    cJSON_AddBoolToObject(j, "partial", s->partial);
     cJSON_AddItemToObject(j, "eigenvalues", cli_json_doubles(s->eigenvalues, s->k));
     cJSON_AddItemToObject(j, "residuals", cli_json_doubles(s->residuals, s->k));
     cJSON_AddItemToObject(j, "residual_bounds", cli_json_doubles(s->residual_bounds, s->k));
@@ -322,6 +408,15 @@ static cJSON *summary_json(const sp_opts *o, const effdim_spectrum *s)
         cJSON_AddItemToObject(j, "n_eff_slq_se", cli_json_doubles(s->n_eff_slq_se, s->m));
         cJSON_AddItemToObject(j, "n_eff_slq_bias", cli_json_doubles(s->n_eff_slq_bias, s->m));
         cJSON_AddNumberToObject(j, "slq_steps", (double)s->slq_steps);
+        cJSON_AddNumberToObject(j, "slq_probes", (double)s->slq_probes);
+        cJSON_AddNumberToObject(j, "slq_max_probes", (double)s->slq_max_probes);
+        cJSON_AddNumberToObject(j, "slq_deflated", (double)s->slq_deflated);
+        cJSON_AddNumberToObject(j, "slq_matvecs", (double)s->slq_matvecs);
+        cJSON_AddStringToObject(j, "slq_stop", s->slq_stop);
+        cJSON_AddNumberToObject(j, "slq_target_rel", s->slq_target_rel);
+        cJSON_AddNumberToObject(j, "slq_target_abs", s->slq_target_abs);
+        cJSON_AddNumberToObject(j, "slq_budget_matvecs", (double)o->p.slq_budget_matvecs);
+        cJSON_AddNumberToObject(j, "slq_budget_seconds", o->p.slq_budget_seconds);
         cJSON_AddNumberToObject(j, "slq_lambda_min", s->slq_lambda_min);
         if (s->slq_warning) cJSON_AddStringToObject(j, "slq_warning", s->slq_warning);
     }
@@ -335,6 +430,7 @@ static cJSON *summary_json(const sp_opts *o, const effdim_spectrum *s)
         cJSON_AddNumberToObject(j, "trace", s->trace);
         cJSON_AddNumberToObject(j, "trace_se", s->trace_se);
     }
+    if (s->notes) cJSON_AddStringToObject(j, "notes", s->notes);
     cJSON_AddNumberToObject(j, "matvecs", (double)s->matvecs);
     cJSON_AddNumberToObject(j, "seconds", s->seconds);
     cJSON_AddStringToObject(j, "output", o->out);
@@ -342,8 +438,14 @@ static cJSON *summary_json(const sp_opts *o, const effdim_spectrum *s)
 }
 
 /* the warnings of a finished run, on stderr */
-static void print_warnings(const sp_opts *o, const effdim_spectrum *s)
+static void print_warnings(const effdim_spectrum *s)
 {
+    for (const char *n = s->notes; n && *n;) {
+        const char *e = strchr(n, '\n');
+        int len = e ? (int)(e - n) : (int)strlen(n);
+        fprintf(stderr, "effdim spectrum: note: %.*s\n", len, n);
+        n += len + (e != NULL);
+    }
     if (s->slq_warning) fprintf(stderr, "effdim spectrum: warning: %s\n", s->slq_warning);
     for (size_t l = 0; l < s->n_layers; ++l)
         if (s->layers[l].nconv < s->layers[l].k)
@@ -356,6 +458,8 @@ int cmd_spectrum(int argc, char **argv)
     sp_opts o;
     memset(&o, 0, sizeof o);
     o.p = effdim_spectrum_default_params();
+    char cmdline[4096]; /* before getopt permutes argv */
+    cli_command_line(argc, argv, cmdline, sizeof cmdline);
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if (o.threads) effdim_set_num_threads(o.threads);
@@ -384,10 +488,15 @@ int cmd_spectrum(int argc, char **argv)
     }
     cli_progress_sink sink;
     cli_progress_sink_init(&sink, CMD);
+    cli_catch_interrupts();
     o.p.progress = cli_progress_of(&sink);
     o.p.data_spec = spec;
+    o.p.command_line = cmdline;
+    o.p.partial_path = o.out;
     if (!st) st = effdim_spectrum_compute(&ck->mlp, ck->theta, ds, &o.p, &s, &err);
     cli_progress_sink_done(&sink);
+    int interrupted = st == EFFDIM_EMAXITER && s; /* what is complete, marked partial */
+    if (interrupted) st = EFFDIM_OK;
     if (!st) st = effdim_spectrum_save(s, o.out, &err);
     effdim_dataset_free(ds);
     effdim_checkpoint_free(ck);
@@ -395,10 +504,15 @@ int cmd_spectrum(int argc, char **argv)
         effdim_spectrum_free(s);
         return cli_fail(CMD, &err);
     }
-    print_warnings(&o, s);
+    print_warnings(s);
     if (o.json) cli_json_print(summary_json(&o, s));
     else print_summary(&o, s);
     rc = CLI_EXIT_OK;
+    if (interrupted) {
+        fprintf(stderr, "effdim spectrum: interrupted: %s is written with what was complete "
+                        "(attribute partial = 1; exit 3)\n", o.out);
+        rc = CLI_EXIT_PARTIAL;
+    }
     if (s->nconv < s->k) {
         fprintf(stderr, "effdim spectrum: %s: %llu of %zu eigenpairs converged%s\n",
                 o.allow_partial ? "warning" : "partial result: the file is written, but only",

@@ -217,14 +217,7 @@ static int parse_one(void *ctx, int c, const char *arg)
 
 static void join_command(train_opts *o, int argc, char **argv)
 {
-    size_t len = 0;
-    o->command[0] = '\0';
-    for (int i = 0; i < argc; ++i) {
-        int w = snprintf(o->command + len, sizeof o->command - len, "%s%s", i ? " " : "effdim ",
-                         argv[i]);
-        if (w < 0 || (size_t)w >= sizeof o->command - len) break;
-        len += (size_t)w;
-    }
+    cli_command_line(argc, argv, o->command, sizeof o->command);
 }
 
 /* 0 when the options parse and agree; else the exit code (message printed). */

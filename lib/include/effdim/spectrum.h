@@ -11,11 +11,13 @@
  *                           loss, reduction, scale, operator, hvp_method, fd_eps,
  *                           prior, which, k, tol, seed, steps, lanczos_matvecs,
  *                           matvecs, restarts, nconv, seconds, neg_policy, version,
- *                           created; slq_warning (optional string);
+ *                           created, partial (0/1); slq_warning, command_line
+ *                           (optional strings);
  *                           dense=1, dense_asymmetry (only with /dense)
  *   /spectrum/eigenvalues      float64 [k], descending
  *   /spectrum/residuals        float64 [k], true ||H v - lambda v|| (NaN if not computed)
- *   /spectrum/residual_bounds  float64 [k], |beta_j s_{j,i}| from the projected problem
+ *   /spectrum/residual_bounds  float64 [k], |beta_j s_{j,i}| from the projected problem,
+ *                              at least 64 eps ||T|| (the recurrence's rounding level)
  *   /spectrum/converged        int64 [k], 1 when the pair met tol
  *   /spectrum/eigenvectors     float64 (k, P), optional, theta order, unit norm
  *   /effdim/z                  float64 [m]
@@ -24,7 +26,8 @@
  *   /effdim/n_eff_slq_se       float64 [m], optional: its standard error
  *   /effdim/n_eff_slq_bias     float64 [m], optional: full-step minus half-step
  *                              quadrature (a bias diagnostic; effdim/spectral.h)
- *                              (group attrs slq_probes, slq_steps, slq_deflated)
+ *                              (group attrs slq_probes, slq_steps, slq_deflated,
+ *                               slq_stop, slq_target_rel, slq_target_abs)
  *   /effdim/n_eff_dense        float64 [m], optional: over all P eigenvalues of
  *                              the dense operator (only with /dense)
  *   /dense/eigenvalues         float64 [P], optional, descending: the whole
@@ -102,11 +105,17 @@ typedef struct effdim_spectrum {
     uint64_t lanczos_matvecs;          /* its products, true residuals included */
     uint64_t matvecs;                  /* every product of the run (Lanczos, SLQ, trace, layers) */
     uint64_t restarts, nconv;
+    uint64_t nconv_true;               /* pairs whose TRUE residual meets max(tol |lambda_i|,
+                                          64 eps |lambda_1|) (attribute 'nconv_true') */
     double seconds;
     char neg_policy[EFFDIM_SPECTRUM_NAME_MAX]; /* "zero" | "abs" | "asis" */
     char *version, *created;           /* NULL: written as effdim_version() and now */
     char *slq_warning;                 /* why the SLQ N_eff may be unreliable, or NULL
                                           (root attribute written only when non-empty) */
+    int partial;                       /* 1: the run was stopped (interrupted, or the file
+                                          was written after Lanczos while the rest ran);
+                                          what is present is complete (attribute 'partial') */
+    char *command_line;                /* the command that made it, or NULL (not written) */
 
     /* /spectrum */
     size_t k;
@@ -124,6 +133,10 @@ typedef struct effdim_spectrum {
     double *n_eff_slq_se;              /* (m) or NULL (only with n_eff_slq) */
     double *n_eff_slq_bias;            /* (m) or NULL (only with n_eff_slq) */
     uint64_t slq_probes, slq_steps, slq_deflated;
+    char slq_stop[EFFDIM_SPECTRUM_NAME_MAX]; /* why the SLQ stopped: "target" (the SE of
+                                          N_eff met the target at every z), "probes" (the
+                                          probe limit), "budget", "interrupted" */
+    double slq_target_rel, slq_target_abs; /* the SE target: max(rel * |N_eff|, abs) */
     double *n_eff_dense;               /* (m) over dense_eigenvalues, or NULL */
 
     /* /dense (--dense): both arrays set or both NULL */
@@ -157,6 +170,15 @@ typedef struct effdim_spectrum {
     uint64_t slq_matvecs;              /* products of the SLQ */
     uint64_t dense_matvecs;            /* products of the dense build */
     double dense_seconds;              /* its wall time, eigenvalues and N_eff included */
+    double slq_seconds;                /* wall time of the SLQ */
+    double fd_rel_error;               /* finite-difference error predicted for the top
+                                          Ritz vector, relative to its eigenvalue (0: not
+                                          estimated) */
+    uint64_t slq_max_probes;           /* the probe limit the SLQ ran under */
+    double slq_estimate_seconds;       /* its cost announced before it began */
+    char *notes;                       /* what the caller should be told, one line per
+                                          note ("k = 40 is above P = 17: clamped", ...), or
+                                          NULL */
 } effdim_spectrum;
 
 /* Zero a spectrum (all optional parts absent). */
@@ -223,15 +245,29 @@ typedef struct effdim_spectrum_params {
     size_t max_matvecs;          /* iteration products (default 5000) */
     uint64_t seed;               /* start vector, probes, trace, subset (default 0) */
     int save_vectors;            /* keep the Ritz vectors in the result (default 0) */
+    int set_reduction;           /* 1: use `reduction` instead of the network's (default 0) */
+    effdim_reduction reduction;  /* mean or sum: the scale of every eigenvalue and N_eff */
     /* N_eff */
-    const double *z;             /* (nz) z > 0, borrowed during the call (default 1, 10, 100) */
+    const double *z;             /* (nz) z > 0, borrowed during the call; nz = 0 (the
+                                    default): the grid lambda_1 x 10^-6 .. lambda_1 x 10^0,
+                                    one point per decade at 2 significant digits, with
+                                    z = 1 added (lambda_1 = max |Ritz value|; 1, 10, 100
+                                    when it is 0) */
     size_t nz;
     effdim_neg_policy neg;       /* default EFFDIM_NEG_ZERO */
     /* the whole spectrum */
-    size_t probes;               /* SLQ probes and the trace's products (default 30; 0 skips
-                                    both; 1 runs 2 probes) */
+    size_t probes;               /* the most SLQ probes, and the trace's products (default
+                                    30; 0 skips both; 1 runs 2 probes) */
     size_t slq_steps;            /* Lanczos steps per probe (default effdim_slq_default_params) */
     size_t slq_mem_budget;       /* bytes for the probe bases run together (default 256 MiB) */
+    double slq_target_rel;       /* the SLQ stops once, at every z, SE <= max(slq_target_rel
+                                    x |N_eff|, slq_target_abs) (default 0.01 and 0.5; both 0:
+                                    run every probe) */
+    double slq_target_abs;
+    size_t slq_min_probes;       /* probes before the target is trusted (default 8) */
+    size_t slq_budget_matvecs;   /* stop before a block of probes would pass this many
+                                    SLQ products (0: none, the default) */
+    double slq_budget_seconds;   /* or this much SLQ time (0: none, the default) */
     int density;                 /* also the density on density_points (default 0) */
     size_t density_points;       /* default 400 */
     /* the exact spectrum and the layers */
@@ -242,7 +278,12 @@ typedef struct effdim_spectrum_params {
     /* provenance recorded in the result (borrowed during the call) */
     const char *checkpoint;      /* path: recorded, and its SHA-256 computed; NULL: none */
     const char *data_spec;       /* NULL: the data set's own spec */
-    effdim_progress progress;    /* default {NULL, NULL} */
+    const char *command_line;    /* recorded as the attribute command_line (NULL: none) */
+    const char *partial_path;    /* when set, the result so far (the Lanczos pairs and the
+                                    Ritz N_eff, marked partial) is saved there atomically
+                                    before the SLQ starts (NULL: not, the default) */
+    effdim_progress progress;    /* default {NULL, NULL}; a non-zero answer stops the job:
+                                    see effdim_spectrum_compute */
 } effdim_spectrum_params;
 
 EFFDIM_API effdim_spectrum_params effdim_spectrum_default_params(void);
@@ -258,9 +299,14 @@ EFFDIM_API effdim_status effdim_spectrum_check_params(const effdim_spectrum_para
 /* The job above for network m at theta (m->n_params) over ds (rows used:
  * all, or params.subset random ones). On success *out owns the result (free
  * with effdim_spectrum_free) ready for effdim_spectrum_save; fewer than k
- * converged pairs is a success (see nconv). Errors: those of
+ * converged pairs is a success (see nconv). When the progress callback
+ * answers non-zero after the Lanczos run, the job keeps what is complete
+ * (the SLQ over the probes finished, if at least 2; layers done), skips the
+ * rest, marks the result partial and returns EFFDIM_EMAXITER ("interrupted")
+ * with *out set; during the Lanczos run it returns EFFDIM_EMAXITER with *out
+ * NULL (no pair is complete yet). Errors: those of
  * effdim_spectrum_check_params, the data check (effdim_mlp_check_data), the
- * operator and the solvers; *out is then NULL. */
+ * operator, the solvers and the partial save; *out is then NULL. */
 EFFDIM_API effdim_status effdim_spectrum_compute(const effdim_mlp *m, const double *theta,
                                                  const effdim_dataset *ds,
                                                  const effdim_spectrum_params *p,
