@@ -354,6 +354,18 @@ effdim_status effdim_checkpoint_set_from_optim(effdim_checkpoint *c, effdim_opti
         const double values[] = {p->lr, p->momentum, p->dampening, p->nesterov ? 1.0 : 0.0,
                                  p->weight_decay};
         for (size_t i = 0; !st && i < 5; ++i) st = effdim_checkpoint_set_hparam(c, names[i], values[i], err);
+    } else if (opt->kind == EFFDIM_OPTIM_IVON) {
+        const char *names[] = {"lr", "ess", "beta1", "beta2", "hess_init", "weight_decay",
+                               "mc_samples", "debias", "rescale_lr", "clip_radius"};
+        const double values[] = {p->lr, p->ess, p->beta1, p->beta2, p->hess_init,
+                                 p->weight_decay, (double)p->mc_samples, p->debias ? 1.0 : 0.0,
+                                 p->rescale_lr ? 1.0 : 0.0, p->clip_radius};
+        /* clip_radius only when finite: absent means no clipping */
+        size_t k = isfinite(p->clip_radius) ? 10 : 9;
+        for (size_t i = 0; !st && i < k; ++i) st = effdim_checkpoint_set_hparam(c, names[i], values[i], err);
+        if (!st)
+            st = effdim_checkpoint_set_optimizer_string(c, "hess_approx",
+                                                        effdim_ivon_hess_name(p->hess_approx), err);
     } else {
         const char *names[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"};
         const double values[] = {p->lr, p->beta1, p->beta2, p->eps, p->weight_decay,
@@ -376,19 +388,36 @@ effdim_status effdim_checkpoint_set_from_optim(effdim_checkpoint *c, effdim_opti
 }
 
 /* Hyperparameters from the file over the kind's defaults. */
-static void params_from_checkpoint(const effdim_checkpoint *c, effdim_optim_params *p)
+static effdim_status params_from_checkpoint(const effdim_checkpoint *c, const char *where,
+                                            effdim_optim_params *p, effdim_error *err)
 {
     struct {
         const char *name;
         double *dst;
     } fields[] = {{"lr", &p->lr},       {"momentum", &p->momentum},
                   {"dampening", &p->dampening}, {"weight_decay", &p->weight_decay},
-                  {"beta1", &p->beta1}, {"beta2", &p->beta2}, {"eps", &p->eps}};
+                  {"beta1", &p->beta1}, {"beta2", &p->beta2}, {"eps", &p->eps},
+                  {"ess", &p->ess},     {"hess_init", &p->hess_init},
+                  {"clip_radius", &p->clip_radius}};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; ++i)
         effdim_checkpoint_hparam(c, fields[i].name, fields[i].dst);
     double flag;
     if (effdim_checkpoint_hparam(c, "nesterov", &flag)) p->nesterov = flag != 0.0;
     if (effdim_checkpoint_hparam(c, "amsgrad", &flag)) p->amsgrad = flag != 0.0;
+    if (effdim_checkpoint_hparam(c, "debias", &flag)) p->debias = flag != 0.0;
+    if (effdim_checkpoint_hparam(c, "rescale_lr", &flag)) p->rescale_lr = flag != 0.0;
+    double mc;
+    if (effdim_checkpoint_hparam(c, "mc_samples", &mc)) {
+        RETURN_ERROR_IF(!(mc >= 1.0 && mc <= 1e9 && mc == floor(mc)), err, EFFDIM_EFORMAT,
+                        "%s: /optimizer mc_samples: %g, expected a whole number of samples in "
+                        "[1, 1e9]", where, mc);
+        p->mc_samples = (size_t)mc;
+    }
+    const char *hess = effdim_checkpoint_optimizer_string(c, "hess_approx");
+    effdim_error e;
+    RETURN_ERROR_IF(hess && effdim_ivon_hess_parse(hess, &p->hess_approx, &e), err, EFFDIM_EFORMAT,
+                    "%s: /optimizer hess_approx: '%s', expected price or gradsq", where, hess);
+    return EFFDIM_OK;
 }
 
 effdim_status effdim_checkpoint_to_optim(const effdim_checkpoint *c, const char *path,
@@ -402,10 +431,11 @@ effdim_status effdim_checkpoint_to_optim(const effdim_checkpoint *c, const char 
     effdim_optim_kind kind;
     effdim_error e;
     RETURN_ERROR_IF(effdim_optim_kind_parse(c->optimizer->name, &kind, &e), err, EFFDIM_EFORMAT,
-                    "%s: /optimizer: name is '%s', expected sgd, adam, amsgrad or adamw", where,
-                    c->optimizer->name);
+                    "%s: /optimizer: name is '%s', expected sgd, adam, amsgrad, adamw or ivon",
+                    where, c->optimizer->name);
     effdim_optim_params p = effdim_optim_default_params(kind);
-    params_from_checkpoint(c, &p);
+    effdim_status pst = params_from_checkpoint(c, where, &p, err);
+    if (pst) return pst;
     effdim_optim *opt = NULL;
     if (effdim_optim_alloc(kind, &p, c->mlp.n_params, &opt, &e))
         return effdim_error_set(err, e.code == EFFDIM_ENOMEM ? EFFDIM_ENOMEM : EFFDIM_EFORMAT,
@@ -615,11 +645,13 @@ static effdim_status write_model(hid_t file, const effdim_checkpoint *c, effdim_
     return st;
 }
 
-/* The on/off hyperparameters (PyTorch booleans): written as int64 0/1 (any
- * numeric type is accepted on read, so files with 0.0/1.0 still load). */
-static int hparam_is_flag(const char *name)
+/* The on/off hyperparameters (PyTorch booleans) and counts: written as int64
+ * (any numeric type is accepted on read, so files with 0.0/1.0 still load). */
+static int hparam_is_integer(const char *name, double v)
 {
-    return !strcmp(name, "amsgrad") || !strcmp(name, "nesterov");
+    int named = !strcmp(name, "amsgrad") || !strcmp(name, "nesterov") || !strcmp(name, "debias") ||
+                !strcmp(name, "rescale_lr") || !strcmp(name, "mc_samples");
+    return named && v == floor(v) && fabs(v) <= 9007199254740992.0;
 }
 
 static effdim_status write_optimizer(hid_t file, const effdim_ckpt_optimizer *o, size_t P,
@@ -632,7 +664,7 @@ static effdim_status write_optimizer(hid_t file, const effdim_ckpt_optimizer *o,
     if (!st) st = effdim_h5_attr_write_int64(g, "step", o->step, err);
     for (size_t i = 0; !st && i < o->n_hparams; ++i) {
         const effdim_named_value *h = &o->hparams[i];
-        st = hparam_is_flag(h->name) && (h->value == 0.0 || h->value == 1.0)
+        st = hparam_is_integer(h->name, h->value)
                  ? effdim_h5_attr_write_int64(g, h->name, (int64_t)h->value, err)
                  : effdim_h5_attr_write_double(g, h->name, h->value, err);
     }

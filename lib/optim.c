@@ -1,4 +1,4 @@
-/* lib/optim.c: SGD, Adam, AMSGrad and AdamW on flat parameter vectors.
+/* lib/optim.c: SGD, Adam, AMSGrad, AdamW and IVON on flat parameter vectors.
  *
  * Each step reproduces torch.optim's single-tensor code path (torch 1.13,
  * foreach=False) operation by operation, in the same order and with the same
@@ -14,7 +14,10 @@
  *
  * References: PyTorch torch/optim/{sgd,adam,adamw}.py; Kingma and Ba 2015
  * (Adam); Reddi, Kale and Kumar 2018 (AMSGrad); Loshchilov and Hutter 2019
- * (AdamW); Sutskever et al. 2013 (Nesterov momentum as PyTorch implements it).
+ * (AdamW); Sutskever et al. 2013 (Nesterov momentum as PyTorch implements it);
+ * Shen et al. 2024, arXiv 2402.17641, and ivon-opt 0.1.3 (IVON; the rules as
+ * ../shared/SEEDS.md section 2.2 writes them, in effdim/optim.h; no PyTorch
+ * replay exists for it, its tests use closed forms and exact posteriors).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -31,7 +34,7 @@
 
 /* ---- names and defaults ---- */
 
-static const char *const kind_names[] = {"sgd", "adam", "amsgrad", "adamw"};
+static const char *const kind_names[] = {"sgd", "adam", "amsgrad", "adamw", "ivon"};
 
 const char *effdim_optim_kind_name(effdim_optim_kind kind)
 {
@@ -49,7 +52,28 @@ effdim_status effdim_optim_kind_parse(const char *name, effdim_optim_kind *kind,
         }
     }
     return effdim_error_set(err, EFFDIM_EINVAL,
-                            "optimizer '%s' unknown, expected sgd, adam, amsgrad or adamw", name);
+                            "optimizer '%s' unknown, expected sgd, adam, amsgrad, adamw or ivon",
+                            name);
+}
+
+static const char *const hess_names[] = {"price", "gradsq"};
+
+const char *effdim_ivon_hess_name(effdim_ivon_hess h)
+{
+    return (unsigned)h < 2 ? hess_names[h] : "?";
+}
+
+effdim_status effdim_ivon_hess_parse(const char *name, effdim_ivon_hess *h, effdim_error *err)
+{
+    RETURN_ERROR_IF(!name || !h, err, EFFDIM_EINVAL, "ivon: hess_approx is NULL");
+    for (int i = 0; i < 2; ++i) {
+        if (!strcasecmp(name, hess_names[i])) {
+            *h = (effdim_ivon_hess)i;
+            return EFFDIM_OK;
+        }
+    }
+    return effdim_error_set(err, EFFDIM_EINVAL,
+                            "ivon: hess_approx '%s' unknown, expected price or gradsq", name);
 }
 
 effdim_optim_params effdim_optim_default_params(effdim_optim_kind kind)
@@ -69,6 +93,19 @@ effdim_optim_params effdim_optim_default_params(effdim_optim_kind kind)
         p.eps = 1e-8;
         p.amsgrad = kind == EFFDIM_OPTIM_AMSGRAD;
         p.weight_decay = kind == EFFDIM_OPTIM_ADAMW ? 1e-2 : 0.0;
+        break;
+    case EFFDIM_OPTIM_IVON: /* ivon-opt 0.1.3's defaults; lr and ess are required */
+        p.lr = (double)NAN;
+        p.ess = (double)NAN;
+        p.hess_init = 1.0;
+        p.beta1 = 0.9;
+        p.beta2 = 0.99999;
+        p.weight_decay = 1e-4;
+        p.mc_samples = 1;
+        p.hess_approx = EFFDIM_IVON_PRICE;
+        p.clip_radius = (double)INFINITY;
+        p.debias = 1;
+        p.rescale_lr = 1;
         break;
     }
     return p;
@@ -90,11 +127,40 @@ static effdim_status check_beta(const char *who, const char *field, double v, ef
     return EFFDIM_OK;
 }
 
+/* ivon-opt 0.1.3's range checks, with lr and ess required */
+static effdim_status check_ivon(const effdim_optim_params *p, effdim_error *err)
+{
+    RETURN_ERROR_IF(isnan(p->lr), err, EFFDIM_EINVAL,
+                    "ivon: lr is required (no default; of the order of an SGD learning rate "
+                    "with rescale_lr)");
+    RETURN_ERROR_IF(isnan(p->ess), err, EFFDIM_EINVAL,
+                    "ivon: ess is required (no default; normally the training-set size N)");
+    effdim_status st;
+    if ((st = check_nonneg("ivon", "lr", p->lr, err))) return st;
+    if ((st = check_nonneg("ivon", "weight_decay", p->weight_decay, err))) return st;
+    RETURN_ERROR_IF(!(p->ess > 0.0) || !isfinite(p->ess), err, EFFDIM_EINVAL,
+                    "ivon: ess = %g, expected a finite value > 0", p->ess);
+    RETURN_ERROR_IF(!(p->hess_init > 0.0) || !isfinite(p->hess_init), err, EFFDIM_EINVAL,
+                    "ivon: hess_init = %g, expected a finite value > 0", p->hess_init);
+    RETURN_ERROR_IF(!(p->beta1 >= 0.0 && p->beta1 <= 1.0), err, EFFDIM_EINVAL,
+                    "ivon: beta1 = %g, expected in [0, 1]", p->beta1);
+    RETURN_ERROR_IF(!(p->beta2 >= 0.0 && p->beta2 <= 1.0), err, EFFDIM_EINVAL,
+                    "ivon: beta2 = %g, expected in [0, 1]", p->beta2);
+    RETURN_ERROR_IF(!(p->clip_radius > 0.0), err, EFFDIM_EINVAL,
+                    "ivon: clip_radius = %g, expected > 0 (inf: no clipping)", p->clip_radius);
+    RETURN_ERROR_IF(p->mc_samples < 1, err, EFFDIM_EINVAL,
+                    "ivon: mc_samples = %zu, expected at least 1", p->mc_samples);
+    RETURN_ERROR_IF((unsigned)p->hess_approx > EFFDIM_IVON_GRADSQ, err, EFFDIM_EINVAL,
+                    "ivon: hess_approx %d unknown, expected price or gradsq", (int)p->hess_approx);
+    return EFFDIM_OK;
+}
+
 static effdim_status check_params(effdim_optim_kind kind, const effdim_optim_params *p,
                                   effdim_error *err)
 {
     const char *who = effdim_optim_kind_name(kind);
     effdim_status st;
+    if (kind == EFFDIM_OPTIM_IVON) return check_ivon(p, err);
     if ((st = check_nonneg(who, "lr", p->lr, err))) return st;
     if ((st = check_nonneg(who, "weight_decay", p->weight_decay, err))) return st;
     if (kind == EFFDIM_OPTIM_SGD) {
@@ -122,6 +188,11 @@ void effdim_optim_free(effdim_optim *opt)
     free(opt->exp_avg_sq);
     free(opt->max_exp_avg_sq);
     free(opt->momentum_buffer);
+    free(opt->hess);
+    free(opt->momentum);
+    free(opt->noise);
+    free(opt->avg_grad);
+    free(opt->avg_hess);
     free(opt);
 }
 
@@ -136,8 +207,9 @@ effdim_status effdim_optim_alloc(effdim_optim_kind kind, const effdim_optim_para
 {
     RETURN_ERROR_IF(!out, err, EFFDIM_EINVAL, "optimizer: output pointer is NULL");
     *out = NULL;
-    RETURN_ERROR_IF((unsigned)kind > EFFDIM_OPTIM_ADAMW, err, EFFDIM_EINVAL,
-                    "optimizer: kind %d unknown, expected sgd, adam, amsgrad or adamw", (int)kind);
+    RETURN_ERROR_IF((unsigned)kind > EFFDIM_OPTIM_IVON, err, EFFDIM_EINVAL,
+                    "optimizer: kind %d unknown, expected sgd, adam, amsgrad, adamw or ivon",
+                    (int)kind);
     RETURN_ERROR_IF(!params, err, EFFDIM_EINVAL, "%s: params is NULL", effdim_optim_kind_name(kind));
     RETURN_ERROR_IF(n == 0, err, EFFDIM_EINVAL, "%s: n = 0 parameters, expected at least 1",
                     effdim_optim_kind_name(kind));
@@ -150,7 +222,18 @@ effdim_status effdim_optim_alloc(effdim_optim_kind kind, const effdim_optim_para
     opt->params = *params;
     opt->n = n;
     if (kind == EFFDIM_OPTIM_AMSGRAD) opt->params.amsgrad = 1;
-    if (kind == EFFDIM_OPTIM_SGD) {
+    if (kind == EFFDIM_OPTIM_IVON) {
+        opt->params.amsgrad = 0;
+        opt->params.debias = params->debias != 0;
+        opt->params.rescale_lr = params->rescale_lr != 0;
+        if ((st = alloc_vec(&opt->hess, n, "hess", err)) ||
+            (st = alloc_vec(&opt->momentum, n, "momentum", err)) ||
+            (st = alloc_vec(&opt->noise, n, "ivon noise", err)) ||
+            (st = alloc_vec(&opt->avg_grad, n, "ivon gradient mean", err)) ||
+            (st = alloc_vec(&opt->avg_hess, n, "ivon hessian mean", err)))
+            goto fail;
+        for (size_t i = 0; i < n; ++i) opt->hess[i] = params->hess_init;
+    } else if (kind == EFFDIM_OPTIM_SGD) {
         opt->params.amsgrad = 0;
         if (params->momentum != 0.0 && (st = alloc_vec(&opt->momentum_buffer, n, "momentum_buffer", err)))
             goto fail;
@@ -174,8 +257,12 @@ void effdim_optim_reset(effdim_optim *opt)
     effdim_optim_state_vec v[EFFDIM_OPTIM_MAX_STATE];
     size_t k = effdim_optim_state(opt, v, EFFDIM_OPTIM_MAX_STATE);
     for (size_t i = 0; i < k; ++i) memset(v[i].data, 0, opt->n * sizeof(double));
+    if (opt->hess)
+        for (size_t i = 0; i < opt->n; ++i) opt->hess[i] = opt->params.hess_init;
     opt->t = 0;
     opt->momentum_ready = 0;
+    opt->n_samples = 0;
+    opt->sampled = 0;
 }
 
 /* ---- the steps ----
@@ -379,17 +466,109 @@ static void adam_step(effdim_optim *opt, double *p, const double *g, double lr)
               hp->amsgrad);
 }
 
+/* ---- IVON ----
+ *
+ * Plain loops: every operation is element-wise and memory-bound, a few
+ * passes over n doubles against the gradient's dgemms. */
+
+effdim_status effdim_optim_ivon_sigma(const effdim_optim *opt, double *sigma, effdim_error *err)
+{
+    RETURN_ERROR_IF(!opt || !sigma || opt->kind != EFFDIM_OPTIM_IVON, err, EFFDIM_EINVAL,
+                    "ivon sigma: needs an ivon optimizer and an output vector");
+    const double ess = opt->params.ess, wd = opt->params.weight_decay;
+    for (size_t i = 0; i < opt->n; ++i) sigma[i] = 1.0 / sqrt(ess * (opt->hess[i] + wd));
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_optim_ivon_sample(effdim_optim *opt, const double *m, const double *eps,
+                                       double *theta_s, effdim_error *err)
+{
+    RETURN_ERROR_IF(!opt || !m || !eps || !theta_s || opt->kind != EFFDIM_OPTIM_IVON, err,
+                    EFFDIM_EINVAL, "ivon sample: needs an ivon optimizer, m, eps and theta_s");
+    const double ess = opt->params.ess, wd = opt->params.weight_decay;
+    const double *h = opt->hess;
+    double *noise = opt->noise;
+    for (size_t i = 0; i < opt->n; ++i) {
+        const double ns = eps[i] / sqrt(ess * (h[i] + wd)); /* sigma * eps, with the current h */
+        noise[i] = ns;
+        theta_s[i] = m[i] + ns; /* eps[i] is read before theta_s[i] is written */
+    }
+    opt->sampled = 1;
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_optim_ivon_accumulate(effdim_optim *opt, const double *grad, effdim_error *err)
+{
+    RETURN_ERROR_IF(!opt || !grad || opt->kind != EFFDIM_OPTIM_IVON, err, EFFDIM_EINVAL,
+                    "ivon accumulate: needs an ivon optimizer and a gradient");
+    RETURN_ERROR_IF(!opt->sampled, err, EFFDIM_EINVAL,
+                    "ivon accumulate: no weight sample drawn since the last gradient "
+                    "(call effdim_optim_ivon_sample first)");
+    opt->sampled = 0;
+    const double inv = 1.0 / (double)(++opt->n_samples);
+    const double *noise = opt->noise;
+    double *ag = opt->avg_grad, *ah = opt->avg_hess;
+    if (opt->params.hess_approx == EFFDIM_IVON_GRADSQ)
+        for (size_t i = 0; i < opt->n; ++i) {
+            const double g = grad[i];
+            ag[i] += (g - ag[i]) * inv;
+            ah[i] += (g * g - ah[i]) * inv;
+        }
+    else
+        for (size_t i = 0; i < opt->n; ++i) {
+            const double g = grad[i];
+            ag[i] += (g - ag[i]) * inv;
+            ah[i] += (noise[i] * g - ah[i]) * inv;
+        }
+    return EFFDIM_OK;
+}
+
+static void ivon_step(effdim_optim *opt, double *m, double lr)
+{
+    const effdim_optim_params *p = &opt->params;
+    const double b1 = p->beta1, a2 = 1.0 - p->beta2, wd = p->weight_decay;
+    const double ess = p->ess, r = p->clip_radius;
+    /* beta1 = 1 keeps g at 0: no debiasing then (it would be 0/0) */
+    const double debias = p->debias && b1 < 1.0 ? 1.0 - pow(b1, (double)opt->t) : 1.0;
+    const double step = p->rescale_lr ? lr * (p->hess_init + wd) : lr;
+    const int price = p->hess_approx == EFFDIM_IVON_PRICE;
+    double *h = opt->hess, *g = opt->momentum, *ag = opt->avg_grad, *ah = opt->avg_hess;
+    for (size_t i = 0; i < opt->n; ++i) {
+        const double hd = h[i] + wd; /* old h + delta > 0 */
+        const double hhat = price ? ess * hd * ah[i] : ess * ah[i];
+        const double gi = b1 * g[i] + (1.0 - b1) * ag[i];
+        /* h + wd <- (h + wd)(1/2 + (1/2)(1 + a r)^2), r = (hhat - h)/(h + wd) */
+        const double q = 1.0 + a2 * ((hhat - h[i]) / hd);
+        const double hnd = hd * (0.5 + 0.5 * q * q); /* new h + delta */
+        double d = (gi / debias + wd * m[i]) / hnd;
+        d = d > r ? r : d < -r ? -r : d;
+        g[i] = gi;
+        h[i] = hnd - wd;
+        m[i] -= step * d;
+        ag[i] = 0.0;
+        ah[i] = 0.0;
+    }
+    opt->n_samples = 0;
+    opt->sampled = 0;
+}
+
 effdim_status effdim_optim_step(effdim_optim *opt, double *theta, const double *grad, double lr,
                                 effdim_error *err)
 {
-    RETURN_ERROR_IF(!opt || !theta || !grad, err, EFFDIM_EINVAL,
+    int ivon = opt && opt->kind == EFFDIM_OPTIM_IVON;
+    RETURN_ERROR_IF(!opt || !theta || (!grad && !ivon), err, EFFDIM_EINVAL,
                     "optimizer step: NULL optimizer, theta or grad");
     RETURN_ERROR_IF(!(lr >= 0.0) || !isfinite(lr), err, EFFDIM_EINVAL,
                     "%s: step lr = %g, expected a finite value >= 0", effdim_optim_kind_name(opt->kind),
                     lr);
+    RETURN_ERROR_IF(ivon && opt->n_samples == 0, err, EFFDIM_EINVAL,
+                    "ivon: step without a sampled gradient (effdim_optim_ivon_sample, the gradient "
+                    "at the sample, effdim_optim_ivon_accumulate, then the step)");
     opt->t += 1;
     if (opt->kind == EFFDIM_OPTIM_SGD)
         sgd_step(opt, theta, grad, lr);
+    else if (ivon)
+        ivon_step(opt, theta, lr);
     else
         adam_step(opt, theta, grad, lr);
     return EFFDIM_OK;
@@ -405,6 +584,8 @@ size_t effdim_optim_state(effdim_optim *opt, effdim_optim_state_vec *vecs, size_
         {"exp_avg_sq", opt->exp_avg_sq},
         {"max_exp_avg_sq", opt->max_exp_avg_sq},
         {"momentum_buffer", opt->momentum_buffer},
+        {"hess", opt->hess},
+        {"momentum", opt->momentum},
     };
     size_t k = 0;
     for (size_t i = 0; i < EFFDIM_OPTIM_MAX_STATE && k < cap; ++i)

@@ -9,6 +9,16 @@
  * position inside an epoch (rows done) is part of the state, so a run can
  * stop after any step and continue bitwise.
  *
+ * IVON (an optimiser that needs several gradients at perturbed weights per
+ * step): step t draws mc_samples weight samples m + sigma * eps, eps from
+ * gsl_ran_gaussian_ziggurat on one mt19937 reseeded for that step from
+ * splitmix64(seed ^ splitmix64(t) ^ salt) (the noise of step t is a pure
+ * function of (seed, t), so a resumed run draws what the uninterrupted run
+ * drew), the minibatch gradient at each sample (of the mean loss: a
+ * sum-reduction model's gradient is divided by the batch size, since IVON's
+ * ess carries the data-set size; SEEDS.md section 6), accumulated by
+ * effdim_optim_ivon_accumulate, then one effdim_optim_step.
+ *
  * Left out: data augmentation, gradient clipping, early stopping; the
  * caller saves the checkpoint (only the periodic saves happen here).
  */
@@ -33,7 +43,8 @@ struct effdim_trainer {
     effdim_mlp_ws *ws;
     double *grad;               /* (P) */
     size_t *perm;               /* (n) the current epoch's order */
-    gsl_rng *rng;               /* the permutations' generator */
+    gsl_rng *rng;               /* the permutations' and IVON noise's generator */
+    double *sample;             /* (P) IVON: eps, then the sampled weights, or NULL */
     size_t batch;               /* effective: in [1, n] */
     uint64_t epoch;             /* complete epochs in the checkpoint's life */
     uint64_t epoch_end;         /* epoch at which this job ends (for "E/EE") */
@@ -161,6 +172,7 @@ void effdim_trainer_free(effdim_trainer *T)
     effdim_mlp_ws_free(T->ws);
     free(T->grad);
     free(T->perm);
+    free(T->sample);
     if (T->rng) gsl_rng_free(T->rng);
     free(T);
 }
@@ -244,8 +256,9 @@ effdim_status effdim_trainer_alloc(const effdim_train_params *p, effdim_checkpoi
     T->grad = effdim_alloc(P, sizeof *T->grad, "gradient", err);
     T->perm = effdim_alloc(n, sizeof *T->perm, "permutation", err);
     T->rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (p->optimizer == EFFDIM_OPTIM_IVON) T->sample = effdim_alloc(P, sizeof *T->sample, "weight sample", err);
     st = EFFDIM_ENOMEM;
-    if (!T->ws || !T->grad || !T->perm) goto fail;
+    if (!T->ws || !T->grad || !T->perm || (p->optimizer == EFFDIM_OPTIM_IVON && !T->sample)) goto fail;
     if (!T->rng) {
         effdim_error_set(err, st, "train: cannot allocate the random generator");
         goto fail;
@@ -284,6 +297,34 @@ static effdim_status batch_gradient(effdim_trainer *T, const size_t *rows, size_
                                 err);
 }
 
+/* IVON's samples for the coming step: each a gradient at m + sigma * eps,
+ * accumulated in the optimiser; *loss the mean of the samples' losses. */
+static effdim_status ivon_samples(effdim_trainer *T, const size_t *rows, size_t len, double *loss,
+                                  effdim_error *err)
+{
+    const effdim_mlp *m = &T->c->mlp;
+    const size_t P = m->n_params, S = T->opt->params.mc_samples;
+    const double to_mean = m->reduction == EFFDIM_REDUCTION_SUM ? 1.0 / (double)len : 1.0;
+    const uint64_t t = T->opt->t + 1;
+    gsl_rng_set(T->rng, (unsigned long)(mix64(T->p.seed ^ mix64(t) ^ 0x1f0a5e6d3c2b4987ULL) &
+                                        0xffffffffUL));
+    double sum = 0.0;
+    for (size_t s = 0; s < S; ++s) {
+        double ls = NAN;
+        for (size_t i = 0; i < P; ++i) T->sample[i] = gsl_ran_gaussian_ziggurat(T->rng, 1.0);
+        effdim_status st = effdim_optim_ivon_sample(T->opt, T->c->theta, T->sample, T->sample, err);
+        if (!st)
+            st = effdim_mlp_loss_grad(m, T->sample, T->train, rows, len, &ls, T->grad, T->ws, err);
+        if (st) return st;
+        if (to_mean != 1.0)
+            for (size_t i = 0; i < P; ++i) T->grad[i] *= to_mean;
+        if ((st = effdim_optim_ivon_accumulate(T->opt, T->grad, err))) return st;
+        sum += ls;
+    }
+    *loss = sum / (double)S;
+    return EFFDIM_OK;
+}
+
 effdim_status effdim_trainer_step(effdim_trainer *T, double *loss_out, effdim_error *err)
 {
     RETURN_ERROR_IF(!T, err, EFFDIM_EINVAL, "train step: NULL trainer");
@@ -295,7 +336,8 @@ effdim_status effdim_trainer_step(effdim_trainer *T, double *loss_out, effdim_er
     }
     const size_t len = n - T->pos < T->batch ? n - T->pos : T->batch;
     double loss = NAN, t0 = effdim_now();
-    effdim_status st = batch_gradient(T, T->perm + T->pos, len, &loss, err);
+    effdim_status st = T->sample ? ivon_samples(T, T->perm + T->pos, len, &loss, err)
+                                 : batch_gradient(T, T->perm + T->pos, len, &loss, err);
     if (st) return st;
     RETURN_ERROR_IF(!isfinite(loss), err, EFFDIM_EDOM,
                     "train: loss became %g at epoch %llu, step %zu: training diverged (lower the "

@@ -113,6 +113,23 @@ else
     fail "inspect lists the attributes and data sets of an effdim format it does not know" "$(cat other.txt)"
 fi
 
+IVON=(--data "$DATA" --arch 2,16,16,2 --act tanh --opt ivon --lr 0.1 --ess 200 --mc-samples 2
+      --hess-init 0.5 --batch 32 --threads 2)
+"$EFFDIM" train "${IVON[@]}" --epochs 4 --seed 7 -o ivon4.h5 2>/dev/null
+"$EFFDIM" train "${IVON[@]}" --epochs 2 --seed 7 -o ivon2.h5 2>/dev/null
+"$EFFDIM" train --init ivon2.h5 --epochs 2 -o ivon22.h5 2>/dev/null
+fp6=$(fingerprint ivon4.h5)
+fp7=$(fingerprint ivon22.h5)
+if [ -n "$fp6" ] && [ "$fp6" = "$fp7" ] && "$EFFDIM" inspect ivon22.h5 >ivon.txt &&
+    grep -q 'ivon, step 28' ivon.txt && grep -q 'hess momentum' ivon.txt &&
+    grep -q 'mc_samples 2' ivon.txt && grep -q 'hess_approx price' ivon.txt &&
+    "$EFFDIM" diag ivon22.h5 --method ivon -o ivon_diag.h5 >/dev/null 2>&1; then
+    ok "IVON trains, resumes 2 + 2 = 4 bitwise and its hess feeds diag --method ivon"
+else
+    fail "IVON trains, resumes 2 + 2 = 4 bitwise and its hess feeds diag --method ivon" "$fp6" "$fp7" \
+        "$(cat ivon.txt 2>/dev/null)"
+fi
+
 # SIGINT stops after the current step, saves what is done (exit 3) and --init continues it
 "$EFFDIM" train --data "spirals:n=20000,seed=3" --arch 2,32,2 --batch 16 --epochs 400 \
     --threads 1 -o stopped.h5 2>stopped.log &
@@ -169,6 +186,11 @@ expect_refusal "train refuses a malformed --arch" "--arch" -- \
     "$EFFDIM" train --data "$DATA" --arch 2,x,2 --epochs 1 -o model.h5
 expect_refusal "train refuses an unknown --opt" "rmsprop" -- \
     "$EFFDIM" train --data "$DATA" --arch 2,16,2 --opt rmsprop --epochs 1 -o model.h5
+expect_refusal "train refuses --opt ivon without --ess" "--ess N" -- \
+    "$EFFDIM" train --data "$DATA" --arch 2,16,2 --opt ivon --lr 0.1 --epochs 1 -o model.h5
+expect_refusal "train refuses an unknown --hess-approx" "price or gradsq" -- \
+    "$EFFDIM" train --data "$DATA" --arch 2,16,2 --opt ivon --lr 0.1 --ess 200 --hess-approx fisher \
+    --epochs 1 -o model.h5
 expect_refusal "train refuses an unknown option" "--frobnicate" -- \
     "$EFFDIM" train --data "$DATA" --arch 2,16,2 --frobnicate --epochs 1 -o model.h5
 expect_refusal "train refuses a non-numeric --lr" "--lr" -- \

@@ -28,6 +28,7 @@
 
 #define FIX_STEPS 10
 #define FIX_MAX_P 64
+#define FIX_STATES 4 /* the PyTorch optimisers' state vectors */
 
 typedef struct fixture_run {
     char name[64];
@@ -39,11 +40,11 @@ typedef struct fixture_run {
     double grads[FIX_STEPS * FIX_MAX_P];     /* (10, p) */
     double theta[FIX_STEPS * FIX_MAX_P];     /* (10, p) */
     double lr[FIX_STEPS];                    /* (10) */
-    int has[EFFDIM_OPTIM_MAX_STATE];
-    double state[EFFDIM_OPTIM_MAX_STATE][FIX_STEPS * FIX_MAX_P]; /* (10, p) each */
+    int has[FIX_STATES];
+    double state[FIX_STATES][FIX_STEPS * FIX_MAX_P]; /* (10, p) each */
 } fixture_run;
 
-static const char *const state_names[EFFDIM_OPTIM_MAX_STATE] = {"exp_avg", "exp_avg_sq",
+static const char *const state_names[FIX_STATES] = {"exp_avg", "exp_avg_sq",
                                                                 "max_exp_avg_sq", "momentum_buffer"};
 
 static int read_param(hid_t g, const char *name, double *v, effdim_error *err)
@@ -81,7 +82,7 @@ static int load_run(hid_t file, const char *name, fixture_run *r)
     ok = ok && CHECK_OK(effdim_h5_read_doubles(g, "grads", r->grads, FIX_STEPS * r->p, &err), &err);
     ok = ok && CHECK_OK(effdim_h5_read_doubles(g, "theta", r->theta, FIX_STEPS * r->p, &err), &err);
     ok = ok && CHECK_OK(effdim_h5_read_doubles(g, "lr", r->lr, FIX_STEPS, &err), &err);
-    for (int s = 0; ok && s < EFFDIM_OPTIM_MAX_STATE; ++s) {
+    for (int s = 0; ok && s < FIX_STATES; ++s) {
         r->has[s] = effdim_h5_has_link(g, state_names[s]);
         if (r->has[s])
             ok = CHECK_OK(effdim_h5_read_doubles(g, state_names[s], r->state[s], FIX_STEPS * r->p, &err),
@@ -133,7 +134,7 @@ static double replay_run(const fixture_run *r, int own_schedule)
     if (!CHECK_OK(effdim_schedule_parse(r->schedule, r->params.lr, &sched, &err), &err)) return INFINITY;
     if (!CHECK_OK(effdim_optim_alloc(kind, &r->params, r->p, &opt, &err), &err)) return INFINITY;
     /* the run holds exactly the state vectors PyTorch holds */
-    for (int s = 0; s < EFFDIM_OPTIM_MAX_STATE; ++s)
+    for (int s = 0; s < FIX_STATES; ++s)
         CHECK((effdim_optim_state_find(opt, state_names[s]) != NULL) == (r->has[s] != 0));
 
     double theta[FIX_MAX_P];
@@ -148,7 +149,7 @@ static double replay_run(const fixture_run *r, int own_schedule)
         if (e > worst) worst = e;
         if (max_rel_norm(theta, want, r->p) > worst_norm) worst_norm = max_rel_norm(theta, want, r->p);
         CHECK_VEC_CLOSE(theta, want, r->p, 1e-12);
-        for (int s = 0; s < EFFDIM_OPTIM_MAX_STATE; ++s) {
+        for (int s = 0; s < FIX_STATES; ++s) {
             if (!r->has[s]) continue;
             const double *got = effdim_optim_state_find(opt, state_names[s]);
             want = r->state[s] + k * r->p;
@@ -313,15 +314,15 @@ static void names_parse_both_ways(void)
 {
     effdim_error err;
     effdim_optim_kind k;
-    static const char *const names[] = {"sgd", "adam", "amsgrad", "adamw"};
-    for (int i = 0; i < 4; ++i) {
+    static const char *const names[] = {"sgd", "adam", "amsgrad", "adamw", "ivon"};
+    for (int i = 0; i < 5; ++i) {
         CHECK_OK(effdim_optim_kind_parse(names[i], &k, &err), &err);
         CHECK((int)k == i && !strcmp(effdim_optim_kind_name(k), names[i]));
     }
     CHECK_OK(effdim_optim_kind_parse("AdamW", &k, &err), &err);
     CHECK(k == EFFDIM_OPTIM_ADAMW);
     CHECK_STATUS(effdim_optim_kind_parse("rmsprop", &k, &err), EFFDIM_EINVAL, &err);
-    CHECK_MSG(&err, "rmsprop", "sgd, adam, amsgrad or adamw");
+    CHECK_MSG(&err, "rmsprop", "sgd, adam, amsgrad, adamw or ivon");
     CHECK(!strcmp(effdim_optim_kind_name((effdim_optim_kind)17), "?"));
 }
 

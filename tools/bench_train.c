@@ -12,7 +12,12 @@
  *  - the same step in PyTorch (tools/bench/train_torch.py, run with Debian's
  *    /usr/bin/python3 when present): float64 nn.Sequential, nn.CrossEntropyLoss,
  *    torch.optim.Adam, torch.set_num_threads(T), X[idx] minibatches;
- * and prints both rates and the ratio effdim / PyTorch (target >= 1).
+ * and prints both rates and the ratio effdim / PyTorch (target >= 1). It
+ * also times, interleaved, the other side of IVON against Adam: one IVON
+ * step with one weight sample (P normal draws, the sample, the gradient at
+ * it, the accumulation, the update) against one Adam step on the same
+ * network and batches; target: IVON / Adam <= 1.2 (issue 13). With --opt
+ * other than adam or ivon the IVON step is compared with that optimiser's.
  *
  * FLOPs per step (multiply-adds count 2; elementwise work and Adam's O(P)
  * update are not counted): forward 2 b sum_l out_l in_l, weight gradients
@@ -60,7 +65,8 @@ static void usage(FILE *f)
             "machine's dgemm rate.\n\n"
             "  --arch A,B,...   layer widths (default 784,300,100,10; relu hidden layers)\n"
             "  --batch B        minibatch size (default 128)\n"
-            "  --opt NAME       sgd, adam (default), amsgrad, adamw\n"
+            "  --opt NAME       sgd, adam (default), amsgrad, adamw, ivon (the other job is\n"
+            "                   then adam); an IVON step (1 sample) is timed beside it\n"
             "  --threads T      OpenBLAS and torch threads (default 2)\n"
             "  --repeat R       timed samples (default 5; best and median reported)\n"
             "  --data SPEC      training data (default fashion-mnist:train), or 'random'\n"
@@ -97,6 +103,29 @@ static int parse_opts(int argc, char **argv, train_bench_opts *o)
     return rc ? rc : bench_check_operands(CMD, argc, argv, &o->b);
 }
 
+/* A trainer for kind on a fresh checkpoint of m (PyTorch init, seed 1):
+ * batch, seed 1, no evaluation (an epoch's end appends NaN metrics); IVON
+ * with lr 0.1, ess n and one sample, Adam-family and SGD at their defaults. */
+static effdim_status setup_steps(step_ctx *s, effdim_optim_kind kind, const effdim_mlp *m,
+                                 size_t batch, effdim_error *err)
+{
+    effdim_train_params p = effdim_train_default_params();
+    p.optimizer = kind;
+    p.optim = effdim_optim_default_params(kind);
+    if (kind == EFFDIM_OPTIM_IVON) {
+        p.optim.lr = 0.1;
+        p.optim.ess = (double)s->ds->n;
+    }
+    p.batch = batch;
+    p.seed = 1;
+    p.evaluate = 0;
+    p.epochs = 0;
+    effdim_status st = effdim_checkpoint_alloc(m, NULL, &s->ckpt, err);
+    if (!st) st = effdim_mlp_init_params(m, s->ckpt->theta, EFFDIM_INIT_TORCH, 1, err);
+    if (!st) st = effdim_trainer_alloc(&p, s->ckpt, s->ds, NULL, &s->trainer, err);
+    return st;
+}
+
 /* One training step, exactly as effdim train's inner loop (no evaluation). */
 static int train_step(void *p)
 {
@@ -114,9 +143,16 @@ static cJSON *run_torch(const train_bench_opts *o, const char *arch, const char 
     return bench_run_torch(CMD, TORCH_SCRIPT, args);
 }
 
+/* The IVON-against-Adam comparison: IVON's step time over the other's. */
+typedef struct ivon_cmp {
+    const char *other;  /* the optimiser IVON is compared with */
+    double ivon_s, other_s; /* seconds per step, best sample */
+} ivon_cmp;
+
 static void print_text(const train_bench_opts *o, const char *arch, const char *what,
                        const effdim_mlp *m, const step_ctx *s, const bench_timing *t,
-                       double flops, const bench_gemm_shape *shapes, double ref, cJSON *torch)
+                       double flops, const bench_gemm_shape *shapes, double ref, cJSON *torch,
+                       const ivon_cmp *iv)
 {
     double sps = 1.0 / t->best, sps_med = 1.0 / t->median;
     bench_print_header("train", o->b.threads);
@@ -141,11 +177,14 @@ static void print_text(const train_bench_opts *o, const char *arch, const char *
                    cJSON_IsNumber(tm) ? sps_med / tm->valuedouble : (double)NAN);
         }
     }
+    printf("ivon      one step (1 sample) costs %.3f %s steps (%.1f vs %.1f steps/s); target <= 1.2\n",
+           iv->ivon_s / iv->other_s, iv->other, 1.0 / iv->ivon_s, 1.0 / iv->other_s);
 }
 
 static cJSON *summary_json(const train_bench_opts *o, const char *arch, const char *what,
                            const effdim_mlp *m, const step_ctx *s, const bench_timing *t,
-                           double flops, const bench_gemm_shape *shapes, double ref, cJSON *torch)
+                           double flops, const bench_gemm_shape *shapes, double ref, cJSON *torch,
+                           const ivon_cmp *iv)
 {
     cJSON *j = bench_json_head("train", o->b.threads, what, arch);
     cJSON_AddNumberToObject(j, "params", (double)m->n_params);
@@ -166,6 +205,12 @@ static cJSON *summary_json(const train_bench_opts *o, const char *arch, const ch
         cJSON_AddItemToObject(j, "torch", torch);
     }
     cJSON_AddNumberToObject(j, "target_torch_ratio", 1.0);
+    cJSON *jv = cJSON_AddObjectToObject(j, "ivon");
+    cJSON_AddStringToObject(jv, "against", iv->other);
+    cJSON_AddNumberToObject(jv, "steps_per_second", 1.0 / iv->ivon_s);
+    cJSON_AddNumberToObject(jv, "other_steps_per_second", 1.0 / iv->other_s);
+    cJSON_AddNumberToObject(jv, "step_cost_ratio", iv->ivon_s / iv->other_s);
+    cJSON_AddNumberToObject(jv, "target_step_cost_ratio", 1.2);
     return j;
 }
 
@@ -182,8 +227,9 @@ int bench_train(int argc, char **argv)
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--opt: %s", err.msg);
     if (bench_mlp_setup(&o.b, &m, arch, sizeof arch, &err)) return cli_fail(CMD, &err);
 
-    step_ctx s;
+    step_ctx s, s2; /* the --opt step; the comparison: IVON, or Adam when --opt ivon */
     memset(&s, 0, sizeof s);
+    memset(&s2, 0, sizeof s2);
     bench_gemm_shape shapes[2];
     memset(shapes, 0, sizeof shapes);
     effdim_dataset *ds = NULL;
@@ -192,18 +238,10 @@ int bench_train(int argc, char **argv)
         cli_fail(CMD, &err);
         goto done;
     }
-    effdim_train_params p = effdim_train_default_params();
-    p.optimizer = kind;
-    p.optim = effdim_optim_default_params(kind);
-    p.batch = o.batch;
-    p.seed = 1;
-    p.evaluate = 0; /* steps only: the epoch's end appends NaN metrics */
-    p.epochs = 0;
-    s.ds = ds;
-    s.batch = o.batch < ds->n ? o.batch : ds->n;
-    if (effdim_checkpoint_alloc(&m, NULL, &s.ckpt, &err) ||
-        effdim_mlp_init_params(&m, s.ckpt->theta, EFFDIM_INIT_TORCH, 1, &err) ||
-        effdim_trainer_alloc(&p, s.ckpt, ds, NULL, &s.trainer, &err)) {
+    effdim_optim_kind kind2 = kind == EFFDIM_OPTIM_IVON ? EFFDIM_OPTIM_ADAM : EFFDIM_OPTIM_IVON;
+    s.ds = s2.ds = ds;
+    s.batch = s2.batch = o.batch < ds->n ? o.batch : ds->n;
+    if (setup_steps(&s, kind, &m, o.batch, &err) || setup_steps(&s2, kind2, &m, o.batch, &err)) {
         cli_fail(CMD, &err);
         goto done;
     }
@@ -212,23 +250,27 @@ int bench_train(int argc, char **argv)
      * product (b x 784)(784 x 300)^T and a square 2048^3 product */
     bench_gemm_shape_set(&shapes[0], "2048 x 2048 x 2048 (square)", 0, 0, 2048, 2048, 2048);
     bench_gemm_shape_set(&shapes[1], NULL, 0, 1, s.batch, o.b.sizes[1], o.b.sizes[0]);
-    bench_job jobs[3] = {{train_step, &s, {0, 0, 0, 0, 0}}};
+    bench_job jobs[4] = {{train_step, &s, {0, 0, 0, 0, 0}}, {train_step, &s2, {0, 0, 0, 0, 0}}};
     double ref = 0;
-    rc = bench_run_with_gemm(CMD, jobs, 1, shapes, 2, o.b.repeat, 0.5, &ref);
+    rc = bench_run_with_gemm(CMD, jobs, 2, shapes, 2, o.b.repeat, 0.5, &ref);
     if (rc) {
-        if (rc > 0) cli_fail(CMD, &s.err);
+        if (rc > 0) cli_fail(CMD, s.err.msg[0] ? &s.err : &s2.err);
         rc = CLI_EXIT_FAIL;
         goto done;
     }
     bench_timing t = jobs[0].t;
+    ivon_cmp iv;
+    iv.other = effdim_optim_kind_name(kind == EFFDIM_OPTIM_IVON ? EFFDIM_OPTIM_ADAM : kind);
+    iv.ivon_s = kind == EFFDIM_OPTIM_IVON ? jobs[0].t.best : jobs[1].t.best;
+    iv.other_s = kind == EFFDIM_OPTIM_IVON ? jobs[1].t.best : jobs[0].t.best;
     double fwd, wg, dl;
     bench_mlp_flops(&m, s.batch, &fwd, &wg, &dl);
     double flops = fwd + wg + dl;
-    cJSON *torch = o.torch ? run_torch(&o, arch, o.opt) : NULL;
+    cJSON *torch = o.torch && kind != EFFDIM_OPTIM_IVON ? run_torch(&o, arch, o.opt) : NULL; /* torch has no IVON */
     if (o.b.json)
-        cli_json_print(summary_json(&o, arch, what, &m, &s, &t, flops, shapes, ref, torch));
+        cli_json_print(summary_json(&o, arch, what, &m, &s, &t, flops, shapes, ref, torch, &iv));
     else {
-        print_text(&o, arch, what, &m, &s, &t, flops, shapes, ref, torch);
+        print_text(&o, arch, what, &m, &s, &t, flops, shapes, ref, torch, &iv);
         cJSON_Delete(torch);
     }
     rc = CLI_EXIT_OK;
@@ -236,6 +278,8 @@ done:
     for (size_t i = 0; i < 2; ++i) bench_gemm_free(&shapes[i]);
     effdim_trainer_free(s.trainer);
     effdim_checkpoint_free(s.ckpt);
+    effdim_trainer_free(s2.trainer);
+    effdim_checkpoint_free(s2.ckpt);
     effdim_dataset_free(ds);
     return rc;
 }

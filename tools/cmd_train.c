@@ -56,6 +56,11 @@ typedef struct train_opts {
     double lr, wd, momentum, dampening, beta1, beta2, eps;
     int has_lr, has_wd, has_momentum, has_dampening, has_beta1, has_beta2, has_eps;
     int nesterov;
+    double ess, hess_init, clip_radius;       /* IVON */
+    int has_ess, has_hess_init, has_clip_radius, no_debias, no_rescale_lr;
+    size_t mc_samples;
+    int has_mc_samples;
+    const char *hess_approx;
     size_t warmup;
     int has_warmup;
     size_t batch; /* 0 = full batch */
@@ -72,8 +77,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: effdim train --data SPEC --arch A,B,...,K -o OUT.h5 [options]\n\n"
-            "Train an MLP with minibatch SGD/Adam/AMSGrad/AdamW (PyTorch's update rules) and\n"
-            "save a checkpoint (docs/file-formats.md).\n\n"
+            "Train an MLP with minibatch SGD/Adam/AMSGrad/AdamW (PyTorch's update rules) or\n"
+            "IVON (variational online Newton) and save a checkpoint (docs/file-formats.md).\n\n"
             "data and network\n"
             "  --data SPEC          training data (docs/data.md), e.g. spirals:n=2000\n"
             "  --test SPEC          evaluated after every epoch\n"
@@ -89,11 +94,21 @@ static void usage(FILE *f)
             "  --init CKPT          continue from a checkpoint: network, parameters,\n"
             "                       optimiser state and step, schedule, epoch count\n"
             "optimiser\n"
-            "  --opt NAME           sgd, adam (default), amsgrad, adamw\n"
-            "  --lr X               learning rate (default: PyTorch's, 1e-3 for Adam, 0.01 SGD)\n"
-            "  --wd X               weight decay (L2 for sgd/adam, decoupled for adamw)\n"
+            "  --opt NAME           sgd, adam (default), amsgrad, adamw, ivon\n"
+            "  --lr X               learning rate (default: PyTorch's, 1e-3 for Adam, 0.01 SGD;\n"
+            "                       required for ivon, where it is rescaled by hess_init + wd)\n"
+            "  --wd X               weight decay (L2 for sgd/adam, decoupled for adamw, the\n"
+            "                       prior precision per datum delta for ivon, default 1e-4)\n"
             "  --momentum X, --dampening X, --nesterov       SGD\n"
-            "  --beta1 X, --beta2 X, --eps X                 Adam family\n"
+            "  --beta1 X, --beta2 X, --eps X                 Adam family (and ivon's betas:\n"
+            "                       0.9 and 0.99999)\n"
+            "  --ess N              ivon: effective sample size (required; normally the\n"
+            "                       training-set size)\n"
+            "  --hess-init H        ivon: initial Hessian estimate (default 1)\n"
+            "  --mc-samples S       ivon: weight samples per step (default 1)\n"
+            "  --hess-approx A      ivon: price (default, reparameterisation) or gradsq\n"
+            "  --clip-radius R      ivon: element-wise clip of the step (default none)\n"
+            "  --no-debias, --no-rescale-lr                  ivon: turn those off\n"
             "  --schedule SPEC      const (default), step:every=K[,gamma=G],\n"
             "                       cosine:steps=T[,min=LR], sqrt (lr/sqrt(t)); per step\n"
             "  --warmup W           linear warm-up over the first W steps\n"
@@ -119,7 +134,8 @@ enum {
     OPT_DATA = 256, OPT_TEST, OPT_ARCH, OPT_ACT, OPT_LOSS, OPT_REDUCTION, OPT_OPT, OPT_LR, OPT_WD,
     OPT_MOMENTUM, OPT_DAMPENING, OPT_NESTEROV, OPT_BETA1, OPT_BETA2, OPT_EPS, OPT_SCHEDULE,
     OPT_WARMUP, OPT_BATCH, OPT_EPOCHS, OPT_SEED, OPT_INIT_SCHEME, OPT_INIT, OPT_SAVE_EVERY,
-    OPT_THREADS, OPT_JSON
+    OPT_THREADS, OPT_JSON, OPT_ESS, OPT_HESS_INIT, OPT_MC_SAMPLES, OPT_HESS_APPROX,
+    OPT_CLIP_RADIUS, OPT_NO_DEBIAS, OPT_NO_RESCALE_LR
 };
 
 static const struct option long_opts[] = {
@@ -148,6 +164,13 @@ static const struct option long_opts[] = {
     {"save-every", required_argument, NULL, OPT_SAVE_EVERY},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"json", no_argument, NULL, OPT_JSON},
+    {"ess", required_argument, NULL, OPT_ESS},
+    {"hess-init", required_argument, NULL, OPT_HESS_INIT},
+    {"mc-samples", required_argument, NULL, OPT_MC_SAMPLES},
+    {"hess-approx", required_argument, NULL, OPT_HESS_APPROX},
+    {"clip-radius", required_argument, NULL, OPT_CLIP_RADIUS},
+    {"no-debias", no_argument, NULL, OPT_NO_DEBIAS},
+    {"no-rescale-lr", no_argument, NULL, OPT_NO_RESCALE_LR},
     {"output", required_argument, NULL, 'o'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -209,6 +232,16 @@ static int parse_one(void *ctx, int c, const char *arg)
     case OPT_SAVE_EVERY: rc = cli_parse_size(CMD, "--save-every", arg, &o->save_every); break;
     case OPT_THREADS: rc = cli_parse_threads(CMD, arg, &o->threads); break;
     case OPT_JSON: o->json = 1; break;
+    case OPT_ESS: rc = opt_double("--ess", arg, &o->ess, &o->has_ess); break;
+    case OPT_HESS_INIT: rc = opt_double("--hess-init", arg, &o->hess_init, &o->has_hess_init); break;
+    case OPT_CLIP_RADIUS: rc = opt_double("--clip-radius", arg, &o->clip_radius, &o->has_clip_radius); break;
+    case OPT_MC_SAMPLES:
+        rc = cli_parse_size(CMD, "--mc-samples", arg, &o->mc_samples);
+        o->has_mc_samples = 1;
+        break;
+    case OPT_HESS_APPROX: o->hess_approx = arg; break;
+    case OPT_NO_DEBIAS: o->no_debias = 1; break;
+    case OPT_NO_RESCALE_LR: o->no_rescale_lr = 1; break;
     case 'o': o->out = arg; break;
     default: rc = CLI_EXIT_USAGE;
     }
@@ -328,8 +361,17 @@ static int check_init_agrees(const train_opts *o, const effdim_mlp *m)
 }
 
 /* Hyperparameters given on the command line over p. */
-static void override_params(const train_opts *o, effdim_optim_params *p)
+static int override_params(const train_opts *o, effdim_optim_params *p)
 {
+    effdim_error err;
+    if (o->has_ess) p->ess = o->ess;
+    if (o->has_hess_init) p->hess_init = o->hess_init;
+    if (o->has_mc_samples) p->mc_samples = o->mc_samples;
+    if (o->has_clip_radius) p->clip_radius = o->clip_radius;
+    if (o->no_debias) p->debias = 0;
+    if (o->no_rescale_lr) p->rescale_lr = 0;
+    if (o->hess_approx && effdim_ivon_hess_parse(o->hess_approx, &p->hess_approx, &err))
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--hess-approx: %s", err.msg);
     if (o->has_lr) p->lr = o->lr;
     if (o->has_wd) p->weight_decay = o->wd;
     if (o->has_momentum) p->momentum = o->momentum;
@@ -338,6 +380,7 @@ static void override_params(const train_opts *o, effdim_optim_params *p)
     if (o->has_beta1) p->beta1 = o->beta1;
     if (o->has_beta2) p->beta2 = o->beta2;
     if (o->has_eps) p->eps = o->eps;
+    return 0;
 }
 
 /* --schedule and --warmup into p->schedule. */
@@ -375,7 +418,12 @@ static int choose_optimizer(run *R)
         p->optimizer = kind;
         p->optim = effdim_optim_default_params(kind);
     }
-    override_params(o, &p->optim);
+    int rc = override_params(o, &p->optim);
+    if (rc) return rc;
+    if (p->optimizer == EFFDIM_OPTIM_IVON && (isnan(p->optim.lr) || isnan(p->optim.ess)))
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--opt ivon needs --lr X (of the order of an SGD "
+                          "rate, e.g. 0.1) and --ess N (normally the training-set size, here "
+                          "%zu)", R->train->n);
     effdim_optim *check = NULL; /* the hyperparameters' range checks, as a usage error */
     if (effdim_optim_alloc(p->optimizer, &p->optim, 1, &check, &err))
         return err.code == EFFDIM_ENOMEM ? cli_fail(CMD, &err)

@@ -19,7 +19,7 @@ typedef struct command {
 
 static const command commands[] = {
     /* the command table: one line per subcommand (tools/cmd_<name>.c) */
-    {"train", cmd_train, "train an MLP (SGD/Adam/AMSGrad/AdamW) into a checkpoint"},
+    {"train", cmd_train, "train an MLP (SGD/Adam/AMSGrad/AdamW/IVON) into a checkpoint"},
     {"inspect", cmd_inspect, "summarise an effdim file (checkpoint, spectrum, ...)"},
     {"spectrum", cmd_spectrum, "top eigenvalues, N_eff (Ritz and SLQ) and trace of a checkpoint's Hessian or GGN"},
     {"diag", cmd_diag, "diagonal curvature estimates (ggn, ef, adam, hutchinson, hessian, ...)"},

@@ -150,9 +150,11 @@ EFFDIM_API const char *effdim_checkpoint_optimizer_string(const effdim_checkpoin
                                                           const char *name);
 
 /* From a live optimiser: set the optimiser section to its kind's name
- * ("sgd", "adam", "amsgrad", "adamw"), its step count, the hyperparameters
- * that apply (SGD: lr, momentum, dampening, nesterov, weight_decay; Adam
- * family: lr, beta1, beta2, eps, weight_decay, amsgrad) and a copy of every
+ * ("sgd", "adam", "amsgrad", "adamw", "ivon"), its step count, the
+ * hyperparameters that apply (SGD: lr, momentum, dampening, nesterov,
+ * weight_decay; Adam family: lr, beta1, beta2, eps, weight_decay, amsgrad;
+ * IVON: lr, ess, beta1, beta2, hess_init, weight_decay, mc_samples, debias,
+ * rescale_lr, clip_radius when finite, and the string hess_approx) and a copy of every
  * state vector it holds; with a schedule (may be NULL) also the string
  * attribute 'schedule' (effdim_schedule_format). opt->n must equal n_params.
  * opt is not modified (non-const only for effdim_optim_state). */

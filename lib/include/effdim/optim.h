@@ -36,6 +36,29 @@
  *     p  = p * (1 - lr*wd)
  *     m, v, (vmax), denom, p as for Adam with g' = g.
  *
+ *   IVON (Shen et al. 2024, "Variational Learning is Effective for Large
+ *   Deep Networks"; ivon-opt 0.1.3's update), a variational optimiser: the
+ *   weights theta are the posterior mean m, the state is a momentum g and a
+ *   diagonal Hessian estimate h (init hess_init), the posterior is
+ *   N(m, diag(sigma^2)) with sigma = 1/sqrt(ess (h + wd)). One step:
+ *     for each of S Monte-Carlo samples:            (the caller drives this)
+ *        effdim_optim_ivon_sample:     n_s = sigma * eps_s,  theta_s = m + n_s
+ *        (the caller computes g_s, the gradient of the MINIBATCH-MEAN loss at theta_s)
+ *        effdim_optim_ivon_accumulate: gbar = mean_s g_s,
+ *                                      price: hbar = mean_s n_s * g_s; gradsq: mean_s g_s^2
+ *     effdim_optim_step (grad unused):
+ *        hhat = price ? ess (h + wd) hbar : ess hbar
+ *        g    = beta1 g + (1 - beta1) gbar
+ *        h    = beta2 h + (1 - beta2) hhat + (1/2) (1 - beta2)^2 (h - hhat)^2 / (h + wd)
+ *               (old h on the right), computed as
+ *               h + wd = (h + wd) (1/2 + (1/2) (1 + (1 - beta2) r)^2),  r = (hhat - h)/(h + wd),
+ *               the same number in exact arithmetic, and h_new + wd >= (h + wd)/2 holds
+ *               after rounding too, however negative hhat is;
+ *        gd   = debias ? g / (1 - beta1^t) : g           (not for beta1 = 1: g stays 0)
+ *        lr'  = rescale_lr ? lr (hess_init + wd) : lr
+ *        m    = m - lr' clip((gd + wd m) / (h + wd), -clip_radius, clip_radius)   (new h)
+ *     and the sample accumulators are cleared.
+ *
  * torch 1.13 (Debian's python3-torch) updates m with mul_/add_, not lerp_;
  * effdim does the same. (Later torch versions use exp_avg.lerp_(g, 1-b1);
  * the difference is one rounding, about 1e-16 relative.) Every "x + s*y"
@@ -48,7 +71,10 @@
  *   SGD with momentum != 0:   momentum_buffer
  *   Adam, AdamW:              exp_avg, exp_avg_sq
  *   AMSGrad (or amsgrad = 1): exp_avg, exp_avg_sq, max_exp_avg_sq
- * All start at zero; the step count t starts at 0.
+ *   IVON:                     hess (h, starts at hess_init), momentum (g)
+ * All others start at zero; the step count t starts at 0. IVON also holds
+ * three scratch vectors (the current sample's noise and the two sample
+ * means), which are not state: a checkpoint is taken between steps.
  *
  * Ownership: effdim_optim_alloc returns an object the caller frees with
  * effdim_optim_free (NULL is safe). The state vectors belong to it. theta and
@@ -69,8 +95,15 @@ typedef enum effdim_optim_kind {
     EFFDIM_OPTIM_SGD = 0,
     EFFDIM_OPTIM_ADAM = 1,
     EFFDIM_OPTIM_AMSGRAD = 2, /* torch.optim.Adam(amsgrad=True) */
-    EFFDIM_OPTIM_ADAMW = 3
+    EFFDIM_OPTIM_ADAMW = 3,
+    EFFDIM_OPTIM_IVON = 4
 } effdim_optim_kind;
+
+/* IVON's Hessian estimator. */
+typedef enum effdim_ivon_hess {
+    EFFDIM_IVON_PRICE = 0, /* reparameterisation (Price / Stein): ess (h + wd) n * g */
+    EFFDIM_IVON_GRADSQ = 1 /* squared gradients: ess g^2 */
+} effdim_ivon_hess;
 
 /* Hyperparameters. Fields a kind does not use are ignored (but still
  * validated when they would matter). */
@@ -84,6 +117,14 @@ typedef struct effdim_optim_params {
     double beta2;        /* Adam family: in [0, 1) */
     double eps;          /* Adam family: >= 0, added to sqrt(vhat)/sqrt(bc2) */
     int amsgrad;         /* Adam family: 1 = keep max_exp_avg_sq (forced to 1 for AMSGRAD) */
+    /* IVON (beta1, beta2 in [0, 1]; weight_decay is the prior precision per datum delta) */
+    double ess;          /* effective sample size lambda, > 0, normally the training-set size */
+    double hess_init;    /* h0 > 0 */
+    size_t mc_samples;   /* >= 1 weight samples per step */
+    effdim_ivon_hess hess_approx;
+    double clip_radius;  /* > 0; +inf = no clipping */
+    int debias;          /* 1: g / (1 - beta1^t) */
+    int rescale_lr;      /* 1: the effective lr is lr (hess_init + weight_decay) */
 } effdim_optim_params;
 
 /* PyTorch's defaults, by value:
@@ -91,16 +132,24 @@ typedef struct effdim_optim_params {
  *            dampening 0, nesterov 0, weight_decay 0;
  *   Adam:    lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0, amsgrad 0;
  *   AMSGrad: as Adam with amsgrad 1;
- *   AdamW:   as Adam with weight_decay 1e-2.
+ *   AdamW:   as Adam with weight_decay 1e-2;
+ *   IVON:    ivon-opt's: lr and ess have no default (NaN: effdim_optim_alloc
+ *            refuses them until set), hess_init 1, beta1 0.9, beta2 0.99999,
+ *            weight_decay 1e-4, mc_samples 1, price, clip_radius +inf,
+ *            debias 1, rescale_lr 1.
  * Unused fields are 0 (beta/eps fields are 0 for SGD). */
 EFFDIM_API effdim_optim_params effdim_optim_default_params(effdim_optim_kind kind);
 
-/* "sgd", "adam", "amsgrad", "adamw" (case-insensitive) -> kind.
+/* "sgd", "adam", "amsgrad", "adamw", "ivon" (case-insensitive) -> kind.
  * EFFDIM_EINVAL with a message listing the accepted names otherwise. */
 EFFDIM_API effdim_status effdim_optim_kind_parse(const char *name, effdim_optim_kind *kind,
                                                  effdim_error *err);
-/* kind -> "sgd" | "adam" | "amsgrad" | "adamw" ("?" for an unknown value). */
+/* kind -> "sgd" | "adam" | "amsgrad" | "adamw" | "ivon" ("?" for an unknown value). */
 EFFDIM_API const char *effdim_optim_kind_name(effdim_optim_kind kind);
+/* "price" | "gradsq" <-> effdim_ivon_hess (EFFDIM_EINVAL naming both otherwise). */
+EFFDIM_API effdim_status effdim_ivon_hess_parse(const char *name, effdim_ivon_hess *h,
+                                                effdim_error *err);
+EFFDIM_API const char *effdim_ivon_hess_name(effdim_ivon_hess h);
 
 /* Optimiser state. Read the fields freely; change them only through the
  * functions below (or by writing into the state vectors when loading). */
@@ -115,35 +164,67 @@ typedef struct effdim_optim {
     double *exp_avg_sq;         /* (n) second moment v, or NULL */
     double *max_exp_avg_sq;     /* (n) running max of v (amsgrad), or NULL */
     double *momentum_buffer;    /* (n) SGD momentum buffer, or NULL */
+    double *hess;               /* (n) IVON's h, or NULL */
+    double *momentum;           /* (n) IVON's g, or NULL */
+    double *noise;              /* (n) IVON scratch: the last sample's n_s = sigma * eps */
+    double *avg_grad;           /* (n) IVON scratch: mean of the samples' gradients */
+    double *avg_hess;           /* (n) IVON scratch: mean of n_s * g_s (price) or g_s^2 */
+    size_t n_samples;           /* IVON: samples accumulated for the next step */
+    int sampled;                /* IVON: noise holds a sample not yet accumulated */
 } effdim_optim;
 
 /* Allocate an optimiser for n parameters with zeroed state.
  * Validation (EFFDIM_EINVAL, message naming the field and the accepted range,
  * e.g. "adam: beta2 = 1.5, expected in [0, 1)"): lr, momentum, weight_decay,
  * eps >= 0 and finite; beta1, beta2 in [0, 1); dampening finite; nesterov
- * needs momentum > 0 and dampening == 0; n >= 1. EFFDIM_ENOMEM on allocation
+ * needs momentum > 0 and dampening == 0; n >= 1. IVON (ivon-opt 0.1.3's
+ * checks): lr >= 0 and ess > 0 given ("ivon: lr is required"), weight_decay
+ * >= 0, hess_init > 0, beta1 and beta2 in [0, 1], clip_radius > 0,
+ * mc_samples >= 1, hess_approx price or gradsq. EFFDIM_ENOMEM on allocation
  * failure. On failure *out is NULL. */
 EFFDIM_API effdim_status effdim_optim_alloc(effdim_optim_kind kind, const effdim_optim_params *params,
                                             size_t n, effdim_optim **out, effdim_error *err);
 EFFDIM_API void effdim_optim_free(effdim_optim *opt);
 
-/* Zero every state vector and set t = 0 (a fresh optimiser, same params). */
+/* Zero every state vector (IVON's hess: hess_init) and set t = 0 (a fresh
+ * optimiser, same params). */
 EFFDIM_API void effdim_optim_reset(effdim_optim *opt);
 
 /* Apply ONE step in place to theta (n) given grad (n), with learning rate lr
  * (the scheduled value; params.lr is only the base). t is incremented first.
  * lr must be finite and >= 0 (EFFDIM_EINVAL otherwise; nothing changes).
  * grad is not modified. theta and grad must not overlap the state vectors.
+ * IVON ignores grad (may be NULL) and steps on the accumulated samples
+ * (EFFDIM_EINVAL when none was accumulated).
  * No allocation; cost O(n) plus two pow() calls for the Adam family. */
 EFFDIM_API effdim_status effdim_optim_step(effdim_optim *opt, double *theta, const double *grad,
                                            double lr, effdim_error *err);
+
+/* ---- IVON's sampling (see the update rules above) ----
+ *
+ * sigma (n) = 1/sqrt(ess (h + weight_decay)): the posterior's standard
+ * deviations, the noise scale of the next sample. */
+EFFDIM_API effdim_status effdim_optim_ivon_sigma(const effdim_optim *opt, double *sigma,
+                                                 effdim_error *err);
+/* One weight sample: n_s = sigma * eps (kept for the accumulation) and
+ * theta_s = m + n_s, from the mean m (= theta) and standard normal draws eps
+ * (n, drawn by the caller: one fresh draw per weight and sample). eps and
+ * theta_s may be the same array; m must not overlap them. */
+EFFDIM_API effdim_status effdim_optim_ivon_sample(effdim_optim *opt, const double *m,
+                                                  const double *eps, double *theta_s,
+                                                  effdim_error *err);
+/* Add the gradient (n) of the minibatch-mean loss at the last sample's
+ * theta_s to the running means (mean += (x - mean) / count). EFFDIM_EINVAL
+ * without a sample drawn since the last accumulation. */
+EFFDIM_API effdim_status effdim_optim_ivon_accumulate(effdim_optim *opt, const double *grad,
+                                                      effdim_error *err);
 
 /* ---- generic access to the state, for checkpoints ----
  *
  * The state vectors this optimiser holds, in a fixed order, by their
  * checkpoint names: "exp_avg", "exp_avg_sq", "max_exp_avg_sq",
- * "momentum_buffer" (only those allocated for the kind). */
-#define EFFDIM_OPTIM_MAX_STATE 4
+ * "momentum_buffer", "hess", "momentum" (only those allocated for the kind). */
+#define EFFDIM_OPTIM_MAX_STATE 6
 typedef struct effdim_optim_state_vec {
     const char *name; /* static string */
     double *data;     /* (n) owned by the optimiser */

@@ -11,6 +11,16 @@
  * evaluated on the whole training set and on the test set (when given) and
  * the four numbers are appended to the checkpoint's /training metrics.
  *
+ * IVON (an optimiser that needs several gradients at perturbed weights per
+ * step): each step draws mc_samples weight samples m + sigma * eps, eps from
+ * one GSL mt19937 (the run's generator) reseeded for that step from
+ * (seed, t), takes the minibatch gradient at each (of the mean loss: for a
+ * sum-reduction model it is divided by the batch size, as IVON's ess carries
+ * the data-set size), accumulates them (effdim_optim_ivon_sample /
+ * _accumulate) and then steps. The noise of step t is a pure function of
+ * (seed, t), so resuming draws the same noise as the uninterrupted run; the
+ * reported loss is the mean of the samples' losses (at perturbed weights).
+ *
  * Resuming: the checkpoint is the whole state. A checkpoint with an
  * /optimizer section continues it (state vectors, step count); the epoch
  * counter continues from /training epochs, and a run that stopped inside an
@@ -61,7 +71,7 @@ typedef struct effdim_train_params {
     size_t batch;                /* rows per minibatch; 0 = the whole training set; default 128 */
     size_t epochs;               /* epochs this call runs (after those already in the
                                     checkpoint); default 20 */
-    uint64_t seed;               /* shuffling seed, <= INT64_MAX; default 1 */
+    uint64_t seed;               /* shuffling and IVON noise seed, <= INT64_MAX; default 1 */
     size_t chunk;                /* rows per pass of the workspace; 0 (default): min(batch, 4096) */
     int evaluate;                /* 1 (default): evaluate train/test after each epoch; 0: the
                                     metrics are recorded as NaN (benchmarks) */
@@ -134,7 +144,8 @@ EFFDIM_API effdim_status effdim_trainer_alloc(const effdim_train_params *p, effd
 EFFDIM_API void effdim_trainer_free(effdim_trainer *T);
 /* One minibatch step at the current position (a new epoch's permutation when
  * the position is at an epoch's start); when it ends an epoch, the epoch's
- * evaluation and metrics follow. *loss (may be NULL): the minibatch loss. */
+ * evaluation and metrics follow. *loss (may be NULL): the minibatch loss (the
+ * mean over IVON's samples). */
 EFFDIM_API effdim_status effdim_trainer_step(effdim_trainer *T, double *loss, effdim_error *err);
 /* The optimiser (read it; do not step it). */
 EFFDIM_API const effdim_optim *effdim_trainer_optim(const effdim_trainer *T);
