@@ -820,6 +820,8 @@ int cmd_spectrum(int argc, char **argv)
     o.dense_limit = DENSE_LIMIT;
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    const char *claim_in[] = {o.ckpt, o.data};
+    if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
     if (o.threads) effdim_set_num_threads(o.threads);
 
     /* fail before the work when the output cannot be created (the file itself is
