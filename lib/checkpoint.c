@@ -702,9 +702,12 @@ static effdim_status write_training(hid_t file, const effdim_ckpt_training *t, e
     if (!st && t->test_spec) st = effdim_h5_attr_write_string(g, "test_spec", t->test_spec, err);
     if (!st && t->has_seed) st = effdim_h5_attr_write_int64(g, "seed", (int64_t)t->seed, err);
     if (!st) st = effdim_h5_attr_write_int64(g, "epochs", (int64_t)t->epochs, err);
-    for (size_t i = 0; !st && i < t->n_metrics; ++i)
-        st = effdim_h5_attr_write_doubles(g, t->metrics[i].name, t->metrics[i].v, t->metrics[i].n,
-                                          err);
+    /* per-epoch arrays are data sets: an attribute stops at HDF5's 64 KiB
+     * (about 8,180 epochs) and the whole save would fail after the run */
+    for (size_t i = 0; !st && i < t->n_metrics; ++i) {
+        size_t dims[1] = {t->metrics[i].n};
+        st = effdim_h5_write_doubles(g, t->metrics[i].name, 1, dims, t->metrics[i].v, err);
+    }
     if (!st)
         st = effdim_h5_attr_write_string(g, "version", t->version ? t->version : effdim_version(),
                                          err);
@@ -811,9 +814,8 @@ static effdim_status read_model_attrs(loader *ld, hid_t g)
         return effdim_error_set(err, EFFDIM_EFORMAT,
                                 "%s: /model: attribute 'layer_sizes' is missing", ld->path);
     if (effdim_h5_attr_read_int64s(g, "layer_sizes", sizes, EFFDIM_MLP_MAX_LAYERS + 1, &n, &e))
-        return effdim_error_set(err, EFFDIM_EFORMAT,
-                                "%s: /model: attribute 'layer_sizes' must be at most %d integers",
-                                ld->path, EFFDIM_MLP_MAX_LAYERS + 1);
+        return effdim_error_set(err, EFFDIM_EFORMAT, "%s (layer_sizes: at most %d integers)", e.msg,
+                                EFFDIM_MLP_MAX_LAYERS + 1);
     RETURN_ERROR_IF(n < 2, err, EFFDIM_EFORMAT,
                     "%s: /model: layer_sizes has %zu entries, expected at least 2 (input, output)",
                     ld->path, n);
@@ -875,7 +877,7 @@ static effdim_status read_tensor(loader *ld, hid_t g, const char *obj, const cha
     if (st == EFFDIM_ENOTFOUND)
         return effdim_error_set(err, EFFDIM_ENOTFOUND, "%s: %s/%s: data set is missing", ld->path,
                                 obj, name);
-    if (st) return effdim_error_set(err, EFFDIM_EFORMAT, "%s: %s/%s: not a data set", ld->path, obj, name);
+    if (st) return effdim_error_set(err, EFFDIM_EFORMAT, "%s", e.msg);
     if (r != rank || dims[0] != want[0] || (rank == 2 && dims[1] != want[1])) {
         char got[96] = "(";
         for (int i = 0; i < r; ++i)
@@ -1030,7 +1032,7 @@ static effdim_status read_any_attr(loader *ld, hid_t obj, const char *objname, c
     int rank = H5Sget_simple_extent_ndims(sp);
     hssize_t np = H5Sget_simple_extent_npoints(sp);
     H5Sclose(sp);
-    out->is_scalar = rank == 0;
+    out->is_scalar = rank == 0 && np == 1; /* H5S_NULL also has rank 0, but no value */
     out->n = np > 0 ? (size_t)np : 0;
     herr_t rs = -1;
     effdim_status st = EFFDIM_OK;
@@ -1071,6 +1073,34 @@ static effdim_status attr_count(loader *ld, const char *objname, const effdim_ck
 
 /* -- /optimizer -- */
 
+/* The hyperparameters effdim's optimisers read: each must be one number. */
+static int hparam_is_number(const char *name)
+{
+    static const char *const names[] = {"lr",    "momentum", "dampening", "weight_decay", "beta1",
+                                        "beta2", "eps",      "nesterov",  "amsgrad"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i)
+        if (!strcmp(name, names[i])) return 1;
+    return 0;
+}
+
+/* "a string", "empty", "3 values" for messages */
+static const char *attr_shape(const effdim_ckpt_attr *a)
+{
+    static _Thread_local char buf[48];
+    if (a->is_string) return a->n == 1 ? "a string" : "strings";
+    if (a->n == 0) return "empty (no value)";
+    if (a->n == 1) return "a number";
+    snprintf(buf, sizeof buf, "%zu values", a->n);
+    return buf;
+}
+
+/* Optimiser state that is a running mean of squares: never negative (a
+ * negative entry turns into a NaN diagonal or a NaN step). */
+static int state_is_nonnegative(const char *name)
+{
+    return !strcmp(name, "exp_avg_sq") || !strcmp(name, "max_exp_avg_sq");
+}
+
 static herr_t optimizer_attr_cb(hid_t g, const char *name, const H5A_info_t *info, void *data)
 {
     loader *ld = data;
@@ -1089,6 +1119,16 @@ static herr_t optimizer_attr_cb(hid_t g, const char *name, const H5A_info_t *inf
         uint64_t step = 0;
         st = attr_count(ld, "/optimizer", &a, &step);
         o->step = (int64_t)step;
+        attr_clear(&a);
+    } else if (!st && hparam_is_number(name) && (a.is_string || !a.is_scalar)) {
+        st = effdim_error_set(ld->err, EFFDIM_EFORMAT,
+                              "%s: /optimizer: attribute '%s' is %s, expected one number", ld->path,
+                              name, attr_shape(&a));
+        attr_clear(&a);
+    } else if (!st && !strcmp(name, "schedule") && (!a.is_string || a.n != 1)) {
+        st = effdim_error_set(ld->err, EFFDIM_EFORMAT,
+                              "%s: /optimizer: attribute 'schedule' is %s, expected one string "
+                              "such as \"cosine:steps=1000\"", ld->path, attr_shape(&a));
         attr_clear(&a);
     } else if (!st && !a.is_string && a.is_scalar) {
         effdim_named_value *v = list_push((void **)&o->hparams, &o->n_hparams, sizeof *o->hparams,
@@ -1128,9 +1168,8 @@ static herr_t optimizer_link_cb(hid_t g, const char *name, const H5L_info_t *inf
         st = effdim_error_set(ld->err, EFFDIM_EFORMAT, "%s: %s: state vector name is too long",
                               ld->path, obj);
     else if (effdim_h5_shape(g, name, &rank, dims, &cls, &e))
-        st = effdim_error_set(ld->err, EFFDIM_EFORMAT,
-                              "%s: %s: not a data set, expected a float vector of length %zu",
-                              ld->path, obj, P);
+        st = effdim_error_set(ld->err, EFFDIM_EFORMAT, "%s (expected a float vector of length %zu)",
+                              e.msg, P);
     else if (rank != 1)
         st = effdim_error_set(ld->err, EFFDIM_EFORMAT,
                               "%s: %s: rank %d, expected a vector of length %zu (the number of "
@@ -1155,6 +1194,10 @@ static herr_t optimizer_link_cb(hid_t g, const char *name, const H5L_info_t *inf
     if (!st && !effdim_all_finite(v, P, &bad))
         st = effdim_error_set(ld->err, EFFDIM_EDOM, "%s: %s: value %g at index %zu, expected finite "
                               "numbers", ld->path, obj, v[bad], bad);
+    for (size_t i = 0; !st && state_is_nonnegative(name) && i < P; ++i)
+        if (v[i] < 0.0)
+            st = effdim_error_set(ld->err, EFFDIM_EDOM, "%s: %s: value %g at index %zu, expected "
+                                  ">= 0 (a running mean of squared gradients)", ld->path, obj, v[i], i);
     if (!st) {
         effdim_ckpt_optimizer *o = ld->c->optimizer;
         effdim_named_vector *nv = list_push((void **)&o->state, &o->n_state, sizeof *o->state,
@@ -1264,6 +1307,38 @@ static herr_t training_attr_cb(hid_t g, const char *name, const H5A_info_t *info
     return st ? -1 : 0;
 }
 
+/* A per-epoch array stored as a data set /training/NAME (float, 1-D). */
+static herr_t training_link_cb(hid_t g, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)info;
+    loader *ld = data;
+    effdim_ckpt_training *t = ld->c->training;
+    effdim_error e;
+    int rank = 0;
+    size_t dims[EFFDIM_H5_MAX_RANK];
+    H5T_class_t cls;
+    effdim_status st = EFFDIM_OK;
+    if (strlen(name) >= EFFDIM_CKPT_NAME_MAX)
+        st = effdim_error_set(ld->err, EFFDIM_EFORMAT, "%s: /training/%.80s: name is too long",
+                              ld->path, name);
+    else if (effdim_h5_shape(g, name, &rank, dims, &cls, &e) || rank != 1 || cls != H5T_FLOAT)
+        st = effdim_error_set(ld->err, EFFDIM_EFORMAT,
+                              "%s: /training/%s: expected a 1-D float data set (one value per epoch)",
+                              ld->path, name);
+    double *v = NULL;
+    if (!st) {
+        v = effdim_alloc(dims[0] ? dims[0] : 1, sizeof *v, "training history", ld->err);
+        if (!v) st = EFFDIM_ENOMEM;
+    }
+    if (!st && dims[0] && effdim_h5_read_doubles(g, name, v, dims[0], &e))
+        st = effdim_error_set(ld->err, EFFDIM_EFORMAT, "%s", e.msg);
+    if (!st)
+        st = vector_set(&t->metrics, &t->n_metrics, name, v, dims[0], "training metrics", ld->err);
+    free(v);
+    ld->st = st;
+    return st ? -1 : 0;
+}
+
 static effdim_status read_training(loader *ld)
 {
     hid_t g = H5Gopen2(ld->file, "training", H5P_DEFAULT);
@@ -1277,6 +1352,11 @@ static effdim_status read_training(loader *ld)
         st = ld->st ? ld->st
                     : effdim_error_set(ld->err, EFFDIM_EFORMAT,
                                        "%s: /training: cannot list the attributes", ld->path);
+    idx = 0;
+    if (!st && H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, training_link_cb, ld) < 0)
+        st = ld->st ? ld->st
+                    : effdim_error_set(ld->err, EFFDIM_EFORMAT,
+                                       "%s: /training: cannot list the histories", ld->path);
     H5Gclose(g);
     return st;
 }

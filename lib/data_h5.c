@@ -9,6 +9,12 @@
  *   /   attributes format = "effdim.dataset", format_version = 1, spec
  *       (written by effdim_save_h5; not required on read)
  *
+ * Only the rows asked for are allocated and read (effdim_load_h5_rows, the
+ * spec's n= with subset=first), in blocks; a data set that declares more
+ * values than the file stores is refused before anything is allocated
+ * (h5io.c), so memory is bounded by the rows asked for and by the data the
+ * file really holds, not by the shape its header claims.
+ *
  * Every error names the file and the data set ("data.h5: /y: ..."): shapes
  * that disagree, zero or absurd sizes, wrong types, NaN or Inf values, and
  * labels outside [0, 2^31).
@@ -44,12 +50,12 @@ static effdim_status x_shape(const char *path, hid_t f, size_t *n, size_t *d, ef
     return EFFDIM_OK;
 }
 
-/* integer /y into labels; k from num_classes or max + 1 */
+/* integer /y (its first ds->n rows) into labels; k from num_classes or max + 1 */
 static effdim_status read_labels(const char *path, hid_t f, effdim_dataset *ds, effdim_error *err)
 {
     int64_t *y = effdim_alloc(ds->n, sizeof *y, "/y labels", err);
     if (!y) return EFFDIM_ENOMEM;
-    effdim_status st = effdim_h5_read_int64s(f, "/y", y, ds->n, err);
+    effdim_status st = effdim_h5_read_int64s_rows(f, "/y", ds->n, y, ds->n, err);
     int64_t max = 0;
     for (size_t i = 0; !st && i < ds->n; ++i) {
         if (y[i] < 0 || y[i] > INT32_MAX - 1)
@@ -110,7 +116,8 @@ static effdim_status y_shape(const char *path, hid_t f, size_t n, effdim_target_
     return EFFDIM_OK;
 }
 
-effdim_status effdim_load_h5(const char *path, effdim_dataset **out, effdim_error *err)
+effdim_status effdim_load_h5_rows(const char *path, size_t rows, effdim_dataset **out,
+                                  effdim_error *err)
 {
     hid_t f;
     size_t n = 0, d = 0, k = 0;
@@ -121,11 +128,15 @@ effdim_status effdim_load_h5(const char *path, effdim_dataset **out, effdim_erro
     if (st) return st;
     st = x_shape(path, f, &n, &d, err);
     if (!st) st = y_shape(path, f, n, &kind, &k, err);
+    if (!st && rows > n)
+        st = effdim_error_set(err, EFFDIM_EINVAL, "%s: %zu rows requested, the file has %zu", path,
+                              rows, n);
+    if (!st && rows) n = rows; /* only these rows are allocated and read */
     if (!st) st = effdim_dataset_alloc(n, d, k, kind, &ds, err);
-    if (!st) st = effdim_h5_read_doubles(f, "/X", ds->X, n * d, err);
+    if (!st) st = effdim_h5_read_doubles_rows(f, "/X", n, ds->X, n * d, err);
     if (!st) st = effdim_data_check_finite(ds->X, n, d, path, "/X", err);
     if (!st && kind == EFFDIM_TARGET_REAL) {
-        st = effdim_h5_read_doubles(f, "/y", ds->Y, n * k, err);
+        st = effdim_h5_read_doubles_rows(f, "/y", n, ds->Y, n * k, err);
         if (!st) st = effdim_data_check_finite(ds->Y, n, k, path, "/y", err);
     }
     if (!st && kind == EFFDIM_TARGET_LABELS) st = read_labels(path, f, ds, err);
@@ -136,6 +147,11 @@ effdim_status effdim_load_h5(const char *path, effdim_dataset **out, effdim_erro
     }
     *out = ds;
     return EFFDIM_OK;
+}
+
+effdim_status effdim_load_h5(const char *path, effdim_dataset **out, effdim_error *err)
+{
+    return effdim_load_h5_rows(path, 0, out, err);
 }
 
 effdim_status effdim_save_h5(const effdim_dataset *ds, const char *path, effdim_error *err)

@@ -36,6 +36,7 @@ typedef struct idx_reader {
     FILE *f;   /* raw file, or NULL */
     gzFile gz; /* gzip file, or NULL */
     size_t pos; /* bytes of (uncompressed) content consumed */
+    size_t gz_size; /* gzip: the compressed file's size in bytes (0 if unknown) */
 } idx_reader;
 
 static void reader_close(idx_reader *r)
@@ -57,6 +58,8 @@ static effdim_status reader_open(idx_reader *r, const char *path, effdim_error *
     unsigned char m[2] = {0, 0};
     size_t got = fread(m, 1, 2, f);
     if (got == 2 && m[0] == 0x1f && m[1] == 0x8b) {
+        struct stat sb;
+        if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode)) r->gz_size = (size_t)sb.st_size;
         fclose(f);
         r->gz = gzopen(path, "rb");
         if (!r->gz)
@@ -161,10 +164,25 @@ static effdim_status reader_expect_end(idx_reader *r, const char *what, effdim_e
 
 /* For a raw file, compare its size with header + payload before anything is
  * allocated (gzip sizes are only known by reading on). */
+/* Deflate cannot expand data by more than 1032:1 (a 258-byte match coded in
+ * 2 bits is its best case; RFC 1951), so a gzip file of S bytes holds at
+ * most 1032 S bytes; 1040 S + 64 KiB leaves room for the headers. */
+#define GZIP_MAX_RATIO 1040u
+
 static effdim_status reader_check_size(idx_reader *r, size_t header, size_t payload, const char *what,
                                        effdim_error *err)
 {
     struct stat sb;
+    if (r->gz && r->gz_size) {
+        size_t want = header + payload, cap;
+        if (effdim_mul_size(r->gz_size, GZIP_MAX_RATIO, &cap)) cap = SIZE_MAX;
+        cap = cap > SIZE_MAX - 65536 ? SIZE_MAX : cap + 65536;
+        RETURN_ERROR_IF(payload > SIZE_MAX - header || want > cap, err, EFFDIM_EFORMAT,
+                        "%s: header claims %zu bytes of %s, but a gzip file of %zu bytes holds at "
+                        "most %zu (deflate expands at most 1032:1): truncated or forged header",
+                        r->path, payload, what, r->gz_size, cap);
+        return EFFDIM_OK;
+    }
     if (!r->f || fstat(fileno(r->f), &sb) != 0 || !S_ISREG(sb.st_mode)) return EFFDIM_OK;
     size_t size = (size_t)sb.st_size, want = header + payload;
     if (size < want) return truncated(r, what, payload, header, size, err);
@@ -257,13 +275,33 @@ fail:
 
 /* ---- images ------------------------------------------------------------------ */
 
+/* Make *X hold at least `need` doubles (need <= full), growing by doubling:
+ * the buffer follows the pixels that really arrived, not the header's claim. */
+static effdim_status grow_pixels(idx_reader *r, double **X, size_t *cap, size_t need, size_t full,
+                                 effdim_error *err)
+{
+    if (need <= *cap) return EFFDIM_OK;
+    size_t ncap = *cap ? *cap : IDX_CHUNK;
+    while (ncap < need) ncap = ncap > full / 2 ? full : 2 * ncap;
+    if (ncap > full) ncap = full;
+    double *nx = realloc(*X, ncap * sizeof *nx);
+    RETURN_ERROR_IF(!nx, err, EFFDIM_ENOMEM, "%s: cannot allocate %zu doubles for the pixels",
+                    r->path, ncap);
+    *X = nx;
+    *cap = ncap;
+    return EFFDIM_OK;
+}
+
 /* Stream n*d pixel bytes; row i goes to X row dst when it is selected:
- * first-rows selection keeps rows < keep, random selection keeps rows[]. */
+ * first-rows selection keeps rows < keep, random selection keeps rows[].
+ * *X (keep, d) is allocated here, growing as pixels arrive. */
 static effdim_status read_pixels(idx_reader *r, size_t n, size_t d, const size_t *rows, size_t keep,
-                                 double *X, effdim_error *err)
+                                 double **Xp, effdim_error *err)
 {
     unsigned char *buf = effdim_alloc(IDX_CHUNK, 1, "IDX read buffer", err);
     if (!buf) return EFFDIM_ENOMEM;
+    double *X = NULL;
+    size_t xcap = 0, full = keep * d;
     size_t total = n * d, off = 0, next = 0; /* next: index into rows[] */
     effdim_status st = EFFDIM_OK;
     while (off < total) {
@@ -277,6 +315,8 @@ static effdim_status read_pixels(idx_reader *r, size_t n, size_t d, const size_t
             size_t dst = SIZE_MAX;
             if (!rows && row < keep) dst = row;
             if (rows && next < keep && rows[next] == row) dst = next;
+            if (dst != SIZE_MAX && (st = grow_pixels(r, &X, &xcap, dst * d + col + seg, full, err)))
+                break;
             if (dst != SIZE_MAX) {
                 double *x = X + dst * d + col;
                 for (size_t j = 0; j < seg; ++j) x[j] = (double)buf[p + j];
@@ -284,11 +324,18 @@ static effdim_status read_pixels(idx_reader *r, size_t n, size_t d, const size_t
             }
             p += seg;
         }
+        if (st) break;
         off += len;
     }
     free(buf);
     if (!st) st = reader_expect_end(r, "the pixel data", err);
-    return st;
+    if (!st && xcap < full) st = grow_pixels(r, &X, &xcap, full, full, err); /* never short; for safety */
+    if (st) {
+        free(X);
+        return st;
+    }
+    *Xp = X;
+    return EFFDIM_OK;
 }
 
 /* ---- the loader ------------------------------------------------------------------ */
@@ -346,14 +393,18 @@ effdim_status effdim_idx_load_select(const char *images_path, const char *labels
         effdim_data_choose_rows(g, n, keep, rows);
         gsl_rng_free(g);
     }
-    st = effdim_dataset_alloc(keep, d, k, EFFDIM_TARGET_LABELS, &ds, err);
+    /* labels now, pixels as they arrive (a header claiming 28.8 GB of pixels
+     * costs nothing until the pixels are there) */
+    st = effdim_dataset_alloc(keep, 1, k, EFFDIM_TARGET_LABELS, &ds, err);
     if (st) {
-        effdim_error_set(err, st, "%s: %zu images of %zu x %zu pixels: cannot allocate %zu doubles",
-                         images_path, keep, idims[1], idims[2], keep * d);
+        effdim_error_set(err, st, "%s: %zu images: cannot allocate the labels", images_path, keep);
         goto done;
     }
     for (size_t j = 0; j < keep; ++j) ds->labels[j] = lab[rows ? rows[j] : j];
-    st = read_pixels(&ri, n, d, rows, keep, ds->X, err);
+    free(ds->X);
+    ds->X = NULL;
+    ds->d = d;
+    st = read_pixels(&ri, n, d, rows, keep, &ds->X, err);
 done:
     reader_close(&ri);
     reader_close(&rl);

@@ -51,4 +51,9 @@ effdim_status effdim_idx_load_select(const char *images_path, const char *labels
                                      size_t k_hint, const effdim_idx_select *sel,
                                      effdim_dataset **out, effdim_error *err);
 
+/* effdim_load_h5 reading only the first `rows` rows (0 = all): only those
+ * are allocated and read. EINVAL when the file has fewer rows. */
+effdim_status effdim_load_h5_rows(const char *path, size_t rows, effdim_dataset **out,
+                                  effdim_error *err);
+
 #endif /* EFFDIM_DATA_INTERNAL_H */

@@ -371,7 +371,9 @@ static effdim_status make_loaded(const spec *s, effdim_dataset **ds, effdim_erro
                                 kind == 2 ? -1 : kind == 0 ? EFFDIM_TARGET_LABELS : EFFDIM_TARGET_REAL, ds,
                                 err);
     } else {
-        st = effdim_load_h5(s->pos[0], ds, err);
+        /* the first n rows: read only those (a header may claim any shape) */
+        st = effdim_load_h5_rows(s->pos[0], random ? 0 : (size_t)n, ds, err);
+        if (st == EFFDIM_EINVAL) return prefix_key(s->text, "n", st, err);
     }
     if (st || n == 0) return st;
     if (n > (*ds)->n)
@@ -405,6 +407,17 @@ static effdim_status post(const spec *s, effdim_dataset *ds, effdim_error *err)
         if (st) return st;
     }
     return effdim_dataset_validate(ds, s->text, err);
+}
+
+void effdim_data_spec_files(const char *text, char (*paths)[4096], size_t cap, size_t *n)
+{
+    spec s;
+    const spec_kind *kind;
+    *n = 0;
+    char *buf = text ? strdup(text) : NULL;
+    if (buf && !spec_parse(text, buf, &s, &kind, NULL) && kind->loaded)
+        for (size_t i = 0; i < s.npos && *n < cap; ++i) snprintf(paths[(*n)++], 4096, "%s", s.pos[i]);
+    free(buf);
 }
 
 effdim_status effdim_dataset_from_spec(const char *text, effdim_dataset **out, effdim_error *err)

@@ -37,8 +37,18 @@ effdim_status effdim_h5_atomic_commit(effdim_h5_atomic *a, effdim_error *err);
 /* Close and remove the temporary (safe after a failed commit, and twice). */
 void effdim_h5_atomic_abort(effdim_h5_atomic *a);
 
-/* Open an existing file read-only; the message names the path. */
+/* Open an existing file read-only; the message names the path. The file is
+ * first read in a child process (effdim_h5_guard), and a file holding an
+ * external, soft or user-defined link anywhere is refused (effdim never
+ * writes links; following one would read another file or another object). */
 effdim_status effdim_h5_open_read(const char *path, hid_t *file, effdim_error *err);
+
+/* lib/h5guard.c: read `path` once in a forked child under CPU and memory
+ * limits; EFFDIM_EFORMAT with "this file crashes or hangs the HDF5 library"
+ * when the child dies or hangs. EFFDIM_H5_GUARD=0 in the environment turns it
+ * off; EFFDIM_H5_GUARD_SECONDS sets the CPU limit (default 10). */
+effdim_status effdim_h5_guard(const char *path, effdim_error *err);
+int effdim_h5_guard_enabled(void);
 
 /* The "file: /object" prefix of messages, into buf. */
 const char *effdim_h5_where(hid_t obj, const char *name, char *buf, size_t cap);
@@ -86,7 +96,9 @@ effdim_status effdim_h5_write_doubles(hid_t loc, const char *name, int rank, con
                                       const double *data, effdim_error *err);
 effdim_status effdim_h5_write_int64s(hid_t loc, const char *name, int rank, const size_t *dims,
                                      const int64_t *data, effdim_error *err);
-/* Shape of a dataset; *rank <= EFFDIM_H5_MAX_RANK. *cls receives its type class. */
+/* Shape of a dataset; *rank <= EFFDIM_H5_MAX_RANK. *cls receives its type class.
+ * Refuses (EFORMAT) a data set whose values live in other files (external
+ * storage, virtual) or that declares more values than it stores. */
 effdim_status effdim_h5_shape(hid_t loc, const char *name, int *rank, size_t *dims,
                               H5T_class_t *cls, effdim_error *err);
 /* Read a float (32 or 64 bit) dataset into caller memory of `count` doubles,
@@ -96,5 +108,11 @@ effdim_status effdim_h5_read_doubles(hid_t loc, const char *name, double *out, s
 /* Read an integer dataset into int64 memory of `count` elements. */
 effdim_status effdim_h5_read_int64s(hid_t loc, const char *name, int64_t *out, size_t count,
                                     effdim_error *err);
+/* The first `rows` rows only (count = rows times the other dimensions), in
+ * blocks of at most 4 MiB; EINVAL when the data set has fewer rows. */
+effdim_status effdim_h5_read_doubles_rows(hid_t loc, const char *name, size_t rows, double *out,
+                                          size_t count, effdim_error *err);
+effdim_status effdim_h5_read_int64s_rows(hid_t loc, const char *name, size_t rows, int64_t *out,
+                                         size_t count, effdim_error *err);
 
 #endif /* EFFDIM_H5IO_H */

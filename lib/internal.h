@@ -49,4 +49,10 @@ double effdim_now(void);
 /* 1 if every entry of x[0..n) is finite, else 0; *bad gets the first bad index */
 int effdim_all_finite(const double *x, size_t n, size_t *bad);
 
+/* Create the temporary file "PATH.tmp-PID-XXXXXX" beside path (mode as a
+ * plain create would give), after removing stale ones of killed runs
+ * (lib/output.c). Returns the open descriptor and the name in tmp, or -1 with
+ * err filled and tmp empty. */
+int effdim_output_tmp_create(const char *path, char *tmp, size_t cap, effdim_error *err);
+
 #endif /* EFFDIM_INTERNAL_H */

@@ -315,8 +315,9 @@ static void saved_file_follows_the_contract_layout(void)
     CHECK(attr_is(g, "data_spec", H5T_STRING, 0, 1));
     CHECK(attr_is(g, "seed", H5T_INTEGER, 0, 1));
     CHECK(attr_is(g, "epochs", H5T_INTEGER, 0, 1));
-    CHECK(attr_is(g, "losses", H5T_FLOAT, 1, 3));
-    CHECK(attr_is(g, "test_accuracies", H5T_FLOAT, 1, 3));
+    CHECK(dataset_is_f64(g, "losses", 1, 3, 0));
+    CHECK(dataset_is_f64(g, "test_accuracies", 1, 3, 0));
+    CHECK(!effdim_h5_has_attr(g, "losses"));
     CHECK(attr_is(g, "version", H5T_STRING, 0, 1));
     CHECK(attr_is(g, "created", H5T_STRING, 0, 1));
     H5Gclose(g);
@@ -813,7 +814,7 @@ static effdim_checkpoint *numbered_checkpoint(const effdim_mlp *m, int64_t k)
     if (effdim_checkpoint_alloc(m, NULL, &c, &e)) return NULL;
     for (size_t i = 0; i < m->n_params; ++i) c->theta[i] = (double)k + (double)(i % 4096) / 1024.0;
     double *v = malloc(m->n_params * sizeof *v);
-    for (size_t i = 0; i < m->n_params; ++i) v[i] = -(double)k;
+    for (size_t i = 0; i < m->n_params; ++i) v[i] = (double)k;
     effdim_checkpoint_set_optimizer(c, "adam", k, &e);
     effdim_checkpoint_set_state(c, "exp_avg", v, m->n_params, &e);
     effdim_checkpoint_set_state(c, "exp_avg_sq", v, m->n_params, &e);
@@ -836,14 +837,15 @@ static int numbered_checkpoint_valid(const char *path, const effdim_mlp *m, int6
     for (size_t i = 0; ok && i < m->n_params; ++i)
         ok = c->theta[i] == (double)n + (double)(i % 4096) / 1024.0;
     const double *v = effdim_checkpoint_state(c, "exp_avg_sq");
-    for (size_t i = 0; ok && v && i < m->n_params; ++i) ok = v[i] == -(double)n;
+    for (size_t i = 0; ok && v && i < m->n_params; ++i) ok = v[i] == (double)n;
     ok = ok && v && c->training->seed == (uint64_t)n;
     effdim_checkpoint_free(c);
     *k = n;
     return ok;
 }
 
-static size_t remove_temporaries(const char *dir, const char *base)
+/* Temporary files "BASE.tmp-..." in dir: counted, and removed when `remove`. */
+static size_t temporaries_of(const char *dir, const char *base, int remove)
 {
     size_t count = 0;
     DIR *d = opendir(dir);
@@ -854,7 +856,7 @@ static size_t remove_temporaries(const char *dir, const char *base)
     while ((ent = readdir(d)) != NULL)
         if (!strncmp(ent->d_name, prefix, strlen(prefix))) {
             snprintf(full, sizeof full, "%s/%s", dir, ent->d_name);
-            unlink(full);
+            if (remove) unlink(full);
             ++count;
         }
     closedir(d);
@@ -913,11 +915,192 @@ static void killed_run_leaves_the_previous_checkpoint_intact(void)
         check_note("round %zu: killed after %ld us, final file holds checkpoint %lld", round, usec,
                    (long long)k);
         last = k;
-        temporaries += remove_temporaries(check_tmpdir(), "killed.h5");
+        temporaries += temporaries_of(check_tmpdir(), "killed.h5", 0); /* the next child's save removes them */
     }
-    check_note("%zu of %zu rounds saved at least once; %zu temporary files left behind by kills",
-               progressed, rounds, temporaries);
+    /* the killed runs' temporaries are named by their dead PIDs: the next save removes them */
+    c = numbered_checkpoint(&m, last + 1);
+    CHECK(c && !effdim_checkpoint_save(c, path, &e));
+    effdim_checkpoint_free(c);
+    size_t after = temporaries_of(check_tmpdir(), "killed.h5", 1);
+    check_note("%zu of %zu rounds saved at least once; %zu temporary files left behind by kills, "
+               "%zu after the next save", progressed, rounds, temporaries, after);
     CHECK(progressed >= 1);
+    CHECK(after == 0);
+}
+
+/* ---- hostile files: links, empty attributes, wrong types (issue 9) ------ */
+
+static void links_to_other_files_and_soft_links_are_refused(void)
+{
+    effdim_error e;
+    const char *other = check_tmpfile("other.h5");
+    effdim_checkpoint *c = full_checkpoint(0.25);
+    CHECK_OK(effdim_checkpoint_save(c, other, &e), &e);
+    effdim_checkpoint_free(c);
+    const char *path;
+    hid_t f = corruptible("elink.h5", &path);
+    hid_t g = H5Gopen2(f, "model/layer0", H5P_DEFAULT);
+    CHECK(H5Ldelete(g, "weight", H5P_DEFAULT) >= 0);
+    CHECK(H5Lcreate_external(other, "/model/layer0/weight", g, "weight", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    H5Gclose(g);
+    H5Fclose(f);
+    EXPECT_REFUSED(path, EFFDIM_EFORMAT, "/model/layer0/weight", "external link", other,
+                   "does not follow links to other files");
+    f = corruptible("slink.h5", &path);
+    g = H5Gopen2(f, "model/layer1", H5P_DEFAULT);
+    CHECK(H5Ldelete(g, "bias", H5P_DEFAULT) >= 0);
+    CHECK(H5Lcreate_soft("/model/layer2/bias", g, "bias", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    H5Gclose(g);
+    H5Fclose(f);
+    EXPECT_REFUSED(path, EFFDIM_EFORMAT, "/model/layer1/bias", "soft link", "/model/layer2/bias");
+    /* a data set whose values live in a raw external file */
+    f = corruptible("extstore.h5", &path);
+    g = H5Gopen2(f, "optimizer", H5P_DEFAULT);
+    CHECK(H5Ldelete(g, "exp_avg", H5P_DEFAULT) >= 0);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    CHECK(H5Pset_external(dcpl, "/etc/passwd", 0, 133 * 8) >= 0);
+    hsize_t dim = 133;
+    hid_t sp = H5Screate_simple(1, &dim, NULL);
+    hid_t d = H5Dcreate2(g, "exp_avg", H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    CHECK(d >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Pclose(dcpl);
+    H5Gclose(g);
+    H5Fclose(f);
+    EXPECT_REFUSED(path, EFFDIM_EFORMAT, "/optimizer/exp_avg", "external file '/etc/passwd'");
+}
+
+/* An attribute with a null dataspace: it exists but holds no value. */
+static void write_empty_attr(hid_t obj, const char *name, hid_t type)
+{
+    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+    hid_t sp = H5Screate(H5S_NULL);
+    hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(a >= 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+}
+
+static void empty_attributes_are_not_taken_as_scalars(void)
+{
+    const char *path;
+    hid_t f = corruptible("empty_version.h5", &path);
+    write_empty_attr(f, "format_version", H5T_STD_I64LE);
+    H5Fclose(f);
+    EXPECT_REFUSED(path, EFFDIM_EFORMAT, "format_version");
+    f = corruptible("empty_lr.h5", &path);
+    hid_t g = H5Gopen2(f, "optimizer", H5P_DEFAULT);
+    write_empty_attr(g, "lr", H5T_IEEE_F64LE);
+    H5Gclose(g);
+    H5Fclose(f);
+    EXPECT_REFUSED(path, EFFDIM_EFORMAT, "/optimizer", "'lr'", "empty", "expected one number");
+    /* the h5io helper itself: a 0-value attribute is not a scalar */
+    f = corruptible("empty_helper.h5", &path);
+    write_empty_attr(f, "x", H5T_IEEE_F64LE);
+    double v = 2.385;
+    int64_t i = 7;
+    effdim_error e;
+    CHECK_STATUS(effdim_h5_attr_read_double(f, "x", &v, &e), EFFDIM_EFORMAT, &e);
+    CHECK_MSG(&e, "'x'", "0 values", "exactly 1");
+    CHECK_STATUS(effdim_h5_attr_read_int64(f, "x", &i, &e), EFFDIM_EFORMAT, &e);
+    CHECK(v == 2.385 && i == 7);
+    H5Fclose(f);
+}
+
+static void wrongly_typed_fields_are_refused(void)
+{
+    effdim_error e;
+    const char *path;
+    /* a string lr */
+    hid_t f = corruptible("string_lr.h5", &path);
+    hid_t g = H5Gopen2(f, "optimizer", H5P_DEFAULT);
+    H5Adelete(g, "lr");
+    CHECK_OK(effdim_h5_attr_write_string(g, "lr", "0.001", &e), &e);
+    H5Gclose(g);
+    H5Fclose(f);
+    EXPECT_REFUSED(path, EFFDIM_EFORMAT, "/optimizer", "'lr'", "a string", "expected one number");
+    /* float layer sizes: 4.7 is not 4 */
+    f = corruptible("float_sizes.h5", &path);
+    g = H5Gopen2(f, "model", H5P_DEFAULT);
+    const double sizes[] = {5, 7, 6, 4.7, 3};
+    H5Adelete(g, "layer_sizes");
+    CHECK_OK(effdim_h5_attr_write_doubles(g, "layer_sizes", sizes, 5, &e), &e);
+    H5Gclose(g);
+    H5Fclose(f);
+    EXPECT_REFUSED(path, EFFDIM_EFORMAT, "/model", "layer_sizes", "4.7", "index 3", "whole number");
+    /* whole float sizes (5.0, 7.0, ...) are still read */
+    f = corruptible("whole_float_sizes.h5", &path);
+    g = H5Gopen2(f, "model", H5P_DEFAULT);
+    const double whole[] = {5, 7, 6, 4, 3};
+    H5Adelete(g, "layer_sizes");
+    CHECK_OK(effdim_h5_attr_write_doubles(g, "layer_sizes", whole, 5, &e), &e);
+    H5Gclose(g);
+    H5Fclose(f);
+    effdim_checkpoint *c = NULL;
+    CHECK_OK(effdim_checkpoint_load(path, &c, &e), &e);
+    CHECK(c && c->mlp.sizes[3] == 4);
+    effdim_checkpoint_free(c);
+    /* a numeric schedule */
+    f = corruptible("number_schedule.h5", &path);
+    g = H5Gopen2(f, "optimizer", H5P_DEFAULT);
+    H5Adelete(g, "schedule");
+    CHECK_OK(effdim_h5_attr_write_double(g, "schedule", 3.0, &e), &e);
+    H5Gclose(g);
+    H5Fclose(f);
+    EXPECT_REFUSED(path, EFFDIM_EFORMAT, "/optimizer", "'schedule'", "expected one string");
+    /* a negative second moment */
+    f = corruptible("negative_v.h5", &path);
+    double v[133];
+    fill(v, 133, 0.9);
+    for (size_t i = 0; i < 133; ++i) v[i] = v[i] * v[i];
+    v[57] = -0.0625;
+    size_t dim = 133;
+    replace_dataset(f, "optimizer", "exp_avg_sq", 1, &dim, v);
+    H5Fclose(f);
+    EXPECT_REFUSED(path, EFFDIM_EDOM, "/optimizer/exp_avg_sq", "-0.0625", "index 57", ">= 0");
+}
+
+static void a_20000_epoch_history_round_trips_as_data_sets(void)
+{
+    effdim_error e;
+    effdim_checkpoint *c = small_checkpoint(0.3);
+    const size_t E = 20000;
+    for (size_t i = 0; c && i < E; ++i)
+        CHECK_OK(effdim_checkpoint_append_epoch(c, 1.0 / (1.0 + (double)i), 0.5 + 1e-5 * (double)i,
+                                                NAN, NAN, &e), &e);
+    const char *path = check_tmpfile("long.h5");
+    CHECK_OK(effdim_checkpoint_save(c, path, &e), &e);
+    effdim_checkpoint *r = NULL;
+    CHECK_OK(effdim_checkpoint_load(path, &r, &e), &e);
+    const double *a = effdim_checkpoint_metric(c, "losses", NULL);
+    size_t n = 0;
+    const double *b = r ? effdim_checkpoint_metric(r, "losses", &n) : NULL;
+    CHECK(n == E && a && b && same_doubles(a, b, E));
+    b = r ? effdim_checkpoint_metric(r, "accuracies", &n) : NULL;
+    CHECK(n == E && b && b[E - 1] == 0.5 + 1e-5 * (double)(E - 1));
+    effdim_checkpoint_free(r);
+    effdim_checkpoint_free(c);
+}
+
+static void histories_stored_as_attributes_are_still_read(void)
+{
+    /* effdim 0.1 wrote /training/losses etc. as attributes */
+    const char *path;
+    hid_t f = corruptible("v1_attrs.h5", &path);
+    hid_t g = H5Gopen2(f, "training", H5P_DEFAULT);
+    const double losses[] = {0.9, 0.5, 0.25};
+    CHECK(H5Ldelete(g, "losses", H5P_DEFAULT) >= 0);
+    effdim_error e;
+    CHECK_OK(effdim_h5_attr_write_doubles(g, "losses", losses, 3, &e), &e);
+    H5Gclose(g);
+    H5Fclose(f);
+    effdim_checkpoint *c = NULL;
+    CHECK_OK(effdim_checkpoint_load(path, &c, &e), &e);
+    size_t n = 0;
+    const double *v = c ? effdim_checkpoint_metric(c, "losses", &n) : NULL;
+    CHECK(n == 3 && v && same_doubles(v, losses, 3));
+    effdim_checkpoint_free(c);
 }
 
 CHECK_TESTS({"a model-only checkpoint round-trips bit-exactly", model_only_checkpoint_round_trips_bit_exactly},
@@ -943,4 +1126,12 @@ CHECK_TESTS({"a model-only checkpoint round-trips bit-exactly", model_only_check
              optimiser_state_of_the_wrong_length_is_refused},
             {"setters and save refuse bad input", setters_and_save_refuse_bad_input},
             {"a run killed while saving leaves the previous checkpoint intact",
-             killed_run_leaves_the_previous_checkpoint_intact})
+             killed_run_leaves_the_previous_checkpoint_intact},
+            {"links to other files and soft links are refused",
+             links_to_other_files_and_soft_links_are_refused},
+            {"empty attributes are not taken as scalars", empty_attributes_are_not_taken_as_scalars},
+            {"wrongly typed fields are refused naming the field", wrongly_typed_fields_are_refused},
+            {"a 20,000-epoch history round-trips as data sets",
+             a_20000_epoch_history_round_trips_as_data_sets},
+            {"histories stored as attributes (effdim 0.1) are still read",
+             histories_stored_as_attributes_are_still_read})

@@ -15,8 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "check.h"
@@ -359,13 +362,13 @@ static void zero_and_absurd_idx_dimensions_are_refused(void)
     write_bytes(lab, hl, 8);
     CHECK_STATUS(effdim_load_idx(img, lab, 0, &ds, &e), EFFDIM_EFORMAT, &e);
     CHECK_MSG(&e, "dims-labels.idx", "truncated", "labels");
-    /* the same claim gzipped: the size is unknown until read, and reading
-     * allocates only what arrives (no 4 GB buffer for an 8-byte header) */
+    /* the same claim gzipped: deflate expands at most 1032:1, so a 26-byte
+     * gzip file cannot hold 4 GB: refused before reading */
     const char *labz = check_tmpfile("dims-labels.idx.gz"), *imgz = check_tmpfile("dims-images.idx.gz");
     write_gz(labz, hl, 8);
     write_gz(imgz, h, 16);
     CHECK_STATUS(effdim_load_idx(imgz, labz, 0, &ds, &e), EFFDIM_EFORMAT, &e);
-    CHECK_MSG(&e, "dims-labels.idx.gz", "truncated", "labels", "ends after 8");
+    CHECK_MSG(&e, "dims-labels.idx.gz", "header claims 4294967295 bytes", "gzip file of 26 bytes");
     free(bl);
 }
 
@@ -1292,7 +1295,218 @@ static void real_fashion_mnist_test_set_loads(void)
     effdim_dataset_free(ds);
 }
 
+/* ---- resources bounded by the data, not by a header's claim (issue 9) ------ */
+
+/* Run fn(arg) in a child; *peak_kb receives how far its peak RSS rose above
+ * its size at the start (getrusage maxrss), *st its status. */
+typedef effdim_status (*load_fn)(const void *arg, effdim_error *e);
+
+static void in_child(load_fn fn, const void *arg, long *peak_kb, effdim_status *st, char *msg,
+                     size_t cap)
+{
+    int fds[2];
+    *peak_kb = -1;
+    *st = EFFDIM_EINTERNAL;
+    msg[0] = '\0';
+    if (!CHECK(pipe(fds) == 0)) return;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rusage r0, r1;
+        effdim_error e;
+        effdim_error_clear(&e);
+        getrusage(RUSAGE_SELF, &r0);
+        long rss0 = 0, pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f && fscanf(f, "%*s %ld", &pages) == 1) rss0 = pages * (sysconf(_SC_PAGESIZE) / 1024);
+        if (f) fclose(f);
+        effdim_status s = fn(arg, &e);
+        getrusage(RUSAGE_SELF, &r1);
+        long base = rss0 > r0.ru_maxrss ? rss0 : r0.ru_maxrss;
+        long out[2] = {r1.ru_maxrss - base, (long)s};
+        if (write(fds[1], out, sizeof out) != sizeof out || write(fds[1], e.msg, sizeof e.msg) < 0) _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    long in[2] = {-1, EFFDIM_EINTERNAL};
+    char m[EFFDIM_ERROR_MAX] = "";
+    if (read(fds[0], in, sizeof in) == sizeof in && read(fds[0], m, sizeof m) > 0) {
+        *peak_kb = in[0];
+        *st = (effdim_status)in[1];
+        snprintf(msg, cap, "%s", m);
+    }
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+}
+
+static effdim_status load_spec(const void *arg, effdim_error *e)
+{
+    effdim_dataset *ds = NULL;
+    effdim_status st = effdim_dataset_from_spec(arg, &ds, e);
+    effdim_dataset_free(ds);
+    return st;
+}
+
+static void h5_file_claiming_a_huge_shape_is_refused_in_bounded_memory(void)
+{
+    /* 2^17 x 2^17 doubles (128 GiB) declared through chunks never written */
+    const char *path = check_tmpfile("sparse.h5");
+    hid_t f = h5_new(path);
+    hsize_t dims[2] = {(hsize_t)1 << 17, (hsize_t)1 << 17}, chunk[2] = {16, 1024};
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 2, chunk);
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t ds = H5Dcreate2(f, "X", H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    CHECK(ds >= 0);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    hsize_t yd = dims[0], yc = 1024;
+    H5Pset_chunk(dcpl, 1, &yc);
+    sp = H5Screate_simple(1, &yd, NULL);
+    ds = H5Dcreate2(f, "y", H5T_STD_I64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    H5Pclose(dcpl);
+    H5Fclose(f);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && sb.st_size < 16384);
+    char spec[4200], msg[EFFDIM_ERROR_MAX];
+    snprintf(spec, sizeof spec, "h5:%s,n=4", path);
+    long peak;
+    effdim_status st;
+    double t0 = (double)clock() / CLOCKS_PER_SEC;
+    in_child(load_spec, spec, &peak, &st, msg, sizeof msg);
+    double cpu = (double)clock() / CLOCKS_PER_SEC - t0;
+    check_note("%lld-byte file declaring (%llu, %llu): %s; peak RSS rose %ld KiB",
+               (long long)sb.st_size, (unsigned long long)dims[0], (unsigned long long)dims[1], msg,
+               peak);
+    CHECK(st == EFFDIM_EFORMAT);
+    CHECK(strstr(msg, "/X") && strstr(msg, "stores only 0 chunks"));
+    CHECK(peak >= 0 && peak < 16 * 1024); /* the bound: 16 MiB */
+    CHECK(cpu < 5.0);
+}
+
+static void reading_n_rows_of_an_h5_file_reads_only_those_rows(void)
+{
+    const size_t n = 40000, d = 64;
+    double *X = malloc(n * d * sizeof *X);
+    int64_t *y = malloc(n * sizeof *y);
+    for (size_t i = 0; i < n * d; ++i) X[i] = sin(0.731 * (double)i);
+    for (size_t i = 0; i < n; ++i) y[i] = (int64_t)(i % 7);
+    const char *path = check_tmpfile("rows.h5");
+    hid_t f = h5_new(path);
+    hsize_t xd[2] = {n, d}, ydim = n;
+    h5_put(f, "X", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, xd, X);
+    h5_put(f, "y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &ydim, y);
+    H5Fclose(f);
+    char spec[4200], msg[EFFDIM_ERROR_MAX];
+    long peak_head, peak_all;
+    effdim_status st;
+    snprintf(spec, sizeof spec, "h5:%s,n=4", path);
+    in_child(load_spec, spec, &peak_head, &st, msg, sizeof msg);
+    CHECK(st == EFFDIM_OK);
+    snprintf(spec, sizeof spec, "h5:%s", path);
+    in_child(load_spec, spec, &peak_all, &st, msg, sizeof msg);
+    CHECK(st == EFFDIM_OK);
+    check_note("(%zu, %zu) float64 (%.1f MiB): n=4 raised the peak RSS by %ld KiB, all rows by %ld KiB",
+               n, d, (double)(n * d * 8) / 1048576.0, peak_head, peak_all);
+    CHECK(peak_all > 20 * 1024);              /* the measurement sees a full read */
+    CHECK(peak_head >= 0 && peak_head < 8 * 1024); /* n=4: under 8 MiB */
+    /* and the rows are the right ones */
+    effdim_dataset *ds = NULL;
+    effdim_error e;
+    snprintf(spec, sizeof spec, "h5:%s,n=4", path);
+    CHECK_OK(effdim_dataset_from_spec(spec, &ds, &e), &e);
+    CHECK(ds && ds->n == 4 && ds->d == d && ds->X[3 * d + 5] == X[3 * d + 5] && ds->labels[3] == 3);
+    effdim_dataset_free(ds);
+    snprintf(spec, sizeof spec, "h5:%s,n=40001", path);
+    CHECK_STATUS(effdim_dataset_from_spec(spec, &ds, &e), EFFDIM_EINVAL, &e);
+    CHECK_MSG(&e, "key 'n'", "40001 rows requested", "40000");
+    free(X);
+    free(y);
+}
+
+static void empty_num_classes_is_refused(void)
+{
+    const char *path = check_tmpfile("empty_k.h5");
+    hid_t f = h5_new(path);
+    const double X[8] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8};
+    const int64_t y[4] = {0, 1, 1, 0};
+    hsize_t xd[2] = {4, 2}, ydim = 4;
+    h5_put(f, "X", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, xd, X);
+    h5_put(f, "y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &ydim, y);
+    hid_t yds = H5Dopen2(f, "y", H5P_DEFAULT);
+    hid_t sp = H5Screate(H5S_NULL);
+    hid_t a = H5Acreate2(yds, "num_classes", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Dclose(yds);
+    H5Fclose(f);
+    effdim_dataset *ds = NULL;
+    effdim_error e;
+    CHECK_STATUS(effdim_load_h5(path, &ds, &e), EFFDIM_EFORMAT, &e);
+    CHECK_MSG(&e, "empty_k.h5", "/y", "num_classes", "0 values", "exactly 1");
+}
+
+static effdim_status load_idx_pair(const void *arg, effdim_error *e)
+{
+    const char *const *p = arg;
+    effdim_dataset *ds = NULL;
+    effdim_status st = effdim_load_idx(p[0], p[1], 0, &ds, e);
+    effdim_dataset_free(ds);
+    return st;
+}
+
+static void gzip_idx_header_claiming_gigabytes_costs_only_what_arrives(void)
+{
+    /* one 60000 x 60000 image (28.8 GB of doubles) in a gzip file of a few hundred bytes */
+    unsigned char head[16 + 100] = {0};
+    put_be32(head, 0x00000803);
+    put_be32(head + 4, 1);
+    put_be32(head + 8, 60000);
+    put_be32(head + 12, 60000);
+    const char *img = check_tmpfile("forged-images.gz"), *lab = check_tmpfile("forged-labels");
+    write_gz(img, head, sizeof head);
+    unsigned char lb[9];
+    put_be32(lb, 0x00000801);
+    put_be32(lb + 4, 1);
+    lb[8] = 3;
+    write_bytes(lab, lb, sizeof lb);
+    const char *pair[2] = {img, lab};
+    long peak;
+    effdim_status st;
+    char msg[EFFDIM_ERROR_MAX];
+    in_child(load_idx_pair, pair, &peak, &st, msg, sizeof msg);
+    check_note("%s; peak RSS rose %ld KiB", msg, peak);
+    CHECK(st == EFFDIM_EFORMAT && strstr(msg, "forged-images.gz") && strstr(msg, "gzip file of"));
+    CHECK(peak >= 0 && peak < 16 * 1024);
+    /* a claim the file size allows (random pixels do not compress), cut short: the
+     * buffer follows the pixels that arrived (1 image of 2000 x 2000 = 30.5 MiB of
+     * doubles claimed, 40,000 pixels present) */
+    size_t have = 40000;
+    unsigned char *b = malloc(16 + have);
+    put_be32(b, 0x00000803);
+    put_be32(b + 4, 1);
+    put_be32(b + 8, 2000);
+    put_be32(b + 12, 2000);
+    unsigned x = 2385;
+    for (size_t i = 0; i < have; ++i) b[16 + i] = (unsigned char)((x = x * 1103515245u + 12345u) >> 23);
+    write_gz(img, b, 16 + have);
+    free(b);
+    in_child(load_idx_pair, pair, &peak, &st, msg, sizeof msg);
+    check_note("%s; peak RSS rose %ld KiB", msg, peak);
+    CHECK(st == EFFDIM_EFORMAT && strstr(msg, "truncated"));
+    CHECK(peak >= 0 && peak < 16 * 1024);
+}
+
 CHECK_TESTS({"IDX files round trip raw and gzipped", idx_files_round_trip_raw_and_gzipped},
+            {"an h5 file claiming a huge shape is refused in bounded memory",
+             h5_file_claiming_a_huge_shape_is_refused_in_bounded_memory},
+            {"reading n rows of an h5 file reads only those rows",
+             reading_n_rows_of_an_h5_file_reads_only_those_rows},
+            {"an empty num_classes attribute is refused", empty_num_classes_is_refused},
+            {"a gzip IDX header claiming gigabytes costs only what arrives",
+             gzip_idx_header_claiming_gigabytes_costs_only_what_arrives},
             {"truncated IDX files are refused", truncated_idx_files_are_refused},
             {"gzip-corrupt IDX files are refused", gzip_corrupt_idx_files_are_refused},
             {"wrong IDX magic numbers are refused", wrong_idx_magic_numbers_are_refused},

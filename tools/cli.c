@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "effdim/output.h"
 #include "internal.h"
 
 int cli_fail(const char *cmd, const effdim_error *err)
@@ -318,5 +319,34 @@ int cli_one_operand(const char *cmd, int argc, char **argv, const char *what,
     if (optind + 1 < argc)
         return cli_errorf(cmd, CLI_EXIT_USAGE, "unexpected argument '%s'", argv[optind + 1]);
     *operand = argv[optind];
+    return 0;
+}
+
+/* ---- the output claim ---------------------------------------------------------------- */
+
+static effdim_output_lock *cli_output_lock;
+
+static void cli_release_output(void)
+{
+    effdim_output_release(cli_output_lock);
+    cli_output_lock = NULL;
+}
+
+int cli_claim_output(const char *cmd, const char *out, const char *const *inputs, size_t n)
+{
+    enum { MAX_FILES = 32 };
+    static char paths[MAX_FILES][4096];
+    const char *files[MAX_FILES];
+    size_t nf = 0;
+    for (size_t i = 0; i < n && nf < MAX_FILES; ++i) {
+        if (!inputs[i]) continue;
+        files[nf++] = inputs[i]; /* a file, or a data spec naming files */
+        size_t got = 0;
+        effdim_data_spec_files(inputs[i], paths + nf, MAX_FILES - nf, &got);
+        for (size_t j = 0; j < got; ++j, ++nf) files[nf] = paths[nf];
+    }
+    effdim_error err;
+    if (effdim_output_claim(out, files, nf, &cli_output_lock, &err)) return cli_fail(cmd, &err);
+    atexit(cli_release_output);
     return 0;
 }

@@ -146,6 +146,12 @@ cJSON *cli_json_doubles(const double *v, size_t n);
 const char *cli_command_line(int argc, char **argv, char *buf, size_t cap);
 
 /* The subcommands (tools/cmd_*.c). */
+/* Claim the output before the work (effdim/output.h): a folder, an
+ * unwritable folder, an output equal to an input (files or data specs, NULL
+ * skipped) or another run's lock is one error line; returns CLI_EXIT_FAIL
+ * then, 0 on success. The claim is released when the process exits. */
+int cli_claim_output(const char *cmd, const char *out, const char *const *inputs, size_t n);
+
 int cmd_train(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_spectrum(int argc, char **argv);

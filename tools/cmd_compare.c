@@ -1101,6 +1101,8 @@ int cmd_compare(int argc, char **argv)
     cmp_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    const char *claim_in[] = {o.ckpt, o.spectrum, o.diag, o.data};
+    if ((rc = cli_claim_output(CMD, o.out, claim_in, 4))) return rc;
     cmp_run R;
     memset(&R, 0, sizeof R);
     R.o = &o;

@@ -696,6 +696,8 @@ int cmd_diag(int argc, char **argv)
     diag_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    const char *claim_in[] = {o.ckpt, o.data};
+    if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
     diag_run R;
     memset(&R, 0, sizeof R);
     R.o = &o;

@@ -462,6 +462,8 @@ int cmd_spectrum(int argc, char **argv)
     cli_command_line(argc, argv, cmdline, sizeof cmdline);
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    const char *claim_in[] = {o.ckpt, o.data};
+    if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
     if (o.threads) effdim_set_num_threads(o.threads);
     o.p.cache = !o.no_cache;
     o.p.checkpoint = o.ckpt;

@@ -581,6 +581,8 @@ int cmd_train(int argc, char **argv)
     train_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    const char *claim_in[] = {o.data, o.test}; /* not --init: `--init X -o X` continues X */
+    if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
     run R;
     memset(&R, 0, sizeof R);
     R.o = &o;

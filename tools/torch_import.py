@@ -13,7 +13,7 @@ import_checkpoint(path) returns a dict with
                 the checkpoint's hyperparameters and state (exp_avg, ...,
                 step), or None when the file has no /optimizer
     optimizer_name, step, hparams, state (name -> flat numpy array)
-    training    dict of /training attributes (or {})
+    training    dict of /training attributes and per-epoch histories (or {})
     layer_sizes, activations
 
 The same checks as effdim's C reader are made (format, format_version,
@@ -171,6 +171,9 @@ def import_checkpoint(path):
         if "training" in f:
             result["training"] = {k: (_str(v) if isinstance(v, (str, bytes)) else v)
                                   for k, v in f["training"].attrs.items()}
+            # per-epoch histories are data sets (effdim 0.1 wrote them as attributes)
+            result["training"].update({k: np.asarray(ds[...], dtype=np.float64)
+                                       for k, ds in f["training"].items()})
     return result
 
 

@@ -90,6 +90,13 @@ EFFDIM_API effdim_status effdim_dataset_validate(const effdim_dataset *ds, const
 EFFDIM_API effdim_status effdim_dataset_from_spec(const char *spec, effdim_dataset **out,
                                                   effdim_error *err);
 
+/* The files a spec reads (csv:FILE, h5:FILE, mnist-idx:IMAGES,LABELS): up to
+ * cap of them into paths[i] (each buffer path_cap bytes), their count in *n;
+ * 0 for generated data, fashion-mnist and a spec that does not parse. Used
+ * to refuse an output that is the same file as an input (effdim/output.h). */
+EFFDIM_API void effdim_data_spec_files(const char *spec, char (*paths)[4096], size_t cap,
+                                       size_t *n);
+
 /* The folder the fashion-mnist spec reads. Overridable for tests with the
  * environment variable EFFDIM_FASHION_MNIST_DIR. */
 #define EFFDIM_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
