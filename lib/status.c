@@ -93,6 +93,15 @@ double effdim_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+const char *effdim_now_iso(char *buf, size_t cap)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
 int effdim_all_finite(const double *x, size_t n, size_t *bad)
 {
     for (size_t i = 0; i < n; ++i) {
