@@ -146,5 +146,7 @@ int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_diag(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_surface(int argc, char **argv); /* tools/cmd_surface.c */
+int cmd_perturb(int argc, char **argv); /* tools/cmd_surface.c */
 
 #endif

@@ -24,7 +24,9 @@ static const command commands[] = {
     {"spectrum", cmd_spectrum, "top eigenvalues, N_eff (Ritz and SLQ) and trace of a checkpoint's Hessian or GGN"},
     {"diag", cmd_diag, "diagonal curvature estimates (ggn, ef, adam, hutchinson, hessian, ...)"},
     {"compare", cmd_compare, "diagonal curvature estimates against the spectrum, with plots"},
-    {"demo", cmd_demo, "the main job on two spirals (default); reproductions (amsgrad)"},
+    {"surface", cmd_surface, "the loss on random planes inside Hessian eigenspaces, with heat maps"},
+    {"perturb", cmd_perturb, "training predictions changed by steps inside Hessian eigenspaces"},
+    {"demo", cmd_demo, "the main job on two spirals (default); reproductions (amsgrad, blr)"},
     {"bench", cmd_bench, "benchmarks against this machine's dgemm rate and PyTorch (grad, train, spectrum, diag)"},
     {NULL, NULL, NULL},
 };
