@@ -683,15 +683,6 @@ static effdim_status write_optimizer(hid_t file, const effdim_ckpt_optimizer *o,
     return st;
 }
 
-static const char *now_iso(char *buf, size_t cap)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 static effdim_status write_training(hid_t file, const effdim_ckpt_training *t, effdim_error *err)
 {
     char created[64];
@@ -713,7 +704,7 @@ static effdim_status write_training(hid_t file, const effdim_ckpt_training *t, e
                                          err);
     if (!st)
         st = effdim_h5_attr_write_string(
-            g, "created", t->created ? t->created : now_iso(created, sizeof created), err);
+            g, "created", t->created ? t->created : effdim_now_iso(created, sizeof created), err);
     for (size_t i = 0; !st && i < t->n_extras; ++i) st = write_attr(g, &t->extras[i], err);
     H5Gclose(g);
     return st;

@@ -100,15 +100,6 @@ effdim_status effdim_spectrum_check(const effdim_spectrum *s, effdim_error *err)
 
 /* ---- writing ------------------------------------------------------------------ */
 
-static const char *now_iso(char *buf, size_t cap)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 static effdim_status put_vec(hid_t g, const char *name, const double *v, size_t n,
                              effdim_error *err)
 {
@@ -157,7 +148,7 @@ static effdim_status write_root(hid_t f, const effdim_spectrum *s, effdim_error 
     if (!st) st = put_str(f, "neg_policy", s->neg_policy, err);
     if (!st) st = put_str(f, "version", s->version ? s->version : effdim_version(), err);
     if (!st)
-        st = put_str(f, "created", s->created ? s->created : now_iso(created, sizeof created), err);
+        st = put_str(f, "created", s->created ? s->created : effdim_now_iso(created, sizeof created), err);
     if (!st && s->slq_warning && s->slq_warning[0])
         st = put_str(f, "slq_warning", s->slq_warning, err);
     if (!st) st = put_i64(f, "partial", s->partial ? 1 : 0, err);

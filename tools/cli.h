@@ -162,5 +162,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_posterior(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_surface(int argc, char **argv); /* tools/cmd_surface.c */
+int cmd_perturb(int argc, char **argv); /* tools/cmd_surface.c */
 
 #endif

@@ -16,6 +16,7 @@ typedef struct demo_entry {
 static const demo_entry demos[] = {
     {"spirals", demo_spirals, "the main job: train on two spirals, Hessian spectrum and N_eff (default)"},
     {"amsgrad", demo_amsgrad, "Reddi et al. 2018: Adam converges to the worst point, AMSGrad to the best"},
+    {"blr", demo_blr, "Maddox et al. 2020, Section 4: N_eff of the BLR posterior as points are added"},
     {NULL, NULL, NULL},
 };
 

@@ -6,6 +6,9 @@
 /* Reddi, Kale and Kumar 2018: Adam fails, AMSGrad converges (tools/demo_amsgrad.c). */
 int demo_amsgrad(int argc, char **argv);
 
+/* Maddox et al. 2020, Section 4: N_eff of the BLR posterior as points are added (tools/demo_blr.c). */
+int demo_blr(int argc, char **argv);
+
 /* The main job: train on two spirals, then the Hessian spectrum and N_eff (tools/demo_spirals.c). */
 int demo_spirals(int argc, char **argv);
 

@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "demo.h"
+#include "plot.h"
 #include "effdim/optim.h"
 #include "effdim/amsgrad.h"
 #include "h5io.h"
@@ -94,24 +95,21 @@ static void run_title(const run *r, char *buf, size_t cap)
 /* Plot: one row per run, x_t on the left and R_t/t on the right. */
 static effdim_status write_plot(const char *png, const run *runs, size_t n, effdim_error *err)
 {
-    RETURN_ERROR_IF(strchr(png, '\'') || strchr(png, '\n'), err, EFFDIM_EINVAL,
-                    "--plot %s: the path may not contain quotes or newlines", png);
-    const char *tmpbase = getenv("TMPDIR");
-    char dir[EFFDIM_PATH_MAX], path[EFFDIM_PATH_MAX + 64], tmp_png[EFFDIM_PATH_MAX + 64];
-    snprintf(dir, sizeof dir, "%s/effdim-amsgrad-XXXXXX", tmpbase && *tmpbase ? tmpbase : "/tmp");
-    RETURN_ERROR_IF(!mkdtemp(dir), err, EFFDIM_EIO, "%s: cannot create a temporary folder for the plot", dir);
-    snprintf(tmp_png, sizeof tmp_png, "%s.tmp-%ld", png, (long)getpid());
-    effdim_status st = EFFDIM_OK;
+    char what[CLI_PLOT_PATH + 16], path[CLI_PLOT_PATH + 64], name[32];
+    snprintf(what, sizeof what, "--plot %s", png);
+    cli_plot pl;
+    effdim_status st = cli_plot_begin(&pl, png, "amsgrad", what, err);
+    if (st) return st;
 
     /* data: t/1e6, x_adam, x_ams, avg_adam, avg_ams; at most ~2000 rows per run
      * (enough for the eye, and it keeps the PNG small); the average regret is
      * left out (NaN) over the first 2% of steps, where it is large and noisy. */
     for (size_t i = 0; i < n && !st; ++i) {
         const run *r = &runs[i];
-        snprintf(path, sizeof path, "%s/run%zu.dat", dir, i);
-        FILE *f = fopen(path, "w");
+        snprintf(name, sizeof name, "run%zu.dat", i);
+        FILE *f = cli_plot_open(&pl, name, path, sizeof path, err);
         if (!f) {
-            st = effdim_error_set(err, EFFDIM_EIO, "%s: cannot write plot data", path);
+            st = err ? err->code : EFFDIM_EIO;
             break;
         }
         size_t stride = r->m / 2000 + 1;
@@ -124,14 +122,13 @@ static effdim_status write_plot(const char *png, const run *runs, size_t n, effd
             else
                 fprintf(f, "%.9g %.9g\n", r->avg[0][j], r->avg[1][j]);
         }
-        if (fclose(f) != 0) st = effdim_error_set(err, EFFDIM_EIO, "%s: cannot write plot data", path);
+        st = cli_plot_close(&pl, f, err);
     }
-    snprintf(path, sizeof path, "%s/plot.gp", dir);
-    FILE *gp = st ? NULL : fopen(path, "w");
-    if (!st && !gp) st = effdim_error_set(err, EFFDIM_EIO, "%s: cannot write the gnuplot script", path);
+    FILE *gp = st ? NULL : cli_plot_open(&pl, "plot.gp", NULL, 0, err);
+    if (!st && !gp) st = err ? err->code : EFFDIM_EIO;
     if (gp) {
         fprintf(gp, "set terminal png size 1100,%zu font 'DejaVu Sans,10'\n", 60 + 250 * n);
-        fprintf(gp, "set output '%s'\n", tmp_png);
+        fprintf(gp, "set output '%s'\n", pl.tmp_png);
         fprintf(gp, "set multiplot layout %zu,2 title 'Adam vs AMSGrad on the counterexample of Reddi, Kale "
                     "and Kumar (2018); optimum x* = -1'\n", n);
         fprintf(gp, "set grid\nset xlabel 't (millions of steps)'\nset format x '%%g'\n");
@@ -141,46 +138,17 @@ static effdim_status write_plot(const char *png, const run *runs, size_t n, effd
             fprintf(gp, "set title '%s: x_t'\nset yrange [-1.1:1.1]\nset ylabel 'x_t'\n"
                         "set key at graph 0.98, 0.65 right\n", title);
             fprintf(gp, "plot '%s/run%zu.dat' u 1:2 w l lw 2 lc rgb '#d62728' t 'Adam', '' u 1:3 w l lw 2 "
-                        "lc rgb '#1f77b4' t 'AMSGrad'\n", dir, i);
+                        "lc rgb '#1f77b4' t 'AMSGrad'\n", pl.dir, i);
             fprintf(gp, "set title '%s: average regret R_t/t'\nset yrange [*:*]\n"
                         "set ylabel 'R_t/t'\nset key at graph 0.98, 0.8 right\n", title);
             fprintf(gp, "plot '%s/run%zu.dat' u 1:4 w l lw 2 lc rgb '#d62728' t 'Adam', '' u 1:5 w l lw 2 "
-                        "lc rgb '#1f77b4' t 'AMSGrad'\n", dir, i);
+                        "lc rgb '#1f77b4' t 'AMSGrad'\n", pl.dir, i);
         }
         fprintf(gp, "unset multiplot\nset output\n");
-        if (fclose(gp) != 0) st = effdim_error_set(err, EFFDIM_EIO, "%s: cannot write the gnuplot script", path);
+        st = cli_plot_close(&pl, gp, err);
     }
-    if (!st) {
-        char cmd[3 * EFFDIM_PATH_MAX];
-        snprintf(cmd, sizeof cmd, "gnuplot '%s/plot.gp' 2>'%s/gnuplot.err'", dir, dir);
-        int rc = system(cmd);
-        if (rc != 0) {
-            char line[256] = "", last[256] = ""; /* gnuplot's last non-empty message line */
-            snprintf(path, sizeof path, "%s/gnuplot.err", dir);
-            FILE *e = fopen(path, "r");
-            while (e && fgets(line, sizeof line, e)) {
-                line[strcspn(line, "\n")] = '\0';
-                if (line[strspn(line, " \t^")]) snprintf(last, sizeof last, "%s", line + strspn(line, " \t"));
-            }
-            if (e) fclose(e);
-            int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-            st = effdim_error_set(err, EFFDIM_EIO, "--plot %s: gnuplot failed (exit %d)%s%s%s", png, code,
-                                  last[0] ? ": " : "", last, code == 127 ? " (is gnuplot installed?)" : "");
-            remove(tmp_png);
-        } else if (rename(tmp_png, png) != 0) {
-            st = effdim_error_set(err, EFFDIM_EIO, "--plot %s: cannot rename %s into place", png, tmp_png);
-            remove(tmp_png);
-        }
-    }
-    for (size_t i = 0; i < n; ++i) {
-        snprintf(path, sizeof path, "%s/run%zu.dat", dir, i);
-        remove(path);
-    }
-    snprintf(path, sizeof path, "%s/plot.gp", dir);
-    remove(path);
-    snprintf(path, sizeof path, "%s/gnuplot.err", dir);
-    remove(path);
-    rmdir(dir);
+    if (!st) st = cli_plot_run(&pl, err);
+    cli_plot_end(&pl);
     return st;
 }
 

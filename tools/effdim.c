@@ -27,7 +27,9 @@ static const command commands[] = {
     {"posterior", cmd_posterior, "a Gaussian posterior over the weights (BADAM, GGN/EF Laplace, low rank)"},
     {"predict", cmd_predict, "predictive distribution of a posterior: accuracy/RMSE, NLL, ECE, Brier"},
     {"prune", cmd_prune, "test accuracy after pruning by magnitude or posterior SNR, with a plot"},
-    {"demo", cmd_demo, "the main job on two spirals (default); reproductions (amsgrad)"},
+    {"surface", cmd_surface, "the loss on random planes inside Hessian eigenspaces, with heat maps"},
+    {"perturb", cmd_perturb, "training predictions changed by steps inside Hessian eigenspaces"},
+    {"demo", cmd_demo, "the main job on two spirals (default); reproductions (amsgrad, blr)"},
     {"bench", cmd_bench, "benchmarks against this machine's dgemm rate and PyTorch (grad, train, spectrum, diag)"},
     {NULL, NULL, NULL},
 };
