@@ -488,6 +488,17 @@ static void linearised_and_sampled_predictives_agree_on_a_linear_model(void)
             for (size_t b = 0; b < 8; ++b) q += x[a] * L[a * 8 + b] * x[b];
         CHECK_CLOSE(lin->var[0], q + p->noise_var, 1e-12);
         CHECK(isfinite(lin->rmse) && isfinite(lin->nll) && isnan(lin->ece));
+        /* the point predictive: the mean's output and the noise alone */
+        effdim_prediction *pt = NULL;
+        pp.point = 1;
+        if (CHECK_OK(effdim_predict(p, ds, &pp, &pt, &err), &err)) {
+            double f = p->mean[7];
+            for (size_t j = 0; j < 7; ++j) f += p->mean[j] * x[j];
+            CHECK_CLOSE(pt->mean[0], f, 1e-14);
+            CHECK_CLOSE(pt->mean[0], lin->mean[0], 1e-14);
+            CHECK(pt->var[0] == p->noise_var);
+        }
+        effdim_prediction_free(pt);
     }
     effdim_prediction_free(lin);
     effdim_prediction_free(mc);

@@ -246,6 +246,9 @@ typedef struct effdim_predict_params {
                                hundreds has no Bayesian reading, it narrows the posterior) */
     int fix_output_layer;   /* default 0: every weight is sampled (the posterior as
                                written down; the reference's script fixes the last layer) */
+    int point;              /* 1: the point prediction at the mean (the MAP network for
+                               ggn, ef, lowrank, badam-b; regression adds only the
+                               noise variance); overrides samples and linearised */
     effdim_progress progress;
 } effdim_predict_params;
 
