@@ -657,6 +657,21 @@ static void grid_prior_picks_the_best_laplace_evidence(void)
         CHECK(post->evidence_converged && post->evidence_iterations > 1);
     }
     effdim_posterior_free(post);
+    /* N = 3 n: the data stand for three times as many rows, curvature x 3 */
+    effdim_posterior *p3 = NULL;
+    pp.prior = EFFDIM_PRIOR_FIXED;
+    pp.prior_precision = 0.7;
+    CHECK_OK(effdim_posterior_build(c, NULL, ds, &pp, &post, &err), &err);
+    pp.N = 3.0 * (double)ds->n;
+    CHECK_OK(effdim_posterior_build(c, NULL, ds, &pp, &p3, &err), &err);
+    if (post && p3)
+        for (size_t j = 0; j < post->P; ++j)
+            CHECK_CLOSE(p3->prec_diag[j] - 0.7, 3.0 * (post->prec_diag[j] - 0.7), 1e-13);
+    effdim_posterior_free(post);
+    effdim_posterior_free(p3);
+    post = NULL;
+    pp.N = 0.0;
+    pp.prior = EFFDIM_PRIOR_EVIDENCE;
     CHECK_STATUS(effdim_posterior_build(c, NULL, NULL, &pp, &post, &err), EFFDIM_EINVAL, &err);
     CHECK_MSG(&err, "training data");
     effdim_checkpoint_free(c);
