@@ -125,6 +125,10 @@ static void badam_posterior_from_a_checkpoint_has_the_shrunk_mean_and_variance(v
                  EFFDIM_ENOTFOUND, &err);
     CHECK_MSG(&err, "plain.h5", "exp_avg_sq");
     effdim_checkpoint_free(plain);
+    /* BADAM reads v of the minibatch-mean loss: a sum-reduction model is refused */
+    c->mlp.reduction = EFFDIM_REDUCTION_SUM;
+    CHECK_STATUS(effdim_posterior_build(c, "sum.h5", NULL, &pp, &post, &err), EFFDIM_EINVAL, &err);
+    CHECK_MSG(&err, "sum.h5", "reduction 'sum'");
     effdim_checkpoint_free(c);
 }
 
@@ -336,10 +340,11 @@ static void laplace_evidence_of_a_linear_gaussian_model_is_exact(void)
     double *m = malloc(b.P * sizeof(double));
     blr_map(&b, alpha, m);
     double exact = blr_log_evidence(&b, alpha);
-    for (int r = 0; r < 2; ++r) {
+    for (int r = 0; r < 3; ++r) { /* mean, sum, and mean with the rest = the GGN diagonal
+                                     (left over by k = P pairs: zero up to rounding) */
         effdim_dataset *ds = NULL;
         effdim_checkpoint *c =
-            blr_checkpoint(&b, r ? EFFDIM_REDUCTION_SUM : EFFDIM_REDUCTION_MEAN, m, &ds);
+            blr_checkpoint(&b, r == 1 ? EFFDIM_REDUCTION_SUM : EFFDIM_REDUCTION_MEAN, m, &ds);
         effdim_posterior_params pp = effdim_posterior_default_params();
         pp.method = EFFDIM_POST_LOWRANK;
         pp.k = b.P;
@@ -347,12 +352,13 @@ static void laplace_evidence_of_a_linear_gaussian_model_is_exact(void)
         pp.prior = EFFDIM_PRIOR_FIXED;
         pp.prior_precision = alpha;
         pp.noise_var = b.sigma2;
+        pp.rest = r == 2 ? EFFDIM_LOWRANK_REST_DIAG : EFFDIM_LOWRANK_REST_PRIOR;
         effdim_posterior *post = NULL;
         effdim_error err;
         if (CHECK_OK(effdim_posterior_build(c, NULL, ds, &pp, &post, &err), &err)) {
             CHECK_CLOSE(post->log_evidence, exact, 1e-10);
-            check_note("%s: Laplace %.15g, exact %.15g", r ? "sum" : "mean", post->log_evidence,
-                       exact);
+            check_note("%s: Laplace %.15g, exact %.15g", r == 1 ? "sum" : r ? "mean, rest diag" : "mean",
+                       post->log_evidence, exact);
         }
         effdim_posterior_free(post);
         effdim_checkpoint_free(c);
