@@ -473,6 +473,15 @@ static effdim_status likelihood(build_ctx *b, effdim_mlp_ws *ws, effdim_error *e
     return EFFDIM_OK;
 }
 
+/* A curvature and NLL over n rows stand for N training rows: both scaled by
+ * N / n (the data may be a subset of the training set). */
+static void to_training_size(build_ctx *b)
+{
+    double ratio = b->N / (double)b->ds->n;
+    b->scale /= ratio;
+    b->nll *= ratio;
+}
+
 static effdim_status curv_badam(build_ctx *b, effdim_error *err)
 {
     const effdim_checkpoint *c = b->c;
@@ -658,6 +667,7 @@ static effdim_status build_run(build_ctx *b, effdim_posterior **out, effdim_erro
         ws = effdim_mlp_ws_alloc(m, 0, err);
         if (!ws) return err ? err->code : EFFDIM_ENOMEM;
         st = likelihood(b, ws, err);
+        if (!st) to_training_size(b);
     }
     b->k = p->method == EFFDIM_POST_LOWRANK ? p->k : 0;
     if (!st) st = effdim_posterior_alloc(m, b->k, &post, err);

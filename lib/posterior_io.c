@@ -299,7 +299,9 @@ static effdim_status pred_write(hid_t f, const effdim_prediction *r,
     effdim_status st = put_header(f, EFFDIM_PREDICTIONS_FORMAT, EFFDIM_PREDICTIONS_VERSION, err);
     if (!st) st = put_str(f, "posterior", info ? info->posterior : NULL, err);
     if (!st) st = put_str(f, "data_spec", info ? info->data_spec : NULL, err);
-    if (!st) st = put_str(f, "predictive", pp && pp->linearised ? "linearised" : "mc", err);
+    if (!st) st = put_str(f, "predictive",
+                           pp && pp->point ? "point" : pp && pp->linearised ? "linearised" : "mc",
+                           err);
     if (!st) st = effdim_h5_attr_write_int64(f, "samples", pp ? (int64_t)pp->samples : 0, err);
     if (!st) st = effdim_h5_attr_write_int64(f, "seed", pp ? (int64_t)pp->seed : 0, err);
     if (!st) st = effdim_h5_attr_write_double(f, "tempering", pp ? pp->tempering : 1.0, err);

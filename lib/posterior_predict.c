@@ -6,6 +6,8 @@
  * exact draw from N(mean, Sigma / tempering) (effdim/posterior.h).
  *
  * Predictives:
+ *   point         the network at the mean (softmax, or the output with the
+ *                 noise variance): the MAP baseline
  *   Monte-Carlo   S weight samples; classification averages the softmax
  *                 probabilities (not the logits: IVON's and the standard
  *                 Bayesian model average), regression returns the mean of
@@ -180,7 +182,7 @@ effdim_status effdim_metrics_regression(size_t n, size_t K, const double *mean, 
 effdim_predict_params effdim_predict_default_params(void)
 {
     effdim_predict_params p = {.samples = 64, .linearised = 0, .seed = 0, .tempering = 1.0,
-                               .fix_output_layer = 0, .progress = {NULL, NULL}};
+                               .fix_output_layer = 0, .point = 0, .progress = {NULL, NULL}};
     return p;
 }
 
@@ -315,6 +317,22 @@ static effdim_status predict_glm(const effdim_posterior *post, const effdim_data
     return st;
 }
 
+static effdim_status predict_point(const effdim_posterior *post, const effdim_dataset *ds,
+                                   effdim_prediction *r, effdim_mlp_ws *ws, double noise,
+                                   effdim_error *err)
+{
+    size_t n = ds->n, K = r->K;
+    effdim_status st = effdim_mlp_predict(&post->mlp, post->mean, ds->X, n, r->mean, ws, err);
+    for (size_t i = 0; !st && i < n; ++i) {
+        if (r->classification) {
+            softmax_row(r->mean + i * K, K, r->mean + i * K); /* in place: each f read first */
+        } else {
+            for (size_t c = 0; c < K; ++c) r->var[i * K + c] = noise;
+        }
+    }
+    return st;
+}
+
 effdim_status effdim_predict(const effdim_posterior *post, const effdim_dataset *ds,
                              const effdim_predict_params *params, effdim_prediction **out,
                              effdim_error *err)
@@ -323,7 +341,7 @@ effdim_status effdim_predict(const effdim_posterior *post, const effdim_dataset 
     *out = NULL;
     effdim_predict_params dp = effdim_predict_default_params();
     const effdim_predict_params *pp = params ? params : &dp;
-    RETURN_ERROR_IF(!pp->linearised && pp->samples == 0, err, EFFDIM_EINVAL,
+    RETURN_ERROR_IF(!pp->point && !pp->linearised && pp->samples == 0, err, EFFDIM_EINVAL,
                     "predict: samples = 0, expected >= 1 (or the linearised predictive)");
     RETURN_ERROR_IF(!(pp->tempering > 0.0), err, EFFDIM_EDOM,
                     "predict: tempering %g, expected > 0", pp->tempering);
@@ -346,7 +364,8 @@ effdim_status effdim_predict(const effdim_posterior *post, const effdim_dataset 
         return EFFDIM_ENOMEM;
     }
     double noise = isfinite(post->noise_var) ? post->noise_var : 0.0;
-    st = pp->linearised ? predict_glm(post, ds, pp, r, ws, noise, err)
+    st = pp->point ? predict_point(post, ds, r, ws, noise, err)
+         : pp->linearised ? predict_glm(post, ds, pp, r, ws, noise, err)
                         : predict_mc(post, ds, pp, r, ws, noise, err);
     effdim_mlp_ws_free(ws);
     if (!st && r->classification)

@@ -125,6 +125,10 @@ static void badam_posterior_from_a_checkpoint_has_the_shrunk_mean_and_variance(v
                  EFFDIM_ENOTFOUND, &err);
     CHECK_MSG(&err, "plain.h5", "exp_avg_sq");
     effdim_checkpoint_free(plain);
+    /* BADAM reads v of the minibatch-mean loss: a sum-reduction model is refused */
+    c->mlp.reduction = EFFDIM_REDUCTION_SUM;
+    CHECK_STATUS(effdim_posterior_build(c, "sum.h5", NULL, &pp, &post, &err), EFFDIM_EINVAL, &err);
+    CHECK_MSG(&err, "sum.h5", "reduction 'sum'");
     effdim_checkpoint_free(c);
 }
 
@@ -336,10 +340,11 @@ static void laplace_evidence_of_a_linear_gaussian_model_is_exact(void)
     double *m = malloc(b.P * sizeof(double));
     blr_map(&b, alpha, m);
     double exact = blr_log_evidence(&b, alpha);
-    for (int r = 0; r < 2; ++r) {
+    for (int r = 0; r < 3; ++r) { /* mean, sum, and mean with the rest = the GGN diagonal
+                                     (left over by k = P pairs: zero up to rounding) */
         effdim_dataset *ds = NULL;
         effdim_checkpoint *c =
-            blr_checkpoint(&b, r ? EFFDIM_REDUCTION_SUM : EFFDIM_REDUCTION_MEAN, m, &ds);
+            blr_checkpoint(&b, r == 1 ? EFFDIM_REDUCTION_SUM : EFFDIM_REDUCTION_MEAN, m, &ds);
         effdim_posterior_params pp = effdim_posterior_default_params();
         pp.method = EFFDIM_POST_LOWRANK;
         pp.k = b.P;
@@ -347,12 +352,13 @@ static void laplace_evidence_of_a_linear_gaussian_model_is_exact(void)
         pp.prior = EFFDIM_PRIOR_FIXED;
         pp.prior_precision = alpha;
         pp.noise_var = b.sigma2;
+        pp.rest = r == 2 ? EFFDIM_LOWRANK_REST_DIAG : EFFDIM_LOWRANK_REST_PRIOR;
         effdim_posterior *post = NULL;
         effdim_error err;
         if (CHECK_OK(effdim_posterior_build(c, NULL, ds, &pp, &post, &err), &err)) {
             CHECK_CLOSE(post->log_evidence, exact, 1e-10);
-            check_note("%s: Laplace %.15g, exact %.15g", r ? "sum" : "mean", post->log_evidence,
-                       exact);
+            check_note("%s: Laplace %.15g, exact %.15g", r == 1 ? "sum" : r ? "mean, rest diag" : "mean",
+                       post->log_evidence, exact);
         }
         effdim_posterior_free(post);
         effdim_checkpoint_free(c);
@@ -488,6 +494,17 @@ static void linearised_and_sampled_predictives_agree_on_a_linear_model(void)
             for (size_t b = 0; b < 8; ++b) q += x[a] * L[a * 8 + b] * x[b];
         CHECK_CLOSE(lin->var[0], q + p->noise_var, 1e-12);
         CHECK(isfinite(lin->rmse) && isfinite(lin->nll) && isnan(lin->ece));
+        /* the point predictive: the mean's output and the noise alone */
+        effdim_prediction *pt = NULL;
+        pp.point = 1;
+        if (CHECK_OK(effdim_predict(p, ds, &pp, &pt, &err), &err)) {
+            double f = p->mean[7];
+            for (size_t j = 0; j < 7; ++j) f += p->mean[j] * x[j];
+            CHECK_CLOSE(pt->mean[0], f, 1e-14);
+            CHECK_CLOSE(pt->mean[0], lin->mean[0], 1e-14);
+            CHECK(pt->var[0] == p->noise_var);
+        }
+        effdim_prediction_free(pt);
     }
     effdim_prediction_free(lin);
     effdim_prediction_free(mc);
@@ -646,6 +663,21 @@ static void grid_prior_picks_the_best_laplace_evidence(void)
         CHECK(post->evidence_converged && post->evidence_iterations > 1);
     }
     effdim_posterior_free(post);
+    /* N = 3 n: the data stand for three times as many rows, curvature x 3 */
+    effdim_posterior *p3 = NULL;
+    pp.prior = EFFDIM_PRIOR_FIXED;
+    pp.prior_precision = 0.7;
+    CHECK_OK(effdim_posterior_build(c, NULL, ds, &pp, &post, &err), &err);
+    pp.N = 3.0 * (double)ds->n;
+    CHECK_OK(effdim_posterior_build(c, NULL, ds, &pp, &p3, &err), &err);
+    if (post && p3)
+        for (size_t j = 0; j < post->P; ++j)
+            CHECK_CLOSE(p3->prec_diag[j] - 0.7, 3.0 * (post->prec_diag[j] - 0.7), 1e-13);
+    effdim_posterior_free(post);
+    effdim_posterior_free(p3);
+    post = NULL;
+    pp.N = 0.0;
+    pp.prior = EFFDIM_PRIOR_EVIDENCE;
     CHECK_STATUS(effdim_posterior_build(c, NULL, NULL, &pp, &post, &err), EFFDIM_EINVAL, &err);
     CHECK_MSG(&err, "training data");
     effdim_checkpoint_free(c);

@@ -29,6 +29,8 @@ static void usage(FILE *f)
             "  --samples S          Monte-Carlo weight samples (default 64)\n"
             "  --linearised         the linearised (GLM) predictive instead of samples\n"
             "                       (classification: probit approximation)\n"
+            "  --point              the point prediction at the posterior mean (the MAP network;\n"
+            "                       regression adds only the noise variance)\n"
             "  --tempering NS       divide the covariance by NS (the BADAM reference's N_s;\n"
             "                       default 1: the posterior as it is)\n"
             "  --fix-output-layer   keep the last layer at its mean (the reference's script)\n"
@@ -39,13 +41,14 @@ static void usage(FILE *f)
             "  -h, --help           this help\n");
 }
 
-enum { OPT_DATA = 256, OPT_SAMPLES, OPT_LIN, OPT_TEMPER, OPT_FIX, OPT_SEED, OPT_THREADS, OPT_JSON };
+enum { OPT_DATA = 256, OPT_SAMPLES, OPT_LIN, OPT_POINT, OPT_TEMPER, OPT_FIX, OPT_SEED, OPT_THREADS, OPT_JSON };
 
 static const struct option long_opts[] = {
     {"data", required_argument, NULL, OPT_DATA},
     {"samples", required_argument, NULL, OPT_SAMPLES},
     {"linearised", no_argument, NULL, OPT_LIN},
     {"linearized", no_argument, NULL, OPT_LIN},
+    {"point", no_argument, NULL, OPT_POINT},
     {"tempering", required_argument, NULL, OPT_TEMPER},
     {"fix-output-layer", no_argument, NULL, OPT_FIX},
     {"seed", required_argument, NULL, OPT_SEED},
@@ -73,6 +76,7 @@ static int parse_one(void *ctx, int c, const char *arg)
         if (!rc && o->p.samples == 0) rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--samples: expected >= 1");
         break;
     case OPT_LIN: o->p.linearised = 1; break;
+    case OPT_POINT: o->p.point = 1; break;
     case OPT_TEMPER:
         rc = cli_parse_double(CMD, "--tempering", arg, &o->p.tempering);
         if (!rc && !(o->p.tempering > 0.0))
@@ -90,14 +94,15 @@ static int parse_one(void *ctx, int c, const char *arg)
 
 static void print_summary(const pred_opts *o, const effdim_prediction *r)
 {
-    const char *kind = o->p.linearised ? "linearised" : "mc";
+    const char *kind = o->p.point ? "point" : o->p.linearised ? "linearised" : "mc";
     if (o->json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "output", o->out);
         cJSON_AddStringToObject(j, "posterior", o->post);
         cJSON_AddStringToObject(j, "data", o->data);
         cJSON_AddStringToObject(j, "predictive", kind);
-        cJSON_AddNumberToObject(j, "samples", o->p.linearised ? 0 : (double)o->p.samples);
+        cJSON_AddNumberToObject(j, "samples",
+                                o->p.linearised || o->p.point ? 0 : (double)o->p.samples);
         cJSON_AddNumberToObject(j, "n", (double)r->n);
         if (r->classification) {
             cJSON_AddNumberToObject(j, "accuracy", r->accuracy);
@@ -112,7 +117,7 @@ static void print_summary(const pred_opts *o, const effdim_prediction *r)
         return;
     }
     printf("%s on %s: %s predictive", o->post, o->data, kind);
-    if (!o->p.linearised) printf(", %zu samples", o->p.samples);
+    if (!o->p.linearised && !o->p.point) printf(", %zu samples", o->p.samples);
     printf(", %zu rows\n", r->n);
     if (r->classification)
         printf("accuracy %.4f  nll %.4f  ece %.4f  brier %.4f\n", r->accuracy, r->nll, r->ece,

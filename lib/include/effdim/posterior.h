@@ -109,7 +109,9 @@ typedef struct effdim_posterior_params {
     size_t grid_points;          /* default 61 (10 per decade) */
     double evidence_tol;         /* relative change of alpha (default 1e-10) */
     size_t evidence_max_iter;    /* default 1000 */
-    double N;                    /* training-set size; 0 = the rows of the data (default) */
+    double N;                    /* training-set size; 0 = the rows of the data (default).
+                                    With data of n rows, the curvature and the NLL are
+                                    scaled by N / n (a subset standing for N rows) */
     double noise_var;            /* mse: sigma^2; 0 = the mean squared training residual
                                     (the maximum-likelihood value; default 0) */
     /* BADAM (SEEDS.md 1.2 and 1.6) */
@@ -246,6 +248,9 @@ typedef struct effdim_predict_params {
                                hundreds has no Bayesian reading, it narrows the posterior) */
     int fix_output_layer;   /* default 0: every weight is sampled (the posterior as
                                written down; the reference's script fixes the last layer) */
+    int point;              /* 1: the point prediction at the mean (the MAP network for
+                               ggn, ef, lowrank, badam-b; regression adds only the
+                               noise variance); overrides samples and linearised */
     effdim_progress progress;
 } effdim_predict_params;
 

@@ -1,0 +1,71 @@
+#!/bin/bash
+# tools/uci_protocol.sh: the UCI regression protocol of Hernandez-Lobato and
+# Adams (ICML 2015) with effdim's own commands, for the posteriors of
+# docs/posteriors.md.
+#
+#   bash tools/uci_protocol.sh EFFDIM DATASET [SPLITS] [OUTDIR]
+#
+# DATASET is boston or diabetes (the python3-sklearn files, datasets/README.md).
+# For each split s = 0 .. SPLITS-1 (default 20): train the MAP network (one
+# hidden layer of 50 relu units, Adam lr 0.01, batch 32, 40 epochs, seed s + 1)
+# on the 90% training part, build each posterior with the evidence prior, and
+# predict the 10% test part (BADAM by 64 weight samples; the Laplace posteriors
+# both linearised (glm) and by 64 samples (mc); lowrank with the prior or the
+# left-over GGN diagonal in the other directions). Prints one table row per method: test RMSE and
+# test log-likelihood (mean over rows, original units), mean and standard
+# error over the splits. The raw per-split numbers go to OUTDIR/results.txt.
+set -euo pipefail
+EFFDIM=${1:?usage: $0 EFFDIM boston|diabetes [SPLITS] [OUTDIR]}
+SET=${2:?usage: $0 EFFDIM boston|diabetes [SPLITS] [OUTDIR]}
+SPLITS=${3:-20}
+OUT=${4:-uci-$SET}
+EPOCHS=${EPOCHS:-40}
+mkdir -p "$OUT"
+RES="$OUT/results.txt"
+: >"$RES"
+D=$([ "$SET" = boston ] && echo 13 || echo 10)
+
+# row METHOD PREDICT.json: "method rmse loglik" into the results
+row() {
+    local rmse nll
+    rmse=$(grep -o '"rmse":[^,}]*' "$2" | cut -d: -f2)
+    nll=$(grep -o '"nll":[^,}]*' "$2" | cut -d: -f2)
+    echo "$1 $rmse $nll" >>"$RES"
+}
+
+for ((s = 0; s < SPLITS; ++s)); do
+    TR="$SET:part=train,split=$s"
+    TE="$SET:part=test,split=$s"
+    M="$OUT/map-$s.h5"
+    "$EFFDIM" train --data "$TR" --arch "$D,50,1" --act relu --opt adam --lr 0.01 --batch 32 \
+        --epochs "$EPOCHS" --seed $((s + 1)) --threads 1 -o "$M" >/dev/null 2>"$OUT/train.log"
+    for m in ggn badam-a badam-b lowrank; do
+        "$EFFDIM" posterior "$M" --method "$m" --k 20 --threads 1 -o "$OUT/post-$m.h5" \
+            >/dev/null 2>>"$OUT/posterior.log" || [ $? -eq 3 ]
+    done
+    "$EFFDIM" posterior "$M" --method lowrank --rest diag --k 20 --threads 1 \
+        -o "$OUT/post-lowrank-diag.h5" >/dev/null 2>>"$OUT/posterior.log" || [ $? -eq 3 ]
+    "$EFFDIM" predict "$OUT/post-ggn.h5" --data "$TE" --point --json --threads 1 \
+        -o "$OUT/pred.h5" >"$OUT/p.json" 2>/dev/null && row map "$OUT/p.json"
+    for m in badam-a badam-b; do
+        "$EFFDIM" predict "$OUT/post-$m.h5" --data "$TE" --samples 64 --seed "$s" --json \
+            --threads 1 -o "$OUT/pred.h5" >"$OUT/p.json" 2>/dev/null && row "$m-mc" "$OUT/p.json"
+    done
+    for m in ggn lowrank lowrank-diag; do
+        "$EFFDIM" predict "$OUT/post-$m.h5" --data "$TE" --linearised --json --threads 1 \
+            -o "$OUT/pred.h5" >"$OUT/p.json" 2>/dev/null && row "$m-glm" "$OUT/p.json"
+        "$EFFDIM" predict "$OUT/post-$m.h5" --data "$TE" --samples 64 --seed "$s" --json \
+            --threads 1 -o "$OUT/pred.h5" >"$OUT/p.json" 2>/dev/null && row "$m-mc" "$OUT/p.json"
+    done
+done
+
+# mean and standard error (sample sd / sqrt(splits)) per method; log-likelihood = -nll
+printf "%-14s %18s %22s\n" "method" "test RMSE" "test log-likelihood"
+for m in map badam-a-mc badam-b-mc ggn-glm ggn-mc lowrank-glm lowrank-mc lowrank-diag-glm \
+    lowrank-diag-mc; do
+    awk -v m="$m" '$1 == m { n++; r += $2; rr += $2 * $2; l -= $3; ll += $3 * $3 }
+        END { if (n < 2) exit;
+              sr = sqrt((rr - r * r / n) / (n - 1) / n); sl = sqrt((ll - l * l / n) / (n - 1) / n);
+              printf "%-14s %10.2f +- %5.2f %12.2f +- %5.2f\n", m, r / n, sr, l / n, sl }' "$RES"
+done
+echo "($SPLITS splits of $SET, $EPOCHS epochs; per-split numbers in $RES)"
