@@ -21,7 +21,6 @@
 
 #include "effdim/mlp.h"
 #include "effdim/status.h"
-#include "internal.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -45,9 +44,9 @@ int bench_run(bench_job *jobs, size_t n_jobs, size_t repeat, double min_seconds)
     if (!s) return -1;
     int rc = 0;
     for (size_t j = 0; j < n_jobs && !rc; ++j) { /* warm-up, and calls per sample */
-        double t0 = effdim_now();
+        double t0 = effdim_progress_clock();
         rc = jobs[j].fn(jobs[j].ctx);
-        double once = effdim_now() - t0;
+        double once = effdim_progress_clock() - t0;
         size_t inner = once > 0 ? (size_t)ceil(min_seconds / once) : 1000;
         jobs[j].t.inner = inner < 1 ? 1 : inner > 100000 ? 100000 : inner;
     }
@@ -59,9 +58,9 @@ int bench_run(bench_job *jobs, size_t n_jobs, size_t repeat, double min_seconds)
              * alone suffers. */
             const struct timespec settle = {0, 250000000};
             nanosleep(&settle, NULL);
-            double t0 = effdim_now();
+            double t0 = effdim_progress_clock();
             for (size_t i = 0; i < jobs[j].t.inner && !rc; ++i) rc = jobs[j].fn(jobs[j].ctx);
-            s[j * repeat + r] = (effdim_now() - t0) / (double)jobs[j].t.inner;
+            s[j * repeat + r] = (effdim_progress_clock() - t0) / (double)jobs[j].t.inner;
         }
     for (size_t j = 0; j < n_jobs && !rc; ++j) summarise(s + j * repeat, repeat, &jobs[j].t);
     free(s);

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "effdim/output.h"
-#include "internal.h"
 
 int cli_fail(const char *cmd, const effdim_error *err)
 {
@@ -181,17 +180,17 @@ effdim_status cli_load_model_and_data(const char *ckpt_path, const char *given,
 void cli_progress_init(cli_progress *p)
 {
     p->tty = isatty(fileno(stderr));
-    p->start = effdim_now();
+    p->start = effdim_progress_clock();
     p->last = -1e300;
     p->interval = p->tty ? 0.1 : 5.0;
     p->drawn = 0;
 }
 
-double cli_progress_elapsed(const cli_progress *p) { return effdim_now() - p->start; }
+double cli_progress_elapsed(const cli_progress *p) { return effdim_progress_clock() - p->start; }
 
 void cli_progress_update(cli_progress *p, double fraction, const char *fmt, ...)
 {
-    double now = effdim_now();
+    double now = effdim_progress_clock();
     if (now - p->last < p->interval && fraction < 1.0) return;
     p->last = now;
     char msg[512];
@@ -256,7 +255,7 @@ int cli_progress_cb(void *ctx, const effdim_progress_event *ev)
         cli_progress_init(&s->line);
         snprintf(s->stage, sizeof s->stage, "%s", ev->stage);
     }
-    double now = effdim_now();
+    double now = effdim_progress_clock();
     int final = ev->total && ev->done >= ev->total;
     if (final || now - s->line.last >= s->line.interval) {
         s->line.last = now;

@@ -24,8 +24,6 @@
 #include "plot.h"
 #include "effdim/optim.h"
 #include "effdim/amsgrad.h"
-#include "h5io.h"
-#include "internal.h"
 
 #define CMD "demo amsgrad"
 
@@ -232,7 +230,7 @@ static cJSON *json_summary(const run *runs, size_t n, const options *o)
  * run does not end in a write error; else a usage message naming opt. */
 static int check_writable_dir(const char *opt, const char *path)
 {
-    char dir[EFFDIM_PATH_MAX];
+    char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (!slash)
