@@ -11,6 +11,7 @@
  * Bad parameters are refused before any product. The programs come from the
  * environment (EFFDIM, EFFDIM_SPECTRUM_EXAMPLE; tests/meson.build sets both).
  */
+#include <math.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <stdlib.h>
@@ -226,9 +227,116 @@ static void bad_parameters_are_refused_before_any_product(void)
     effdim_dataset_free(ds);
 }
 
+/* the trained checkpoint and its data, one thread (as the command runs); 0 on failure */
+static int load_model(effdim_checkpoint **ck, effdim_dataset **ds)
+{
+    const char *model = model_path();
+    effdim_error e;
+    *ck = NULL;
+    *ds = NULL;
+    effdim_set_num_threads(1);
+    if (!CHECK(model) || !CHECK_OK(effdim_checkpoint_load(model, ck, &e), &e)) return 0;
+    if (CHECK_OK(effdim_dataset_from_spec(DATA, ds, &e), &e)) return 1;
+    effdim_checkpoint_free(*ck);
+    *ck = NULL;
+    return 0;
+}
+
+/* small settings the stop tests share: top 4, exact products, 20-step probes */
+static effdim_spectrum_params small_params(void)
+{
+    effdim_spectrum_params p = effdim_spectrum_default_params();
+    p.k = 4;
+    p.hvp = EFFDIM_HVP_EXACT;
+    p.slq_steps = 20;
+    return p;
+}
+
+/* a progress callback that asks to stop at the second SLQ report after a probe */
+static int stop_in_slq(void *ctx, const effdim_progress_event *ev)
+{
+    int *seen = ctx;
+    if (!strcmp(ev->stage, "slq") && ev->done > 0) ++*seen;
+    return *seen >= 2;
+}
+
+static void an_interrupt_keeps_what_is_complete_and_the_early_file(void)
+{
+    effdim_error e;
+    effdim_checkpoint *ck;
+    effdim_dataset *ds;
+    effdim_spectrum *s = NULL, *f = NULL;
+    if (!load_model(&ck, &ds)) return;
+    effdim_spectrum_params p = small_params();
+    int seen = 0;
+    const char *early = check_tmpfile("early.h5");
+    p.probes = 1000;
+    p.slq_mem_budget = 1; /* one probe per block: a report after each */
+    p.slq_target_rel = p.slq_target_abs = 0.0;
+    p.partial_path = early;
+    p.progress.fn = stop_in_slq;
+    p.progress.ctx = &seen;
+    CHECK_STATUS(effdim_spectrum_compute(&ck->mlp, ck->theta, ds, &p, &s, &e), EFFDIM_EMAXITER, &e);
+    CHECK_MSG(&e, "interrupted");
+    if (CHECK(s != NULL)) {
+        CHECK(s->partial && !strcmp(s->slq_stop, "interrupted") && s->n_eff_slq);
+        CHECK(s->slq_probes == 2 && s->slq_max_probes == 1000);
+        CHECK(!s->has_trace); /* the trace had not started */
+        CHECK_OK(effdim_spectrum_check(s, &e), &e);
+    }
+    /* the file written before the SLQ: complete, the pairs and Ritz N_eff, partial */
+    if (CHECK_OK(effdim_spectrum_load(early, &f, &e), &e)) {
+        CHECK(f->partial && f->k == 4 && !f->n_eff_slq && !f->has_trace);
+        CHECK(s && !memcmp(f->eigenvalues, s->eigenvalues, 4 * sizeof(double)));
+    }
+    effdim_spectrum_free(s);
+    effdim_spectrum_free(f);
+    effdim_dataset_free(ds);
+    effdim_checkpoint_free(ck);
+}
+
+static void the_slq_stops_at_its_target_or_its_budget(void)
+{
+    effdim_error e;
+    effdim_checkpoint *ck;
+    effdim_dataset *ds;
+    effdim_spectrum *a = NULL, *b = NULL;
+    if (!load_model(&ck, &ds)) return;
+    effdim_spectrum_params p = small_params();
+    double z[2] = {0.1, 1.0};
+    p.z = z;
+    p.nz = 2;
+    p.probes = 400;
+    p.slq_target_rel = 0.05;
+    p.slq_target_abs = 0.25;
+    if (CHECK_OK(effdim_spectrum_compute(&ck->mlp, ck->theta, ds, &p, &a, &e), &e)) {
+        CHECK(!strcmp(a->slq_stop, "target") && a->slq_probes >= 8 && a->slq_probes < 400);
+        for (size_t j = 0; j < 2; ++j)
+            CHECK(a->n_eff_slq_se[j] <= fmax(0.05 * fabs(a->n_eff_slq[j]), 0.25));
+        check_note("target met after %llu probes: N_eff(0.1) %.4g +- %.2g",
+                   (unsigned long long)a->slq_probes, a->n_eff_slq[0], a->n_eff_slq_se[0]);
+    }
+    p.slq_target_rel = 1e-6;
+    p.slq_target_abs = 0.0;
+    p.slq_budget_matvecs = 150;
+    p.slq_mem_budget = 1; /* blocks of one probe: 20 products each */
+    if (CHECK_OK(effdim_spectrum_compute(&ck->mlp, ck->theta, ds, &p, &b, &e), &e)) {
+        CHECK(!strcmp(b->slq_stop, "budget") && b->slq_matvecs <= 150 && b->slq_probes == 7);
+        CHECK(!b->partial);
+    }
+    effdim_spectrum_free(a);
+    effdim_spectrum_free(b);
+    effdim_dataset_free(ds);
+    effdim_checkpoint_free(ck);
+}
+
 CHECK_TESTS({"the job with default parameters reproduces `effdim spectrum` bitwise",
              job_with_defaults_reproduces_the_command_bitwise},
             {"the example program writes the command's file (datasets and attributes)",
              the_example_program_writes_the_commands_file},
             {"bad parameters are refused before any product",
-             bad_parameters_are_refused_before_any_product})
+             bad_parameters_are_refused_before_any_product},
+            {"an interrupt keeps what is complete, and the file written before the SLQ",
+             an_interrupt_keeps_what_is_complete_and_the_early_file},
+            {"the SLQ stops at its SE target, or at its product budget",
+             the_slq_stops_at_its_target_or_its_budget})

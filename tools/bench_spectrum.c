@@ -24,6 +24,11 @@
  * batch 128, seed 1; default 10: a trained model, the state researchers
  * analyse; docs/performance.md has the matvec counts after 1, 3, 10 and 20
  * epochs) from PyTorch's default init (seed 1), or loaded from --ckpt;
+ * with --slq, the spectrum job (lib/spectrum_job.c) on the same model as
+ * `effdim spectrum -k K --hvp M` runs it, against itself with --probes 0
+ * (target: at most 3 times the time) and its SLQ N_eff against a long
+ * reference run (--slq-ref, default 200 probes x 300 steps; target: within 2
+ * of its SE at every z);
  * --epochs 0 keeps the random init. Besides the headline ratio (effdim's
  * whole run, true residuals included) the solver-only ratio is printed:
  * effdim without its k true-residual products (estimated at the mean product
@@ -49,6 +54,7 @@
 #include "effdim/mlp.h"
 #include "effdim/optim.h"
 #include "effdim/train.h"
+#include "effdim/spectrum.h"
 
 #define CMD "bench spectrum"
 #define TORCH_SCRIPT "tools/bench/spectrum_torch.py"
@@ -70,6 +76,8 @@ typedef struct sb_opts {
     int torch;
     int json;
     const char *keep;   /* write the checkpoint here and keep it */
+    int slq;            /* also the spectrum job's cost and accuracy (--slq) */
+    size_t ref_probes, ref_steps; /* the long reference SLQ run (0 probes: none) */
 } sb_opts;
 
 static void usage(FILE *f)
@@ -95,6 +103,11 @@ static void usage(FILE *f)
             "  --chunk C      rows per pass (default 512, as bench grad)\n"
             "  --keep FILE    keep the checkpoint written for the PyTorch script there\n"
             "  --no-torch     skip the PyTorch + eigsh comparison\n"
+            "  --slq          also the spectrum job with its defaults (effdim spectrum -k K\n"
+            "                 --hvp M) against the same with --probes 0 (target: at most 3x\n"
+            "                 the time) and its SLQ N_eff against a long reference run\n"
+            "                 (target: within 2 of its SE at every z)\n"
+            "  --slq-ref P,S  the reference run's probes and steps (default 200,300; 0 = none)\n"
             "  --json         print a JSON summary\n"
             "  -h, --help     this help\n");
 }
@@ -111,6 +124,7 @@ static int parse_opts(int argc, char **argv, sb_opts *o)
         {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
         {"no-cache", no_argument, 0, 'A'},    {"basis", required_argument, 0, 'B'},
         {"ncv", required_argument, 0, 'V'},
+        {"slq", no_argument, 0, 'S'},          {"slq-ref", required_argument, 0, 'R'},
         {0, 0, 0, 0},
     };
     size_t v;
@@ -162,6 +176,16 @@ static int parse_opts(int argc, char **argv, sb_opts *o)
         case 'B': rc = cli_parse_size(CMD, "--basis", optarg, &o->basis); break;
         case 'V': rc = cli_parse_size(CMD, "--ncv", optarg, &o->ncv); break;
         case 'j': o->json = 1; break;
+        case 'S': o->slq = 1; break;
+        case 'R': {
+            size_t pr[2], n = 0;
+            rc = cli_parse_size_list(CMD, "--slq-ref", optarg, pr, 2, &n);
+            if (!rc && (n != 2 && !(n == 1 && pr[0] == 0)))
+                rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--slq-ref: expected PROBES,STEPS or 0");
+            o->ref_probes = pr[0];
+            o->ref_steps = n == 2 ? pr[1] : 0;
+            break;
+        }
         case 'h': usage(stdout); return -1;
         case ':': return cli_errorf(CMD, CLI_EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -318,7 +342,12 @@ typedef struct results {
     double lanczos_seconds;
     double rss_base, rss_peak, bound, data_bytes, basis_bytes, ws_bytes, vec_bytes;
     double fd_step;
+    effdim_spectrum *job0, *job, *ref; /* --slq: --probes 0, the defaults, the reference */
+    double job0_seconds, job_seconds, ref_seconds;
 } results;
+
+static void print_slq(const results *r);
+static cJSON *slq_json(const results *r);
 
 static effdim_status run_lanczos(const sb_opts *o, effdim_operator *op, results *r,
                                  effdim_error *err)
@@ -430,6 +459,7 @@ static void print_text(const sb_opts *o, const model *md, const effdim_dataset *
     if (o->cache && o->hvp == EFFDIM_HVP_EXACT)
         printf("           with the cached forward state as a term (1.2 x %.1f MiB more) = %.1f MiB: %s\n",
                r->cache_bytes / 1048576.0, with / 1048576.0, growth <= with ? "within" : "exceeded");
+    if (r->job) print_slq(r);
 }
 
 static cJSON *timing_json(const bench_timing *t)
@@ -491,6 +521,7 @@ static cJSON *summary_json(const sb_opts *o, const model *md, const effdim_datas
         cJSON_AddItemToObject(j, "torch", torch);
     }
     cJSON_AddNumberToObject(j, "target_wall_ratio", 1.0 / 3.0);
+    if (r->job) cJSON_AddItemToObject(j, "spectrum_job", slq_json(r));
     return j;
 }
 
@@ -578,10 +609,115 @@ done:
     return st;
 }
 
+/* --slq: the spectrum job as `effdim spectrum -k K --hvp M` runs it, with
+ * --probes 0 and with its defaults (the SLQ stopping at its SE target), and
+ * the long reference SLQ on the same z. */
+static effdim_status run_job(const sb_opts *o, const model *md, const effdim_dataset *ds,
+                             const effdim_spectrum_params *p, const char *what,
+                             effdim_spectrum **out, double *seconds, effdim_error *err)
+{
+    cli_progress_sink sink;
+    cli_progress_sink_init(&sink, CMD);
+    effdim_spectrum_params q = *p;
+    q.k = o->k;
+    q.hvp = o->hvp;
+    q.cache = o->cache;
+    q.chunk = o->chunk;
+    q.progress = cli_progress_of(&sink);
+    fprintf(stderr, "effdim bench spectrum: the spectrum job, %s\n", what);
+    double t0 = effdim_progress_clock();
+    effdim_status st = effdim_spectrum_compute(&md->m, md->theta, ds, &q, out, err);
+    *seconds = effdim_progress_clock() - t0;
+    cli_progress_sink_done(&sink);
+    return st;
+}
+
+static effdim_status measure_slq(const sb_opts *o, const model *md, const effdim_dataset *ds,
+                                 results *r, effdim_error *err)
+{
+    effdim_spectrum_params p = effdim_spectrum_default_params();
+    p.probes = 0;
+    effdim_status st = run_job(o, md, ds, &p, "--probes 0", &r->job0, &r->job0_seconds, err);
+    p = effdim_spectrum_default_params();
+    if (!st) st = run_job(o, md, ds, &p, "its defaults", &r->job, &r->job_seconds, err);
+    if (st || !o->ref_probes || !r->job->n_eff_slq) return st;
+    p.z = r->job->z;
+    p.nz = r->job->m;
+    p.probes = o->ref_probes;
+    p.slq_steps = o->ref_steps;
+    p.slq_target_rel = p.slq_target_abs = 0.0;
+    return run_job(o, md, ds, &p, "the reference SLQ", &r->ref, &r->ref_seconds, err);
+}
+
+/* the largest |job - reference| / job SE over z (NaN without a reference) */
+static double worst_se_distance(const results *r, size_t *at)
+{
+    double worst = NAN;
+    *at = 0;
+    if (!r->ref || !r->ref->n_eff_slq || !r->job || !r->job->n_eff_slq) return worst;
+    for (size_t j = 0; j < r->job->m; ++j) {
+        double d = fabs(r->job->n_eff_slq[j] - r->ref->n_eff_slq[j]) / r->job->n_eff_slq_se[j];
+        if (!(d <= worst)) {
+            worst = d;
+            *at = j;
+        }
+    }
+    return worst;
+}
+
+static void print_slq(const results *r)
+{
+    const effdim_spectrum *a = r->job0, *b = r->job, *c = r->ref;
+    printf("spectrum job  --probes 0: %.2f s, %llu matvecs; defaults: %.2f s, %llu matvecs "
+           "(SLQ %llu probes x %llu steps, stopped: %s); ratio %.2f, target <= 3\n",
+           r->job0_seconds, (unsigned long long)a->matvecs, r->job_seconds,
+           (unsigned long long)b->matvecs, (unsigned long long)b->slq_probes,
+           (unsigned long long)b->slq_steps, b->slq_stop, r->job_seconds / r->job0_seconds);
+    printf("  z            SLQ (defaults) +- SE          reference%s\n",
+           c ? "" : " (none: --slq-ref 0)");
+    for (size_t j = 0; b->n_eff_slq && j < b->m; ++j) {
+        printf("  %-12g %-12.6g +- %-10.2g", b->z[j], b->n_eff_slq[j], b->n_eff_slq_se[j]);
+        if (c && c->n_eff_slq)
+            printf("   %.6g +- %.2g (%llu x %llu)", c->n_eff_slq[j], c->n_eff_slq_se[j],
+                   (unsigned long long)c->slq_probes, (unsigned long long)c->slq_steps);
+        printf("\n");
+    }
+    size_t at;
+    double w = worst_se_distance(r, &at);
+    if (isfinite(w))
+        printf("  worst |defaults - reference| = %.2f SE at z = %g; target <= 2 (reference %.1f s)\n",
+               w, b->z[at], r->ref_seconds);
+}
+
+static cJSON *slq_json(const results *r)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "probes0_seconds", r->job0_seconds);
+    cJSON_AddNumberToObject(j, "default_seconds", r->job_seconds);
+    cJSON_AddNumberToObject(j, "ratio", r->job_seconds / r->job0_seconds);
+    cJSON_AddNumberToObject(j, "default_matvecs", (double)r->job->matvecs);
+    cJSON_AddNumberToObject(j, "slq_probes", (double)r->job->slq_probes);
+    cJSON_AddStringToObject(j, "slq_stop", r->job->slq_stop);
+    cJSON_AddItemToObject(j, "z", cli_json_doubles(r->job->z, r->job->m));
+    if (r->job->n_eff_slq) {
+        cJSON_AddItemToObject(j, "n_eff_slq", cli_json_doubles(r->job->n_eff_slq, r->job->m));
+        cJSON_AddItemToObject(j, "n_eff_slq_se", cli_json_doubles(r->job->n_eff_slq_se, r->job->m));
+    }
+    if (r->ref && r->ref->n_eff_slq) {
+        size_t at;
+        cJSON_AddItemToObject(j, "reference_n_eff_slq",
+                              cli_json_doubles(r->ref->n_eff_slq, r->ref->m));
+        cJSON_AddNumberToObject(j, "reference_seconds", r->ref_seconds);
+        cJSON_AddNumberToObject(j, "worst_se_distance", worst_se_distance(r, &at));
+    }
+    return j;
+}
+
 int bench_spectrum(int argc, char **argv)
 {
     sb_opts o = {.n = 10000, .epochs = 10, .threads = 2, .k = 20, .tol = 1e-6, .repeat = 5,
-                 .chunk = 512, .hvp = EFFDIM_HVP_EXACT, .cache = 1, .torch = 1};
+                 .chunk = 512, .hvp = EFFDIM_HVP_EXACT, .cache = 1, .torch = 1,
+                 .ref_probes = 200, .ref_steps = 300};
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     effdim_set_num_threads(o.threads);
@@ -618,6 +754,7 @@ int bench_spectrum(int argc, char **argv)
      * FD points and gradients, the probe and result), plus 20% */
     r.vec_bytes = 8.0 * (double)md.m.n_params * 8.0;
     r.bound = 1.2 * (r.data_bytes + r.basis_bytes + r.ws_bytes + r.vec_bytes);
+    if (o.slq && measure_slq(&o, &md, ds, &r, &err)) goto fail;
 
     if (o.torch) {
         if (o.keep) {
@@ -656,5 +793,8 @@ done:
     free(md.theta);
     free(r.eig);
     free(r.res);
+    effdim_spectrum_free(r.job0);
+    effdim_spectrum_free(r.job);
+    effdim_spectrum_free(r.ref);
     return rc;
 }

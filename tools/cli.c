@@ -266,8 +266,12 @@ int cli_progress_cb(void *ctx, const effdim_progress_event *ev)
         fprintf(stderr, "%seffdim %s: %s%s%s%s [%.1f s%s]%s", s->line.tty ? "\r\033[K" : "",
                 s->cmd, ev->stage, count, ev->detail[0] ? " " : "", ev->detail, ev->elapsed, eta,
                 s->line.tty ? "" : "\n");
-        fflush(stderr);
         s->line.drawn = s->line.tty;
+        if (ev->done == 0 && ev->total && s->line.tty) { /* a stage's announcement stays */
+            fputc('\n', stderr);
+            s->line.drawn = 0;
+        }
+        fflush(stderr);
     }
     return cli_interrupted();
 }

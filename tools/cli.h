@@ -115,7 +115,8 @@ double cli_progress_elapsed(const cli_progress *p);
 /* The library's progress callback (effdim/progress.h) drawn on this
  * cli_progress: "effdim CMD: STAGE done/total DETAIL [elapsed, N s left]",
  * redrawn on a terminal, a plain line at most every few seconds otherwise; a
- * new stage finishes the previous stage's line. ctx is a cli_progress_sink.
+ * new stage finishes the previous stage's line, and its first event with
+ * done = 0 (the stage's announcement: its cost) keeps a line of its own. ctx is a cli_progress_sink.
  * Returns non-zero (stop early) once SIGINT or SIGTERM arrived after
  * cli_catch_interrupts(). */
 typedef struct cli_progress_sink {

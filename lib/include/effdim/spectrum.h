@@ -266,7 +266,8 @@ typedef struct effdim_spectrum_params {
     double slq_target_abs;
     size_t slq_min_probes;       /* probes before the target is trusted (default 8) */
     size_t slq_budget_matvecs;   /* stop before a block of probes would pass this many
-                                    SLQ products (0: none, the default) */
+                                    SLQ products (0: none, the default; the first block
+                                    always runs) */
     double slq_budget_seconds;   /* or this much SLQ time (0: none, the default) */
     int density;                 /* also the density on density_points (default 0) */
     size_t density_points;       /* default 400 */
