@@ -105,16 +105,18 @@ effdim_status effdim_train_params_from_checkpoint(const effdim_checkpoint *c, co
     size_t batch = p->batch;
     effdim_status st = batch_from_checkpoint(c, where, &batch, err);
     if (st) return st;
-    effdim_optim *saved = NULL;
-    effdim_schedule sched;
-    st = effdim_checkpoint_to_optim(c, path, &saved, &sched, err);
-    if (st) return st;
-    p->optimizer = saved->kind;
-    p->optim = saved->params;
-    p->schedule = sched;
+    if (c->optimizer) {
+        effdim_optim *saved = NULL;
+        effdim_schedule sched;
+        st = effdim_checkpoint_to_optim(c, path, &saved, &sched, err);
+        if (st) return st;
+        p->optimizer = saved->kind;
+        p->optim = saved->params;
+        p->schedule = sched;
+        effdim_optim_free(saved);
+    }
     p->batch = batch;
     if (c->training && c->training->has_seed) p->seed = c->training->seed;
-    effdim_optim_free(saved);
     return EFFDIM_OK;
 }
 

@@ -485,7 +485,7 @@ static int load_init(run *R)
         return cli_errorf(CMD, CLI_EXIT_FAIL, "out of memory");
     size_t batch = R->p.batch;
     uint64_t seed = R->p.seed;
-    if (R->ckpt->optimizer && effdim_train_params_from_checkpoint(R->ckpt, o->init, &R->p, &err))
+    if (effdim_train_params_from_checkpoint(R->ckpt, o->init, &R->p, &err))
         return cli_fail(CMD, &err);
     if (o->has_batch) R->p.batch = batch;
     if (o->has_seed) R->p.seed = seed;
@@ -500,8 +500,7 @@ static int setup(run *R)
     R->p.batch = o->batch;
     R->p.epochs = o->epochs;
     R->p.seed = o->seed;
-    int rc = check_output(o->out); /* the one place the output path is checked */
-    if (!rc && o->init) rc = load_init(R);
+    int rc = o->init ? load_init(R) : 0;
     if (!rc) rc = load_data(R);
     if (rc) return rc;
     if (!R->ckpt) {
@@ -587,6 +586,8 @@ int cmd_train(int argc, char **argv)
     train_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    rc = check_output(o.out); /* the one place the output path is checked and claimed */
+    if (rc) return rc;
     run R;
     memset(&R, 0, sizeof R);
     R.o = &o;
