@@ -468,15 +468,91 @@ static void adam_step(effdim_optim *opt, double *p, const double *g, double lr)
 
 /* ---- IVON ----
  *
- * Plain loops: every operation is element-wise and memory-bound, a few
- * passes over n doubles against the gradient's dgemms. */
+ * Every operation is element-wise and memory-bound: plain loops, cloned for
+ * x86-64-v3 and auto-vectorised (GCC: math-errno off in them, so sqrt
+ * vectorises; its argument ess (h + wd) is always > 0). sqrt, division,
+ * multiplication and addition are correctly rounded in scalar and vector
+ * forms alike, and C11 mode keeps GCC from contracting into FMAs, so every
+ * path gives bitwise the same results. */
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define EFFDIM_NO_ERRNO __attribute__((optimize("no-math-errno")))
+#else
+#define EFFDIM_NO_ERRNO
+#endif
+
+EFFDIM_CLONES EFFDIM_NO_ERRNO
+static void ivon_sigma_loop(size_t n, const double *restrict h, double ess, double wd,
+                            double *restrict sigma)
+{
+    for (size_t i = 0; i < n; ++i) sigma[i] = 1.0 / sqrt(ess * (h[i] + wd));
+}
+
+/* noise = eps / sqrt(ess (h + wd)), theta_s = m + noise; eps and theta_s may alias */
+EFFDIM_CLONES EFFDIM_NO_ERRNO
+static void ivon_sample_loop(size_t n, const double *restrict h, double ess, double wd,
+                             const double *restrict m, const double *eps, double *restrict noise,
+                             double *theta_s)
+{
+    for (size_t i = 0; i < n; ++i) {
+        const double ns = eps[i] / sqrt(ess * (h[i] + wd)); /* sigma * eps, with the current h */
+        noise[i] = ns;
+        theta_s[i] = m[i] + ns; /* eps[i] is read before theta_s[i] is written */
+    }
+}
+
+EFFDIM_CLONES
+static void ivon_accumulate_loop(size_t n, const double *restrict g, const double *restrict noise,
+                                 double inv, int gradsq, double *restrict ag, double *restrict ah)
+{
+    if (gradsq)
+        for (size_t i = 0; i < n; ++i) {
+            ag[i] += (g[i] - ag[i]) * inv;
+            ah[i] += (g[i] * g[i] - ah[i]) * inv;
+        }
+    else
+        for (size_t i = 0; i < n; ++i) {
+            ag[i] += (g[i] - ag[i]) * inv;
+            ah[i] += (noise[i] * g[i] - ah[i]) * inv;
+        }
+}
+
+typedef struct ivon_coef {
+    double b1, a1, a2;  /* beta1, 1 - beta1, 1 - beta2 */
+    double wd, ess, r;  /* delta, lambda, clip radius */
+    double debias;      /* 1 - beta1^t, or 1 */
+    double step;        /* the effective lr */
+} ivon_coef;
+
+EFFDIM_CLONES
+static void ivon_update_loop(size_t n, const ivon_coef *c, int price, double *restrict m,
+                             double *restrict h, double *restrict g, double *restrict ag,
+                             double *restrict ah)
+{
+    const double b1 = c->b1, a1 = c->a1, a2 = c->a2, wd = c->wd, ess = c->ess, r = c->r;
+    const double debias = c->debias, step = c->step;
+    for (size_t i = 0; i < n; ++i) {
+        const double hd = h[i] + wd; /* old h + delta > 0 */
+        const double hhat = price ? ess * hd * ah[i] : ess * ah[i];
+        const double gi = b1 * g[i] + a1 * ag[i];
+        /* h + wd <- (h + wd)(1/2 + (1/2)(1 + a r)^2), r = (hhat - h)/(h + wd) */
+        const double q = 1.0 + a2 * ((hhat - h[i]) / hd);
+        const double hnd = hd * (0.5 + 0.5 * q * q); /* new h + delta */
+        double d = (gi / debias + wd * m[i]) / hnd;
+        d = d > r ? r : d < -r ? -r : d;
+        g[i] = gi;
+        h[i] = hnd - wd;
+        m[i] -= step * d;
+        ag[i] = 0.0;
+        ah[i] = 0.0;
+    }
+}
 
 effdim_status effdim_optim_ivon_sigma(const effdim_optim *opt, double *sigma, effdim_error *err)
 {
     RETURN_ERROR_IF(!opt || !sigma || opt->kind != EFFDIM_OPTIM_IVON, err, EFFDIM_EINVAL,
                     "ivon sigma: needs an ivon optimizer and an output vector");
-    const double ess = opt->params.ess, wd = opt->params.weight_decay;
-    for (size_t i = 0; i < opt->n; ++i) sigma[i] = 1.0 / sqrt(ess * (opt->hess[i] + wd));
+    ivon_sigma_loop(opt->n, opt->hess, opt->params.ess, opt->params.weight_decay, sigma);
     return EFFDIM_OK;
 }
 
@@ -485,14 +561,8 @@ effdim_status effdim_optim_ivon_sample(effdim_optim *opt, const double *m, const
 {
     RETURN_ERROR_IF(!opt || !m || !eps || !theta_s || opt->kind != EFFDIM_OPTIM_IVON, err,
                     EFFDIM_EINVAL, "ivon sample: needs an ivon optimizer, m, eps and theta_s");
-    const double ess = opt->params.ess, wd = opt->params.weight_decay;
-    const double *h = opt->hess;
-    double *noise = opt->noise;
-    for (size_t i = 0; i < opt->n; ++i) {
-        const double ns = eps[i] / sqrt(ess * (h[i] + wd)); /* sigma * eps, with the current h */
-        noise[i] = ns;
-        theta_s[i] = m[i] + ns; /* eps[i] is read before theta_s[i] is written */
-    }
+    ivon_sample_loop(opt->n, opt->hess, opt->params.ess, opt->params.weight_decay, m, eps,
+                     opt->noise, theta_s);
     opt->sampled = 1;
     return EFFDIM_OK;
 }
@@ -506,48 +576,27 @@ effdim_status effdim_optim_ivon_accumulate(effdim_optim *opt, const double *grad
                     "(call effdim_optim_ivon_sample first)");
     opt->sampled = 0;
     const double inv = 1.0 / (double)(++opt->n_samples);
-    const double *noise = opt->noise;
-    double *ag = opt->avg_grad, *ah = opt->avg_hess;
-    if (opt->params.hess_approx == EFFDIM_IVON_GRADSQ)
-        for (size_t i = 0; i < opt->n; ++i) {
-            const double g = grad[i];
-            ag[i] += (g - ag[i]) * inv;
-            ah[i] += (g * g - ah[i]) * inv;
-        }
-    else
-        for (size_t i = 0; i < opt->n; ++i) {
-            const double g = grad[i];
-            ag[i] += (g - ag[i]) * inv;
-            ah[i] += (noise[i] * g - ah[i]) * inv;
-        }
+    ivon_accumulate_loop(opt->n, grad, opt->noise, inv,
+                         opt->params.hess_approx == EFFDIM_IVON_GRADSQ, opt->avg_grad,
+                         opt->avg_hess);
     return EFFDIM_OK;
 }
 
 static void ivon_step(effdim_optim *opt, double *m, double lr)
 {
     const effdim_optim_params *p = &opt->params;
-    const double b1 = p->beta1, a2 = 1.0 - p->beta2, wd = p->weight_decay;
-    const double ess = p->ess, r = p->clip_radius;
+    ivon_coef c;
+    c.b1 = p->beta1;
+    c.a1 = 1.0 - p->beta1;
+    c.a2 = 1.0 - p->beta2;
+    c.wd = p->weight_decay;
+    c.ess = p->ess;
+    c.r = p->clip_radius;
     /* beta1 = 1 keeps g at 0: no debiasing then (it would be 0/0) */
-    const double debias = p->debias && b1 < 1.0 ? 1.0 - pow(b1, (double)opt->t) : 1.0;
-    const double step = p->rescale_lr ? lr * (p->hess_init + wd) : lr;
-    const int price = p->hess_approx == EFFDIM_IVON_PRICE;
-    double *h = opt->hess, *g = opt->momentum, *ag = opt->avg_grad, *ah = opt->avg_hess;
-    for (size_t i = 0; i < opt->n; ++i) {
-        const double hd = h[i] + wd; /* old h + delta > 0 */
-        const double hhat = price ? ess * hd * ah[i] : ess * ah[i];
-        const double gi = b1 * g[i] + (1.0 - b1) * ag[i];
-        /* h + wd <- (h + wd)(1/2 + (1/2)(1 + a r)^2), r = (hhat - h)/(h + wd) */
-        const double q = 1.0 + a2 * ((hhat - h[i]) / hd);
-        const double hnd = hd * (0.5 + 0.5 * q * q); /* new h + delta */
-        double d = (gi / debias + wd * m[i]) / hnd;
-        d = d > r ? r : d < -r ? -r : d;
-        g[i] = gi;
-        h[i] = hnd - wd;
-        m[i] -= step * d;
-        ag[i] = 0.0;
-        ah[i] = 0.0;
-    }
+    c.debias = p->debias && p->beta1 < 1.0 ? 1.0 - pow(p->beta1, (double)opt->t) : 1.0;
+    c.step = p->rescale_lr ? lr * (p->hess_init + p->weight_decay) : lr;
+    ivon_update_loop(opt->n, &c, p->hess_approx == EFFDIM_IVON_PRICE, m, opt->hess, opt->momentum,
+                     opt->avg_grad, opt->avg_hess);
     opt->n_samples = 0;
     opt->sampled = 0;
 }

@@ -44,7 +44,8 @@ struct effdim_trainer {
     double *grad;               /* (P) */
     size_t *perm;               /* (n) the current epoch's order */
     gsl_rng *rng;               /* the permutations' and IVON noise's generator */
-    double *sample;             /* (P) IVON: eps, then the sampled weights, or NULL */
+    double *sample;             /* (2 P) IVON: eps, then the sampled weights (apart, so the
+                                   sampling loop vectorises), or NULL */
     size_t batch;               /* effective: in [1, n] */
     uint64_t epoch;             /* complete epochs in the checkpoint's life */
     uint64_t epoch_end;         /* epoch at which this job ends (for "E/EE") */
@@ -105,16 +106,18 @@ effdim_status effdim_train_params_from_checkpoint(const effdim_checkpoint *c, co
     size_t batch = p->batch;
     effdim_status st = batch_from_checkpoint(c, where, &batch, err);
     if (st) return st;
-    effdim_optim *saved = NULL;
-    effdim_schedule sched;
-    st = effdim_checkpoint_to_optim(c, path, &saved, &sched, err);
-    if (st) return st;
-    p->optimizer = saved->kind;
-    p->optim = saved->params;
-    p->schedule = sched;
+    if (c->optimizer) {
+        effdim_optim *saved = NULL;
+        effdim_schedule sched;
+        st = effdim_checkpoint_to_optim(c, path, &saved, &sched, err);
+        if (st) return st;
+        p->optimizer = saved->kind;
+        p->optim = saved->params;
+        p->schedule = sched;
+        effdim_optim_free(saved);
+    }
     p->batch = batch;
     if (c->training && c->training->has_seed) p->seed = c->training->seed;
-    effdim_optim_free(saved);
     return EFFDIM_OK;
 }
 
@@ -256,7 +259,8 @@ effdim_status effdim_trainer_alloc(const effdim_train_params *p, effdim_checkpoi
     T->grad = effdim_alloc(P, sizeof *T->grad, "gradient", err);
     T->perm = effdim_alloc(n, sizeof *T->perm, "permutation", err);
     T->rng = gsl_rng_alloc(gsl_rng_mt19937);
-    if (p->optimizer == EFFDIM_OPTIM_IVON) T->sample = effdim_alloc(P, sizeof *T->sample, "weight sample", err);
+    if (p->optimizer == EFFDIM_OPTIM_IVON)
+        T->sample = effdim_alloc(2 * P, sizeof *T->sample, "weight sample", err);
     st = EFFDIM_ENOMEM;
     if (!T->ws || !T->grad || !T->perm || (p->optimizer == EFFDIM_OPTIM_IVON && !T->sample)) goto fail;
     if (!T->rng) {
@@ -311,10 +315,11 @@ static effdim_status ivon_samples(effdim_trainer *T, const size_t *rows, size_t 
     double sum = 0.0;
     for (size_t s = 0; s < S; ++s) {
         double ls = NAN;
-        for (size_t i = 0; i < P; ++i) T->sample[i] = gsl_ran_gaussian_ziggurat(T->rng, 1.0);
-        effdim_status st = effdim_optim_ivon_sample(T->opt, T->c->theta, T->sample, T->sample, err);
+        double *eps = T->sample, *theta_s = T->sample + P;
+        for (size_t i = 0; i < P; ++i) eps[i] = gsl_ran_gaussian_ziggurat(T->rng, 1.0);
+        effdim_status st = effdim_optim_ivon_sample(T->opt, T->c->theta, eps, theta_s, err);
         if (!st)
-            st = effdim_mlp_loss_grad(m, T->sample, T->train, rows, len, &ls, T->grad, T->ws, err);
+            st = effdim_mlp_loss_grad(m, theta_s, T->train, rows, len, &ls, T->grad, T->ws, err);
         if (st) return st;
         if (to_mean != 1.0)
             for (size_t i = 0; i < P; ++i) T->grad[i] *= to_mean;

@@ -401,6 +401,23 @@ static void test_a_recorded_batch_that_is_not_a_row_count_is_refused(void)
     fixture_free(&f);
 }
 
+static void test_a_checkpoint_without_an_optimizer_still_gives_its_seed_and_batch(void)
+{
+    /* e.g. tools/torch_export.py without optimiser state: a fresh optimiser
+     * from the params, the recorded seed and batch */
+    effdim_error err;
+    fixture f;
+    if (fixture_make(&f, 17) &&
+        CHECK_OK(effdim_checkpoint_set_provenance(f.c, "spirals:n=45", NULL, 71, &err), &err) &&
+        CHECK_OK(effdim_checkpoint_set_training_number(f.c, "batch", 9, &err), &err)) {
+        effdim_train_params p = effdim_train_default_params();
+        p.optimizer = EFFDIM_OPTIM_SGD;
+        CHECK_OK(effdim_train_params_from_checkpoint(f.c, "plain.h5", &p, &err), &err);
+        CHECK(p.seed == 71 && p.batch == 9 && p.optimizer == EFFDIM_OPTIM_SGD);
+    }
+    fixture_free(&f);
+}
+
 static void test_bad_params_and_a_different_optimizer_are_refused(void)
 {
     effdim_error err;
@@ -452,5 +469,7 @@ CHECK_TESTS({"permutation is a pure function of seed and epoch",
             {"a diverging run is refused with the step", test_a_diverging_run_is_refused_with_the_step},
             {"a recorded batch that is not a row count is refused",
              test_a_recorded_batch_that_is_not_a_row_count_is_refused},
+            {"a checkpoint without an optimizer still gives its seed and batch",
+             test_a_checkpoint_without_an_optimizer_still_gives_its_seed_and_batch},
             {"bad params and a different optimizer are refused",
              test_bad_params_and_a_different_optimizer_are_refused})

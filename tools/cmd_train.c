@@ -448,18 +448,6 @@ static int load_data(run *R)
     return 0;
 }
 
-/* The output folder must exist and be writable before hours of training. */
-static int check_output(const char *out)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", out);
-    const char *dir = dirname(buf);
-    if (access(dir, W_OK) != 0)
-        return cli_errorf(CMD, CLI_EXIT_FAIL, "%s: cannot write into folder %s: %s", out, dir,
-                          strerror(errno));
-    return 0;
-}
-
 /* The --init checkpoint: its network, the job's parameters it records, and
  * the data specs unless given. */
 static int load_init(run *R)
@@ -479,7 +467,7 @@ static int load_init(run *R)
         return cli_errorf(CMD, CLI_EXIT_FAIL, "out of memory");
     size_t batch = R->p.batch;
     uint64_t seed = R->p.seed;
-    if (R->ckpt->optimizer && effdim_train_params_from_checkpoint(R->ckpt, o->init, &R->p, &err))
+    if (effdim_train_params_from_checkpoint(R->ckpt, o->init, &R->p, &err))
         return cli_fail(CMD, &err);
     if (o->has_batch) R->p.batch = batch;
     if (o->has_seed) R->p.seed = seed;
@@ -494,8 +482,7 @@ static int setup(run *R)
     R->p.batch = o->batch;
     R->p.epochs = o->epochs;
     R->p.seed = o->seed;
-    int rc = check_output(o->out); /* the one place the output path is checked */
-    if (!rc && o->init) rc = load_init(R);
+    int rc = o->init ? load_init(R) : 0;
     if (!rc) rc = load_data(R);
     if (rc) return rc;
     if (!R->ckpt) {

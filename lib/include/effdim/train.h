@@ -86,10 +86,10 @@ typedef struct effdim_train_params {
 EFFDIM_API effdim_train_params effdim_train_default_params(void);
 
 /* The hyperparameters a checkpoint records for continuing it: optimiser
- * kind, hyperparameters and schedule from /optimizer (missing ones at their
- * defaults), seed and batch from /training when recorded; other fields of *p
- * are left as they are. EFFDIM_ENOTFOUND without /optimizer; EFFDIM_EFORMAT
- * naming `path` (may be NULL), the field and the expectation for an unknown
+ * kind, hyperparameters and schedule from /optimizer when it has one
+ * (missing ones at their defaults), seed and batch from /training when
+ * recorded; other fields of *p are left as they are. EFFDIM_EFORMAT naming
+ * `path` (may be NULL), the field and the expectation for an unknown
  * optimiser, an unparsable schedule, or a batch that is not a whole number
  * in [1, 2^53]. */
 EFFDIM_API effdim_status effdim_train_params_from_checkpoint(const effdim_checkpoint *c,
