@@ -4,7 +4,10 @@
 #   test   the whole default test suite, in a release build and again under
 #          AddressSanitizer + UndefinedBehaviorSanitizer, ending with one line
 #          "total: N passed, M failed" (non-zero exit on any failure), or
-#   slow   the default suite plus the slow suite (needs python3-torch: installed here).
+#   slow   the default suite plus the slow suite (needs python3-torch: installed
+#          here), and the fuzz targets (tests/fuzz, docs/fuzzing.md) for a fixed
+#          time each in a third build, build-fuzz, made with clang's libFuzzer
+#          (clang, libclang-rt-dev and llvm for llvm-symbolizer: installed here).
 # python3-h5py is installed in every mode: the tests read the files effdim
 # writes with h5py, as its users do.
 # It installs only what is missing (apt-get), so re-running it is cheap.
@@ -17,7 +20,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 pkgs="build-essential meson ninja-build pkg-config python3 libopenblas-dev liblapacke-dev libgsl-dev
       libhdf5-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox python3-h5py python3-numpy"
-[ "$mode" = slow ] && pkgs="$pkgs python3-torch python3-scipy"
+[ "$mode" = slow ] && pkgs="$pkgs python3-torch python3-scipy clang libclang-rt-dev llvm"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -61,5 +64,15 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   meson test -C build-asan --print-errorlogs --num-processes "$jobs" \
   --timeout-multiplier "$((4 * scale))" || status=1
 logs=(build/meson-logs/testlog.json build-asan/meson-logs/testlog.json)
+if [ "$mode" = slow ]; then
+  # the fuzz targets, one after another, tests/fuzz/run_fuzz.py's verdict each
+  if [ ! -f build-fuzz/build.ninja ]; then
+    CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
+      --buildtype=debugoptimized
+  fi
+  ninja -C build-fuzz
+  meson test -C build-fuzz --print-errorlogs --suite fuzz --timeout-multiplier "$scale" || status=1
+  logs+=(build-fuzz/meson-logs/testlog.json)
+fi
 python3 tests/summarize.py "${logs[@]}" || status=1
 exit $status
