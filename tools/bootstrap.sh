@@ -4,7 +4,10 @@
 #   test   the whole default test suite, in a release build and again under
 #          AddressSanitizer + UndefinedBehaviorSanitizer, ending with one line
 #          "total: N passed, M failed" (non-zero exit on any failure), or
-#   slow   the default suite plus the slow suite (needs python3-torch: installed here).
+#   slow   the default suite plus the slow suite (needs python3-torch: installed
+#          here), and the fuzz targets (tests/fuzz, docs/fuzzing.md) for a fixed
+#          time each in a third build, build-fuzz, made with clang's libFuzzer
+#          (clang, libclang-rt-dev and llvm for llvm-symbolizer: installed here).
 # python3-sklearn provides the UCI Boston and diabetes files (datasets/README.md).
 # python3-h5py is installed in every mode: the tests read the files effdim
 # writes with h5py, as its users do.
@@ -19,7 +22,7 @@ SUDO=""
 pkgs="build-essential meson ninja-build pkg-config python3 libopenblas-dev liblapacke-dev libgsl-dev
       libhdf5-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox python3-h5py python3-numpy
       python3-sklearn"
-[ "$mode" = slow ] && pkgs="$pkgs python3-torch python3-scipy"
+[ "$mode" = slow ] && pkgs="$pkgs python3-torch python3-scipy clang libclang-rt-dev llvm"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -44,13 +47,34 @@ fi
 
 # The test suite: release build, then the sanitizer build. Each test program
 # prints its own "N passed, M failed"; tests/summarize.py adds them up.
+# One BLAS thread per test: meson already runs one test per core, and an
+# OpenBLAS thread that waits for a busy core spins (test_hvp's SLQ test in the
+# ASan build at load 14 on 2 cores: 28 s with one thread, 201 s with two).
+# Timeouts scale with the machine's load: the multiplier is 1 + the load
+# average per core (rounded up), times 4 under the sanitizers.
 status=0
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
+scale=$(awk -v l="$load" -v n="$jobs" 'BEGIN { s = 1 + l / n; printf "%d", (s == int(s)) ? s : int(s) + 1 }')
+echo "== load average $load on $jobs cores: timeouts x$scale (x$((4 * scale)) under the sanitizers)"
 suites=()
 [ "$mode" = slow ] && suites=(--setup default --suite fast --suite slow)
-meson test -C build --print-errorlogs --num-processes "$jobs" "${suites[@]}" || status=1
+meson test -C build --print-errorlogs --num-processes "$jobs" --timeout-multiplier "$scale" \
+  "${suites[@]}" || status=1
 build build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  meson test -C build-asan --print-errorlogs --num-processes "$jobs" --timeout-multiplier 4 || status=1
-python3 tests/summarize.py build/meson-logs/testlog.json build-asan/meson-logs/testlog.json || status=1
+  meson test -C build-asan --print-errorlogs --num-processes "$jobs" \
+  --timeout-multiplier "$((4 * scale))" || status=1
+logs=(build/meson-logs/testlog.json build-asan/meson-logs/testlog.json)
+if [ "$mode" = slow ]; then
+  # the fuzz targets, one after another, tests/fuzz/run_fuzz.py's verdict each
+  if [ ! -f build-fuzz/build.ninja ]; then
+    CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
+      --buildtype=debugoptimized
+  fi
+  ninja -C build-fuzz
+  meson test -C build-fuzz --print-errorlogs --suite fuzz --timeout-multiplier "$scale" || status=1
+  logs+=(build-fuzz/meson-logs/testlog.json)
+fi
+python3 tests/summarize.py "${logs[@]}" || status=1
 exit $status
