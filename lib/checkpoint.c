@@ -830,7 +830,7 @@ static effdim_status read_model_attrs(loader *ld, hid_t g)
                               "%s: /model: activations has %zu entries, expected %zu (one per layer "
                               "from layer_sizes)", ld->path, n_acts, L);
     for (size_t i = 0; !st && i < L; ++i)
-        if (effdim_activation_parse(acts[i], &act[i]))
+        if (effdim_activation_parse(acts[i], &act[i], NULL))
             st = effdim_error_set(err, EFFDIM_EFORMAT,
                                   "%s: /model: activations[%zu] is '%s', expected one of identity, "
                                   "relu, tanh, sigmoid, softplus, gelu, elu", ld->path, i, acts[i]);
@@ -841,13 +841,13 @@ static effdim_status read_model_attrs(loader *ld, hid_t g)
     effdim_reduction red = EFFDIM_REDUCTION_MEAN;
     st = model_string(ld, g, "loss", buf, sizeof buf);
     if (st) return st;
-    RETURN_ERROR_IF(effdim_loss_parse(buf, &loss), err, EFFDIM_EFORMAT,
+    RETURN_ERROR_IF(effdim_loss_parse(buf, &loss, NULL), err, EFFDIM_EFORMAT,
                     "%s: /model: loss is '%s', expected cross_entropy, mse or bce", ld->path,
                     buf);
     if (effdim_h5_has_attr(g, "reduction")) {
         st = model_string(ld, g, "reduction", buf, sizeof buf);
         if (st) return st;
-        RETURN_ERROR_IF(effdim_reduction_parse(buf, &red), err, EFFDIM_EFORMAT,
+        RETURN_ERROR_IF(effdim_reduction_parse(buf, &red, NULL), err, EFFDIM_EFORMAT,
                         "%s: /model: reduction is '%s', expected mean or sum", ld->path, buf);
     }
     st = effdim_mlp_init(&ld->c->mlp, L, usizes, act, loss, red, &e);

@@ -81,16 +81,32 @@ static effdim_status parse_name(const char *name, const char *const *names, size
     return EFFDIM_EINVAL;
 }
 
+/* "activation 'swish' unknown, expected one of identity, relu, ..." */
+static void name_error(effdim_error *err, const char *what, const char *name,
+                       const char *const *names, size_t n)
+{
+    char list[256] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof list; ++i) {
+        int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0) break;
+        len += (size_t)w;
+    }
+    effdim_error_set(err, EFFDIM_EINVAL, "%s '%s' unknown, expected one of %s", what,
+                     name ? name : "(none)", list);
+}
+
 const char *effdim_activation_name(effdim_activation a)
 {
     return (size_t)a < N_ACTS ? act_names[a] : "unknown";
 }
 
-effdim_status effdim_activation_parse(const char *name, effdim_activation *a)
+effdim_status effdim_activation_parse(const char *name, effdim_activation *a, effdim_error *err)
 {
     int v = 0;
     effdim_status st = parse_name(name, act_names, N_ACTS, &v);
     if (st == EFFDIM_OK) *a = (effdim_activation)v;
+    else name_error(err, "activation", name, act_names, N_ACTS);
     return st;
 }
 
@@ -99,11 +115,12 @@ const char *effdim_loss_name(effdim_loss l)
     return (size_t)l < N_LOSSES ? loss_names[l] : "unknown";
 }
 
-effdim_status effdim_loss_parse(const char *name, effdim_loss *l)
+effdim_status effdim_loss_parse(const char *name, effdim_loss *l, effdim_error *err)
 {
     int v = 0;
     effdim_status st = parse_name(name, loss_names, N_LOSSES, &v);
     if (st == EFFDIM_OK) *l = (effdim_loss)v;
+    else name_error(err, "loss", name, loss_names, N_LOSSES);
     return st;
 }
 
@@ -112,11 +129,12 @@ const char *effdim_reduction_name(effdim_reduction r)
     return (size_t)r < 2 ? reduction_names[r] : "unknown";
 }
 
-effdim_status effdim_reduction_parse(const char *name, effdim_reduction *r)
+effdim_status effdim_reduction_parse(const char *name, effdim_reduction *r, effdim_error *err)
 {
     int v = 0;
     effdim_status st = parse_name(name, reduction_names, 2, &v);
     if (st == EFFDIM_OK) *r = (effdim_reduction)v;
+    else name_error(err, "reduction", name, reduction_names, 2);
     return st;
 }
 
@@ -142,11 +160,12 @@ const char *effdim_init_scheme_name(effdim_init_scheme s)
     return (size_t)s < 2 ? init_names[s] : "unknown";
 }
 
-effdim_status effdim_init_scheme_parse(const char *name, effdim_init_scheme *s)
+effdim_status effdim_init_scheme_parse(const char *name, effdim_init_scheme *s, effdim_error *err)
 {
     int v = 0;
     effdim_status st = parse_name(name, init_names, 2, &v);
     if (st == EFFDIM_OK) *s = (effdim_init_scheme)v;
+    else name_error(err, "init scheme", name, init_names, 2);
     return st;
 }
 

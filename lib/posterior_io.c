@@ -152,7 +152,7 @@ static effdim_status read_mlp(hid_t f, const char *path, effdim_mlp *m, effdim_e
         sizes[l] = (size_t)sz[l];
     }
     for (size_t l = 0; !st && l < na; ++l)
-        if (effdim_activation_parse(acts[l], &act[l])) st = EFFDIM_EFORMAT;
+        if (effdim_activation_parse(acts[l], &act[l], NULL)) st = EFFDIM_EFORMAT;
     effdim_h5_strings_free(acts, na);
     RETURN_ERROR_IF(st, err, EFFDIM_EFORMAT,
                     "%s: /: layer_sizes (%zu) and activations (%zu) do not describe a network",
@@ -161,10 +161,10 @@ static effdim_status read_mlp(hid_t f, const char *path, effdim_mlp *m, effdim_e
     effdim_loss loss;
     effdim_reduction red;
     RETURN_ERROR_IF(effdim_h5_attr_read_string(f, "loss", ls, sizeof ls, NULL) ||
-                        effdim_loss_parse(ls, &loss),
+                        effdim_loss_parse(ls, &loss, NULL),
                     err, EFFDIM_EFORMAT, "%s: /: attribute 'loss' missing or unknown", path);
     RETURN_ERROR_IF(effdim_h5_attr_read_string(f, "reduction", rs, sizeof rs, NULL) ||
-                        effdim_reduction_parse(rs, &red),
+                        effdim_reduction_parse(rs, &red, NULL),
                     err, EFFDIM_EFORMAT, "%s: /: attribute 'reduction' missing or unknown", path);
     return effdim_mlp_init(m, ns - 1, sizes, act, loss, red, err);
 }

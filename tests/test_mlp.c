@@ -86,31 +86,36 @@ static void names_round_trip_and_unknown_names_are_refused(void)
                                       EFFDIM_ACT_ELU};
     for (size_t i = 0; i < sizeof acts / sizeof acts[0]; ++i) {
         effdim_activation a = EFFDIM_ACT_IDENTITY;
-        CHECK(effdim_activation_parse(effdim_activation_name(acts[i]), &a) == EFFDIM_OK);
+        CHECK(effdim_activation_parse(effdim_activation_name(acts[i]), &a, NULL) == EFFDIM_OK);
         CHECK(a == acts[i]);
     }
     CHECK(strcmp(effdim_activation_name(EFFDIM_ACT_GELU), "gelu") == 0);
     effdim_activation a = EFFDIM_ACT_TANH;
-    CHECK(effdim_activation_parse("swish", &a) == EFFDIM_EINVAL);
-    CHECK(effdim_activation_parse("", &a) == EFFDIM_EINVAL);
-    CHECK(effdim_activation_parse(NULL, &a) == EFFDIM_EINVAL);
+    effdim_error e;
+    CHECK(effdim_activation_parse("swish", &a, &e) == EFFDIM_EINVAL);
+    CHECK_MSG(&e, "activation 'swish' unknown", "identity, relu", "elu");
+    effdim_init_scheme s0;
+    CHECK(effdim_init_scheme_parse("he", &s0, &e) == EFFDIM_EINVAL);
+    CHECK_MSG(&e, "init scheme 'he' unknown, expected one of torch, glorot");
+    CHECK(effdim_activation_parse("", &a, NULL) == EFFDIM_EINVAL);
+    CHECK(effdim_activation_parse(NULL, &a, NULL) == EFFDIM_EINVAL);
     CHECK(a == EFFDIM_ACT_TANH); /* untouched on failure */
     effdim_loss l;
-    CHECK(effdim_loss_parse("cross_entropy", &l) == EFFDIM_OK && l == EFFDIM_LOSS_CROSS_ENTROPY);
-    CHECK(effdim_loss_parse("mse", &l) == EFFDIM_OK && l == EFFDIM_LOSS_MSE);
-    CHECK(effdim_loss_parse("hinge", &l) == EFFDIM_EINVAL);
+    CHECK(effdim_loss_parse("cross_entropy", &l, NULL) == EFFDIM_OK && l == EFFDIM_LOSS_CROSS_ENTROPY);
+    CHECK(effdim_loss_parse("mse", &l, NULL) == EFFDIM_OK && l == EFFDIM_LOSS_MSE);
+    CHECK(effdim_loss_parse("hinge", &l, NULL) == EFFDIM_EINVAL);
     CHECK(strcmp(effdim_loss_name(EFFDIM_LOSS_MSE), "mse") == 0);
-    CHECK(effdim_loss_parse("bce", &l) == EFFDIM_OK && l == EFFDIM_LOSS_BCE);
+    CHECK(effdim_loss_parse("bce", &l, NULL) == EFFDIM_OK && l == EFFDIM_LOSS_BCE);
     CHECK(strcmp(effdim_loss_name(EFFDIM_LOSS_BCE), "bce") == 0);
     CHECK(strcmp(effdim_activation_name(EFFDIM_ACT_ELU), "elu") == 0);
     CHECK(strcmp(effdim_loss_name((effdim_loss)3), "unknown") == 0);
     effdim_reduction r;
-    CHECK(effdim_reduction_parse("sum", &r) == EFFDIM_OK && r == EFFDIM_REDUCTION_SUM);
-    CHECK(effdim_reduction_parse("mean", &r) == EFFDIM_OK && r == EFFDIM_REDUCTION_MEAN);
-    CHECK(effdim_reduction_parse("median", &r) == EFFDIM_EINVAL);
+    CHECK(effdim_reduction_parse("sum", &r, NULL) == EFFDIM_OK && r == EFFDIM_REDUCTION_SUM);
+    CHECK(effdim_reduction_parse("mean", &r, NULL) == EFFDIM_OK && r == EFFDIM_REDUCTION_MEAN);
+    CHECK(effdim_reduction_parse("median", &r, NULL) == EFFDIM_EINVAL);
     effdim_init_scheme s;
-    CHECK(effdim_init_scheme_parse("glorot", &s) == EFFDIM_OK && s == EFFDIM_INIT_GLOROT);
-    CHECK(effdim_init_scheme_parse("he", &s) == EFFDIM_EINVAL);
+    CHECK(effdim_init_scheme_parse("glorot", &s, NULL) == EFFDIM_OK && s == EFFDIM_INIT_GLOROT);
+    CHECK(effdim_init_scheme_parse("he", &s, NULL) == EFFDIM_EINVAL);
     CHECK(strcmp(effdim_init_scheme_name(EFFDIM_INIT_TORCH), "torch") == 0);
 }
 
@@ -535,8 +540,8 @@ static double torch_case(hid_t file, const char *name)
              CHECK(nacts + 1 == ns);
     if (!ok) goto done;
     for (size_t i = 0; i < ns; ++i) sizes[i] = (size_t)s64[i];
-    for (size_t i = 0; i < nacts; ++i) ok = ok && CHECK(effdim_activation_parse(actn[i], &acts[i]) == 0);
-    ok = ok && CHECK(effdim_loss_parse(lossn, &loss) == 0) && CHECK(effdim_reduction_parse(redn, &red) == 0);
+    for (size_t i = 0; i < nacts; ++i) ok = ok && CHECK(effdim_activation_parse(actn[i], &acts[i], NULL) == 0);
+    ok = ok && CHECK(effdim_loss_parse(lossn, &loss, NULL) == 0) && CHECK(effdim_reduction_parse(redn, &red, NULL) == 0);
     if (!ok || make_mlp(&m, nacts, sizes, acts, loss, red)) goto done;
     int rank;
     size_t dims[EFFDIM_H5_MAX_RANK];

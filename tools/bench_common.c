@@ -231,7 +231,7 @@ int bench_parse_common(const char *cmd, int c, const char *arg, bench_opts *o)
             rc = cli_errorf(cmd, CLI_EXIT_USAGE, "--arch: at least two widths (input,output)");
         return rc;
     case 'A':
-        if (effdim_activation_parse(arg, &o->act))
+        if (effdim_activation_parse(arg, &o->act, NULL))
             rc = cli_errorf(cmd, CLI_EXIT_USAGE,
                             "--act: unknown activation '%s' (identity, relu, tanh, sigmoid, "
                             "softplus, gelu)", arg);

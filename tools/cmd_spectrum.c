@@ -224,7 +224,7 @@ static int parse_one(void *ctx, int c, const char *arg)
     case O_SLQ_TARGET: rc = parse_target(o, arg); break;
     case O_SLQ_BUDGET: rc = parse_budget(o, arg); break;
     case O_REDUCTION:
-        if (effdim_reduction_parse(arg, &o->p.reduction))
+        if (effdim_reduction_parse(arg, &o->p.reduction, NULL))
             rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--reduction: '%s', expected mean or sum", arg);
         o->p.set_reduction = 1;
         break;

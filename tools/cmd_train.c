@@ -304,13 +304,13 @@ static int build_network(run *R, effdim_mlp *m)
     effdim_activation hidden = EFFDIM_ACT_RELU, acts[EFFDIM_MLP_MAX_LAYERS];
     effdim_loss loss = R->train->kind == EFFDIM_TARGET_REAL ? EFFDIM_LOSS_MSE : EFFDIM_LOSS_CROSS_ENTROPY;
     effdim_reduction red = EFFDIM_REDUCTION_MEAN;
-    if (o->act && effdim_activation_parse(o->act, &hidden))
+    if (o->act && effdim_activation_parse(o->act, &hidden, NULL))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--act: unknown activation '%s', expected relu, tanh, "
                           "sigmoid, softplus, gelu or identity", o->act);
-    if (o->loss && effdim_loss_parse(o->loss, &loss))
+    if (o->loss && effdim_loss_parse(o->loss, &loss, NULL))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--loss: unknown loss '%s', expected cross_entropy "
                           "or mse", o->loss);
-    if (o->reduction && effdim_reduction_parse(o->reduction, &red))
+    if (o->reduction && effdim_reduction_parse(o->reduction, &red, NULL))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--reduction: unknown reduction '%s', expected mean "
                           "or sum", o->reduction);
     size_t L = o->n_arch - 1;
@@ -350,11 +350,11 @@ static int check_init_agrees(const train_opts *o, const effdim_mlp *m)
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--arch differs from the network in %s; drop "
                           "--arch to continue that network", o->init);
     effdim_loss loss;
-    if (o->loss && (effdim_loss_parse(o->loss, &loss) || loss != m->loss))
+    if (o->loss && (effdim_loss_parse(o->loss, &loss, NULL) || loss != m->loss))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--loss %s differs from %s's loss %s", o->loss,
                           o->init, effdim_loss_name(m->loss));
     effdim_activation a;
-    if (o->act && m->n_layers > 1 && (effdim_activation_parse(o->act, &a) || a != m->act[0]))
+    if (o->act && m->n_layers > 1 && (effdim_activation_parse(o->act, &a, NULL) || a != m->act[0]))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--act %s differs from %s's hidden activation %s",
                           o->act, o->init, effdim_activation_name(m->act[0]));
     return 0;
@@ -489,7 +489,7 @@ static int setup(run *R)
         effdim_mlp m;
         effdim_init_scheme scheme = EFFDIM_INIT_TORCH;
         if ((rc = build_network(R, &m))) return rc;
-        if (o->init_scheme && effdim_init_scheme_parse(o->init_scheme, &scheme))
+        if (o->init_scheme && effdim_init_scheme_parse(o->init_scheme, &scheme, NULL))
             return cli_errorf(CMD, CLI_EXIT_USAGE, "--init-scheme: unknown scheme '%s', expected "
                               "torch or glorot", o->init_scheme);
         if (effdim_checkpoint_alloc(&m, NULL, &R->ckpt, &err) ||

@@ -108,11 +108,14 @@ EFFDIM_API effdim_status effdim_mlp_check_data(const effdim_mlp *m, const effdim
 /* Names <-> enums ("relu", "cross_entropy", "mean", "torch", ...). The parse
  * functions return EFFDIM_EINVAL for an unknown name. */
 EFFDIM_API const char *effdim_activation_name(effdim_activation a);
-EFFDIM_API effdim_status effdim_activation_parse(const char *name, effdim_activation *a);
+EFFDIM_API effdim_status effdim_activation_parse(const char *name, effdim_activation *a,
+                                          effdim_error *err);
 EFFDIM_API const char *effdim_loss_name(effdim_loss l);
-EFFDIM_API effdim_status effdim_loss_parse(const char *name, effdim_loss *l);
+EFFDIM_API effdim_status effdim_loss_parse(const char *name, effdim_loss *l,
+                                          effdim_error *err);
 EFFDIM_API const char *effdim_reduction_name(effdim_reduction r);
-EFFDIM_API effdim_status effdim_reduction_parse(const char *name, effdim_reduction *r);
+EFFDIM_API effdim_status effdim_reduction_parse(const char *name, effdim_reduction *r,
+                                          effdim_error *err);
 
 /* Classes the network predicts: 2 for bce (one logit), sizes[L] for
  * cross_entropy (labels must lie in [0, classes)); sizes[L] for mse. */
@@ -132,7 +135,8 @@ EFFDIM_API void effdim_mlp_layer_block(const effdim_mlp *m, size_t l, size_t *of
 
 /* "torch" | "glorot" (added by the MLP helper). */
 EFFDIM_API const char *effdim_init_scheme_name(effdim_init_scheme s);
-EFFDIM_API effdim_status effdim_init_scheme_parse(const char *name, effdim_init_scheme *s);
+EFFDIM_API effdim_status effdim_init_scheme_parse(const char *name, effdim_init_scheme *s,
+                                          effdim_error *err);
 
 /* Fill theta (n_params) from a seed (GSL mt19937). Draws in theta order
  * (layer0.weight row-major, layer0.bias, ...); glorot draws no bias. */
