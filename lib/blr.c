@@ -26,6 +26,63 @@
 #include "effdim/neff.h"
 #include "h5io.h"
 #include "internal.h"
+#include "effdim/dense.h"
+
+effdim_status effdim_blr_contraction(const double *Phi, size_t N, size_t d, double sigma2,
+                                     double alpha2, double *contraction, double *alpha2_neff,
+                                     double *neff, effdim_error *err)
+{
+    RETURN_ERROR_IF(!Phi || N == 0 || d == 0, err, EFFDIM_EINVAL,
+                    "BLR contraction: design matrix Phi (%zu, %zu), expected a non-empty matrix", N,
+                    d);
+    RETURN_ERROR_IF(!(sigma2 > 0.0) || !(alpha2 > 0.0) || !isfinite(sigma2) || !isfinite(alpha2),
+                    err, EFFDIM_EDOM,
+                    "BLR contraction: noise variance %g and prior variance %g, expected both > 0",
+                    sigma2, alpha2);
+    RETURN_ERROR_IF(N > (size_t)INT32_MAX || d > (size_t)INT32_MAX, err, EFFDIM_EINVAL,
+                    "BLR contraction: Phi (%zu, %zu) exceeds the BLAS index range", N, d);
+    effdim_status st = EFFDIM_OK;
+    double *H = effdim_calloc(d * d, sizeof(double), "BLR contraction: H", err);
+    double *M = H ? effdim_alloc(d * d, sizeof(double), "BLR contraction: H + I/alpha2", err) : NULL;
+    double *w = M ? effdim_alloc(d, sizeof(double), "BLR contraction: eigenvalues", err) : NULL;
+    if (!w) {
+        st = EFFDIM_ENOMEM;
+        goto done;
+    }
+    /* H = Phi^T Phi / sigma2, upper triangle, then mirrored */
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)N, 1.0 / sigma2, Phi, (int)d,
+                0.0, H, (int)d);
+    for (size_t i = 0; i < d; ++i)
+        for (size_t j = 0; j < i; ++j) H[i * d + j] = H[j * d + i];
+    /* left side: d * alpha2 - tr((H + I/alpha2)^-1) */
+    memcpy(M, H, d * d * sizeof(double));
+    for (size_t i = 0; i < d; ++i) M[i * d + i] += 1.0 / alpha2;
+    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)d, M, (lapack_int)d);
+    if (info == 0) info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', (lapack_int)d, M, (lapack_int)d);
+    if (info != 0) {
+        st = effdim_error_set(err, EFFDIM_EINTERNAL,
+                              "BLR contraction: Cholesky inverse of H + I/alpha2 failed, info = %d",
+                              (int)info);
+        goto done;
+    }
+    double tr_post = 0.0;
+    for (size_t i = 0; i < d; ++i) tr_post += M[i * d + i];
+    if (contraction) *contraction = (double)d * alpha2 - tr_post;
+    /* right side: alpha2 * N_eff(H, 1/alpha2) from the spectrum (H is PSD, so
+       every lambda + 1/alpha2 > 0 and the policy is the plain formula) */
+    st = effdim_dense_eigenvalues(d, H, w, err);
+    if (st != EFFDIM_OK) goto done;
+    double z = 1.0 / alpha2, ne;
+    st = effdim_neff(w, d, &z, 1, EFFDIM_NEG_ASIS, &ne, err);
+    if (st != EFFDIM_OK) goto done;
+    if (neff) *neff = ne;
+    if (alpha2_neff) *alpha2_neff = alpha2 * ne;
+done:
+    free(H);
+    free(M);
+    free(w);
+    return st;
+}
 
 #define PI 3.14159265358979323846
 

@@ -54,7 +54,7 @@ static effdim_status copy_name(char *dst, const char *name, const char *what, ef
     return EFFDIM_OK;
 }
 
-static void attr_clear(effdim_ckpt_attr *a)
+static void attr_clear(effdim_checkpoint_attr *a)
 {
     if (a->str)
         for (size_t i = 0; i < a->n; ++i) free(a->str[i]);
@@ -65,7 +65,7 @@ static void attr_clear(effdim_ckpt_attr *a)
     a->n = 0;
 }
 
-static void attrs_free(effdim_ckpt_attr *a, size_t n)
+static void attrs_free(effdim_checkpoint_attr *a, size_t n)
 {
     if (!a) return;
     for (size_t i = 0; i < n; ++i) attr_clear(&a[i]);
@@ -86,7 +86,7 @@ static effdim_named_vector *vector_find(effdim_named_vector *v, size_t n, const 
     return NULL;
 }
 
-static effdim_ckpt_attr *attr_find(effdim_ckpt_attr *a, size_t n, const char *name)
+static effdim_checkpoint_attr *attr_find(effdim_checkpoint_attr *a, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; ++i)
         if (!strcmp(a[i].name, name)) return &a[i];
@@ -137,13 +137,13 @@ static effdim_status vector_set(effdim_named_vector **list, size_t *count, const
 }
 
 /* Add an attribute slot of that name (replacing an old one's content) into *slot. */
-static effdim_status attr_slot(effdim_ckpt_attr **list, size_t *count, const char *name,
-                               const char *what, effdim_ckpt_attr **slot, effdim_error *err)
+static effdim_status attr_slot(effdim_checkpoint_attr **list, size_t *count, const char *name,
+                               const char *what, effdim_checkpoint_attr **slot, effdim_error *err)
 {
     char key[EFFDIM_CKPT_NAME_MAX];
     effdim_status st = copy_name(key, name, what, err);
     if (st) return st;
-    effdim_ckpt_attr *a = attr_find(*list, *count, key);
+    effdim_checkpoint_attr *a = attr_find(*list, *count, key);
     if (a)
         attr_clear(a);
     else
@@ -154,10 +154,10 @@ static effdim_status attr_slot(effdim_ckpt_attr **list, size_t *count, const cha
     return EFFDIM_OK;
 }
 
-static effdim_status attr_set_string(effdim_ckpt_attr **list, size_t *count, const char *name,
+static effdim_status attr_set_string(effdim_checkpoint_attr **list, size_t *count, const char *name,
                                      const char *value, const char *what, effdim_error *err)
 {
-    effdim_ckpt_attr *a = NULL;
+    effdim_checkpoint_attr *a = NULL;
     effdim_status st = attr_slot(list, count, name, what, &a, err);
     if (st) return st;
     a->str = effdim_calloc(1, sizeof *a->str, what, err);
@@ -171,10 +171,10 @@ static effdim_status attr_set_string(effdim_ckpt_attr **list, size_t *count, con
     return EFFDIM_OK;
 }
 
-static effdim_status attr_set_number(effdim_ckpt_attr **list, size_t *count, const char *name,
+static effdim_status attr_set_number(effdim_checkpoint_attr **list, size_t *count, const char *name,
                                      double value, const char *what, effdim_error *err)
 {
-    effdim_ckpt_attr *a = NULL;
+    effdim_checkpoint_attr *a = NULL;
     effdim_status st = attr_slot(list, count, name, what, &a, err);
     if (st) return st;
     a->num = effdim_alloc(1, sizeof *a->num, what, err);
@@ -191,7 +191,7 @@ static effdim_status attr_set_number(effdim_ckpt_attr **list, size_t *count, con
  * Allocation
  * ====================================================================== */
 
-static void optimizer_free(effdim_ckpt_optimizer *o)
+static void optimizer_free(effdim_checkpoint_optimizer *o)
 {
     if (!o) return;
     free(o->hparams);
@@ -200,7 +200,7 @@ static void optimizer_free(effdim_ckpt_optimizer *o)
     free(o);
 }
 
-static void training_free(effdim_ckpt_training *t)
+static void training_free(effdim_checkpoint_training *t)
 {
     if (!t) return;
     free(t->data_spec);
@@ -249,7 +249,7 @@ effdim_status effdim_checkpoint_set_optimizer(effdim_checkpoint *c, const char *
 {
     RETURN_ERROR_IF(step < 0, err, EFFDIM_EINVAL, "checkpoint optimizer: step %lld is negative",
                     (long long)step);
-    effdim_ckpt_optimizer *o = effdim_calloc(1, sizeof *o, "checkpoint optimizer", err);
+    effdim_checkpoint_optimizer *o = effdim_calloc(1, sizeof *o, "checkpoint optimizer", err);
     if (!o) return EFFDIM_ENOMEM;
     effdim_status st = copy_name(o->name, name, "checkpoint optimizer", err);
     if (st) {
@@ -267,7 +267,7 @@ effdim_status effdim_checkpoint_set_hparam(effdim_checkpoint *c, const char *nam
 {
     RETURN_ERROR_IF(!c->optimizer, err, EFFDIM_EINVAL,
                     "checkpoint: hyperparameter '%s' set before the optimizer", name ? name : "");
-    effdim_ckpt_optimizer *o = c->optimizer;
+    effdim_checkpoint_optimizer *o = c->optimizer;
     char key[EFFDIM_CKPT_NAME_MAX];
     effdim_status st = copy_name(key, name, "checkpoint hyperparameter", err);
     if (st) return st;
@@ -331,7 +331,7 @@ const double *effdim_checkpoint_state(const effdim_checkpoint *c, const char *na
 const char *effdim_checkpoint_optimizer_string(const effdim_checkpoint *c, const char *name)
 {
     if (!c || !c->optimizer) return NULL;
-    effdim_ckpt_attr *a = attr_find(c->optimizer->extras, c->optimizer->n_extras, name);
+    effdim_checkpoint_attr *a = attr_find(c->optimizer->extras, c->optimizer->n_extras, name);
     return a && a->is_string && a->n ? a->str[0] : NULL;
 }
 
@@ -508,7 +508,7 @@ effdim_status effdim_checkpoint_set_provenance(effdim_checkpoint *c, const char 
 }
 
 /* Append one value to the named metric array (created empty when missing). */
-static effdim_status metric_append(effdim_ckpt_training *t, const char *name, double value,
+static effdim_status metric_append(effdim_checkpoint_training *t, const char *name, double value,
                                    effdim_error *err)
 {
     effdim_named_vector *v = vector_find(t->metrics, t->n_metrics, name);
@@ -581,7 +581,7 @@ effdim_status effdim_checkpoint_set_training_number(effdim_checkpoint *c, const 
                            "checkpoint training attribute", err);
 }
 
-const effdim_ckpt_attr *effdim_checkpoint_training_attr(const effdim_checkpoint *c,
+const effdim_checkpoint_attr *effdim_checkpoint_training_attr(const effdim_checkpoint *c,
                                                         const char *name)
 {
     if (!c || !c->training) return NULL;
@@ -592,7 +592,7 @@ const effdim_ckpt_attr *effdim_checkpoint_training_attr(const effdim_checkpoint 
  * Saving
  * ====================================================================== */
 
-static effdim_status write_attr(hid_t obj, const effdim_ckpt_attr *a, effdim_error *err)
+static effdim_status write_attr(hid_t obj, const effdim_checkpoint_attr *a, effdim_error *err)
 {
     if (a->is_string ? !a->str : !a->num) return EFFDIM_OK; /* a slot left empty by a failed set */
     if (a->is_string) {
@@ -654,7 +654,7 @@ static int hparam_is_integer(const char *name, double v)
     return named && v == floor(v) && fabs(v) <= 9007199254740992.0;
 }
 
-static effdim_status write_optimizer(hid_t file, const effdim_ckpt_optimizer *o, size_t P,
+static effdim_status write_optimizer(hid_t file, const effdim_checkpoint_optimizer *o, size_t P,
                                      effdim_error *err)
 {
     hid_t g;
@@ -683,7 +683,7 @@ static effdim_status write_optimizer(hid_t file, const effdim_ckpt_optimizer *o,
     return st;
 }
 
-static effdim_status write_training(hid_t file, const effdim_ckpt_training *t, effdim_error *err)
+static effdim_status write_training(hid_t file, const effdim_checkpoint_training *t, effdim_error *err)
 {
     char created[64];
     hid_t g;
@@ -977,7 +977,7 @@ static double enum_value(const unsigned char *p, size_t size, int is_signed)
 }
 
 /* Numbers (any integer or float type) of an open attribute into out->num. */
-static herr_t read_numbers(hid_t at, H5T_class_t cls, effdim_ckpt_attr *out, effdim_error *err)
+static herr_t read_numbers(hid_t at, H5T_class_t cls, effdim_checkpoint_attr *out, effdim_error *err)
 {
     out->is_integer = cls == H5T_INTEGER;
     out->num = effdim_alloc(out->n ? out->n : 1, sizeof(double), "attribute", err);
@@ -987,7 +987,7 @@ static herr_t read_numbers(hid_t at, H5T_class_t cls, effdim_ckpt_attr *out, eff
 
 /* An enum attribute (h5py writes numpy bools as an enum over int8) as the
  * integers behind its values. */
-static herr_t read_enum(hid_t at, hid_t ft, effdim_ckpt_attr *out, effdim_error *err)
+static herr_t read_enum(hid_t at, hid_t ft, effdim_checkpoint_attr *out, effdim_error *err)
 {
     unsigned char raw[64 * 8];
     hid_t base = H5Tget_super(ft);
@@ -1005,10 +1005,10 @@ static herr_t read_enum(hid_t at, hid_t ft, effdim_ckpt_attr *out, effdim_error 
     return rs;
 }
 
-/* Any attribute into a generic effdim_ckpt_attr: strings, numbers, or
+/* Any attribute into a generic effdim_checkpoint_attr: strings, numbers, or
  * h5py's boolean enums; a scalar or a 1-D array. */
 static effdim_status read_any_attr(loader *ld, hid_t obj, const char *objname, const char *name,
-                                   effdim_ckpt_attr *out)
+                                   effdim_checkpoint_attr *out)
 {
     effdim_error e;
     memset(out, 0, sizeof *out);
@@ -1050,7 +1050,7 @@ static effdim_status read_any_attr(loader *ld, hid_t obj, const char *objname, c
 }
 
 /* A scalar number attribute that must be a non-negative integer. */
-static effdim_status attr_count(loader *ld, const char *objname, const effdim_ckpt_attr *a,
+static effdim_status attr_count(loader *ld, const char *objname, const effdim_checkpoint_attr *a,
                                 uint64_t *v)
 {
     RETURN_ERROR_IF(a->is_string || a->n != 1 || !(a->num[0] >= 0) || a->num[0] != floor(a->num[0])
@@ -1075,7 +1075,7 @@ static int hparam_is_number(const char *name)
 }
 
 /* "a string", "empty", "3 values" for messages */
-static const char *attr_shape(const effdim_ckpt_attr *a)
+static const char *attr_shape(const effdim_checkpoint_attr *a)
 {
     static _Thread_local char buf[48];
     if (a->is_string) return a->n == 1 ? "a string" : "strings";
@@ -1095,8 +1095,8 @@ static int state_is_nonnegative(const char *name)
 static herr_t optimizer_attr_cb(hid_t g, const char *name, const H5A_info_t *info, void *data)
 {
     loader *ld = data;
-    effdim_ckpt_optimizer *o = ld->c->optimizer;
-    effdim_ckpt_attr a;
+    effdim_checkpoint_optimizer *o = ld->c->optimizer;
+    effdim_checkpoint_attr a;
     effdim_status st = read_any_attr(ld, g, "/optimizer", name, &a);
     if (!st && !strcmp(name, "name")) {
         if (!a.is_string || a.n != 1 || !a.str[0][0] || strlen(a.str[0]) >= EFFDIM_CKPT_NAME_MAX)
@@ -1131,7 +1131,7 @@ static herr_t optimizer_attr_cb(hid_t g, const char *name, const H5A_info_t *inf
         }
         attr_clear(&a);
     } else if (!st) {
-        effdim_ckpt_attr *slot = list_push((void **)&o->extras, &o->n_extras, sizeof *o->extras,
+        effdim_checkpoint_attr *slot = list_push((void **)&o->extras, &o->n_extras, sizeof *o->extras,
                                            "optimizer attributes", ld->err);
         if (!slot) {
             attr_clear(&a);
@@ -1190,7 +1190,7 @@ static herr_t optimizer_link_cb(hid_t g, const char *name, const H5L_info_t *inf
             st = effdim_error_set(ld->err, EFFDIM_EDOM, "%s: %s: value %g at index %zu, expected "
                                   ">= 0 (a running mean of squared gradients)", ld->path, obj, v[i], i);
     if (!st) {
-        effdim_ckpt_optimizer *o = ld->c->optimizer;
+        effdim_checkpoint_optimizer *o = ld->c->optimizer;
         effdim_named_vector *nv = list_push((void **)&o->state, &o->n_state, sizeof *o->state,
                                             "optimizer state", ld->err);
         if (!nv) st = EFFDIM_ENOMEM;
@@ -1244,7 +1244,7 @@ static int is_metric(const char *name)
 }
 
 /* Move a one-string attribute into *dst. */
-static effdim_status take_string(loader *ld, effdim_ckpt_attr *a, char **dst)
+static effdim_status take_string(loader *ld, effdim_checkpoint_attr *a, char **dst)
 {
     if (!a->is_string || a->n != 1)
         return effdim_error_set(ld->err, EFFDIM_EFORMAT, "%s: /training: attribute '%s' must be "
@@ -1258,8 +1258,8 @@ static effdim_status take_string(loader *ld, effdim_ckpt_attr *a, char **dst)
 static herr_t training_attr_cb(hid_t g, const char *name, const H5A_info_t *info, void *data)
 {
     loader *ld = data;
-    effdim_ckpt_training *t = ld->c->training;
-    effdim_ckpt_attr a;
+    effdim_checkpoint_training *t = ld->c->training;
+    effdim_checkpoint_attr a;
     effdim_status st = read_any_attr(ld, g, "/training", name, &a);
     int keep = 0;
     if (st) {
@@ -1285,7 +1285,7 @@ static herr_t training_attr_cb(hid_t g, const char *name, const H5A_info_t *info
             st = vector_set(&t->metrics, &t->n_metrics, name, a.num, a.n, "training metrics",
                             ld->err);
     } else {
-        effdim_ckpt_attr *slot = list_push((void **)&t->extras, &t->n_extras, sizeof *t->extras,
+        effdim_checkpoint_attr *slot = list_push((void **)&t->extras, &t->n_extras, sizeof *t->extras,
                                            "training attributes", ld->err);
         if (!slot) st = EFFDIM_ENOMEM;
         if (slot) {
@@ -1303,7 +1303,7 @@ static herr_t training_link_cb(hid_t g, const char *name, const H5L_info_t *info
 {
     (void)info;
     loader *ld = data;
-    effdim_ckpt_training *t = ld->c->training;
+    effdim_checkpoint_training *t = ld->c->training;
     effdim_error e;
     int rank = 0;
     size_t dims[EFFDIM_H5_MAX_RANK];

@@ -879,7 +879,7 @@ static const char *name_or(const char *path) { return path ? path : "checkpoint"
 static size_t ckpt_batch(const effdim_checkpoint *c, size_t batch)
 {
     if (batch) return batch;
-    const effdim_ckpt_attr *a = effdim_checkpoint_training_attr(c, "batch");
+    const effdim_checkpoint_attr *a = effdim_checkpoint_training_attr(c, "batch");
     if (a && !a->is_string && a->n == 1 && a->num[0] >= 1.0) return (size_t)a->num[0];
     return 0;
 }

@@ -1,5 +1,5 @@
 /* lib/lanczos.c: thick-restart Lanczos for extreme eigenpairs of a symmetric
- * operator, and the Lanczos pieces shared with slq.c.
+ * operator, and the Lanczos pieces shared with spectral.c.
  *
  * Algorithm (docs/curvature.md has the long form):
  *   Basis V (m+1, n) row-major, projected matrix T (m, m). Step j applies the

@@ -1,5 +1,5 @@
 /* lib/lanczos_internal.h: the Lanczos pieces shared by lanczos.c (eigenpairs)
- * and slq.c (quadrature); not installed.
+ * and spectral.c (quadrature); not installed.
  *
  * A Lanczos basis is stored (rows, n) row-major: vector i at V + i*n, so a
  * block of basis vectors is a valid operator block (ldx = n) and every

@@ -21,7 +21,7 @@
  * delta propagation 2 n sum_{l>=1} out_l in_l.
  *
  * Data-parallel calls: a workspace allocated for T > 1 workers (by default
- * T = effdim_get_num_threads() when it is allocated) splits a call of
+ * T = effdim_blas_threads() when it is allocated) splits a call of
  * loss_grad, evaluate or per_sample_grads that covers more than one chunk
  * into min(T, chunks) contiguous parts of whole chunks (part t: chunks
  * [t C / T, (t+1) C / T)). Each part runs in its own pthread (the caller
@@ -53,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "effdim/blas.h"
 #include "effdim/mlp.h"
 #include "internal.h"
 #include "mlp_internal.h"
@@ -440,7 +441,7 @@ fail:
 
 effdim_mlp_ws *effdim_mlp_ws_alloc(const effdim_mlp *m, size_t chunk, effdim_error *err)
 {
-    int t = effdim_get_num_threads();
+    int t = effdim_blas_threads();
     return effdim_mlp_ws_alloc_workers(m, chunk, t > 1 ? (size_t)t : 1, err);
 }
 
@@ -938,8 +939,8 @@ effdim_status effdim_mlp_split(effdim_mlp_ws *ws, size_t n_rows, size_t n_params
         j->err.code = EFFDIM_OK;
         j->err.msg[0] = '\0';
     }
-    int blas_threads = effdim_get_num_threads();
-    if (blas_threads != 1) effdim_set_num_threads(1);
+    int blas_threads = effdim_blas_threads();
+    if (blas_threads != 1) effdim_blas_set_threads(1);
     for (size_t t = 1; t < T; ++t) started[t] = pthread_create(&tid[t], NULL, part_run, &jobs[t]) == 0;
     part_run(&jobs[0]);
     for (size_t t = 1; t < T; ++t) {
@@ -948,7 +949,7 @@ effdim_status effdim_mlp_split(effdim_mlp_ws *ws, size_t n_rows, size_t n_params
         else
             part_run(&jobs[t]);
     }
-    if (blas_threads != 1) effdim_set_num_threads(blas_threads);
+    if (blas_threads != 1) effdim_blas_set_threads(blas_threads);
     for (size_t t = 0; t < T; ++t)
         if (jobs[t].st) {
             if (err) *err = jobs[t].err;

@@ -38,19 +38,19 @@
 /* names and defaults                                                       */
 /* ======================================================================== */
 
-static const char *const post_names[EFFDIM_POST_N_METHODS] = {"badam-a", "badam-b", "ggn", "ef",
+static const char *const post_names[EFFDIM_POSTERIOR_N_METHODS] = {"badam-a", "badam-b", "ggn", "ef",
                                                               "lowrank"};
 
-const char *effdim_post_method_name(effdim_post_method m)
+const char *effdim_post_method_name(effdim_posterior_method m)
 {
-    return (unsigned)m < EFFDIM_POST_N_METHODS ? post_names[m] : "?";
+    return (unsigned)m < EFFDIM_POSTERIOR_N_METHODS ? post_names[m] : "?";
 }
 
-effdim_status effdim_post_method_parse(const char *s, effdim_post_method *m, effdim_error *err)
+effdim_status effdim_post_method_parse(const char *s, effdim_posterior_method *m, effdim_error *err)
 {
-    for (size_t i = 0; s && i < EFFDIM_POST_N_METHODS; ++i)
+    for (size_t i = 0; s && i < EFFDIM_POSTERIOR_N_METHODS; ++i)
         if (!strcmp(s, post_names[i])) {
-            *m = (effdim_post_method)i;
+            *m = (effdim_posterior_method)i;
             return EFFDIM_OK;
         }
     return effdim_error_set(err, EFFDIM_EINVAL,
@@ -72,7 +72,7 @@ const char *effdim_prior_mode_name(effdim_prior_mode m)
 effdim_posterior_params effdim_posterior_default_params(void)
 {
     effdim_posterior_params p = {
-        .method = EFFDIM_POST_GGN,
+        .method = EFFDIM_POSTERIOR_GGN,
         .prior = EFFDIM_PRIOR_EVIDENCE,
         .prior_precision = 1.0,
         .grid_min = 1e-4,
@@ -595,7 +595,7 @@ static effdim_status choose_prior(build_ctx *b, effdim_posterior *post, effdim_e
 {
     const effdim_posterior_params *p = b->p;
     const double *theta = b->c->theta;
-    int a_variant = p->method == EFFDIM_POST_BADAM_A;
+    int a_variant = p->method == EFFDIM_POSTERIOR_BADAM_A;
     badam_a_ctx ac = {.theta = theta, .v = b->v, .P = b->P, .N = b->N};
     double t2 = 0.0;
     for (size_t j = 0; j < b->P; ++j) t2 += theta[j] * theta[j];
@@ -656,7 +656,7 @@ static effdim_status build_run(build_ctx *b, effdim_posterior **out, effdim_erro
     const effdim_posterior_params *p = b->p;
     const effdim_checkpoint *c = b->c;
     const effdim_mlp *m = &c->mlp;
-    int badam = p->method == EFFDIM_POST_BADAM_A || p->method == EFFDIM_POST_BADAM_B;
+    int badam = p->method == EFFDIM_POSTERIOR_BADAM_A || p->method == EFFDIM_POSTERIOR_BADAM_B;
     effdim_mlp_ws *ws = NULL;
     effdim_posterior *post = NULL;
     effdim_status st = EFFDIM_OK;
@@ -669,7 +669,7 @@ static effdim_status build_run(build_ctx *b, effdim_posterior **out, effdim_erro
         st = likelihood(b, ws, err);
         if (!st) to_training_size(b);
     }
-    b->k = p->method == EFFDIM_POST_LOWRANK ? p->k : 0;
+    b->k = p->method == EFFDIM_POSTERIOR_LOWRANK ? p->k : 0;
     if (!st) st = effdim_posterior_alloc(m, b->k, &post, err);
     if (st) goto done;
     b->curv = post->prec_diag; /* curvature first, then D = curv + alpha in place */
@@ -678,13 +678,13 @@ static effdim_status build_run(build_ctx *b, effdim_posterior **out, effdim_erro
     effdim_status soft = EFFDIM_OK;
     if (badam) {
         st = curv_badam(b, err);
-    } else if (p->method == EFFDIM_POST_LOWRANK) {
+    } else if (p->method == EFFDIM_POSTERIOR_LOWRANK) {
         st = curv_lowrank(b, ws, err);
         if (st == EFFDIM_EMAXITER) soft = st, st = EFFDIM_OK;
     } else {
         effdim_diag_params dp = effdim_diag_default_params();
         double f;
-        if (p->method == EFFDIM_POST_GGN) {
+        if (p->method == EFFDIM_POSTERIOR_GGN) {
             st = effdim_diag_ggn(m, c->theta, b->ds, NULL, b->ds->n, &dp, b->curv, ws, err);
             f = b->lik / b->scale;
         } else {
@@ -699,7 +699,7 @@ static effdim_status build_run(build_ctx *b, effdim_posterior **out, effdim_erro
     post->method = p->method;
     post->N = b->N;
     post->noise_var = b->noise_var;
-    if (p->method == EFFDIM_POST_BADAM_B) {
+    if (p->method == EFFDIM_POSTERIOR_BADAM_B) {
         memcpy(post->mean, c->theta, b->P * sizeof(double));
         post->prior_mode = p->prior;
         st = effdim_posterior_finalize(post, err);
@@ -710,7 +710,7 @@ static effdim_status build_run(build_ctx *b, effdim_posterior **out, effdim_erro
     if (st) goto done;
     double a = post->prior_precision;
     double nll = b->nll;
-    if (p->method == EFFDIM_POST_BADAM_A) {
+    if (p->method == EFFDIM_POSTERIOR_BADAM_A) {
         badam_a_ctx ac = {.theta = c->theta, .v = b->v, .P = b->P, .N = b->N};
         effdim_badam_posterior(b->v, b->P, b->N, a, p->badam_eps, p->badam_eps_mode, 0, NULL,
                                post->mean);
@@ -750,15 +750,15 @@ effdim_status effdim_posterior_build(const effdim_checkpoint *c, const char *pat
     *out = NULL;
     effdim_posterior_params dp = effdim_posterior_default_params();
     const effdim_posterior_params *p = params ? params : &dp;
-    RETURN_ERROR_IF((unsigned)p->method >= EFFDIM_POST_N_METHODS, err, EFFDIM_EINVAL,
+    RETURN_ERROR_IF((unsigned)p->method >= EFFDIM_POSTERIOR_N_METHODS, err, EFFDIM_EINVAL,
                     "posterior: unknown method %d", (int)p->method);
-    int badam = p->method == EFFDIM_POST_BADAM_A || p->method == EFFDIM_POST_BADAM_B;
+    int badam = p->method == EFFDIM_POSTERIOR_BADAM_A || p->method == EFFDIM_POSTERIOR_BADAM_B;
     RETURN_ERROR_IF(!ds && !(badam && p->N > 0.0), err, EFFDIM_EINVAL,
                     "posterior %s: needs the training data (or, for BADAM, N)",
                     effdim_post_method_name(p->method));
     RETURN_ERROR_IF(p->prior == EFFDIM_PRIOR_GRID && !ds, err, EFFDIM_EINVAL,
                     "posterior: the grid prior needs the training data (the likelihood)");
-    RETURN_ERROR_IF(p->method == EFFDIM_POST_LOWRANK &&
+    RETURN_ERROR_IF(p->method == EFFDIM_POSTERIOR_LOWRANK &&
                         (p->k == 0 || p->k > c->mlp.n_params),
                     err, EFFDIM_EINVAL, "posterior lowrank: k = %zu, expected 1 to P = %zu", p->k,
                     c->mlp.n_params);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "effdim/posterior.h"
+#include "effdim/prune.h"
 #include "h5io.h"
 #include "internal.h"
 
@@ -210,7 +211,7 @@ static effdim_status read_body(hid_t f, const char *path, effdim_posterior **out
     RETURN_ERROR_IF(effdim_h5_attr_read_int64(f, "k", &k, NULL) || k < 0 || k > P, err,
                     EFFDIM_EFORMAT, "%s: /: attribute 'k' missing or outside [0, n_params]", path);
     char meth[32] = "", prior[32] = "";
-    effdim_post_method method;
+    effdim_posterior_method method;
     RETURN_ERROR_IF(effdim_h5_attr_read_string(f, "method", meth, sizeof meth, NULL) ||
                         effdim_post_method_parse(meth, &method, NULL),
                     err, EFFDIM_EFORMAT, "%s: /: attribute 'method' '%s' unknown", path, meth);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "effdim/posterior.h"
+#include "effdim/prune.h"
 #include "internal.h"
 
 static int cmp_double(const void *a, const void *b)

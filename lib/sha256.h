@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "effdim/sha256.h"
 #include "effdim/status.h"
 
 typedef struct effdim_sha256 {
@@ -26,7 +27,6 @@ void effdim_sha256_update(effdim_sha256 *s, const void *data, size_t n);
 void effdim_sha256_final(effdim_sha256 *s, unsigned char digest[32]);
 /* Lower-case hex of the digest of data (n bytes) into hex (65 bytes). */
 void effdim_sha256_hex(const void *data, size_t n, char hex[65]);
-/* The same for a whole file; EIO naming the path if it cannot be read. */
-effdim_status effdim_sha256_file(const char *path, char hex[65], effdim_error *err);
+/* The same for a whole file: effdim_sha256_file, in effdim/sha256.h. */
 
 #endif /* EFFDIM_SHA256_H */

@@ -5,7 +5,7 @@
  * eigenpairs by thick-restart Lanczos (lib/lanczos.c); N_eff(z) =
  * sum_i lambda_i / (lambda_i + z) over the Ritz values (Maddox, Benton,
  * Wilson 2020); over the whole spectrum by stochastic Lanczos quadrature
- * with the converged pairs deflated (lib/slq.c), with standard errors, the
+ * with the converged pairs deflated (lib/spectral.c), with standard errors, the
  * quadrature-bias diagnostic (the change from halving the steps) and the
  * reliability flags (effdim_slq_neff_flag); the Hutch++ trace; optionally
  * the spectral density, the exact whole spectrum of a small model (the
@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "effdim/dense.h"
 #include "effdim/operator.h"
+#include "effdim/sha256.h"
 #include "effdim/spectral.h"
 #include "effdim/spectrum.h"
 #include "internal.h"
@@ -757,7 +759,7 @@ effdim_status effdim_spectrum_compute(const effdim_mlp *m, const double *theta,
     j.m = &net;
     j.s = effdim_spectrum_new(err);
     if (!j.s) return EFFDIM_ENOMEM;
-    if (p->checkpoint) st = effdim_file_sha256(p->checkpoint, j.s->checkpoint_sha256, err);
+    if (p->checkpoint) st = effdim_sha256_file(p->checkpoint, j.s->checkpoint_sha256, err);
     if (!st) st = build_operator(&j, ds, theta, err);
     if (!st) st = fill_header(&j, ds, err);
     if (!st) st = lanczos_top(&j, err);

@@ -88,7 +88,7 @@ effdim_train_params effdim_train_default_params(void)
 static effdim_status batch_from_checkpoint(const effdim_checkpoint *c, const char *where,
                                            size_t *batch, effdim_error *err)
 {
-    const effdim_ckpt_attr *b = effdim_checkpoint_training_attr(c, "batch");
+    const effdim_checkpoint_attr *b = effdim_checkpoint_training_attr(c, "batch");
     if (!b) return EFFDIM_OK;
     const double v = !b->is_string && b->n == 1 ? b->num[0] : (double)NAN;
     RETURN_ERROR_IF(!(v >= 1.0 && v <= 9007199254740992.0 && v == floor(v)), err, EFFDIM_EFORMAT,
@@ -216,9 +216,9 @@ static effdim_status make_optim(effdim_trainer *T, effdim_error *err)
 /* Where the checkpoint left off: complete epochs and rows into the next. */
 static effdim_status position_from_checkpoint(effdim_trainer *T, effdim_error *err)
 {
-    const effdim_ckpt_training *t = T->c->training;
+    const effdim_checkpoint_training *t = T->c->training;
     T->epoch = t ? t->epochs : 0;
-    const effdim_ckpt_attr *a = effdim_checkpoint_training_attr(T->c, "epoch_rows");
+    const effdim_checkpoint_attr *a = effdim_checkpoint_training_attr(T->c, "epoch_rows");
     if (!a) return EFFDIM_OK;
     T->had_epoch_rows = 1;
     const double v = !a->is_string && a->n == 1 ? a->num[0] : (double)NAN;

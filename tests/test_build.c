@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "effdim/blas.h"
 #include "effdim/mlp.h"
 #include "h5io.h"
 
@@ -50,11 +51,11 @@ static void dgemm_computes_a_known_product(void)
 
 static void thread_count_is_settable(void)
 {
-    int before = effdim_get_num_threads();
-    effdim_set_num_threads(1);
-    CHECK(effdim_get_num_threads() == 1);
-    effdim_set_num_threads(before);
-    CHECK(effdim_get_num_threads() == before);
+    int before = effdim_blas_threads();
+    effdim_blas_set_threads(1);
+    CHECK(effdim_blas_threads() == 1);
+    effdim_blas_set_threads(before);
+    CHECK(effdim_blas_threads() == before);
 }
 
 static void error_messages_are_one_line_and_keep_the_code(void)

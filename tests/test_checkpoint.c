@@ -191,7 +191,7 @@ static void full_checkpoint_round_trips_bit_exactly(void)
     CHECK(effdim_checkpoint_state(r, "momentum_buffer") == NULL);
     const char *sched = effdim_checkpoint_optimizer_string(r, "schedule");
     CHECK(sched && strcmp(sched, "cosine:steps=100,min=0") == 0);
-    effdim_ckpt_training *t = r->training;
+    effdim_checkpoint_training *t = r->training;
     CHECK(t->data_spec && strcmp(t->data_spec, "spirals:n=200,seed=3") == 0);
     CHECK(t->test_spec && strcmp(t->test_spec, "spirals:n=100,seed=4") == 0);
     CHECK(t->has_seed && t->seed == 4242 && t->epochs == 3);
@@ -206,11 +206,11 @@ static void full_checkpoint_round_trips_bit_exactly(void)
     size_t n;
     const double *tl = effdim_checkpoint_metric(r, "test_losses", &n);
     CHECK(tl && isnan(tl[2]) && tl[1] == 0.433);
-    const effdim_ckpt_attr *cmd = effdim_checkpoint_training_attr(r, "command");
+    const effdim_checkpoint_attr *cmd = effdim_checkpoint_training_attr(r, "command");
     CHECK(cmd && cmd->is_string && strcmp(cmd->str[0], "effdim train --arch 5,7,6,4,3") == 0);
-    const effdim_ckpt_attr *batch = effdim_checkpoint_training_attr(r, "batch");
+    const effdim_checkpoint_attr *batch = effdim_checkpoint_training_attr(r, "batch");
     CHECK(batch && !batch->is_string && batch->is_integer && batch->num[0] == 128);
-    const effdim_ckpt_attr *secs = effdim_checkpoint_training_attr(r, "seconds");
+    const effdim_checkpoint_attr *secs = effdim_checkpoint_training_attr(r, "seconds");
     CHECK(secs && !secs->is_integer && secs->num[0] == 3.25);
     /* a second save of what was loaded is again identical */
     const char *path2 = check_tmpfile("full2.h5");

@@ -35,6 +35,7 @@
 #include "effdim/checkpoint.h"
 #include "effdim/compare.h"
 #include "effdim/data.h"
+#include "effdim/dense.h"
 #include "effdim/diag.h"
 #include "effdim/hvp.h"
 #include "effdim/lanczos.h"

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "effdim/dense.h"
 #include "effdim/lanczos.h"
 #include "effdim/operator.h"
 

@@ -24,6 +24,7 @@
 
 #include "check.h"
 #include "testnet.h"
+#include "effdim/blas.h"
 #include "effdim/data.h"
 #include "effdim/mlp.h"
 #include "h5io.h"
@@ -876,12 +877,12 @@ static void compare_workers(const effdim_mlp *m, const effdim_dataset *ds, size_
     CHECK_OK(effdim_mlp_init_params(m, theta, EFFDIM_INIT_TORCH, seed, &e), &e);
     for (size_t i = 0; i < P; ++i) theta[i] *= 2.385; /* larger weights: larger, varied gradients */
     double l1 = NAN, l2 = NAN, l2b = NAN, l3 = NAN, a1 = NAN, a2 = NAN;
-    int threads = effdim_get_num_threads();
+    int threads = effdim_blas_threads();
     CHECK_OK(effdim_mlp_loss_grad(m, theta, ds, rows, n, &l1, g1, w1, &e), &e);
     CHECK_OK(effdim_mlp_loss_grad(m, theta, ds, rows, n, &l2, g2, w2, &e), &e);
     CHECK_OK(effdim_mlp_loss_grad(m, theta, ds, rows, n, &l2b, g2b, w2, &e), &e);
     CHECK_OK(effdim_mlp_loss_grad(m, theta, ds, rows, n, &l3, g3, w3, &e), &e);
-    CHECK(effdim_get_num_threads() == threads); /* BLAS threads restored */
+    CHECK(effdim_blas_threads() == threads); /* BLAS threads restored */
     CHECK_CLOSE(l2, l1, 1e-13);
     CHECK_CLOSE(l3, l1, 1e-13);
     CHECK_VEC_CLOSE(g2, g1, P, 1e-13);
@@ -962,7 +963,7 @@ static void errors_in_a_later_part_are_reported_with_their_row(void)
     double loss = 0, acc = 0;
     if (!CHECK(ds && ws && theta && g && G)) goto done;
     CHECK_OK(effdim_mlp_init_params(&m, theta, EFFDIM_INIT_TORCH, 5, &e), &e);
-    int threads = effdim_get_num_threads();
+    int threads = effdim_blas_threads();
     /* 5 chunks of 8: part 0 = rows 0..15, part 1 = rows 16..39 */
     ds->labels[35] = 3; /* = sizes[L]: out of range, in the second part */
     CHECK_STATUS(effdim_mlp_loss_grad(&m, theta, ds, NULL, 40, &loss, g, ws, &e), EFFDIM_EINVAL, &e);
@@ -984,7 +985,7 @@ static void errors_in_a_later_part_are_reported_with_their_row(void)
     rows[27] = 41;
     CHECK_STATUS(effdim_mlp_loss_grad(&m, theta, ds, rows, 30, &loss, g, ws, &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "rows[27] = 41", "40 rows");
-    CHECK(effdim_get_num_threads() == threads); /* restored after a failure too */
+    CHECK(effdim_blas_threads() == threads); /* restored after a failure too */
     rows[27] = 39;
     CHECK_OK(effdim_mlp_loss_grad(&m, theta, ds, rows, 30, &loss, g, ws, &e), &e);
     CHECK(isfinite(loss) && loss > 0);
@@ -1048,7 +1049,7 @@ static void workspace_memory_is_bounded_by_the_chunk(void)
     effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 0, &e);
     if (!CHECK(ws != NULL)) return;
     CHECK(effdim_mlp_ws_chunk(ws) == 512); /* the documented default */
-    int threads = effdim_get_num_threads(); /* the default worker count */
+    int threads = effdim_blas_threads(); /* the default worker count */
     CHECK(effdim_mlp_ws_workers(ws) == (size_t)(threads > 1 ? threads : 1));
     effdim_mlp_ws_free(ws);
     ws = effdim_mlp_ws_alloc_workers(&m, 1024, 1, &e);

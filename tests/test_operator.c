@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "effdim/dense.h"
 #include "effdim/neff.h"
 #include "effdim/operator.h"
 
@@ -312,7 +313,7 @@ static void random_orthogonal_and_known_spectrum_builders_are_exact(void)
     double *Q = malloc(N * N * sizeof(double)), *A = malloc(N * N * sizeof(double));
     double lam[N], w[N];
     effdim_error e;
-    CHECK_OK(effdim_random_orthogonal(N, 2385, Q, &e), &e);
+    CHECK_OK(effdim_dense_random_orthogonal(N, 2385, Q, &e), &e);
     double worst = 0.0;
     for (size_t i = 0; i < N; ++i)
         for (size_t j = 0; j < N; ++j) {
@@ -323,7 +324,7 @@ static void random_orthogonal_and_known_spectrum_builders_are_exact(void)
     CHECK(worst <= 1e-13);
     /* deterministic from the seed */
     double q0 = Q[7 * N + 11];
-    CHECK_OK(effdim_random_orthogonal(N, 2385, Q, &e), &e);
+    CHECK_OK(effdim_dense_random_orthogonal(N, 2385, Q, &e), &e);
     CHECK(Q[7 * N + 11] == q0);
     for (size_t i = 0; i < N; ++i) lam[i] = (i % 3 == 0 ? -1.0 : 1.0) * (0.5 + 0.173 * (double)(i * i));
     CHECK_OK(effdim_dense_with_spectrum(N, lam, 17, A, &e), &e);
@@ -337,7 +338,7 @@ static void random_orthogonal_and_known_spectrum_builders_are_exact(void)
     effdim_operator *op;
     CHECK_OK(effdim_operator_dense(N, A, EFFDIM_BORROW, &op, &e), &e); /* exactly symmetric */
     effdim_operator_free(op);
-    CHECK_STATUS(effdim_random_orthogonal(0, 1, Q, &e), EFFDIM_EINVAL, &e);
+    CHECK_STATUS(effdim_dense_random_orthogonal(0, 1, Q, &e), EFFDIM_EINVAL, &e);
     lam[4] = NAN;
     CHECK_STATUS(effdim_dense_with_spectrum(N, lam, 1, A, &e), EFFDIM_EDOM, &e);
     CHECK_MSG(&e, "lambda[4]");

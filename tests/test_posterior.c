@@ -34,10 +34,12 @@
 #include "check.h"
 #include "effdim/checkpoint.h"
 #include "effdim/data.h"
+#include "effdim/dense.h"
 #include "effdim/mlp.h"
 #include "effdim/neff.h"
 #include "effdim/operator.h"
 #include "effdim/posterior.h"
+#include "effdim/prune.h"
 
 /* ---- BADAM ---- */
 
@@ -94,7 +96,7 @@ static void badam_posterior_from_a_checkpoint_has_the_shrunk_mean_and_variance(v
     size_t P = c->mlp.n_params;
     const double *v = effdim_checkpoint_state(c, "exp_avg_sq");
     effdim_posterior_params pp = effdim_posterior_default_params();
-    pp.method = EFFDIM_POST_BADAM_A;
+    pp.method = EFFDIM_POSTERIOR_BADAM_A;
     pp.prior = EFFDIM_PRIOR_FIXED;
     pp.prior_precision = 4.0;
     pp.N = 200.0;
@@ -110,7 +112,7 @@ static void badam_posterior_from_a_checkpoint_has_the_shrunk_mean_and_variance(v
     CHECK(post->mean[4] == 0.0); /* v = 0: coef = 0, the weight is shrunk away */
     effdim_posterior_free(post);
     /* variant B with bias correction: v / (1 - 0.999^5000) */
-    pp.method = EFFDIM_POST_BADAM_B;
+    pp.method = EFFDIM_POSTERIOR_BADAM_B;
     pp.badam_bias_correction = 1;
     if (!CHECK_OK(effdim_posterior_build(c, "ckpt.h5", NULL, &pp, &post, &err), &err)) return;
     double bc = 1.0 - pow(0.999, 5000.0);
@@ -346,7 +348,7 @@ static void laplace_evidence_of_a_linear_gaussian_model_is_exact(void)
         effdim_checkpoint *c =
             blr_checkpoint(&b, r == 1 ? EFFDIM_REDUCTION_SUM : EFFDIM_REDUCTION_MEAN, m, &ds);
         effdim_posterior_params pp = effdim_posterior_default_params();
-        pp.method = EFFDIM_POST_LOWRANK;
+        pp.method = EFFDIM_POSTERIOR_LOWRANK;
         pp.k = b.P;
         pp.lanczos_tol = 1e-12;
         pp.prior = EFFDIM_PRIOR_FIXED;
@@ -382,7 +384,7 @@ static effdim_posterior *lowrank_posterior(void)
     effdim_posterior_alloc(&m, 3, &p, &err);
     size_t P = p->P;
     double Q[64];
-    effdim_random_orthogonal(P, 5, Q, &err);
+    effdim_dense_random_orthogonal(P, 5, Q, &err);
     for (size_t i = 0; i < 3; ++i)
         for (size_t j = 0; j < P; ++j) p->U[i * P + j] = Q[j * P + i];
     p->s[0] = 40.2;
@@ -593,7 +595,7 @@ static void jacobian_matches_central_differences(void)
 static void posterior_file_round_trips(void)
 {
     effdim_posterior *p = lowrank_posterior();
-    p->method = EFFDIM_POST_LOWRANK;
+    p->method = EFFDIM_POSTERIOR_LOWRANK;
     p->prior_precision = 0.5;
     p->prior_mode = EFFDIM_PRIOR_EVIDENCE;
     p->evidence_iterations = 17;
@@ -608,7 +610,7 @@ static void posterior_file_round_trips(void)
     CHECK_OK(effdim_posterior_save(p, path, &err), &err);
     effdim_posterior *q = NULL;
     if (CHECK_OK(effdim_posterior_load(path, &q, &err), &err)) {
-        CHECK(q->P == p->P && q->k == 3 && q->method == EFFDIM_POST_LOWRANK);
+        CHECK(q->P == p->P && q->k == 3 && q->method == EFFDIM_POSTERIOR_LOWRANK);
         CHECK_VEC_CLOSE(q->mean, p->mean, p->P, 0.0);
         CHECK_VEC_CLOSE(q->var, p->var, p->P, 0.0);
         CHECK_VEC_CLOSE(q->U, p->U, 3 * p->P, 0.0);
@@ -640,7 +642,7 @@ static void grid_prior_picks_the_best_laplace_evidence(void)
     effdim_dataset *ds = NULL;
     effdim_checkpoint *c = blr_checkpoint(&b, EFFDIM_REDUCTION_MEAN, m, &ds);
     effdim_posterior_params pp = effdim_posterior_default_params();
-    pp.method = EFFDIM_POST_GGN;
+    pp.method = EFFDIM_POSTERIOR_GGN;
     pp.prior = EFFDIM_PRIOR_GRID;
     pp.noise_var = b.sigma2;
     effdim_posterior *post = NULL;
@@ -761,12 +763,12 @@ static void prediction_and_prune_files_round_trip(void)
 
 static void unknown_method_names_are_refused(void)
 {
-    effdim_post_method m;
+    effdim_posterior_method m;
     effdim_error err;
     CHECK_STATUS(effdim_post_method_parse("kfac", &m, &err), EFFDIM_EINVAL, &err);
     CHECK_MSG(&err, "kfac", "badam-a");
     CHECK_OK(effdim_post_method_parse("lowrank", &m, &err), &err);
-    CHECK(m == EFFDIM_POST_LOWRANK);
+    CHECK(m == EFFDIM_POSTERIOR_LOWRANK);
 }
 
 CHECK_TESTS({"badam matches hand-computed values", badam_matches_hand_computed_values},

@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "check.h"
+#include "effdim/blr.h"
+#include "effdim/dense.h"
 #include "effdim/lanczos.h"
 #include "effdim/neff.h"
 #include "effdim/operator.h"
@@ -161,8 +163,8 @@ static effdim_operator *kron_operator(size_t n1, size_t n2, const double *d, uin
     memcpy(c->d, d, n * sizeof(double));
     effdim_error e;
     effdim_operator *op = NULL;
-    if (effdim_random_orthogonal(n1, seed, c->Q1, &e) != EFFDIM_OK ||
-        effdim_random_orthogonal(n2, seed + 1, c->Q2, &e) != EFFDIM_OK ||
+    if (effdim_dense_random_orthogonal(n1, seed, c->Q1, &e) != EFFDIM_OK ||
+        effdim_dense_random_orthogonal(n2, seed + 1, c->Q2, &e) != EFFDIM_OK ||
         effdim_operator_alloc(n, kron_apply, c, kron_free, "kron", &op, &e) != EFFDIM_OK) {
         check_note("building the Kronecker operator failed: %s", e.msg);
         kron_free(c);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "effdim/sha256.h"
 #include "effdim/spectrum.h"
 #include "sha256.h"
 
@@ -71,9 +72,9 @@ static void sha256_of_a_million_a_in_uneven_pieces_and_from_a_file(void)
     CHECK(f && fwrite(a, 1, n, f) == n);
     if (f) fclose(f);
     effdim_error e;
-    CHECK_OK(effdim_file_sha256(path, hex, &e), &e);
+    CHECK_OK(effdim_sha256_file(path, hex, &e), &e);
     CHECK(!strcmp(hex, want));
-    CHECK_STATUS(effdim_file_sha256(check_tmpfile("nope.bin"), hex, &e), EFFDIM_EIO, &e);
+    CHECK_STATUS(effdim_sha256_file(check_tmpfile("nope.bin"), hex, &e), EFFDIM_EIO, &e);
     CHECK_MSG(&e, "nope.bin", "cannot open");
     free(a);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "effdim/blas.h"
 #include "effdim/checkpoint.h"
 #include "effdim/data.h"
 #include "effdim/mlp.h"
@@ -81,7 +82,7 @@ static void job_with_defaults_reproduces_the_command_bitwise(void)
     effdim_checkpoint *ck = NULL;
     effdim_dataset *ds = NULL;
     effdim_spectrum *s = NULL, *c = NULL;
-    effdim_set_num_threads(1);
+    effdim_blas_set_threads(1);
     if (!CHECK_OK(effdim_checkpoint_load(model, &ck, &e), &e)) return;
     if (CHECK_OK(effdim_dataset_from_spec(DATA, &ds, &e), &e) &&
         CHECK_OK(effdim_spectrum_load(file, &c, &e), &e)) {
@@ -234,7 +235,7 @@ static int load_model(effdim_checkpoint **ck, effdim_dataset **ds)
     effdim_error e;
     *ck = NULL;
     *ds = NULL;
-    effdim_set_num_threads(1);
+    effdim_blas_set_threads(1);
     if (!CHECK(model) || !CHECK_OK(effdim_checkpoint_load(model, ck, &e), &e)) return 0;
     if (CHECK_OK(effdim_dataset_from_spec(DATA, ds, &e), &e)) return 1;
     effdim_checkpoint_free(*ck);

@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "effdim/data.h"
+#include "effdim/dense.h"
 #include "effdim/hvp.h"
 #include "effdim/mlp.h"
 #include "effdim/operator.h"

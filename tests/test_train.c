@@ -302,13 +302,13 @@ static void test_a_run_stopped_inside_an_epoch_resumes_bitwise(void)
     CHECK_MSG(&err, "interrupted", "1 of 4 epochs");
     CHECK(!s.bad_event && s.epochs_seen == 1 && s.last_done == 1 && s.last_total == 4);
     CHECK(r.interrupted && r.epochs_run == 1 && r.steps == 7 && r.step == 7);
-    const effdim_ckpt_attr *rows = effdim_checkpoint_training_attr(f.c, "epoch_rows");
+    const effdim_checkpoint_attr *rows = effdim_checkpoint_training_attr(f.c, "epoch_rows");
     CHECK(rows && rows->n == 1 && rows->num[0] == 8.0);
     CHECK(f.c->training->epochs == 1 && f.c->optimizer->step == 7);
     back = resume(f.c, "stopped.h5", 3);
     if (CHECK(back)) {
         same_training(four, back);
-        const effdim_ckpt_attr *a = effdim_checkpoint_training_attr(back, "epoch_rows");
+        const effdim_checkpoint_attr *a = effdim_checkpoint_training_attr(back, "epoch_rows");
         CHECK(a && a->num[0] == 0.0); /* finished: no rows into a next epoch */
     }
 done:

@@ -19,6 +19,7 @@
 
 #include "cli.h"
 
+#include "effdim/blas.h"
 #include "effdim/mlp.h"
 #include "effdim/status.h"
 
@@ -266,7 +267,7 @@ effdim_status bench_mlp_setup(const bench_opts *o, effdim_mlp *m, char *arch, si
     effdim_status st = effdim_mlp_init(m, L, o->sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY,
                                        EFFDIM_REDUCTION_MEAN, err);
     if (st) return st;
-    effdim_set_num_threads(o->threads);
+    effdim_blas_set_threads(o->threads);
     size_t len = 0;
     arch[0] = '\0';
     for (size_t l = 0; l <= L; ++l) {

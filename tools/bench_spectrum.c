@@ -47,6 +47,7 @@
 
 #include "bench_common.h"
 #include "cli.h"
+#include "effdim/blas.h"
 #include "effdim/checkpoint.h"
 #include "effdim/data.h"
 #include "effdim/hvp.h"
@@ -720,7 +721,7 @@ int bench_spectrum(int argc, char **argv)
                  .ref_probes = 200, .ref_steps = 300};
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
-    effdim_set_num_threads(o.threads);
+    effdim_blas_set_threads(o.threads);
     effdim_error err;
     memset(&err, 0, sizeof err);
     results r;

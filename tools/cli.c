@@ -147,7 +147,7 @@ effdim_status cli_load_checkpoint(const char *path, const char *given, effdim_ch
 {
     effdim_status st = effdim_checkpoint_load(path, ck, err);
     if (st) return st;
-    const effdim_ckpt_training *t = (*ck)->training;
+    const effdim_checkpoint_training *t = (*ck)->training;
     *spec = given ? given : t && t->data_spec && t->data_spec[0] ? t->data_spec : NULL;
     return EFFDIM_OK;
 }

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "effdim/blas.h"
 #include "effdim/checkpoint.h"
 #include "effdim/compare.h"
 #include "effdim/data.h"
@@ -49,6 +50,7 @@
 #include "effdim/hvp.h"
 #include "effdim/lanczos.h"
 #include "effdim/mlp.h"
+#include "effdim/sha256.h"
 #include "effdim/spectrum.h"
 #include "h5io.h"
 #include "internal.h"
@@ -664,7 +666,7 @@ static effdim_status write_root(hid_t f, const cmp_run *R, effdim_error *err)
 {
     const effdim_mlp *m = &R->ckpt->mlp;
     char sha[65] = "", now[64];
-    if (effdim_file_sha256(R->o->ckpt, sha, NULL)) sha[0] = '\0';
+    if (effdim_sha256_file(R->o->ckpt, sha, NULL)) sha[0] = '\0';
     const char *dn[MAX_DIAGS], *bn[EFFDIM_MLP_MAX_LAYERS + 1];
     int64_t off[EFFDIM_MLP_MAX_LAYERS + 1], len[EFFDIM_MLP_MAX_LAYERS + 1];
     for (size_t i = 0; i < R->nd; ++i) dn[i] = R->names[i];
@@ -739,7 +741,7 @@ static int save_spectrum(const cmp_run *R)
     double *ritz = malloc(R->m * sizeof(double));
     if (!ritz) return cli_errorf(CMD, CLI_EXIT_FAIL, "out of memory");
     effdim_compare_neff(r->eig, r->k, R->z, R->m, R->neg, ritz, NULL);
-    if (effdim_file_sha256(R->o->ckpt, s.checkpoint_sha256, NULL)) s.checkpoint_sha256[0] = 0;
+    if (effdim_sha256_file(R->o->ckpt, s.checkpoint_sha256, NULL)) s.checkpoint_sha256[0] = 0;
     s.checkpoint = (char *)R->o->ckpt;
     s.data_spec = (char *)(R->spec ? R->spec : "");
     s.n = R->ds->n;
@@ -1083,7 +1085,7 @@ static int setup(cmp_run *R)
 {
     effdim_error err;
     cmp_opts *o = R->o;
-    effdim_set_num_threads(o->threads);
+    effdim_blas_set_threads(o->threads);
     if (cli_load_checkpoint(o->ckpt, o->data, &R->ckpt, &R->spec, &err)) return cli_fail(CMD, &err);
     /* the given files first, so a bad file fails before any computing */
     int rc = o->spectrum ? load_spectrum(R) : 0;

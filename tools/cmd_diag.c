@@ -36,11 +36,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "effdim/blas.h"
 #include "effdim/checkpoint.h"
 #include "effdim/data.h"
 #include "effdim/diag.h"
 #include "effdim/hvp.h"
 #include "effdim/mlp.h"
+#include "effdim/sha256.h"
 #include "effdim/spectrum.h"
 #include "h5io.h"
 #include "internal.h"
@@ -289,7 +291,7 @@ static int setup(diag_run *R)
         cli_fail(CMD, &err);
         return CLI_EXIT_USAGE;
     }
-    effdim_set_num_threads(o->threads);
+    effdim_blas_set_threads(o->threads);
     if (cli_load_checkpoint(o->ckpt, o->data, &R->ckpt, &R->spec, &err)) return cli_fail(CMD, &err);
     if (!R->spec && needs_data(R))
         return cli_errorf(CMD, CLI_EXIT_USAGE,
@@ -457,7 +459,7 @@ static effdim_status run_adam(diag_run *R, effdim_error *err)
     double beta2 = NAN; /* present: effdim_diag_adam refuses a checkpoint without it */
     effdim_checkpoint_hparam(c, "beta2", &beta2);
     int64_t t = c->optimizer->step;
-    const effdim_ckpt_attr *ba = effdim_checkpoint_training_attr(c, "batch");
+    const effdim_checkpoint_attr *ba = effdim_checkpoint_training_attr(c, "batch");
     int64_t batch = R->o->batch ? (int64_t)R->o->batch
                     : ba && !ba->is_string && ba->n == 1 ? (int64_t)ba->num[0] : 0;
     for (size_t i = 0; i < (ef_ok ? 3u : 2u); ++i) {
@@ -557,7 +559,7 @@ static effdim_status write_root(hid_t f, const diag_run *R, effdim_error *err)
     const effdim_mlp *m = &R->ckpt->mlp;
     size_t n = R->ds ? R->ds->n : 0, L = m->n_layers;
     char sha[65] = "", now[64];
-    if (effdim_file_sha256(R->o->ckpt, sha, NULL)) sha[0] = '\0';
+    if (effdim_sha256_file(R->o->ckpt, sha, NULL)) sha[0] = '\0';
     const char *names[MAX_RESULTS];
     int64_t off[EFFDIM_MLP_MAX_LAYERS], len[EFFDIM_MLP_MAX_LAYERS];
     for (size_t i = 0; i < R->n_res; ++i) names[i] = R->res[i].name;

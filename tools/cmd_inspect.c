@@ -17,7 +17,6 @@
  * checkpoint (one line on stderr naming the file and the object), 2 usage.
  */
 #include <getopt.h>
-#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +24,8 @@
 
 #include "cli.h"
 #include "effdim/checkpoint.h"
+#include "effdim/inspect.h"
 #include "effdim/spectrum.h"
-#include "h5io.h"
 
 #define CMD "inspect"
 #define TEXT_ARRAY_MAX 8 /* array entries shown in text output */
@@ -48,110 +47,42 @@ static void usage(FILE *f)
  * ====================================================================== */
 
 /* One attribute as a cJSON value (string, number, or array of them). */
-static cJSON *attr_json(hid_t obj, const char *name)
+static cJSON *attr_json(const effdim_file_attr *a)
 {
-    effdim_error e;
-    hid_t at = H5Aopen(obj, name, H5P_DEFAULT);
-    if (at < 0) return cJSON_CreateNull();
-    hid_t ft = H5Aget_type(at), sp = H5Aget_space(at);
-    H5T_class_t cls = H5Tget_class(ft);
-    int rank = H5Sget_simple_extent_ndims(sp);
-    hssize_t np = H5Sget_simple_extent_npoints(sp);
-    cJSON *out = NULL;
-    if (cls == H5T_STRING) {
-        char **s = NULL;
-        size_t n = 0;
-        if (!effdim_h5_attr_read_strings(obj, name, &s, &n, &e)) {
-            if (rank == 0 && n == 1) {
-                out = cJSON_CreateString(s[0]);
-            } else {
-                out = cJSON_CreateArray();
-                for (size_t i = 0; i < n; ++i) cJSON_AddItemToArray(out, cJSON_CreateString(s[i]));
-            }
-            effdim_h5_strings_free(s, n);
-        }
-    } else if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && np >= 0 && rank <= 1) {
-        double *v = malloc((size_t)(np ? np : 1) * sizeof *v);
-        if (v && H5Aread(at, H5T_NATIVE_DOUBLE, v) >= 0) {
-            out = rank == 0 ? cJSON_CreateNumber(v[0]) : cli_json_doubles(v, (size_t)np);
-        }
-        free(v);
+    if (a->kind == EFFDIM_ATTR_STRING) {
+        if (a->scalar && a->n == 1) return cJSON_CreateString(a->strings[0]);
+        cJSON *out = cJSON_CreateArray();
+        for (size_t i = 0; i < a->n; ++i) cJSON_AddItemToArray(out, cJSON_CreateString(a->strings[i]));
+        return out;
     }
-    if (!out) out = cJSON_CreateString("(unsupported attribute type)");
-    H5Tclose(ft);
-    H5Sclose(sp);
-    H5Aclose(at);
-    return out;
+    if (a->kind == EFFDIM_ATTR_NUMBER)
+        return a->scalar ? cJSON_CreateNumber(a->values[0]) : cli_json_doubles(a->values, a->n);
+    return cJSON_CreateString("(unsupported attribute type)");
 }
 
-static herr_t attr_collect_cb(hid_t obj, const char *name, const H5A_info_t *info, void *data)
-{
-    cJSON_AddItemToObject((cJSON *)data, name, attr_json(obj, name));
-    return 0;
-}
-
-/* All attributes of obj as a JSON object (name order). */
-static cJSON *attrs_json(hid_t obj)
+/* All root attributes as a JSON object (name order). */
+static cJSON *attrs_json(const effdim_file_summary *fs)
 {
     cJSON *o = cJSON_CreateObject();
-    hsize_t idx = 0;
-    H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_collect_cb, o);
+    for (size_t i = 0; i < fs->n_attrs; ++i)
+        cJSON_AddItemToObject(o, fs->attrs[i].name, attr_json(&fs->attrs[i]));
     return o;
 }
 
-static const char *type_name(hid_t t)
-{
-    H5T_class_t cls = H5Tget_class(t);
-    size_t size = H5Tget_size(t);
-    if (cls == H5T_FLOAT) return size == 4 ? "float32" : size == 8 ? "float64" : "float";
-    if (cls == H5T_INTEGER) {
-        int sgn = H5Tget_sign(t) == H5T_SGN_2;
-        switch (size) {
-        case 1: return sgn ? "int8" : "uint8";
-        case 2: return sgn ? "int16" : "uint16";
-        case 4: return sgn ? "int32" : "uint32";
-        case 8: return sgn ? "int64" : "uint64";
-        default: return "integer";
-        }
-    }
-    if (cls == H5T_STRING) return "string";
-    if (cls == H5T_COMPOUND) return "compound";
-    if (cls == H5T_ENUM) return "enum";
-    return "other";
-}
-
-static herr_t visit_cb(hid_t root, const char *name, const H5O_info_t *info, void *data)
-{
-    if (info->type != H5O_TYPE_DATASET) return 0;
-    hid_t ds = H5Dopen2(root, name, H5P_DEFAULT);
-    if (ds < 0) return 0;
-    hid_t sp = H5Dget_space(ds), t = H5Dget_type(ds);
-    int rank = H5Sget_simple_extent_ndims(sp);
-    hsize_t dims[H5S_MAX_RANK];
-    if (rank > 0) H5Sget_simple_extent_dims(sp, dims, NULL);
-    cJSON *d = cJSON_CreateObject();
-    char path[1100];
-    snprintf(path, sizeof path, "/%s", name);
-    cJSON_AddStringToObject(d, "path", path);
-    cJSON *shape = cJSON_AddArrayToObject(d, "shape");
-    for (int i = 0; i < rank; ++i) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)dims[i]));
-    cJSON_AddStringToObject(d, "type", type_name(t));
-    H5Tclose(t);
-    H5Sclose(sp);
-    H5Dclose(ds);
-    cJSON_AddItemToArray((cJSON *)data, d);
-    return 0;
-}
-
 /* Every data set in the file: [{path, shape, type}], in name order. */
-static cJSON *datasets_json(hid_t file)
+static cJSON *datasets_json(const effdim_file_summary *fs)
 {
     cJSON *a = cJSON_CreateArray();
-#if H5_VERSION_GE(1, 12, 0)
-    H5Ovisit3(file, H5_INDEX_NAME, H5_ITER_INC, visit_cb, a, H5O_INFO_BASIC);
-#else
-    H5Ovisit(file, H5_INDEX_NAME, H5_ITER_INC, visit_cb, a);
-#endif
+    for (size_t i = 0; i < fs->n_datasets; ++i) {
+        const effdim_file_dataset *ds = &fs->datasets[i];
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "path", ds->path);
+        cJSON *shape = cJSON_AddArrayToObject(d, "shape");
+        for (size_t r = 0; r < ds->rank; ++r)
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)ds->dims[r]));
+        cJSON_AddStringToObject(d, "type", ds->type);
+        cJSON_AddItemToArray(a, d);
+    }
     return a;
 }
 
@@ -249,7 +180,7 @@ static int print_spectrum_tables(const char *path)
  * Checkpoints
  * ====================================================================== */
 
-static cJSON *attr_to_json(const effdim_ckpt_attr *a)
+static cJSON *attr_to_json(const effdim_checkpoint_attr *a)
 {
     if (a->is_string) {
         if (a->is_scalar && a->n == 1) return cJSON_CreateString(a->str[0]);
@@ -282,7 +213,7 @@ static const char *hex64(uint64_t h, char *buf, size_t cap)
 }
 
 /* Fingerprint of every optimiser state vector, in the file's (name) order. */
-static uint64_t state_hash(const effdim_ckpt_optimizer *o)
+static uint64_t state_hash(const effdim_checkpoint_optimizer *o)
 {
     uint64_t h = FNV_OFFSET;
     for (size_t i = 0; i < o->n_state; ++i) h = fnv1a(h, o->state[i].v, o->state[i].n);
@@ -309,7 +240,7 @@ static cJSON *checkpoint_json(const char *path, const effdim_checkpoint *c)
     cJSON_AddNumberToObject(mj, "n_params", (double)m->n_params);
     cJSON_AddStringToObject(mj, "params_fnv1a64", hex64(fnv1a(FNV_OFFSET, c->theta, m->n_params), hex, sizeof hex));
     if (c->optimizer) {
-        const effdim_ckpt_optimizer *op = c->optimizer;
+        const effdim_checkpoint_optimizer *op = c->optimizer;
         cJSON *oj = cJSON_AddObjectToObject(o, "optimizer");
         cJSON_AddStringToObject(oj, "name", op->name);
         cJSON_AddNumberToObject(oj, "step", (double)op->step);
@@ -326,7 +257,7 @@ static cJSON *checkpoint_json(const char *path, const effdim_checkpoint *c)
         cJSON_AddNullToObject(o, "optimizer");
     }
     if (c->training) {
-        const effdim_ckpt_training *t = c->training;
+        const effdim_checkpoint_training *t = c->training;
         cJSON *tj = cJSON_AddObjectToObject(o, "training");
         if (t->data_spec) cJSON_AddStringToObject(tj, "data_spec", t->data_spec);
         if (t->test_spec) cJSON_AddStringToObject(tj, "test_spec", t->test_spec);
@@ -372,7 +303,7 @@ static void print_checkpoint(const char *path, const effdim_checkpoint *c)
     printf("parameters  %zu (fnv1a64 %s)\n", m->n_params,
            hex64(fnv1a(FNV_OFFSET, c->theta, m->n_params), hex, sizeof hex));
     if (c->optimizer) {
-        const effdim_ckpt_optimizer *o = c->optimizer;
+        const effdim_checkpoint_optimizer *o = c->optimizer;
         printf("optimizer   %s, step %lld", o->name, (long long)o->step);
         for (size_t i = 0; i < o->n_hparams; ++i)
             printf(", %s %.6g", o->hparams[i].name, o->hparams[i].value);
@@ -392,7 +323,7 @@ static void print_checkpoint(const char *path, const effdim_checkpoint *c)
         printf("training    (no provenance)\n");
         return;
     }
-    const effdim_ckpt_training *t = c->training;
+    const effdim_checkpoint_training *t = c->training;
     printf("training    %llu epochs", (unsigned long long)t->epochs);
     double fl = last_metric(c, "losses"), fa = last_metric(c, "accuracies");
     double tl = last_metric(c, "test_losses"), ta = last_metric(c, "test_accuracies");
@@ -429,13 +360,13 @@ static void print_checkpoint(const char *path, const effdim_checkpoint *c)
 static int inspect_file(const char *path, int json)
 {
     effdim_error err;
-    hid_t file;
-    if (effdim_h5_open_read(path, &file, &err)) return cli_fail(CMD, &err);
+    effdim_file_summary *fs = NULL;
+    if (effdim_inspect_file(path, &fs, &err)) return cli_fail(CMD, &err);
     char kind[256] = "";
-    int has_format = effdim_h5_has_attr(file, "format") &&
-                     !effdim_h5_attr_read_string(file, "format", kind, sizeof kind, NULL);
+    int has_format = fs->format != NULL;
+    if (has_format) snprintf(kind, sizeof kind, "%s", fs->format);
     if (has_format && !strcmp(kind, EFFDIM_CHECKPOINT_FORMAT)) {
-        H5Fclose(file);
+        effdim_file_summary_free(fs);
         effdim_checkpoint *c = NULL;
         if (effdim_checkpoint_load(path, &c, &err)) return cli_fail(CMD, &err);
         if (json)
@@ -446,9 +377,9 @@ static int inspect_file(const char *path, int json)
         return CLI_EXIT_OK;
     }
     if (!has_format) snprintf(kind, sizeof kind, "HDF5 file without an effdim 'format' attribute");
-    cJSON *attrs = attrs_json(file);
-    cJSON *datasets = datasets_json(file);
-    H5Fclose(file);
+    cJSON *attrs = attrs_json(fs);
+    cJSON *datasets = datasets_json(fs);
+    effdim_file_summary_free(fs);
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "file", path);

@@ -17,7 +17,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "effdim/blas.h"
 #include "effdim/posterior.h"
+#include "effdim/sha256.h"
 #include "effdim/spectrum.h"
 
 #define CMD "posterior"
@@ -199,12 +201,12 @@ static void print_summary(const post_opts *o, const effdim_posterior *p, int jso
     printf("%s: %s posterior over %zu parameters, N = %.0f%s%s\n", o->ckpt,
            effdim_post_method_name(p->method), p->P, p->N, p->data_spec ? ", data " : "",
            p->data_spec ? p->data_spec : "");
-    if (p->method == EFFDIM_POST_BADAM_B)
+    if (p->method == EFFDIM_POSTERIOR_BADAM_B)
         printf("prior             none (variant B: the prior entered through training's L2 term)\n");
     else
         printf("prior precision   %.6g (%s)\n", p->prior_precision,
                effdim_prior_mode_name(p->prior_mode));
-    if (p->prior_mode == EFFDIM_PRIOR_EVIDENCE && p->method != EFFDIM_POST_BADAM_B)
+    if (p->prior_mode == EFFDIM_PRIOR_EVIDENCE && p->method != EFFDIM_POSTERIOR_BADAM_B)
         printf("evidence          %zu iterations, %s\n", p->evidence_iterations,
                p->evidence_converged ? "converged" : "NOT converged");
     if (isfinite(p->gamma)) printf("gamma             %.6g (= N_eff at z = alpha)\n", p->gamma);
@@ -228,13 +230,13 @@ int cmd_posterior(int argc, char **argv)
         return cli_errorf(CMD, CLI_EXIT_USAGE,
                           "--method is required (badam-a, badam-b, ggn, ef or lowrank)");
     if (!o.out) return cli_errorf(CMD, CLI_EXIT_USAGE, "-o/--output is required");
-    effdim_set_num_threads(o.threads);
+    effdim_blas_set_threads(o.threads);
     cli_catch_interrupts();
     effdim_error err;
     effdim_checkpoint *ck = NULL;
     effdim_dataset *ds = NULL;
     const char *spec = NULL;
-    int badam = o.p.method == EFFDIM_POST_BADAM_A || o.p.method == EFFDIM_POST_BADAM_B;
+    int badam = o.p.method == EFFDIM_POSTERIOR_BADAM_A || o.p.method == EFFDIM_POSTERIOR_BADAM_B;
     effdim_status st;
     if (badam && o.p.N > 0.0 && !o.data && o.p.prior != EFFDIM_PRIOR_GRID)
         st = cli_load_checkpoint(o.ckpt, NULL, &ck, &spec, &err);
@@ -255,7 +257,7 @@ int cmd_posterior(int argc, char **argv)
     if (partial) fprintf(stderr, "effdim %s: warning: %s\n", CMD, err.msg);
     if (st && !partial) rc = cli_fail(CMD, &err);
     if (!rc) {
-        if (effdim_file_sha256(o.ckpt, post->checkpoint_sha256, NULL)) post->checkpoint_sha256[0] = 0;
+        if (effdim_sha256_file(o.ckpt, post->checkpoint_sha256, NULL)) post->checkpoint_sha256[0] = 0;
         if (effdim_posterior_save(post, o.out, &err)) rc = cli_fail(CMD, &err);
     }
     if (!rc) print_summary(&o, post, o.json);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "effdim/blas.h"
 #include "effdim/posterior.h"
 
 #define CMD "predict"
@@ -138,7 +139,7 @@ int cmd_predict(int argc, char **argv)
     if ((rc = cli_one_operand(CMD, argc, argv, "a posterior file", &o.post))) return rc;
     if (!o.data) return cli_errorf(CMD, CLI_EXIT_USAGE, "--data is required");
     if (!o.out) return cli_errorf(CMD, CLI_EXIT_USAGE, "-o/--output is required");
-    effdim_set_num_threads(o.threads);
+    effdim_blas_set_threads(o.threads);
     cli_catch_interrupts();
     effdim_error err;
     effdim_posterior *post = NULL;

@@ -20,7 +20,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "effdim/blas.h"
 #include "effdim/posterior.h"
+#include "effdim/prune.h"
+#include "effdim/sha256.h"
 #include "effdim/spectrum.h"
 
 #define CMD "prune"
@@ -218,7 +221,7 @@ int cmd_prune(int argc, char **argv)
     effdim_prune_table t;
     memset(&t, 0, sizeof t);
     if ((rc = parse_by(&o, &t))) return rc;
-    effdim_set_num_threads(o.threads);
+    effdim_blas_set_threads(o.threads);
     effdim_error err;
     effdim_checkpoint *ck = NULL;
     effdim_posterior *post = NULL;
@@ -237,7 +240,7 @@ int cmd_prune(int argc, char **argv)
                         o.post, post->P, o.ckpt, P);
         goto done;
     }
-    if (effdim_file_sha256(o.ckpt, sha, NULL)) sha[0] = 0;
+    if (effdim_sha256_file(o.ckpt, sha, NULL)) sha[0] = 0;
     t.nf = o.nf;
     t.fraction = o.fr;
     t.n_params = P;

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "effdim/blas.h"
 #include "effdim/checkpoint.h"
 #include "effdim/data.h"
 #include "effdim/hvp.h"
@@ -464,7 +465,7 @@ int cmd_spectrum(int argc, char **argv)
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     const char *claim_in[] = {o.ckpt, o.data};
     if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
-    if (o.threads) effdim_set_num_threads(o.threads);
+    if (o.threads) effdim_blas_set_threads(o.threads);
     o.p.cache = !o.no_cache;
     o.p.checkpoint = o.ckpt;
 

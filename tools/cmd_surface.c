@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "effdim/blas.h"
 #include "effdim/hvp.h"
 #include "effdim/subspace.h"
 #include "plot.h"
@@ -55,7 +56,7 @@ static int eig_run_load(const eig_opts *o, eig_run *r)
 {
     effdim_error err;
     memset(r, 0, sizeof *r);
-    effdim_set_num_threads(o->threads);
+    effdim_blas_set_threads(o->threads);
     if (cli_load_model_and_data(o->ckpt, o->data, &r->ck, &r->spec, &r->ds, &err))
         return cli_fail(o->cmd, &err);
     return 0;

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "effdim/blas.h"
 #include "effdim/checkpoint.h"
 #include "effdim/data.h"
 #include "effdim/mlp.h"
@@ -457,7 +458,7 @@ static int load_init(run *R)
     if (effdim_checkpoint_load(o->init, &R->ckpt, &err)) return cli_fail(CMD, &err);
     int rc = check_init_agrees(o, &R->ckpt->mlp);
     if (rc) return rc;
-    const effdim_ckpt_training *t = R->ckpt->training;
+    const effdim_checkpoint_training *t = R->ckpt->training;
     if (!o->data && (!t || !t->data_spec))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--data is required: %s records no data spec",
                           o->init);
@@ -573,7 +574,7 @@ int cmd_train(int argc, char **argv)
     run R;
     memset(&R, 0, sizeof R);
     R.o = &o;
-    effdim_set_num_threads(o.threads);
+    effdim_blas_set_threads(o.threads);
     rc = setup(&R);
     effdim_error err;
     effdim_status st = EFFDIM_OK;

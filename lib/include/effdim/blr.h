@@ -96,6 +96,22 @@ EFFDIM_API effdim_status effdim_blr_save(const effdim_blr_result *r, const char 
 EFFDIM_API effdim_status effdim_blr_load(const char *path, effdim_blr_result **out,
                                          effdim_error *err);
 
+/* Posterior contraction in Bayesian linear regression (SEEDS.md 4.5; paper
+ * section 4): y = Phi beta + eps, eps ~ N(0, sigma2 I), beta ~ N(0, alpha2 I).
+ * With H = Phi^T Phi / sigma2 and Sigma_post = (H + I/alpha2)^-1,
+ *
+ *   tr(Sigma_prior) - tr(Sigma_post) = alpha2 * N_eff(H, 1/alpha2).
+ *
+ * Phi (N, d) row-major. *contraction gets the left side, computed from
+ * the Cholesky factor of H + I/alpha2 (LAPACKE dpotrf/dpotri); *alpha2_neff
+ * the right side from the eigenvalues of H (LAPACKE dsyev). Either pointer
+ * may be NULL. If neff is non-NULL it receives N_eff(H, 1/alpha2).
+ * EDOM for sigma2 <= 0 or alpha2 <= 0; EINVAL for N == 0 or d == 0. */
+EFFDIM_API effdim_status effdim_blr_contraction(const double *Phi, size_t N, size_t d,
+                                                double sigma2, double alpha2, double *contraction,
+                                                double *alpha2_neff, double *neff,
+                                                effdim_error *err);
+
 #ifdef __cplusplus
 }
 #endif

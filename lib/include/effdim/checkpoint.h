@@ -60,7 +60,7 @@ typedef struct effdim_named_vector {
 } effdim_named_vector;
 
 /* A free-form attribute: strings or numbers, a scalar or a 1-D array. */
-typedef struct effdim_ckpt_attr {
+typedef struct effdim_checkpoint_attr {
     char name[EFFDIM_CKPT_NAME_MAX];
     int is_string;  /* strings in str, else numbers in num */
     int is_scalar;  /* written as a scalar (n == 1), else a 1-D array */
@@ -68,9 +68,9 @@ typedef struct effdim_ckpt_attr {
     size_t n;
     char **str;     /* (n) owned, when is_string */
     double *num;    /* (n) owned, otherwise */
-} effdim_ckpt_attr;
+} effdim_checkpoint_attr;
 
-typedef struct effdim_ckpt_optimizer {
+typedef struct effdim_checkpoint_optimizer {
     char name[EFFDIM_CKPT_NAME_MAX]; /* "sgd", "adam", "amsgrad", "adamw", ... */
     int64_t step;                    /* optimiser steps taken */
     size_t n_hparams;
@@ -78,11 +78,11 @@ typedef struct effdim_ckpt_optimizer {
     size_t n_state;
     effdim_named_vector *state;      /* (n_state) each of length n_params, theta order */
     size_t n_extras;
-    effdim_ckpt_attr *extras;        /* (n_extras) other attributes: strings (e.g. schedule),
+    effdim_checkpoint_attr *extras;        /* (n_extras) other attributes: strings (e.g. schedule),
                                         numeric arrays */
-} effdim_ckpt_optimizer;
+} effdim_checkpoint_optimizer;
 
-typedef struct effdim_ckpt_training {
+typedef struct effdim_checkpoint_training {
     char *data_spec;      /* owned or NULL */
     char *test_spec;      /* owned or NULL */
     uint64_t seed;
@@ -93,14 +93,14 @@ typedef struct effdim_ckpt_training {
     size_t n_metrics;
     effdim_named_vector *metrics; /* per-epoch arrays: losses, accuracies, test_losses, test_accuracies */
     size_t n_extras;
-    effdim_ckpt_attr *extras;     /* any other attribute */
-} effdim_ckpt_training;
+    effdim_checkpoint_attr *extras;     /* any other attribute */
+} effdim_checkpoint_training;
 
 typedef struct effdim_checkpoint {
     effdim_mlp mlp;                   /* the network description */
     double *theta;                    /* (mlp.n_params) owned */
-    effdim_ckpt_optimizer *optimizer; /* owned; NULL when the file has none */
-    effdim_ckpt_training *training;   /* owned; NULL when the file has none */
+    effdim_checkpoint_optimizer *optimizer; /* owned; NULL when the file has none */
+    effdim_checkpoint_training *training;   /* owned; NULL when the file has none */
 } effdim_checkpoint;
 
 /* A checkpoint for network m with theta copied from `theta` (zeros when
@@ -197,7 +197,7 @@ EFFDIM_API effdim_status effdim_checkpoint_set_training_number(effdim_checkpoint
                                                                const char *name, double value,
                                                                effdim_error *err);
 /* A training extra attribute, or NULL. */
-EFFDIM_API const effdim_ckpt_attr *effdim_checkpoint_training_attr(const effdim_checkpoint *c,
+EFFDIM_API const effdim_checkpoint_attr *effdim_checkpoint_training_attr(const effdim_checkpoint *c,
                                                                    const char *name);
 
 #ifdef __cplusplus

@@ -146,7 +146,7 @@ EFFDIM_API effdim_status effdim_mlp_init_params(const effdim_mlp *m, double *the
 
 /* Workspace for up to `chunk` rows per pass (chunk >= 1; 0 means 512, which
  * measured fastest for 784-300-100-10 on 2 cores: docs/performance.md), for
- * T = effdim_get_num_threads() workers AT THE TIME OF THIS CALL (see
+ * T = effdim_blas_threads() workers AT THE TIME OF THIS CALL (see
  * effdim_mlp_ws_alloc_workers). */
 EFFDIM_API effdim_mlp_ws *effdim_mlp_ws_alloc(const effdim_mlp *m, size_t chunk, effdim_error *err);
 /* Workspace for `workers` workers (0 or 1: one; clamped to 64). With T > 1, a
@@ -199,11 +199,12 @@ EFFDIM_API effdim_status effdim_mlp_per_sample_grads(const effdim_mlp *m, const 
                                                      size_t n_rows, double *G, double *losses,
                                                      effdim_mlp_ws *ws, effdim_error *err);
 
-/* ---- BLAS threads ------------------------------------------------------- */
-EFFDIM_API void effdim_set_num_threads(int n);
-EFFDIM_API int effdim_get_num_threads(void);
-/* OpenBLAS's configuration string (core, threads). */
-EFFDIM_API const char *effdim_blas_config(void);
+/* Jacobian of the network outputs (lib/mlp_jac.c):
+ * J (n, K, P): J[i][o][p] = d out_o(x_i) / d theta_p for the rows X (n, d);
+ * out (n, K) receives the outputs when non-NULL. ws: any workspace of m. */
+EFFDIM_API effdim_status effdim_mlp_jacobian(const effdim_mlp *m, const double *theta,
+                                             const double *X, size_t n, double *J, double *out,
+                                             effdim_mlp_ws *ws, effdim_error *err);
 
 #ifdef __cplusplus
 }

@@ -142,20 +142,6 @@ EFFDIM_API effdim_status effdim_operator_to_dense_progress(effdim_operator *op, 
                                                            const effdim_progress *progress,
                                                            effdim_error *err);
 
-/* ---- matrices with a known spectrum (tests, demos, benchmarks) ------------- */
-
-/* A Haar-distributed random orthogonal Q (n, n) row-major from the QR
- * factorisation of a Gaussian matrix (LAPACKE dgeqrf + dorgqr, columns signed
- * by diag(R)), seeded (GSL mt19937). */
-EFFDIM_API effdim_status effdim_random_orthogonal(size_t n, uint64_t seed, double *Q,
-                                                  effdim_error *err);
-
-/* A = Q diag(lambda) Q^T (n, n) row-major with Q = effdim_random_orthogonal(n,
- * seed), exactly symmetrised. The eigenvalues of A are lambda (n) up to
- * rounding (about n * eps * max|lambda|). */
-EFFDIM_API effdim_status effdim_dense_with_spectrum(size_t n, const double *lambda, uint64_t seed,
-                                                    double *A, effdim_error *err);
-
 #ifdef __cplusplus
 }
 #endif

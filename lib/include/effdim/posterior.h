@@ -67,18 +67,18 @@
 extern "C" {
 #endif
 
-typedef enum effdim_post_method {
-    EFFDIM_POST_BADAM_A = 0,
-    EFFDIM_POST_BADAM_B = 1,
-    EFFDIM_POST_GGN = 2,
-    EFFDIM_POST_EF = 3,
-    EFFDIM_POST_LOWRANK = 4
-} effdim_post_method;
-#define EFFDIM_POST_N_METHODS 5
+typedef enum effdim_posterior_method {
+    EFFDIM_POSTERIOR_BADAM_A = 0,
+    EFFDIM_POSTERIOR_BADAM_B = 1,
+    EFFDIM_POSTERIOR_GGN = 2,
+    EFFDIM_POSTERIOR_EF = 3,
+    EFFDIM_POSTERIOR_LOWRANK = 4
+} effdim_posterior_method;
+#define EFFDIM_POSTERIOR_N_METHODS 5
 
 /* "badam-a" | "badam-b" | "ggn" | "ef" | "lowrank" */
-EFFDIM_API const char *effdim_post_method_name(effdim_post_method m);
-EFFDIM_API effdim_status effdim_post_method_parse(const char *s, effdim_post_method *m,
+EFFDIM_API const char *effdim_post_method_name(effdim_posterior_method m);
+EFFDIM_API effdim_status effdim_post_method_parse(const char *s, effdim_posterior_method *m,
                                                   effdim_error *err);
 
 typedef enum effdim_prior_mode {
@@ -102,7 +102,7 @@ typedef enum effdim_lowrank_rest {
 } effdim_lowrank_rest;
 
 typedef struct effdim_posterior_params {
-    effdim_post_method method;   /* default EFFDIM_POST_GGN */
+    effdim_posterior_method method;   /* default EFFDIM_POSTERIOR_GGN */
     effdim_prior_mode prior;     /* default EFFDIM_PRIOR_EVIDENCE */
     double prior_precision;      /* fixed: alpha; evidence: the start (default 1) */
     double grid_min, grid_max;   /* grid: alpha range (default 1e-4, 1e6) */
@@ -132,7 +132,7 @@ EFFDIM_API effdim_posterior_params effdim_posterior_default_params(void);
 
 typedef struct effdim_posterior {
     effdim_mlp mlp;              /* the network the weights belong to */
-    effdim_post_method method;
+    effdim_posterior_method method;
     size_t P;
     double *mean;                /* (P) */
     double *var;                 /* (P) diagonal of Sigma */
@@ -231,13 +231,6 @@ EFFDIM_API void effdim_posterior_sampler_free(effdim_posterior_sampler *s);
 /* One sample into theta (P). */
 EFFDIM_API void effdim_posterior_sample(effdim_posterior_sampler *s, double *theta);
 
-/* ---- Jacobian of the network (lib/mlp_jac.c) ---- */
-/* J (n, K, P): J[i][o][p] = d out_o(x_i) / d theta_p for the rows X (n, d);
- * out (n, K) receives the outputs when non-NULL. ws: any workspace of m. */
-EFFDIM_API effdim_status effdim_mlp_jacobian(const effdim_mlp *m, const double *theta,
-                                             const double *X, size_t n, double *J, double *out,
-                                             effdim_mlp_ws *ws, effdim_error *err);
-
 /* ---- predictive distributions ---- */
 
 typedef struct effdim_predict_params {
@@ -305,22 +298,6 @@ EFFDIM_API effdim_status effdim_posterior_save(const effdim_posterior *p, const 
 EFFDIM_API effdim_status effdim_posterior_load(const char *path, effdim_posterior **out,
                                                effdim_error *err);
 
-/* ---- pruning (SEEDS.md 1.5) ---- */
-typedef enum effdim_prune_by {
-    EFFDIM_PRUNE_MAGNITUDE = 0, /* |theta| */
-    EFFDIM_PRUNE_SNR = 1        /* |mean| / sqrt(var) */
-} effdim_prune_by;
-
-/* One global threshold over all P entries (weights, biases, output layer):
- * for each fraction f (in [0, 1)), sort the scores, cutoff = sorted[floor(f P)],
- * zero every entry of theta with score < cutoff, evaluate on ds. Results
- * (nf each): accuracy (NaN for regression), loss, kept (entries left). */
-EFFDIM_API effdim_status effdim_prune_sweep(const effdim_mlp *m, const double *theta,
-                                            const double *scores, const double *fractions,
-                                            size_t nf, const effdim_dataset *ds,
-                                            double *accuracy, double *loss, size_t *kept,
-                                            effdim_error *err);
-
 /* ---- the predictions file (format "effdim.predictions", version 1) ----
  *   /                      attrs format, format_version, posterior, data_spec, predictive
  *                          ("mc" | "linearised"), samples, seed, tempering, fix_output_layer,
@@ -341,39 +318,6 @@ EFFDIM_API effdim_status effdim_prediction_save(const effdim_prediction *r,
                                                 const char *path, effdim_error *err);
 EFFDIM_API effdim_status effdim_prediction_load(const char *path, effdim_prediction **out,
                                                 effdim_error *err);
-
-/* ---- the prune file (format "effdim.prune", version 1) ----
- *   /                      attrs format, format_version, checkpoint, checkpoint_sha256,
- *                          posterior, test_spec, n_params, criteria (names, in order),
- *                          version, created
- *   /prune/fraction        float64 [f]
- *   /prune/<criterion>/accuracy, loss  float64 [f];  /prune/<criterion>/kept int64 [f]
- * criterion = "magnitude" | "snr". */
-#define EFFDIM_PRUNE_FORMAT "effdim.prune"
-#define EFFDIM_PRUNE_VERSION 1
-#define EFFDIM_PRUNE_MAX_CRITERIA 2
-typedef struct effdim_prune_table {
-    size_t nf;
-    double *fraction;                              /* (nf) */
-    size_t nc;
-    effdim_prune_by by[EFFDIM_PRUNE_MAX_CRITERIA];  /* (nc) */
-    double *accuracy[EFFDIM_PRUNE_MAX_CRITERIA];   /* (nf) each */
-    double *loss[EFFDIM_PRUNE_MAX_CRITERIA];
-    size_t *kept[EFFDIM_PRUNE_MAX_CRITERIA];
-    size_t n_params;
-    char *checkpoint, *checkpoint_sha256, *posterior, *test_spec; /* may be NULL */
-} effdim_prune_table;
-/* "magnitude" | "snr" */
-EFFDIM_API const char *effdim_prune_by_name(effdim_prune_by b);
-EFFDIM_API effdim_status effdim_prune_by_parse(const char *s, effdim_prune_by *b,
-                                               effdim_error *err);
-/* Saving reads the table (the caller's arrays); loading allocates one that
- * effdim_prune_table_free frees (NULL-safe). */
-EFFDIM_API effdim_status effdim_prune_save(const effdim_prune_table *t, const char *path,
-                                           effdim_error *err);
-EFFDIM_API effdim_status effdim_prune_load(const char *path, effdim_prune_table **out,
-                                           effdim_error *err);
-EFFDIM_API void effdim_prune_table_free(effdim_prune_table *t);
 
 #ifdef __cplusplus
 }

@@ -313,9 +313,6 @@ EFFDIM_API effdim_status effdim_spectrum_compute(const effdim_mlp *m, const doub
                                                  const effdim_spectrum_params *p,
                                                  effdim_spectrum **out, effdim_error *err);
 
-/* SHA-256 (FIPS 180-4) of a file as 64 lower-case hex digits into hex (65
- * bytes); EIO naming the path if it cannot be read. */
-EFFDIM_API effdim_status effdim_file_sha256(const char *path, char hex[65], effdim_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* lib/slq.c: stochastic Lanczos quadrature (tr f(A), N_eff over the whole
+/* lib/spectral.c: stochastic Lanczos quadrature (tr f(A), N_eff over the whole
  * spectrum, spectral density) and the Hutchinson / Hutch++ trace estimators.
  *
  * SLQ: for each Rademacher probe z, deflate the given eigenvectors

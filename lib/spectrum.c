@@ -1,4 +1,4 @@
-/* lib/spectrum_io.c: the spectrum file, format "effdim.spectrum" version 1
+/* lib/spectrum.c: the spectrum file, format "effdim.spectrum" version 1
  * (layout in effdim/spectrum.h and docs/file-formats.md).
  *
  * Writing: check the invariants, then write every object into a temporary
@@ -28,11 +28,6 @@ void effdim_spectrum_init(effdim_spectrum *s)
 effdim_spectrum *effdim_spectrum_new(effdim_error *err)
 {
     return effdim_calloc(1, sizeof(effdim_spectrum), "spectrum", err);
-}
-
-effdim_status effdim_file_sha256(const char *path, char hex[65], effdim_error *err)
-{
-    return effdim_sha256_file(path, hex, err);
 }
 
 /* ---- invariants ------------------------------------------------------------- */
