@@ -37,6 +37,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 FRAME = re.compile(r"^\s*#(\d+) 0x[0-9a-fA-F]+(?: in (\S+))?\s*(.*)$")
@@ -116,9 +117,6 @@ def classify(report):
 
 def sanitizer_env():
     env = dict(os.environ)
-    # the harnesses write one file per input: memory, not a disk, when there is one
-    if "TMPDIR" not in env and os.access("/dev/shm", os.W_OK):
-        env["TMPDIR"] = "/dev/shm"
     # allocator_may_return_null: a huge malloc returns NULL as it does outside the
     # sanitizer (libFuzzer still reports any malloc above -rss_limit_mb as oom)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:symbolize=1:allocator_may_return_null=1")
@@ -150,6 +148,18 @@ def main():
     os.makedirs(corpus, exist_ok=True)
     os.makedirs(arts, exist_ok=True)
     env = sanitizer_env()
+    # The harnesses write one file per input, in memory rather than on a disk when
+    # /dev/shm is there, and in a folder of this run's own: a job that crashes
+    # cannot remove its folder, so the runner removes them all at the end.
+    base = env.get("TMPDIR") or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+    env["TMPDIR"] = tempfile.mkdtemp(prefix="effdim-fuzz-run-", dir=base)
+    try:
+        return fuzz(a, name, target, work, corpus, arts, stamp, env)
+    finally:
+        shutil.rmtree(env["TMPDIR"], ignore_errors=True)
+
+
+def fuzz(a, name, target, work, corpus, arts, stamp, env):
     limits = [f"-timeout={a.timeout}", f"-rss_limit_mb={a.rss_limit_mb}"]
     cmd = [target, f"-fork={a.jobs}", "-ignore_crashes=1", "-ignore_timeouts=1", "-ignore_ooms=1",
            f"-max_total_time={a.seconds}", f"-artifact_prefix={arts}/", *limits, corpus,
