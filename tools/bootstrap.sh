@@ -51,11 +51,13 @@ fi
 # OpenBLAS thread that waits for a busy core spins (test_hvp's SLQ test in the
 # ASan build at load 14 on 2 cores: 28 s with one thread, 201 s with two).
 # Timeouts scale with the machine's load: the multiplier is 1 + the load
-# average per core (rounded up), times 4 under the sanitizers.
+# average per core (rounded up, at most 4, so a real hang is still caught),
+# times 4 under the sanitizers.
 status=0
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
-scale=$(awk -v l="$load" -v n="$jobs" 'BEGIN { s = 1 + l / n; printf "%d", (s == int(s)) ? s : int(s) + 1 }')
+scale=$(awk -v l="$load" -v n="$jobs" 'BEGIN { s = 1 + l / n; s = (s == int(s)) ? s : int(s) + 1
+  printf "%d", (s > 4 ? 4 : s) }')
 echo "== load average $load on $jobs cores: timeouts x$scale (x$((4 * scale)) under the sanitizers)"
 suites=()
 [ "$mode" = slow ] && suites=(--setup default --suite fast --suite slow)

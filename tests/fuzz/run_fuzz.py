@@ -37,6 +37,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 FRAME = re.compile(r"^\s*#(\d+) 0x[0-9a-fA-F]+(?: in (\S+))?\s*(.*)$")
@@ -44,8 +45,10 @@ RUNTIME_FN = re.compile(
     r"^(__asan|__ubsan|__sanitizer|__interceptor|__lsan|__libc|__GI_|_start$|fuzzer::|"
     r"LLVMFuzzerRunDriver|main$|malloc$|calloc$|realloc$|free$|strdup$|strndup$|"
     r"mem(cpy|move|set|cmp|chr)$|str(len|nlen|cmp|ncmp|chr|rchr|str|cpy|ncpy)$|"
-    r"raise$|abort$|gsignal$|__restore_rt$)")
-RUNTIME_MODULE = re.compile(r"(libclang_rt|compiler-rt|/libc\.so|/libc-|/libstdc\+\+|/libgcc_s)")
+    r"raise$|abort$|gsignal$|__restore_rt$|__mem|__str|__wmem)")
+# libc frames come symbolized by module (libc.so.6+0x..) or by glibc's own source path
+RUNTIME_MODULE = re.compile(r"(libclang_rt|compiler-rt|/libc\.so|/libc-|/libstdc\+\+|/libgcc_s|"
+                            r"^(string|stdlib|signal|nptl|csu|malloc|libio)/|sysdeps/)")
 STATS = re.compile(r"^#(\d+):\s+cov: (\d+) ft: (\d+) corp: (\d+) exec/s:? (\d+) "
                    r"oom/timeout/crash: (\d+)/(\d+)/(\d+) time: (\d+)s", re.M)
 
@@ -114,9 +117,6 @@ def classify(report):
 
 def sanitizer_env():
     env = dict(os.environ)
-    # the harnesses write one file per input: memory, not a disk, when there is one
-    if "TMPDIR" not in env and os.access("/dev/shm", os.W_OK):
-        env["TMPDIR"] = "/dev/shm"
     # allocator_may_return_null: a huge malloc returns NULL as it does outside the
     # sanitizer (libFuzzer still reports any malloc above -rss_limit_mb as oom)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:symbolize=1:allocator_may_return_null=1")
@@ -148,6 +148,18 @@ def main():
     os.makedirs(corpus, exist_ok=True)
     os.makedirs(arts, exist_ok=True)
     env = sanitizer_env()
+    # The harnesses write one file per input, in memory rather than on a disk when
+    # /dev/shm is there, and in a folder of this run's own: a job that crashes
+    # cannot remove its folder, so the runner removes them all at the end.
+    base = env.get("TMPDIR") or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+    env["TMPDIR"] = tempfile.mkdtemp(prefix="effdim-fuzz-run-", dir=base)
+    try:
+        return fuzz(a, name, target, work, corpus, arts, stamp, env)
+    finally:
+        shutil.rmtree(env["TMPDIR"], ignore_errors=True)
+
+
+def fuzz(a, name, target, work, corpus, arts, stamp, env):
     limits = [f"-timeout={a.timeout}", f"-rss_limit_mb={a.rss_limit_mb}"]
     cmd = [target, f"-fork={a.jobs}", "-ignore_crashes=1", "-ignore_timeouts=1", "-ignore_ooms=1",
            f"-max_total_time={a.seconds}", f"-artifact_prefix={arts}/", *limits, corpus,
@@ -261,6 +273,25 @@ Direct leak of 56 byte(s) in 1 object(s) allocated from:
 Direct leak of 56 byte(s) in 1 object(s) allocated from:
     #0 0x55a9 in malloc (/b/fuzz+0xf5fee)
     #1 0x7f28  (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x1233e4) (BuildId: e9)
+"""),
+    ("glibc's memcpy symbolized by its source is skipped: a crash inside libhdf5", ("crash", "libhdf5"), """
+==1==ERROR: AddressSanitizer: SEGV on unknown address 0x61a000010ed8 (pc 0x7f4c bp 0x7ffd sp 0x7ffd T0)
+    #0 0x7f4c in __memcpy_avx_unaligned_erms string/../sysdeps/x86_64/multiarch/memmove-vec-unaligned-erms.S:350
+    #1 0x557f in __interceptor_memcpy (/b/fuzz+0x96527) (BuildId: 87)
+    #2 0x7f4d  (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x190f18) (BuildId: e9)
+    #3 0x7f4e in H5Aexists (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x5c350) (BuildId: e9)
+    #4 0x557f in attr_open /src/lib/h5io.c:240:9
+"""),
+    ("a timeout inside ASan's free called by HDF5 is libhdf5's", ("timeout", "libhdf5"), """
+==1== ERROR: libFuzzer: timeout after 6 seconds
+    #0 0x55e2 in __sanitizer_print_stack_trace (/b/fuzz+0x109091)
+    #1 0x55e2 in fuzzer::PrintStackTrace() (/b/fuzz+0x7b9e8)
+    #2 0x55e2 in fuzzer::Fuzzer::AlarmCallback() (/b/fuzz+0x61229)
+    #3 0x7fe8  (/lib/x86_64-linux-gnu/libc.so.6+0x3c04f) (BuildId: 93)
+    #4 0x7fe8 in __memset_avx2_unaligned_erms string/../sysdeps/x86_64/multiarch/memset-vec-unaligned-erms.S:335
+    #5 0x55e2 in __asan::Allocator::QuarantineChunk(__asan::AsanChunk*, void*) (/b/fuzz+0x82dc6)
+    #6 0x55e2 in __interceptor_free (/b/fuzz+0xfed65)
+    #7 0x7fe8 in H5FL_blk_free (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x1237ff)
 """),
     ("a timeout is a timeout, placed by its frame", ("timeout", "libhdf5"), """
 ==1== ERROR: libFuzzer: timeout after 5 seconds
