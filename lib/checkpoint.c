@@ -855,7 +855,8 @@ static effdim_status read_model_attrs(loader *ld, hid_t g)
     return EFFDIM_OK;
 }
 
-/* Read one float array of the given shape into dst, refusing NaN/Inf. */
+/* Read one float array of the given shape into dst, refusing NaN/Inf; with
+ * dst == NULL only check that it exists with that shape and stores its values. */
 static effdim_status read_tensor(loader *ld, hid_t g, const char *obj, const char *name, int rank,
                                  const size_t *want, double *dst)
 {
@@ -884,6 +885,7 @@ static effdim_status read_tensor(loader *ld, hid_t g, const char *obj, const cha
     RETURN_ERROR_IF(cls != H5T_FLOAT, err, EFFDIM_EFORMAT,
                     "%s: %s/%s: type is not floating point, expected float64 or float32", ld->path,
                     obj, name);
+    if (!dst) return EFFDIM_OK;
     size_t count = rank == 2 ? want[0] * want[1] : want[0];
     if (effdim_h5_read_doubles(g, name, dst, count, &e))
         return effdim_error_set(err, EFFDIM_EFORMAT, "%s: %s/%s: cannot read (corrupt or "
@@ -900,7 +902,9 @@ static effdim_status read_tensor(loader *ld, hid_t g, const char *obj, const cha
     return EFFDIM_OK;
 }
 
-static effdim_status read_layers(loader *ld, hid_t g)
+/* Every layer's weight and bias (check_only: their shapes and storage, so
+ * that theta is allocated only for what the file really holds). */
+static effdim_status read_layers(loader *ld, hid_t g, int check_only)
 {
     const effdim_mlp *m = &ld->c->mlp;
     effdim_status st = EFFDIM_OK;
@@ -917,8 +921,11 @@ static effdim_status read_layers(loader *ld, hid_t g)
             return effdim_error_set(ld->err, EFFDIM_EFORMAT, "%s: %s: not a group", ld->path, obj);
         size_t wdims[2] = {m->sizes[l + 1], m->sizes[l]};
         size_t bdims[1] = {m->sizes[l + 1]};
-        st = read_tensor(ld, lg, obj, "weight", 2, wdims, ld->c->theta + m->w_off[l]);
-        if (!st) st = read_tensor(ld, lg, obj, "bias", 1, bdims, ld->c->theta + m->b_off[l]);
+        st = read_tensor(ld, lg, obj, "weight", 2, wdims,
+                         check_only ? NULL : ld->c->theta + m->w_off[l]);
+        if (!st)
+            st = read_tensor(ld, lg, obj, "bias", 1, bdims,
+                             check_only ? NULL : ld->c->theta + m->b_off[l]);
         H5Gclose(lg);
     }
     if (st) return st;
@@ -937,12 +944,13 @@ static effdim_status read_model(loader *ld)
     hid_t g = H5Gopen2(ld->file, "model", H5P_DEFAULT);
     RETURN_ERROR_IF(g < 0, ld->err, EFFDIM_EFORMAT, "%s: /model: not a group", ld->path);
     effdim_status st = read_model_attrs(ld, g);
+    if (!st) st = read_layers(ld, g, 1); /* before the allocation layer_sizes asks for */
     if (!st) {
         ld->c->theta = effdim_calloc(ld->c->mlp.n_params, sizeof(double), "checkpoint parameters",
                                      ld->err);
         if (!ld->c->theta) st = EFFDIM_ENOMEM;
     }
-    if (!st) st = read_layers(ld, g);
+    if (!st) st = read_layers(ld, g, 0);
     H5Gclose(g);
     return st;
 }

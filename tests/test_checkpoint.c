@@ -663,6 +663,27 @@ static void wrong_weight_and_bias_shapes_are_refused(void)
     EXPECT_REFUSED(path, EFFDIM_EFORMAT, "/model/layer2/bias: shape (5,), expected (4,)");
 }
 
+/* A few-KB file whose layer_sizes claims a 1.4 TB network is refused by the
+ * shapes of the data sets it really holds, before any allocation (found by
+ * the checkpoint fuzz target; issue 9, item 11). */
+static void layer_sizes_larger_than_the_stored_layers_are_refused_before_allocating(void)
+{
+    const char *path;
+    hid_t f = corruptible("huge_claim.h5", &path);
+    hid_t g = H5Gopen2(f, "model", H5P_DEFAULT);
+    CHECK(H5Adelete(g, "layer_sizes") >= 0);
+    int64_t claim[5] = {5, 400000, 400000, 4, 3}; /* the file holds 5-7-6-4-3 */
+    hsize_t n = 5;
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t at = H5Acreate2(g, "layer_sizes", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(at >= 0 && H5Awrite(at, H5T_NATIVE_INT64, claim) >= 0);
+    H5Aclose(at);
+    H5Sclose(sp);
+    H5Gclose(g);
+    H5Fclose(f);
+    EXPECT_REFUSED(path, EFFDIM_EFORMAT, "/model/layer0/weight: shape (7, 5), expected (400000, 5) from layer_sizes");
+}
+
 static void missing_and_extra_layers_are_refused(void)
 {
     const char *path;
@@ -1117,6 +1138,8 @@ CHECK_TESTS({"a model-only checkpoint round-trips bit-exactly", model_only_check
             {"a wrong format attribute is refused", wrong_format_attribute_is_refused},
             {"a newer format_version is refused", newer_format_version_is_refused},
             {"wrong weight and bias shapes are refused", wrong_weight_and_bias_shapes_are_refused},
+            {"layer sizes larger than the stored layers are refused before allocating",
+             layer_sizes_larger_than_the_stored_layers_are_refused_before_allocating},
             {"missing and extra layers are refused", missing_and_extra_layers_are_refused},
             {"unknown activations, losses and reductions are refused",
              unknown_activation_and_loss_are_refused},
