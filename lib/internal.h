@@ -42,6 +42,8 @@ void *effdim_alloc(size_t count, size_t size, const char *what, effdim_error *er
 void *effdim_calloc(size_t count, size_t size, const char *what, effdim_error *err);
 /* strdup that reports */
 char *effdim_strdup(const char *s, effdim_error *err);
+/* ISO-8601 UTC timestamp of now into buf (cap >= 21), returned (lib/progress.c). */
+const char *effdim_now_iso(char *buf, size_t cap);
 
 /* seconds on a monotonic clock */
 double effdim_now(void);

@@ -3,6 +3,7 @@
  * estimate of the time left) and hands it to the caller's function. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "effdim/progress.h"
 #include "internal.h"
@@ -10,6 +11,15 @@
 double effdim_progress_clock(void)
 {
     return effdim_now();
+}
+
+const char *effdim_now_iso(char *buf, size_t cap)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
 }
 
 int effdim_progress_report(const effdim_progress *p, const char *stage, double start, size_t done,

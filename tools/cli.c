@@ -298,6 +298,18 @@ cJSON *cli_json_doubles(const double *v, size_t n)
     return a;
 }
 
+const char *cli_join_command(int argc, char **argv, char *buf, size_t cap)
+{
+    size_t len = 0;
+    if (cap) buf[0] = '\0';
+    for (int i = 0; i < argc && len < cap; ++i) {
+        int w = snprintf(buf + len, cap - len, "%s%s", i ? " " : "effdim ", argv[i]);
+        if (w < 0 || (size_t)w >= cap - len) break;
+        len += (size_t)w;
+    }
+    return buf;
+}
+
 const char *cli_now_iso(char *buf, size_t cap)
 {
     time_t t = time(NULL);

@@ -135,6 +135,10 @@ void cli_json_print(cJSON *obj);
 /* cJSON array of doubles. */
 cJSON *cli_json_doubles(const double *v, size_t n);
 
+/* "effdim ARGV..." (argv[0] the subcommand) into buf, cut at cap: the command
+ * line that output files record for provenance. */
+const char *cli_join_command(int argc, char **argv, char *buf, size_t cap);
+
 /* ISO-8601 UTC timestamp of now into buf. */
 const char *cli_now_iso(char *buf, size_t cap);
 
