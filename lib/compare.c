@@ -288,6 +288,7 @@ effdim_compare_params effdim_compare_default_params(void)
     p.tol = 1e-6;
     p.max_cost = 256.0;
     p.neg_policy = EFFDIM_NEG_ZERO;
+    p.curve_points = 200;
     return p;
 }
 
@@ -671,6 +672,31 @@ static effdim_status setup_grid(cjob *J, effdim_error *err)
     return EFFDIM_OK;
 }
 
+/* The trace of the reference operator when the PSD bound holds for it (see
+ * effdim/compare.h): 1 and *trace, or 0 (no bound). */
+static int bound_trace(const cjob *J, double *trace)
+{
+    size_t P = J->in->checkpoint->mlp.n_params;
+    const effdim_spectrum *s = J->spec;
+    if (!strcmp(J->f->ref_operator, "ggn")) { /* PSD by construction; its trace: the GGN diagonal */
+        const double *g = NULL;
+        for (size_t d = 0; d < J->nd; ++d)
+            if (!strcmp(J->f->diag_names[d], "ggn")) g = J->diag[d];
+        const effdim_diag_entry *e = J->in->diag ? effdim_diag_file_find(J->in->diag, "ggn") : NULL;
+        if (!g && e) g = e->v;
+        if (!g) return 0;
+        *trace = vec_sum(g, P);
+        return 1;
+    }
+    /* a Hessian: PSD only if its smallest eigenvalue is known and >= 0 */
+    if (!J->exact || !s || (strcmp(s->which, "bottom") && strcmp(s->which, "both")) || !s->k)
+        return 0;
+    size_t lo = s->k - 1; /* descending: the smallest is last */
+    if (s->eigenvalues[lo] < 0.0 || (s->converged && !s->converged[lo])) return 0;
+    *trace = vec_sum(J->exact, P);
+    return 1;
+}
+
 static effdim_status setup_reference(cjob *J, effdim_error *err)
 {
     effdim_compare_file *f = J->f;
@@ -705,16 +731,12 @@ static effdim_status setup_reference(cjob *J, effdim_error *err)
         f->has_trace_exact = 1;
         f->trace_exact = vec_sum(J->exact, P);
     }
-    /* the bound needs a PSD matrix: a negative diagonal entry e_j^T H e_j < 0
-     * proves H indefinite, so there is no bound then */
-    double hmin = 0.0;
-    for (size_t j = 0; J->exact && j < P; ++j) hmin = fmin(hmin, J->exact[j]);
-    if (J->exact && hmin >= 0.0 && J->k < P) {
+    double trace_rest;
+    if (bound_trace(J, &trace_rest) && J->k < P) {
         f->n_eff_upper_psd = effdim_alloc(m, sizeof(double), "bound", err);
         if (!f->n_eff_upper_psd) return EFFDIM_ENOMEM;
-        double rest = vec_sum(J->exact, P) - vec_sum(J->eig, J->k);
-        st = effdim_compare_neff_bound(J->eig, J->k, rest, P - J->k, f->z, m, f->n_eff_upper_psd,
-                                       err);
+        st = effdim_compare_neff_bound(J->eig, J->k, trace_rest - vec_sum(J->eig, J->k), P - J->k,
+                                       f->z, m, f->n_eff_upper_psd, err);
     }
     return st;
 }
@@ -785,6 +807,54 @@ static effdim_status run_blocks(cjob *J, effdim_error *err)
             }
         }
     return EFFDIM_OK;
+}
+
+static double *copy_of(const double *v, size_t n, effdim_error *err)
+{
+    double *c = effdim_alloc(n ? n : 1, sizeof(double), "copy", err);
+    if (c && n) memcpy(c, v, n * sizeof(double));
+    return c;
+}
+
+/* /slq (the spectrum file's own grid) and /curves (dense log grid). */
+static effdim_status setup_curves(cjob *J, effdim_error *err)
+{
+    effdim_compare_file *f = J->f;
+    const effdim_spectrum *s = J->spec;
+    size_t P = J->in->checkpoint->mlp.n_params;
+    if (s && s->n_eff_slq && s->m) {
+        f->slq_m = s->m;
+        f->slq_z = copy_of(s->z, s->m, err);
+        f->slq_n_eff = copy_of(s->n_eff_slq, s->m, err);
+        f->slq_se = s->n_eff_slq_se ? copy_of(s->n_eff_slq_se, s->m, err) : NULL;
+        if (!f->slq_z || !f->slq_n_eff || (s->n_eff_slq_se && !f->slq_se)) return EFFDIM_ENOMEM;
+    }
+    size_t nc = J->p->curve_points;
+    if (nc == 0) return EFFDIM_OK;
+    double lo = f->z[0], hi = f->z[0];
+    for (size_t i = 0; i < f->m; ++i) lo = fmin(lo, f->z[i]), hi = fmax(hi, f->z[i]);
+    for (size_t i = 0; i < f->slq_m; ++i) lo = fmin(lo, f->slq_z[i]), hi = fmax(hi, f->slq_z[i]);
+    if (!(hi > lo)) lo /= 10.0, hi *= 10.0;
+    if (nc < 2) nc = 2;
+    f->curve_m = nc;
+    f->curve_z = effdim_alloc(nc, sizeof(double), "curve grid", err);
+    f->curve_eigs = effdim_alloc(nc, sizeof(double), "curve", err);
+    if (!f->curve_z || !f->curve_eigs) return EFFDIM_ENOMEM;
+    for (size_t i = 0; i < nc; ++i)
+        f->curve_z[i] = lo * pow(hi / lo, (double)i / (double)(nc - 1));
+    effdim_status st = effdim_compare_neff(J->eig, J->k, f->curve_z, nc, f->neg_policy,
+                                           f->curve_eigs, err);
+    for (size_t d = 0; !st && d < J->nd; ++d) {
+        if (!(f->curve_diag[d] = effdim_alloc(nc, sizeof(double), "curve", err))) return EFFDIM_ENOMEM;
+        st = effdim_compare_neff(J->diag[d], P, f->curve_z, nc, f->neg_policy, f->curve_diag[d], err);
+    }
+    double trace;
+    if (!st && f->n_eff_upper_psd && bound_trace(J, &trace)) {
+        if (!(f->curve_bound = effdim_alloc(nc, sizeof(double), "curve", err))) return EFFDIM_ENOMEM;
+        st = effdim_compare_neff_bound(J->eig, J->k, trace - vec_sum(J->eig, J->k), P - J->k,
+                                       f->curve_z, nc, f->curve_bound, err);
+    }
+    return st;
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -957,6 +1027,7 @@ effdim_status effdim_compare_compute(const effdim_compare_inputs *in, const effd
     if (!st) st = setup_reference(&J, err);
     if (!st) st = run_blocks(&J, err);
     if (!st) st = sorted_profiles(&J, err);
+    if (!st) st = setup_curves(&J, err);
     if (!st && computed && !J.spec) st = computed_spectrum(&J, computed, err);
     job_free(&J);
     if (st) {

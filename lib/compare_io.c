@@ -54,7 +54,16 @@ void effdim_compare_file_free(effdim_compare_file *f)
     free(f->n_eff_slq);
     free(f->n_eff_slq_se);
     free(f->n_eff_upper_psd);
-    for (size_t d = 0; d < EFFDIM_COMPARE_MAX_DIAGS; ++d) free(f->sorted[d]);
+    for (size_t d = 0; d < EFFDIM_COMPARE_MAX_DIAGS; ++d) {
+        free(f->sorted[d]);
+        free(f->curve_diag[d]);
+    }
+    free(f->curve_z);
+    free(f->curve_eigs);
+    free(f->curve_bound);
+    free(f->slq_z);
+    free(f->slq_n_eff);
+    free(f->slq_se);
     free(f);
 }
 
@@ -169,6 +178,35 @@ static effdim_status write_root(hid_t file, const effdim_compare_file *f, effdim
     return st;
 }
 
+static effdim_status write_curves(hid_t file, const effdim_compare_file *f, effdim_error *err)
+{
+    hid_t g;
+    effdim_status st = EFFDIM_OK;
+    if (f->slq_m) {
+        st = effdim_h5_group(file, "slq", &g, err);
+        if (st) return st;
+        st = put_vec(g, "z", f->slq_z, f->slq_m, err);
+        if (!st) st = put_vec(g, "n_eff", f->slq_n_eff, f->slq_m, err);
+        if (!st && f->slq_se) st = put_vec(g, "se", f->slq_se, f->slq_m, err);
+        H5Gclose(g);
+    }
+    if (st || !f->curve_m) return st;
+    st = effdim_h5_group(file, "curves", &g, err);
+    if (st) return st;
+    st = put_vec(g, "z", f->curve_z, f->curve_m, err);
+    if (!st) st = put_vec(g, "eigenvalues", f->curve_eigs, f->curve_m, err);
+    if (!st && f->curve_bound) st = put_vec(g, "upper_psd", f->curve_bound, f->curve_m, err);
+    if (!st) {
+        hid_t gd;
+        st = effdim_h5_group(g, "diagonals", &gd, err);
+        for (size_t d = 0; !st && d < f->n_diags; ++d)
+            if (f->curve_diag[d]) st = put_vec(gd, f->diag_names[d], f->curve_diag[d], f->curve_m, err);
+        if (gd >= 0) H5Gclose(gd);
+    }
+    H5Gclose(g);
+    return st;
+}
+
 static effdim_status check_for_save(const effdim_compare_file *f, const char *path,
                                     effdim_error *err)
 {
@@ -213,6 +251,7 @@ effdim_status effdim_compare_file_save(const effdim_compare_file *f, const char 
     }
     if (top >= 0) H5Gclose(top);
     if (!st) st = write_sorted(a.file, f, err);
+    if (!st) st = write_curves(a.file, f, err);
     if (!st) st = effdim_h5_atomic_commit(&a, err);
     if (st) effdim_h5_atomic_abort(&a);
     return st;
@@ -576,6 +615,33 @@ static effdim_status read_sorted(creader *r, effdim_compare_file *f)
     return st;
 }
 
+/* /slq and /curves (optional) */
+static effdim_status read_curves(creader *r, effdim_compare_file *f)
+{
+    effdim_status st = EFFDIM_OK;
+    if (effdim_h5_has_link(r->file, "slq")) {
+        hid_t g = H5Gopen2(r->file, "slq", H5P_DEFAULT);
+        RETURN_ERROR_IF(g < 0, r->err, EFFDIM_EFORMAT, "%s: /slq: not a group", r->path);
+        st = get_vec(r, g, "/slq", "z", 0, &f->slq_z, &f->slq_m);
+        if (!st) st = get_vec(r, g, "/slq", "n_eff", f->slq_m, &f->slq_n_eff, NULL);
+        if (!st) st = get_opt_vec(r, g, "/slq", "se", f->slq_m, &f->slq_se);
+        H5Gclose(g);
+        if (st) return st;
+    }
+    if (!effdim_h5_has_link(r->file, "curves")) return EFFDIM_OK;
+    hid_t g = H5Gopen2(r->file, "curves", H5P_DEFAULT);
+    RETURN_ERROR_IF(g < 0, r->err, EFFDIM_EFORMAT, "%s: /curves: not a group", r->path);
+    st = get_vec(r, g, "/curves", "z", 0, &f->curve_z, &f->curve_m);
+    if (!st) st = get_vec(r, g, "/curves", "eigenvalues", f->curve_m, &f->curve_eigs, NULL);
+    if (!st) st = get_opt_vec(r, g, "/curves", "upper_psd", f->curve_m, &f->curve_bound);
+    hid_t gd = !st && effdim_h5_has_link(g, "diagonals") ? H5Gopen2(g, "diagonals", H5P_DEFAULT) : -1;
+    for (size_t d = 0; !st && gd >= 0 && d < f->n_diags; ++d)
+        st = get_opt_vec(r, gd, "/curves/diagonals", f->diag_names[d], f->curve_m, &f->curve_diag[d]);
+    if (gd >= 0) H5Gclose(gd);
+    H5Gclose(g);
+    return st;
+}
+
 effdim_status effdim_compare_file_load(const char *path, effdim_compare_file **out,
                                        effdim_error *err)
 {
@@ -591,6 +657,7 @@ effdim_status effdim_compare_file_load(const char *path, effdim_compare_file **o
     if (!st) st = read_reference(&r, f);
     if (!st) st = read_results(&r, f);
     if (!st) st = read_sorted(&r, f);
+    if (!st) st = read_curves(&r, f);
     H5Fclose(file);
     if (st) {
         effdim_compare_file_free(f);

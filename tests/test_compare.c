@@ -20,6 +20,7 @@
 #include "effdim/diag.h"
 #include "effdim/hvp.h"
 #include "effdim/mlp.h"
+#include "effdim/neff.h"
 #include "effdim/spectrum.h"
 #include "testnet.h"
 
@@ -412,7 +413,138 @@ static void test_compare_job_errors(void)
     net_free(&t);
 }
 
-CHECK_TESTS({"the diag job's vectors are the estimators' and its file reads back bitwise",
+
+/* The dense matrix (P, P) of the network's Hessian or GGN, by products with
+ * the unit vectors, symmetrised. */
+static double *dense_curvature(const effdim_checkpoint *c, const effdim_dataset *ds,
+                               effdim_curvature curv)
+{
+    effdim_error err;
+    size_t P = c->mlp.n_params;
+    effdim_hvp_params hp = effdim_hvp_default_params();
+    hp.method = EFFDIM_HVP_EXACT;
+    hp.curvature = curv;
+    effdim_operator *op = NULL;
+    double *E = calloc(P * P, sizeof(double)), *A = calloc(P * P, sizeof(double));
+    int ok = E && A &&
+             CHECK_OK(effdim_hvp_operator(&c->mlp, c->theta, ds, NULL, ds->n, &hp, NULL, &op, &err),
+                      &err);
+    for (size_t j = 0; ok && j < P; ++j) E[j * P + j] = 1.0;
+    ok = ok && CHECK_OK(effdim_operator_apply(op, P, E, P, A, P, &err), &err);
+    for (size_t i = 0; ok && i < P; ++i)
+        for (size_t j = 0; j < i; ++j) A[i * P + j] = A[j * P + i] = 0.5 * (A[i * P + j] + A[j * P + i]);
+    effdim_operator_free(op);
+    free(E);
+    if (!ok) {
+        free(A);
+        return NULL;
+    }
+    return A;
+}
+
+/* A spectrum of op "ggn" or "hessian" from the dense eigenvalues w (P,
+ * descending): the top k (which = top), or top kt and bottom kb (both). */
+static void spectrum_of(effdim_spectrum *s, const char *op, const double *w, size_t P, size_t kt,
+                        size_t kb, double *eig, unsigned char *conv)
+{
+    effdim_spectrum_init(s);
+    for (size_t i = 0; i < kt; ++i) eig[i] = w[i];
+    for (size_t i = 0; i < kb; ++i) eig[kt + i] = w[P - kb + i];
+    for (size_t i = 0; i < kt + kb; ++i) conv[i] = 1;
+    s->n_params = P;
+    s->k = kt + kb;
+    s->eigenvalues = eig;
+    s->converged = conv;
+    snprintf(s->op, sizeof s->op, "%s", op);
+    snprintf(s->which, sizeof s->which, "%s", kb ? "both" : "top");
+    snprintf(s->reduction, sizeof s->reduction, "mean");
+    snprintf(s->neg_policy, sizeof s->neg_policy, "zero");
+}
+
+static void test_psd_bound_only_where_it_holds(void)
+{
+    effdim_error err;
+    size_t sizes[] = {3, 8, 3};
+    effdim_activation acts[] = {EFFDIM_ACT_RELU, EFFDIM_ACT_IDENTITY};
+    effdim_mlp m;
+    effdim_checkpoint *c = NULL;
+    effdim_dataset *ds = testnet_data(60, 3, 3, EFFDIM_TARGET_LABELS, 5);
+    if (!ds || !CHECK_OK(effdim_mlp_init(&m, 2, sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY,
+                                         EFFDIM_REDUCTION_MEAN, &err), &err) ||
+        !CHECK_OK(effdim_checkpoint_alloc(&m, NULL, &c, &err), &err) ||
+        !CHECK_OK(effdim_mlp_init_params(&m, c->theta, EFFDIM_INIT_TORCH, 3, &err), &err)) {
+        effdim_dataset_free(ds);
+        effdim_checkpoint_free(c);
+        return;
+    }
+    for (size_t j = 0; j < m.n_params; ++j) c->theta[j] *= 3.1;
+    size_t P = m.n_params; /* 59 */
+    double *H = dense_curvature(c, ds, EFFDIM_CURV_HESSIAN);
+    double *G = dense_curvature(c, ds, EFFDIM_CURV_GGN);
+    double *wh = malloc(P * sizeof(double)), *wg = malloc(P * sizeof(double));
+    double eig[8], z[4] = {0.001, 0.01, 0.1, 1.0}, exact[4];
+    unsigned char conv[8];
+    effdim_compare_file *f = NULL;
+    if (!H || !G || !wh || !wg || !CHECK_OK(effdim_dense_eigenvalues(P, H, wh, &err), &err) ||
+        !CHECK_OK(effdim_dense_eigenvalues(P, G, wg, &err), &err))
+        goto done;
+    /* the oracle: this relu Hessian is indefinite, its diagonal (= the GGN's) is not */
+    check_note("relu Hessian: smallest eigenvalue %.3g, largest %.3g", wh[P - 1], wh[0]);
+    CHECK(wh[P - 1] < -1e-6 * wh[0]);
+    double dmin = 0.0;
+    for (size_t j = 0; j < P; ++j) dmin = fmin(dmin, H[j * P + j]);
+    CHECK(dmin >= 0.0);
+    effdim_compare_params p = effdim_compare_default_params();
+    p.z = z;
+    p.nz = 4;
+    effdim_compare_inputs in = {c, "relu.h5", ds, "test", NULL, NULL, NULL, NULL};
+    /* 1. the Hessian's top 6: no bound, though the exact diagonal is >= 0 */
+    effdim_spectrum s;
+    spectrum_of(&s, "hessian", wh, P, 6, 0, eig, conv);
+    in.spectrum = &s;
+    in.spectrum_path = "h.h5";
+    if (CHECK_OK(effdim_compare_compute(&in, &p, &f, NULL, &err), &err))
+        CHECK(f->n_eff_upper_psd == NULL && f->curve_bound == NULL && f->has_trace_exact);
+    effdim_compare_file_free(f);
+    f = NULL;
+    /* 2. its top 4 and bottom 2: the smallest is negative, still no bound */
+    spectrum_of(&s, "hessian", wh, P, 4, 2, eig, conv);
+    if (CHECK_OK(effdim_compare_compute(&in, &p, &f, NULL, &err), &err))
+        CHECK(f->n_eff_upper_psd == NULL);
+    effdim_compare_file_free(f);
+    f = NULL;
+    /* 3. the GGN's top 6 with the exact GGN diagonal: the bound holds, and the
+     * dense whole-spectrum N_eff lies between the top-6 sum and it */
+    spectrum_of(&s, "ggn", wg, P, 6, 0, eig, conv);
+    if (CHECK_OK(effdim_neff_dense(P, G, z, 4, EFFDIM_NEG_ZERO, exact, NULL, &err), &err) &&
+        CHECK_OK(effdim_compare_compute(&in, &p, &f, NULL, &err), &err) &&
+        CHECK(f->n_eff_upper_psd && f->curve_bound))
+        for (size_t i = 0; i < 4; ++i) {
+            check_note("z = %g: top-6 %.4f <= exact %.4f <= bound %.4f", z[i], f->n_eff[i],
+                       exact[i], f->n_eff_upper_psd[i]);
+            CHECK(f->n_eff[i] <= exact[i] * (1 + 1e-12) &&
+                  exact[i] <= f->n_eff_upper_psd[i] * (1 + 1e-12));
+        }
+    effdim_compare_file_free(f);
+    f = NULL;
+    /* 4. a Hessian shifted to be PSD (its bottom eigenvalue known >= 0): bound */
+    for (size_t i = 0; i < P; ++i) wh[i] = fmax(wg[i], 0.0); /* a PSD spectrum, read as a Hessian's */
+    spectrum_of(&s, "hessian", wh, P, 4, 2, eig, conv);
+    if (CHECK(wh[P - 1] >= 0.0) && CHECK_OK(effdim_compare_compute(&in, &p, &f, NULL, &err), &err))
+        CHECK(f->n_eff_upper_psd != NULL);
+done:
+    effdim_compare_file_free(f);
+    free(H);
+    free(G);
+    free(wh);
+    free(wg);
+    effdim_dataset_free(ds);
+    effdim_checkpoint_free(c);
+}
+
+CHECK_TESTS({"the PSD bound is given for the GGN and a PSD Hessian, never for an indefinite one",
+             test_psd_bound_only_where_it_holds},
+            {"the diag job's vectors are the estimators' and its file reads back bitwise",
              test_diag_job_round_trip},
             {"Hutchinson reports probes, time left and stops when asked", test_hutchinson_progress},
             {"diag files with unknown names or hostile attributes are refused",

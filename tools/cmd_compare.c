@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -46,7 +48,7 @@ typedef struct cmp_opts {
     int no_exact, json, threads;
     int neg_given;
     effdim_neg_policy neg_policy;
-    char command[2048]; /* the command line, recorded in the file */
+    const char *command; /* the command line as typed, recorded in the file */
 } cmp_opts;
 
 typedef struct cmp_run {
@@ -183,8 +185,6 @@ static int parse_args(cmp_opts *o, int argc, char **argv)
     if (!o->out) return cli_errorf(CMD, CLI_EXIT_USAGE, "-o/--output is required");
     if (o->save_spectrum && o->spectrum)
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--save-spectrum: the spectrum comes from --spectrum");
-    if (o->plot && strchr(o->plot, '\''))
-        return cli_errorf(CMD, CLI_EXIT_USAGE, "--plot-prefix: a path without quotes, please");
     return 0;
 }
 
@@ -244,7 +244,7 @@ static int run_job(cmp_run *R)
                 R->sfile->data_spec, R->spec);
     cli_progress_sink sink;
     cli_progress_sink_init(&sink, CMD);
-    if (!o->json) p.progress = cli_progress_of(&sink);
+    p.progress = cli_progress_of(&sink); /* stderr: --json keeps stdout clean */
     cli_catch_interrupts();
     effdim_status st = effdim_compare_compute(&in, &p, &R->f, &R->computed, &err);
     cli_progress_sink_done(&sink);
@@ -359,9 +359,10 @@ static void print_table(const cmp_run *R)
     print_neff_table(R);
     if (R->f->n_eff_upper_psd)
         printf("\nbound(PSD): the top-k eigenvalues plus the largest N_eff the remaining %zu\n"
-               "eigenvalues can have given their trace (exact trace - top-k sum), if they are >= 0;\n"
-               "the full-spectrum N_eff lies between eigs(top-k) and bound(PSD) for a PSD matrix.\n",
-               R->ckpt->mlp.n_params - R->f->k);
+               "eigenvalues can have given their trace (exact trace - top-k sum); shown because the\n"
+               "%s is PSD, so the full-spectrum N_eff lies between eigs(top-k) and bound(PSD).\n",
+               R->ckpt->mlp.n_params - R->f->k,
+               !strcmp(R->f->ref_operator, "ggn") ? "GGN" : "Hessian's bottom eigenvalue is >= 0: it");
     printf("\ncolumns: trace/exact = sum(d)/sum(h); top/l1 = largest entry / largest eigenvalue;\n"
            "partial = sum of the k largest entries / sum of the k eigenvalues (<= 1 for the exact\n"
            "diagonal); spearman, relerr = ||d-h||/||h||, fit-err = min_c ||c d - h||/||h|| against\n"
@@ -403,80 +404,100 @@ static void print_json(const cmp_run *R)
 
 /* ======================================================================
  * Output: gnuplot figures
+ *
+ * Nothing read from a file and no path reaches the gnuplot script: names
+ * (the diagonals', already validated by the readers) go into the data files'
+ * header lines, which gnuplot reads as titles (columnheader, noenhanced);
+ * the script names only files of the private temporary folder, and the
+ * figures are copied from there to the --plot-prefix paths by this program;
+ * gnuplot runs by fork/exec, without a shell.
  * ====================================================================== */
+
+static const char *const plot_files[] = {"sorted.dat", "curves.dat", "slq.dat", "plot.gp",
+                                         "spectrum.png", "neff.png"};
+#define N_PLOT_FILES (sizeof plot_files / sizeof plot_files[0])
+
+static FILE *open_in(const char *dir, const char *name, const char *mode)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return fopen(path, mode);
+}
 
 static int write_plot_data(const cmp_run *R, const char *dir)
 {
-    char path[4200];
     const effdim_compare_file *f = R->f;
-    snprintf(path, sizeof path, "%s/sorted.dat", dir);
-    FILE *fp = fopen(path, "w");
+    FILE *fp = open_in(dir, "sorted.dat", "w");
     if (!fp) return -1;
-    for (size_t i = 0; i < f->k; ++i) /* index 0: the eigenvalues */
+    /* index 0: the eigenvalues */
+    for (size_t i = 0; i < f->k; ++i)
         if (f->eigenvalues[i] > f->sorted_floor) fprintf(fp, "%zu %.10g\n", i + 1, f->eigenvalues[i]);
     fprintf(fp, "\n\n");
     for (size_t d = 0; d < f->n_diags; ++d) {
+        fprintf(fp, "rank %s\n", f->diag_names[d]);
         for (size_t i = 0; i < f->sorted_n[d]; ++i)
             fprintf(fp, "%zu %.10g\n", (size_t)f->sorted[d][2 * i], f->sorted[d][2 * i + 1]);
         fprintf(fp, "\n\n");
     }
     fclose(fp);
-    snprintf(path, sizeof path, "%s/neff.dat", dir);
-    if (!(fp = fopen(path, "w"))) return -1;
-    int slq = f->n_eff_slq != NULL;
-    for (size_t i = 0; i < f->m; ++i) { /* z, ritz, slq, slq_se, bound, diagonals... */
-        fprintf(fp, "%.10g %.10g %.10g %.10g %.10g", f->z[i], f->n_eff[i],
-                slq ? f->n_eff_slq[i] : (double)NAN,
-                slq && f->n_eff_slq_se ? f->n_eff_slq_se[i] : 0.0,
-                f->n_eff_upper_psd ? f->n_eff_upper_psd[i] : (double)NAN);
-        for (size_t d = 0; d < f->n_diags; ++d) fprintf(fp, " %.10g", res_of(R, d, 0)->n_eff[i]);
+    if (!(fp = open_in(dir, "curves.dat", "w"))) return -1;
+    fprintf(fp, "z top-k upper_bound");
+    for (size_t d = 0; d < f->n_diags; ++d) fprintf(fp, " %s", f->diag_names[d]);
+    fprintf(fp, "\n");
+    for (size_t i = 0; i < f->curve_m; ++i) { /* z, top-k, bound, diagonals... */
+        fprintf(fp, "%.10g %.10g %.10g", f->curve_z[i], f->curve_eigs[i],
+                f->curve_bound ? f->curve_bound[i] : (double)NAN);
+        for (size_t d = 0; d < f->n_diags; ++d) fprintf(fp, " %.10g", f->curve_diag[d][i]);
         fprintf(fp, "\n");
     }
     fclose(fp);
-    return slq;
+    if (!(fp = open_in(dir, "slq.dat", "w"))) return -1;
+    for (size_t i = 0; i < f->slq_m; ++i)
+        fprintf(fp, "%.10g %.10g %.10g\n", f->slq_z[i], f->slq_n_eff[i],
+                f->slq_se ? f->slq_se[i] : 0.0);
+    fclose(fp);
+    return 0;
 }
 
-static int write_plot_script(const cmp_run *R, const char *dir, int slq)
+static int write_plot_script(const cmp_run *R, const char *dir)
 {
-    char path[4200];
     const effdim_compare_file *f = R->f;
-    snprintf(path, sizeof path, "%s/plot.gp", dir);
-    FILE *fp = fopen(path, "w");
+    FILE *fp = open_in(dir, "plot.gp", "w");
     if (!fp) return -1;
-    const char *ttl = f->ref_operator;
+    const char *op = !strcmp(f->ref_operator, "ggn") ? "GGN" : "Hessian"; /* no file text */
     static const char *const colors[8] = {"#d62728", "#1f77b4", "#2ca02c", "#ff7f0e",
                                           "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-    fprintf(fp, "set terminal pngcairo size 900,620 font 'sans,11'\n"
-               "set logscale xy\nset grid\nset key left bottom box opaque\n"
-               "set format y '10^{%%L}'\nset format x '10^{%%L}'\n");
+    fprintf(fp, "cd '%s'\n", dir); /* mkdtemp's name: /tmp/effdim-compare-XXXXXX */
+    fprintf(fp, "set terminal pngcairo size 1100,620 font 'sans,11'\n"
+                "set logscale xy\nset grid\nset key outside right top box opaque\n"
+                "set format y '10^{%%L}'\nset format x '10^{%%L}'\n");
     for (int i = 0; i < 8; ++i) /* dash types 1-4 keep coinciding curves visible */
         fprintf(fp, "set linetype %d lc rgb '%s' lw 2 dt %d\n", i + 1, colors[i], 1 + i % 4);
     fprintf(fp, "set linetype cycle 8\n");
-    fprintf(fp, "set output '%s-spectrum.png'\n", R->o->plot);
+    fprintf(fp, "set output 'spectrum.png'\n");
     fprintf(fp, "set title 'Top %zu %s eigenvalues and sorted diagonal entries (positive ones)'\n",
-            f->k, ttl);
+            f->k, op);
     fprintf(fp, "set xlabel 'rank'\nset ylabel 'value'\n");
-    fprintf(fp, "plot '%s/sorted.dat' index 0 with points pt 7 ps 1.1 lc rgb 'black' title "
-               "'eigenvalues'",
-            dir);
+    fprintf(fp, "plot 'sorted.dat' index 0 using 1:2 with points pt 7 ps 1.1 lc rgb 'black' "
+                "title 'eigenvalues'");
     for (size_t d = 0; d < f->n_diags; ++d)
-        fprintf(fp, ", '' index %zu with lines lt %zu title '%s'", d + 1, d % 8 + 1, f->diag_names[d]);
+        fprintf(fp, ", '' index %zu using 1:2 with lines lt %zu title columnheader(2) noenhanced",
+                d + 1, d % 8 + 1);
     fprintf(fp, "\n");
-    fprintf(fp, "set output '%s-neff.png'\n", R->o->plot);
+    fprintf(fp, "set output 'neff.png'\n");
     fprintf(fp, "set title 'Effective dimensionality N_{eff}(z) = {/Symbol S} v/(v+z)'\n");
     fprintf(fp, "set xlabel 'z'\nset ylabel 'N_{eff}(z)'\n");
-    fprintf(fp, "plot '%s/neff.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb 'black' title "
-               "'top-%zu eigenvalues'",
-            dir, f->k);
-    if (f->n_eff_upper_psd)
-        fprintf(fp, ", '' using 1:5 with lines lw 2 dt 2 lc rgb 'black' title 'upper bound (PSD, "
-                   "exact trace)'");
-    if (slq)
-        fprintf(fp, ", '' using 1:3:4 with yerrorlines lw 2 lc rgb 'gray40' title 'SLQ (full "
-                   "spectrum)'");
+    fprintf(fp, "plot 'curves.dat' using 1:2 with lines lw 3 dt 1 lc rgb 'black' title "
+                "'top-%zu eigenvalues'", f->k);
+    if (f->curve_bound)
+        fprintf(fp, ", '' using 1:3 with lines lw 2 dt 2 lc rgb 'black' title 'upper bound (PSD, "
+                    "exact trace)'");
     for (size_t d = 0; d < f->n_diags; ++d)
-        fprintf(fp, ", '' using 1:%zu with linespoints lt %zu pt %zu title '%s diagonal'", d + 6,
-                d % 8 + 1, d % 8 + 4, f->diag_names[d]);
+        fprintf(fp, ", '' using 1:%zu with lines lt %zu title columnheader(%zu) noenhanced", d + 4,
+                d % 8 + 1, d + 4);
+    if (f->slq_m)
+        fprintf(fp, ", 'slq.dat' using 1:2:3 with yerrorlines lw 2 pt 7 ps 0.9 lc rgb 'gray30' "
+                    "dt 1 title 'SLQ, whole spectrum (+- SE)'");
     fprintf(fp, "\n");
     fclose(fp);
     return 0;
@@ -484,43 +505,85 @@ static int write_plot_script(const cmp_run *R, const char *dir, int slq)
 
 static void remove_dir(const char *dir)
 {
-    const char *files[] = {"sorted.dat", "neff.dat", "plot.gp"};
     char path[4200];
-    for (size_t i = 0; i < 3; ++i) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    for (size_t i = 0; i < N_PLOT_FILES; ++i) {
+        snprintf(path, sizeof path, "%s/%s", dir, plot_files[i]);
         unlink(path);
     }
     rmdir(dir);
+}
+
+/* gnuplot DIR/plot.gp without a shell; its first lines of output go to
+ * stderr. The exit status, or -1. */
+static int run_gnuplot(const char *dir)
+{
+    char script[4200];
+    snprintf(script, sizeof script, "%s/plot.gp", dir);
+    int fd[2];
+    if (pipe(fd)) return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fd[1], STDOUT_FILENO);
+        dup2(fd[1], STDERR_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        execlp("gnuplot", "gnuplot", script, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    FILE *p = fdopen(fd[0], "r");
+    char line[512];
+    size_t said = 0;
+    while (p && fgets(line, sizeof line, p))
+        if (said++ < 5) fprintf(stderr, "gnuplot: %s", line);
+    if (p) fclose(p);
+    else close(fd[0]);
+    int status;
+    if (waitpid(pid, &status, 0) < 0) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Copy DIR/name to prefix-name. */
+static int copy_figure(const char *dir, const char *name, const char *prefix)
+{
+    char out[4200];
+    snprintf(out, sizeof out, "%s-%s", prefix, name);
+    FILE *in = open_in(dir, name, "rb"), *o = in ? fopen(out, "wb") : NULL;
+    char buf[65536];
+    size_t n;
+    int bad = !o;
+    while (o && (n = fread(buf, 1, sizeof buf, in)) > 0) bad |= fwrite(buf, 1, n, o) != n;
+    if (in) fclose(in);
+    if (o) bad |= fclose(o) != 0;
+    return bad ? cli_errorf(CMD, CLI_EXIT_FAIL, "cannot write %s", out) : 0;
 }
 
 static int plot(const cmp_run *R)
 {
     char dir[] = "/tmp/effdim-compare-XXXXXX";
     if (!mkdtemp(dir)) return cli_errorf(CMD, CLI_EXIT_FAIL, "cannot create a temporary folder");
-    int slq = write_plot_data(R, dir);
-    int rc = slq < 0 || write_plot_script(R, dir, slq);
-    if (rc) {
+    if (write_plot_data(R, dir) || write_plot_script(R, dir)) {
         remove_dir(dir);
         return cli_errorf(CMD, CLI_EXIT_FAIL, "cannot write the plot files in %s", dir);
     }
-    char cmd[4200 + 64];
-    snprintf(cmd, sizeof cmd, "gnuplot '%s/plot.gp' 2>&1", dir);
-    FILE *p = popen(cmd, "r");
-    char line[512];
-    size_t said = 0;
-    while (p && fgets(line, sizeof line, p))
-        if (said++ < 5) fprintf(stderr, "gnuplot: %s", line);
-    int status = p ? pclose(p) : -1;
+    int status = run_gnuplot(dir);
+    int rc = status != 0 ? cli_errorf(CMD, CLI_EXIT_FAIL,
+                                      "gnuplot failed (status %d); is it installed (Debian: "
+                                      "gnuplot-nox)? The numbers are in %s",
+                                      status, R->o->out)
+                         : 0;
+    if (!rc) rc = copy_figure(dir, "spectrum.png", R->o->plot);
+    if (!rc) rc = copy_figure(dir, "neff.png", R->o->plot);
     remove_dir(dir);
-    if (status != 0)
-        return cli_errorf(CMD, CLI_EXIT_FAIL,
-                          "gnuplot failed (status %d); is it installed (Debian: gnuplot-nox)? The "
-                          "numbers are in %s",
-                          status, R->o->out);
-    if (!R->o->json)
+    if (!rc && !R->o->json)
         fprintf(stderr, "effdim compare: wrote %s-spectrum.png and %s-neff.png\n", R->o->plot,
                 R->o->plot);
-    return 0;
+    return rc;
 }
 
 /* ======================================================================
@@ -540,9 +603,11 @@ static void run_free(cmp_run *R)
 int cmd_compare(int argc, char **argv)
 {
     cmp_opts o;
+    char command[4096]; /* before getopt permutes argv */
+    cli_join_command(argc, argv, command, sizeof command);
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
-    cli_join_command(argc, argv, o.command, sizeof o.command);
+    o.command = command;
     cmp_run R;
     memset(&R, 0, sizeof R);
     R.o = &o;

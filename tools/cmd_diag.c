@@ -35,7 +35,7 @@ typedef struct diag_opts {
     double rel_se, max_cost;
     uint64_t seed;
     int force, json, threads;
-    char command[2048]; /* the command line, recorded in the file */
+    const char *command; /* the command line as typed, recorded in the file */
 } diag_opts;
 
 typedef struct diag_run {
@@ -285,7 +285,7 @@ static int run(diag_run *R)
     effdim_error err;
     cli_progress_sink sink;
     cli_progress_sink_init(&sink, CMD);
-    if (!R->o->json) R->p.progress = cli_progress_of(&sink);
+    R->p.progress = cli_progress_of(&sink); /* stderr: --json keeps stdout clean */
     cli_catch_interrupts();
     effdim_status st = effdim_diag_job_run(R->ckpt, R->o->ckpt, R->ds, R->spec, R->methods,
                                            R->n_methods, &R->p, &R->f, &err);
@@ -391,9 +391,11 @@ static void run_free(diag_run *R)
 int cmd_diag(int argc, char **argv)
 {
     diag_opts o;
+    char command[4096]; /* before getopt permutes argv */
+    cli_join_command(argc, argv, command, sizeof command);
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
-    cli_join_command(argc, argv, o.command, sizeof o.command);
+    o.command = command;
     diag_run R;
     memset(&R, 0, sizeof R);
     R.o = &o;

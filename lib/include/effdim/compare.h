@@ -113,9 +113,10 @@ EFFDIM_API effdim_status effdim_compare_neff(const double *v, size_t n, const do
 
 /* An upper bound on the full-spectrum N_eff(z) from the top k eigenvalues
  * and the trace of the remaining n_rest ones (e.g. the exact trace minus the
- * top-k sum), valid when those remaining eigenvalues are >= 0 (a PSD
- * operator: the GGN, or the Hessian of a relu network with cross-entropy or
- * mse): by concavity of x/(x+z) their sum is largest when they are equal, so
+ * top-k sum), valid only when those remaining eigenvalues are >= 0: the GGN,
+ * or a Hessian whose smallest eigenvalue is known to be >= 0 (a relu network's
+ * Hessian is indefinite even though its diagonal equals the GGN's and is >= 0).
+ * By concavity of x/(x+z) their sum is largest when they are equal, so
  *   N_eff(z) <= sum_{i<=k} lambda_i/(lambda_i+z) + T/(T/n_rest + z).
  * The sum over the top k (policy "zero") is the matching lower bound. When
  * rest_trace <= 0 the bound is the top-k sum. */
@@ -145,7 +146,11 @@ EFFDIM_API effdim_status effdim_compare_top_indices(const double *d, size_t n, s
  * Adam state and hessian only below params.max_cost); the exact Hessian
  * diagonal (the accuracy reference) is the "hessian" diagonal, else computed
  * when its estimated cost is at most params.max_cost gradients and
- * params.no_exact is 0. The z grid is params.z, else the spectrum file's,
+ * params.no_exact is 0. The PSD upper bound (effdim_compare_neff_bound) is
+ * given only where it holds: a GGN reference with the exact GGN diagonal
+ * ("ggn") for its trace, or a Hessian reference whose file also holds its
+ * bottom eigenvalues (which = bottom or both), the smallest converged and >= 0,
+ * with the exact Hessian diagonal for the trace. The z grid is params.z, else the spectrum file's,
  * else 13 values top * 10^(-5 + i/2). Negative values follow
  * params.neg_policy when params.neg_policy_given, else the spectrum file's
  * policy, else zero. Every diagonal is compared over every block (all of
@@ -181,6 +186,7 @@ typedef struct effdim_compare_params {
     int neg_policy_given;     /* 1: neg_policy below; 0 (default): the spectrum file's, else zero */
     effdim_neg_policy neg_policy;
     size_t chunk;             /* rows per pass of the mlp workspace (0: the library's, 512) */
+    size_t curve_points;      /* points of the dense z grid of /curves (default 200; 0: none) */
     effdim_progress progress; /* stages "lanczos", "diag" (detail: the method); {NULL, NULL} */
     const char *command_line; /* recorded in the file (NULL: "") */
 } effdim_compare_params;
@@ -249,6 +255,18 @@ typedef struct effdim_compare_file {
     double sorted_floor;
     size_t sorted_n[EFFDIM_COMPARE_MAX_DIAGS];
     double *sorted[EFFDIM_COMPARE_MAX_DIAGS]; /* (sorted_n[d], 2): rank (1-based), value */
+
+    /* /curves: what the N_eff figure draws, on a dense log grid spanning the
+       z grid and the SLQ points (a decade either side of a single z) */
+    size_t curve_m;                      /* 0: none (params.curve_points = 0) */
+    double *curve_z;                     /* (curve_m) */
+    double *curve_eigs;                  /* (curve_m) N_eff over the k eigenvalues */
+    double *curve_bound;                 /* (curve_m) the PSD bound, or NULL */
+    double *curve_diag[EFFDIM_COMPARE_MAX_DIAGS]; /* (curve_m) each diagonal, block all */
+    /* /slq: the spectrum file's whole-spectrum SLQ N_eff on its own z grid
+       (whatever the comparison's grid), with standard errors */
+    size_t slq_m;                        /* 0: the spectrum file has none */
+    double *slq_z, *slq_n_eff, *slq_se;  /* (slq_m); slq_se may be NULL */
 } effdim_compare_file;
 
 /* 1 when the job will compute something over the data (a spectrum, a
