@@ -405,7 +405,7 @@ static effdim_status need_data(cjob *J, const char *what, effdim_error *err)
                     in->checkpoint_path, what);
     if (J->ws) return EFFDIM_OK;
     J->ws = effdim_mlp_ws_alloc(&in->checkpoint->mlp, J->p->chunk, err);
-    return J->ws ? EFFDIM_OK : err->code;
+    return J->ws ? EFFDIM_OK : (err && err->code ? err->code : EFFDIM_ENOMEM);
 }
 
 /* The spectrum file must describe the same network and loss scale. */
@@ -500,7 +500,7 @@ static effdim_status compute_spectrum(cjob *J, effdim_error *err)
     J->own_bnd = J->own_res ? effdim_alloc(k, sizeof(double), "residual bounds", err) : NULL;
     J->own_conv = J->own_bnd ? effdim_alloc(k, 1, "converged flags", err) : NULL;
     effdim_lanczos_workspace *lw = J->own_conv ? effdim_lanczos_alloc(P, &lp, err) : NULL;
-    st = lw ? effdim_lanczos_init(lw, op, NULL, err) : err->code ? err->code : EFFDIM_ENOMEM;
+    st = lw ? effdim_lanczos_init(lw, op, NULL, err) : err && err->code ? err->code : EFFDIM_ENOMEM;
     double t0 = effdim_progress_clock();
     int stopped = 0;
     if (st == EFFDIM_OK) st = EFFDIM_ECONTINUE;

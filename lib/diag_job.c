@@ -143,7 +143,9 @@ static effdim_status run_hutchinson(djob *J, effdim_diag_entry *e, effdim_error 
     memset(&hr, 0, sizeof hr);
     st = effdim_diag_hutchinson(op, &hpar, e->v, e->se, &hr, err);
     effdim_operator_free(op);
-    if (st == EFFDIM_EMAXITER && strstr(err->msg, "interrupted")) return st;
+    int stopped = err ? strstr(err->msg, "interrupted") != NULL
+                      : hr.probes < hpar.max_probes && !(hpar.rel_se > 0.0);
+    if (st == EFFDIM_EMAXITER && stopped) return st;
     if (st == EFFDIM_EMAXITER) st = EFFDIM_OK; /* partial results are still results */
     if (st) return st;
     add_int(e, "probes", (int64_t)hr.probes);
@@ -294,7 +296,8 @@ effdim_status effdim_diag_job_run(const effdim_checkpoint *c, const char *path,
     J.f = effdim_calloc(1, sizeof *J.f, "diag file", err);
     if (!J.f) return EFFDIM_ENOMEM;
     st = fill_root(&J, data_spec, err);
-    if (!st && ds && !(J.ws = effdim_mlp_ws_alloc(&c->mlp, p->chunk, err))) st = err->code;
+    if (!st && ds && !(J.ws = effdim_mlp_ws_alloc(&c->mlp, p->chunk, err)))
+        st = err && err->code ? err->code : EFFDIM_ENOMEM;
     for (size_t i = 0; !st && i < n_methods; ++i) {
         if (methods[i] != EFFDIM_DIAG_HUTCHINSON &&
             effdim_progress_report(&p->progress, "diag", J.t0, i, n_methods, -1.0, "%s",

@@ -43,7 +43,7 @@ static int net_make(net *t)
         !CHECK_OK(effdim_mlp_init_params(&m, t->c->theta, EFFDIM_INIT_TORCH, 7, &err), &err))
         return 0;
     for (size_t j = 0; j < m.n_params; ++j) t->c->theta[j] *= 2.385; /* away from linear */
-    double v[64];
+    double v[128]; /* P = 77 */
     for (size_t j = 0; j < m.n_params; ++j) v[j] = 1e-3 * (1.0 + 0.37 * (double)(j % 11));
     if (!CHECK_OK(effdim_checkpoint_set_optimizer(t->c, "adam", 41, &err), &err) ||
         !CHECK_OK(effdim_checkpoint_set_state(t->c, "exp_avg_sq", v, m.n_params, &err), &err) ||
