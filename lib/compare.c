@@ -722,6 +722,9 @@ static effdim_status setup_reference(cjob *J, effdim_error *err)
         }
     }
     if (s && s->has_trace) {
+        RETURN_ERROR_IF(strcmp(s->trace_method, "hutchinson") && strcmp(s->trace_method, "hutch++"),
+                        err, EFFDIM_EINVAL, "%s: /trace: 'method' is not hutchinson or hutch++",
+                        J->in->spectrum_path ? J->in->spectrum_path : "spectrum");
         f->has_trace = 1;
         f->trace = s->trace;
         f->trace_se = s->trace_se;

@@ -404,6 +404,12 @@ static void test_compare_job_errors(void)
     in.data = t.ds;
     CHECK_STATUS(effdim_compare_compute(&in, &p, &f, NULL, &err), EFFDIM_EINVAL, &err);
     CHECK_MSG(&err, "other.h5", "n_params 61", "77 parameters");
+    /* a trace method that is not one effdim writes never reaches the table */
+    s.n_params = 77;
+    s.has_trace = 1;
+    snprintf(s.trace_method, sizeof s.trace_method, "x'\n!touch PWNED");
+    CHECK_STATUS(effdim_compare_compute(&in, &p, &f, NULL, &err), EFFDIM_EINVAL, &err);
+    CHECK_MSG(&err, "other.h5", "/trace", "not hutchinson or hutch++");
     /* a method compare does not compute */
     in.spectrum = NULL;
     p.methods = "hutchinson";
