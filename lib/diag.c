@@ -774,6 +774,24 @@ static double hutch_rel_se(const double *mean, const double *M2, size_t n, size_
     return sqrt(se2 / nrm2);
 }
 
+/* One progress event after np probes. The time left: to the rel_se target
+ * when one is set (the relative standard error falls as 1/sqrt(probes), so
+ * about np (rel/target)^2 probes in all, at most max_probes), else to
+ * max_probes. */
+static int hutch_report(const effdim_hutchinson_diag_params *p, double t0, size_t np, double rel)
+{
+    if (!p->progress.fn) return 0;
+    double want = (double)p->max_probes;
+    if (p->rel_se > 0.0 && isfinite(rel)) {
+        double need = (double)np * (rel / p->rel_se) * (rel / p->rel_se);
+        want = fmin(want, fmax(need, (double)p->min_probes));
+    }
+    double el = effdim_progress_clock() - t0;
+    double eta = want > (double)np ? el * (want - (double)np) / (double)np : 0.0;
+    return effdim_progress_report(&p->progress, "hutchinson", t0, np, p->max_probes, eta,
+                                  "probes, relative se %.3g", rel);
+}
+
 effdim_status effdim_diag_hutchinson(effdim_operator *op, const effdim_hutchinson_diag_params *p,
                                      double *diag, double *se, effdim_hutchinson_diag_result *res,
                                      effdim_error *err)
@@ -796,7 +814,7 @@ effdim_status effdim_diag_hutchinson(effdim_operator *op, const effdim_hutchinso
     memset(M2, 0, n * sizeof(double));
     size_t np = 0;
     double tmean = 0.0, tM2 = 0.0, rel = (double)INFINITY;
-    int converged = 0;
+    int converged = 0, interrupted = 0;
     while (np < p->max_probes) {
         size_t nv = p->max_probes - np < b ? p->max_probes - np : b;
         fill_probes(rng, p->probe, V, nv * n);
@@ -817,9 +835,13 @@ effdim_status effdim_diag_hutchinson(effdim_operator *op, const effdim_hutchinso
             tM2 += dt * (tr - tmean);
         }
         rel = hutch_rel_se(diag, M2, n, np);
-        if (p->progress) p->progress(p->progress_ctx, np, rel);
+        int stop = hutch_report(p, t0, np, rel);
         if (np >= p->min_probes && p->rel_se > 0.0 && rel <= p->rel_se) {
             converged = 1;
+            break;
+        }
+        if (stop) {
+            interrupted = 1;
             break;
         }
     }
@@ -835,7 +857,10 @@ effdim_status effdim_diag_hutchinson(effdim_operator *op, const effdim_hutchinso
             res->seconds = effdim_now() - t0;
             res->converged = converged; /* 0 without a target: nothing was tested */
         }
-        if (!converged && p->rel_se > 0.0)
+        if (interrupted)
+            st = effdim_error_set(err, EFFDIM_EMAXITER, "hutchinson: interrupted after %zu probes",
+                                  np);
+        else if (!converged && p->rel_se > 0.0)
             st = effdim_error_set(err, EFFDIM_EMAXITER,
                                   "hutchinson: relative standard error %.3g after %zu probes, "
                                   "target %.3g not reached",

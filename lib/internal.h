@@ -46,10 +46,6 @@ char *effdim_strdup(const char *s, effdim_error *err);
 /* seconds on a monotonic clock */
 double effdim_now(void);
 
-/* now as ISO-8601 UTC ("2026-12-02T01:05:00Z") into buf; returns buf. Every
- * file's "created" attribute. */
-const char *effdim_now_iso(char *buf, size_t cap);
-
 /* 1 if every entry of x[0..n) is finite, else 0; *bad gets the first bad index */
 int effdim_all_finite(const double *x, size_t n, size_t *bad);
 

@@ -3,6 +3,7 @@
  * estimate of the time left) and hands it to the caller's function. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "effdim/progress.h"
 #include "internal.h"

@@ -15,6 +15,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "effdim/hvp.h"
+#include "effdim/lanczos.h"
+#include "effdim/mlp.h"
+#include "effdim/neff.h"
 #include "effdim/spectrum.h"
 #include "h5io.h"
 #include "internal.h"
@@ -386,6 +390,30 @@ static effdim_status read_root(reader *r, effdim_spectrum *s)
     return st;
 }
 
+/* The names the root records must be ones effdim writes: they reach tables,
+ * paths and plotting scripts (an empty one is an older file's "unknown"). */
+static effdim_status check_names(reader *r, const effdim_spectrum *s)
+{
+    effdim_loss loss;
+    effdim_reduction red;
+    effdim_hvp_method hm;
+    effdim_lanczos_which wh;
+    effdim_neg_policy np;
+    struct { const char *field, *value, *expected; int ok; } f[] = {
+        {"operator", s->op, "hessian or ggn", !strcmp(s->op, "hessian") || !strcmp(s->op, "ggn")},
+        {"hvp_method", s->hvp_method, "fd, fd-forward or exact",
+         !effdim_hvp_method_parse(s->hvp_method, &hm, NULL)},
+        {"which", s->which, "top, bottom or both", !effdim_lanczos_which_parse(s->which, &wh, NULL)},
+        {"neg_policy", s->neg_policy, "zero, abs or asis",
+         !effdim_neg_policy_parse(s->neg_policy, &np, NULL)},
+        {"loss", s->loss, "a loss effdim knows", !effdim_loss_parse(s->loss, &loss, NULL)},
+        {"reduction", s->reduction, "mean or sum", !effdim_reduction_parse(s->reduction, &red, NULL)}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; ++i)
+        RETURN_ERROR_IF(f[i].value[0] && !f[i].ok, r->err, EFFDIM_EFORMAT,
+                        "%s: /: attribute '%s' is not %s", r->path, f[i].field, f[i].expected);
+    return EFFDIM_OK;
+}
+
 static effdim_status read_spectrum_group(reader *r, effdim_spectrum *s)
 {
     effdim_status st = get_vec(r, "spectrum/eigenvalues", 0, &s->eigenvalues, &s->k);
@@ -552,6 +580,7 @@ effdim_status effdim_spectrum_load(const char *path, effdim_spectrum **out, effd
     }
     st = read_format(&r);
     if (!st) st = read_root(&r, s);
+    if (!st) st = check_names(&r, s);
     if (!st) st = read_spectrum_group(&r, s);
     if (!st) st = read_effdim_group(&r, s);
     if (!st) st = read_dense(&r, s);

@@ -916,7 +916,7 @@ static void test_compare_neff_closed_form(void)
 {
     effdim_error err;
     double d[6] = {2.385, 0.5, -0.3, 7.1, 0.0, 1e-4}, z[3] = {0.1, 1.0, 10.0}, got[3];
-    const char *pol[3] = {"zero", "abs", "asis"};
+    const effdim_neg_policy pol[3] = {EFFDIM_NEG_ZERO, EFFDIM_NEG_ABS, EFFDIM_NEG_ASIS};
     for (int p = 0; p < 3; ++p) {
         CHECK_OK(effdim_compare_neff(d, 6, z, 3, pol[p], got, &err), &err);
         for (int i = 0; i < 3; ++i) {
@@ -927,8 +927,8 @@ static void test_compare_neff_closed_form(void)
             CHECK_CLOSE(got[i], want, 1e-15);
         }
     }
-    /* the default policy is zero */
-    CHECK_OK(effdim_compare_neff(d, 6, z, 3, NULL, got, &err), &err);
+    /* the default policy (a zeroed input's) is zero */
+    CHECK_OK(effdim_compare_neff(d, 6, z, 3, (effdim_neg_policy)0, got, &err), &err);
     CHECK_CLOSE(got[1], 2.385 / 3.385 + 0.5 / 1.5 + 7.1 / 8.1 + 1e-4 / (1.0 + 1e-4), 1e-15);
     /* through effdim_compare_run, against the eigenvalues of diag(d) */
     double lam[6] = {7.1, 2.385, 0.5, 1e-4, 0.0, -0.3};
@@ -954,11 +954,12 @@ static void test_compare_neff_closed_form(void)
     effdim_compare_result_free(&r);
     /* errors */
     z[0] = 0.0;
-    CHECK_STATUS(effdim_compare_neff(d, 6, z, 3, "zero", got, &err), EFFDIM_EINVAL, &err);
+    CHECK_STATUS(effdim_compare_neff(d, 6, z, 3, EFFDIM_NEG_ZERO, got, &err), EFFDIM_EINVAL, &err);
     CHECK_MSG(&err, "z[0]", "> 0");
     z[0] = 0.1;
-    CHECK_STATUS(effdim_compare_neff(d, 6, z, 3, "negative", got, &err), EFFDIM_EINVAL, &err);
-    CHECK_MSG(&err, "'negative'", "zero, abs or asis");
+    CHECK_STATUS(effdim_compare_neff(d, 6, z, 3, (effdim_neg_policy)7, got, &err), EFFDIM_EINVAL,
+                 &err);
+    CHECK_MSG(&err, "policy 7", "zero, abs or asis");
     d[2] = NAN;
     CHECK_STATUS(effdim_compare_run(&in, &r, &err), EFFDIM_EDOM, &err);
     CHECK_MSG(&err, "entry 2");

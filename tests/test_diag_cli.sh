@@ -59,6 +59,12 @@ else
     fail "a noisy Hutchinson diagonal (relative SE > 0.2) is warned about on stderr" "$(cat diag.log)"
 fi
 
+if grep -q 'effdim diag: hutchinson [0-9]*/16 probes, relative se [0-9.e+-]* \[[0-9.]* s, [0-9]* s left\]' diag.log; then
+    ok "Hutchinson shows its progress with the time left"
+else
+    fail "Hutchinson shows its progress with the time left" "$(cat diag.log)"
+fi
+
 for name in ggn ef adam adam-vhat adam-ef hessian ggn-mc hutchinson; do
     if ! grep -q "\"name\":[[:space:]]*\"$name\"" diag.json; then
         fail "diag --json lists $name" "$(cat diag.json)"
@@ -155,6 +161,80 @@ expect_error "compare refuses a checkpoint as the diag file" 1 "expected 'effdim
     "$EFFDIM" compare adam.h5 --spectrum spec.h5 --diag sgd.h5 -o x.h5
 expect_error "compare refuses an unknown --only name" 2 "no diagonal 'nope'" x.h5 -- \
     "$EFFDIM" compare adam.h5 --spectrum spec.h5 --diag diag.h5 --only nope -o x.h5
+# ---- hostile files (issue 9, item 1): nothing from a file reaches gnuplot or a shell ----
+
+/usr/bin/python3 - <<'EOF' >py2.log 2>&1
+import shutil, h5py
+shutil.copy("adam.h5", "m.h5")
+shutil.copy("diag.h5", "d.h5")
+shutil.copy("spec.h5", "s.h5")
+with h5py.File("s.h5", "r+") as f:
+    f.attrs["operator"] = "x'\n!touch PWNED\n#"
+shutil.copy("diag.h5", "dbad.h5")
+with h5py.File("dbad.h5", "r+") as f:
+    name = "x'\n!touch PWNED\n#"
+    f["diag"].move("ggn", name)
+    f.attrs["methods"] = [name if n == "ggn" else n for n in f.attrs["methods"]]
+EOF
+rm -f PWNED
+expect_error "compare refuses a spectrum file whose operator would inject gnuplot commands" 1 \
+    "s.h5: /: attribute 'operator' is not hessian or ggn" c.h5 -- \
+    "$EFFDIM" compare m.h5 --spectrum s.h5 --diag d.h5 -o c.h5 --plot-prefix p
+expect_error "compare refuses a diag file whose method name would inject gnuplot commands" 1 \
+    "dbad.h5: /: attribute 'methods': entry 0 is not a known diagonal name" c.h5 -- \
+    "$EFFDIM" compare m.h5 --spectrum spec.h5 --diag dbad.h5 -o c.h5 --plot-prefix p
+if [ ! -e PWNED ] && [ ! -e p-neff.png ]; then
+    ok "no hostile file ran a command or drew a figure"
+else
+    fail "no hostile file ran a command or drew a figure" "$(ls)"
+fi
+# a --plot-prefix with quotes and a newline is only a file name (the script never sees it)
+if command -v gnuplot >/dev/null; then
+    Q="$TMP/q'x
+!touch PWNED
+#"
+    if "$EFFDIM" compare m.h5 --spectrum spec.h5 --diag d.h5 -o c.h5 --plot-prefix "$Q" \
+        >/dev/null 2>q.log && [ -s "$Q-neff.png" ] && [ ! -e PWNED ]; then
+        ok "a --plot-prefix with quotes and newlines names the figures and runs nothing"
+    else
+        fail "a --plot-prefix with quotes and newlines names the figures and runs nothing" "$(cat q.log; ls)"
+    fi
+    rm -f "$Q-neff.png" "$Q-spectrum.png" c.h5
+fi
+
+# ---- what the files record (issue 10): the command line; the figure's curves ----
+
+"$EFFDIM" spectrum adam.h5 -k 4 --hvp exact --z 0.01,1 --probes 6 --slq-steps 20 -o sslq.h5 \
+    >/dev/null 2>sslq.log || fail "spectrum with SLQ" "$(cat sslq.log)"
+"$EFFDIM" compare adam.h5 --spectrum sslq.h5 --diag diag.h5 --z 0.1 -o cslq.h5 >/dev/null 2>cslq.log ||
+    fail "compare with an SLQ spectrum" "$(cat cslq.log)"
+if /usr/bin/python3 - <<'EOF' >py3.log 2>&1; then
+import h5py, numpy as np
+d = h5py.File("diag.h5", "r")
+assert d.attrs["command_line"].startswith("effdim diag adam.h5 --method ggn,ef,adam"), d.attrs["command_line"]
+c = h5py.File("cslq.h5", "r")
+assert c.attrs["command_line"] == "effdim compare adam.h5 --spectrum sslq.h5 --diag diag.h5 --z 0.1 -o cslq.h5"
+s = h5py.File("sslq.h5", "r")
+# the SLQ points are the spectrum file's own (z = 0.01, 1), though the comparison's grid is 0.1
+assert list(c["z"][:]) == [0.1] and "n_eff_slq" not in c["reference"]
+assert np.array_equal(c["slq/z"][:], s["effdim/z"][:])
+assert np.array_equal(c["slq/n_eff"][:], s["effdim/n_eff_slq"][:])
+assert np.array_equal(c["slq/se"][:], s["effdim/n_eff_slq_se"][:])
+# the curves: 200 log-spaced z over [0.01, 1], each equal to the closed form
+z = c["curves/z"][:]
+assert len(z) == 200 and np.isclose(z[0], 0.01, rtol=1e-15) and np.isclose(z[-1], 1.0, rtol=1e-15)
+assert np.allclose(np.diff(np.log(z)), np.log(100) / 199, rtol=1e-12)
+g = d["diag/ggn"][:]
+want = (g[None, :] / (g[None, :] + z[:, None])).sum(axis=1)
+assert np.allclose(c["curves/diagonals/ggn"][:], want, rtol=1e-12)
+lam = np.maximum(c["reference/eigenvalues"][:], 0)
+assert np.allclose(c["curves/eigenvalues"][:], (lam[None, :] / (lam[None, :] + z[:, None])).sum(axis=1), rtol=1e-12)
+EOF
+    ok "diag and compare files record the command line; compare's curves and SLQ points are right"
+else
+    fail "diag and compare files record the command line; compare's curves and SLQ points are right" "$(cat py3.log)"
+fi
+
 if ls ./*.tmp-* >/dev/null 2>&1; then
     fail "no temporary file is left behind" "$(ls)"
 else

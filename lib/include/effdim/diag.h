@@ -84,7 +84,9 @@
 #include "effdim/checkpoint.h"
 #include "effdim/data.h"
 #include "effdim/mlp.h"
+#include "effdim/hvp.h"
 #include "effdim/operator.h"
+#include "effdim/progress.h"
 #include "effdim/status.h"
 
 #ifdef __cplusplus
@@ -190,9 +192,11 @@ typedef struct effdim_hutchinson_diag_params {
                                 ||se||_2 / ||diag||_2 <= rel_se (default 0.05;
                                 0 = always run max_probes) */
     uint64_t seed;           /* probe seed (GSL mt19937; default 0) */
-    /* called after every block (may be NULL): probes so far, current rel_se */
-    void (*progress)(void *ctx, size_t probes, double rel_se);
-    void *progress_ctx;
+    /* after every block: stage "hutchinson", probes done of max_probes, the
+       relative standard error, and the time left (to the rel_se target by
+       rel_se ~ 1/sqrt(probes) when one is set, else to max_probes); a
+       non-zero answer stops the run (EMAXITER, "interrupted") */
+    effdim_progress progress;
 } effdim_hutchinson_diag_params;
 
 EFFDIM_API effdim_hutchinson_diag_params effdim_hutchinson_diag_default_params(void);
@@ -273,43 +277,134 @@ EFFDIM_API effdim_status effdim_diag_ivon(const effdim_checkpoint *c, const char
 
 /* ---- the diag file (format "effdim.diag", version 1) ----
  *
- * Written by `effdim diag` (tools/cmd_diag.c documents every attribute):
+ * Written by effdim_diag_file_save (`effdim diag`), read back by
+ * effdim_diag_file_load; docs/file-formats.md documents every field:
  *   /              attrs format, format_version, checkpoint, checkpoint_sha256,
  *                  data_spec, n, n_params, loss, reduction, scale, seed,
  *                  methods (the names under /diag, in order), layer_offsets,
- *                  layer_params, version, created
- *   /diag/<name>   float64 [P]  attrs method, reading, reduction, scale, seconds, ...
+ *                  layer_params, version, created, command_line
+ *   /diag/<name>   float64 [P]  attrs method, reading, reduction, scale, seconds and the
+ *                  entry's own (probes, rel_se, trace, ...: effdim_diag_attr)
  *   /se/<name>     float64 [P]  per-entry standard errors (optional)
- * Read back by effdim_diag_file_load; the result owns everything and is freed
- * by effdim_diag_file_free (NULL-safe). */
+ * An effdim_diag_file owns everything in it (from the load, the job or a
+ * caller that fills one with malloc'ed arrays) and is freed by
+ * effdim_diag_file_free (NULL-safe). */
 #define EFFDIM_DIAG_FORMAT "effdim.diag"
 #define EFFDIM_DIAG_VERSION 1
+#define EFFDIM_DIAG_MAX_ENTRIES 12
+#define EFFDIM_DIAG_MAX_ATTRS 12
+
+/* The names an entry may have: the method names and the adam readings
+ * "adam-vhat" and "adam-ef". EINVAL naming the accepted ones otherwise (the
+ * loaders refuse any other name, so none reaches a table, path or script). */
+EFFDIM_API effdim_status effdim_diag_name_check(const char *name, effdim_error *err);
+
+typedef enum effdim_diag_attr_kind {
+    EFFDIM_DIAG_ATTR_REAL = 0,   /* float64 */
+    EFFDIM_DIAG_ATTR_INT = 1,    /* int64: counts, seeds, flags */
+    EFFDIM_DIAG_ATTR_STRING = 2  /* a name (probe, hvp_method, optimizer) */
+} effdim_diag_attr_kind;
+
+/* One method-specific attribute of an entry; only the keys of the known
+ * table (diag_io.c) are written and read. */
+typedef struct effdim_diag_attr {
+    char key[32];
+    effdim_diag_attr_kind kind;
+    double real;
+    int64_t integer;
+    char text[64];
+} effdim_diag_attr;
 
 typedef struct effdim_diag_entry {
     char name[32];       /* dataset name under /diag ("ggn", "adam-vhat", ...) */
     char method[32];     /* estimator ('method' attribute) */
+    char reading[256];   /* what the vector is, one sentence */
+    double scale;        /* the loss scale s it is at */
+    double seconds;
     double *v;           /* (n_params) */
     double *se;          /* (n_params) or NULL */
     double trace_se;     /* 'trace_se' attribute (hutchinson), else NaN */
+    size_t n_attrs;
+    effdim_diag_attr attrs[EFFDIM_DIAG_MAX_ATTRS];
 } effdim_diag_entry;
 
 typedef struct effdim_diag_file {
     char *checkpoint, *data_spec; /* owned (may be empty strings) */
+    char *command_line;           /* owned, "" when unknown */
+    char *version, *created;      /* owned; NULL on save: effdim_version() and now */
+    char checkpoint_sha256[65];
     char loss[32], reduction[32];
-    uint64_t n, n_params;
+    uint64_t n, n_params, seed;
+    double scale;
+    size_t n_layers;
+    uint64_t layer_offsets[EFFDIM_MLP_MAX_LAYERS], layer_params[EFFDIM_MLP_MAX_LAYERS];
     size_t count;
     effdim_diag_entry *entries;   /* (count) */
 } effdim_diag_file;
 
 /* EIO (cannot open), EFORMAT (not an effdim.diag file, a vector of the wrong
- * length, a name in 'methods' without its dataset), EVERSION (newer version);
- * messages name the file and the object. */
+ * length, a name in 'methods' without its dataset or outside the known
+ * names), EVERSION (newer version); messages name the file and the object. */
 EFFDIM_API effdim_status effdim_diag_file_load(const char *path, effdim_diag_file **out,
+                                               effdim_error *err);
+/* Write f atomically (the names are checked first). */
+EFFDIM_API effdim_status effdim_diag_file_save(const effdim_diag_file *f, const char *path,
                                                effdim_error *err);
 EFFDIM_API void effdim_diag_file_free(effdim_diag_file *f);
 /* The entry of that name, or NULL. */
 EFFDIM_API const effdim_diag_entry *effdim_diag_file_find(const effdim_diag_file *f,
                                                           const char *name);
+/* The entry's attribute of that key, or NULL. */
+EFFDIM_API const effdim_diag_attr *effdim_diag_entry_attr(const effdim_diag_entry *e,
+                                                          const char *key);
+
+/* ---- the diag job: what `effdim diag` runs ----
+ *
+ * For each method in order, its vector(s) at the loss scale with their
+ * attributes, into a new effdim_diag_file ready for effdim_diag_file_save:
+ * "adam" gives adam, adam-vhat and adam-ef (the last only for minibatch
+ * training with a known batch, effdim_diag_adam); hutchinson probes the
+ * network's Hessian (hvp_method) with the hutchinson parameters and reports
+ * progress (stage "hutchinson", probes done of max_probes, the relative
+ * standard error and an estimate of the time left); the other estimators
+ * report one event per method (stage "diag"). A Hutchinson run whose
+ * rel_se target was not met is kept (its 'converged' attribute is 0). */
+typedef struct effdim_diag_job_params {
+    effdim_diag_params diag;             /* ggn-mc, hessian (effdim_diag_default_params) */
+    effdim_hutchinson_diag_params hutchinson; /* default: 64 probes at most, 10 at least,
+                                            8 per operator call, no rel_se target */
+    effdim_hvp_method hvp_method;        /* hutchinson's Hessian products (default exact) */
+    size_t batch;                        /* adam: minibatch size (0: the checkpoint's) */
+    uint64_t seed;                       /* recorded; the caller sets diag.seed and
+                                            hutchinson.seed (default 0 for all three) */
+    size_t chunk;                        /* rows per pass (0: the library's, 512) */
+    effdim_progress progress;            /* {NULL, NULL}: none */
+    const char *command_line;            /* recorded (NULL: "") */
+} effdim_diag_job_params;
+
+EFFDIM_API effdim_diag_job_params effdim_diag_job_default_params(void);
+
+/* Above this relative standard error ||se|| / ||diag|| a Hutchinson diagonal
+ * is mostly noise entry by entry (its sum, the trace, may still be fine). */
+#define EFFDIM_DIAG_HUTCH_NOISY 0.2
+
+/* Refuse what cannot work before any long computation: an exact Hessian
+ * above its cost limit, adam or ivon without their optimiser state, data
+ * missing for a method that needs it (ds NULL). path names the checkpoint. */
+EFFDIM_API effdim_status effdim_diag_job_check(const effdim_checkpoint *c, const char *path,
+                                               const effdim_dataset *ds,
+                                               const effdim_diag_method *methods, size_t n_methods,
+                                               const effdim_diag_job_params *p, effdim_error *err);
+
+/* 1 when some method needs the data set (all but adam and ivon). */
+EFFDIM_API int effdim_diag_job_needs_data(const effdim_diag_method *methods, size_t n_methods);
+
+/* The job (after effdim_diag_job_check); data_spec is recorded. */
+EFFDIM_API effdim_status effdim_diag_job_run(const effdim_checkpoint *c, const char *path,
+                                             const effdim_dataset *ds, const char *data_spec,
+                                             const effdim_diag_method *methods, size_t n_methods,
+                                             const effdim_diag_job_params *p,
+                                             effdim_diag_file **out, effdim_error *err);
 
 #ifdef __cplusplus
 }
