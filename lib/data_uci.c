@@ -11,8 +11,10 @@
  *
  * A split seed S gives the rows of effdim_dataset_split (a seeded shuffle;
  * the last round(0.1 n) rows are the test part). Inputs are standardised
- * with the TRAINING part's mean and standard deviation, for both parts;
- * targets stay in their original units so every metric is reported in them.
+ * with the TRAINING part's mean and standard deviation, for both parts, and
+ * so are the targets when standardize_targets (the protocol's default): both
+ * parts then carry the training part's target mean and sd in y_mean, y_sd,
+ * which effdim_predict uses to report every metric in the original units.
  * The folder is EFFDIM_SKLEARN_DATA_DIR (environment) or
  * EFFDIM_SKLEARN_DATA_DEFAULT; a missing file is an ENOTFOUND naming the
  * package to install. This parser is separate from lib/data_csv.c because
@@ -135,8 +137,8 @@ static effdim_status load_all(const char *name, effdim_dataset **out, effdim_err
     return st;
 }
 
-effdim_status effdim_load_uci(const char *name, int part, uint64_t split, effdim_dataset **out,
-                              effdim_error *err)
+effdim_status effdim_load_uci(const char *name, int part, uint64_t split,
+                              int standardize_targets, effdim_dataset **out, effdim_error *err)
 {
     RETURN_ERROR_IF(!name || !out || part < 0 || part > 2, err, EFFDIM_EINVAL,
                     "UCI loader: bad arguments");
@@ -150,15 +152,20 @@ effdim_status effdim_load_uci(const char *name, int part, uint64_t split, effdim
         effdim_dataset_free(all);
         return EFFDIM_ENOMEM;
     }
-    double *sd = mean + d;
+    double *sd = mean + d, ym, ys;
     if (part == 0) {
         st = effdim_dataset_standardize(all, mean, sd, err);
+        if (!st && standardize_targets) st = effdim_dataset_target_stats(all, &ym, &ys, err);
+        if (!st && standardize_targets) st = effdim_dataset_standardize_targets(all, &ym, &ys, err);
         if (!st) *out = all, all = NULL;
     } else {
         size_t n_test = (size_t)llround(0.1 * (double)all->n);
         st = effdim_dataset_split(all, n_test, split, &train, &test, err);
         if (!st) st = effdim_dataset_standardize(train, mean, sd, err);
         if (!st) st = effdim_dataset_apply_standardize(test, mean, sd, err);
+        if (!st && standardize_targets) st = effdim_dataset_target_stats(train, &ym, &ys, err);
+        if (!st && standardize_targets) st = effdim_dataset_standardize_targets(train, &ym, &ys, err);
+        if (!st && standardize_targets) st = effdim_dataset_standardize_targets(test, &ym, &ys, err);
         if (!st && part == 1) *out = train, train = NULL;
         if (!st && part == 2) *out = test, test = NULL;
     }
