@@ -353,7 +353,7 @@ static effdim_status make_loaded(const spec *s, effdim_dataset **ds, effdim_erro
         return st;
     if (strcmp(s->kind, "boston") == 0 || strcmp(s->kind, "diabetes") == 0) {
         int part, ystd;
-        if ((st = get_choice(s, "part", "all|train|test", 0, &part, err)) ||
+        if ((st = get_choice(s, "part", "all|train|test|fit|valid", 0, &part, err)) ||
             (st = get_size(s, "split", 0, 0, UINT64_MAX, &sseed, err)) ||
             (st = get_choice(s, "standardize_targets", "0|1", 1, &ystd, err)))
             return st;

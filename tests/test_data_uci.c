@@ -172,6 +172,38 @@ done:
     effdim_dataset_free(rawte);
 }
 
+/* fit and valid partition the training part (no test row), 14 + 4 of 18 */
+static void fit_and_valid_partition_the_training_part(void)
+{
+    fake_files();
+    effdim_dataset *tr = NULL, *te = NULL, *fit = NULL, *val = NULL;
+    effdim_error err;
+    if (!CHECK_OK(effdim_dataset_from_spec("boston:part=train,split=4", &tr, &err), &err) ||
+        !CHECK_OK(effdim_dataset_from_spec("boston:part=test,split=4", &te, &err), &err) ||
+        !CHECK_OK(effdim_dataset_from_spec("boston:part=fit,split=4", &fit, &err), &err) ||
+        !CHECK_OK(effdim_dataset_from_spec("boston:part=valid,split=4", &val, &err), &err))
+        goto done;
+    CHECK(fit->n == 14 && val->n == 4);
+    int seen[20] = {0};
+    for (size_t r = 0; r < fit->n + val->n; ++r) {
+        const effdim_dataset *ds = r < fit->n ? fit : val;
+        int i = (int)lround(orig_y(ds, r < fit->n ? r : r - fit->n)) - 10;
+        if (CHECK(i >= 0 && i < 20)) seen[i]++;
+    }
+    for (size_t r = 0; r < tr->n; ++r) CHECK(seen[lround(orig_y(tr, r)) - 10] == 1);
+    for (size_t r = 0; r < te->n; ++r) CHECK(seen[lround(orig_y(te, r)) - 10] == 0);
+    /* standardised by the fit part: its targets have mean 0 */
+    double m = 0.0;
+    for (size_t r = 0; r < fit->n; ++r) m += fit->Y[r] / (double)fit->n;
+    CHECK_NEAR(m, 0.0, 1e-14);
+    CHECK(val->y_mean && val->y_mean[0] == fit->y_mean[0] && val->y_sd[0] == fit->y_sd[0]);
+done:
+    effdim_dataset_free(tr);
+    effdim_dataset_free(te);
+    effdim_dataset_free(fit);
+    effdim_dataset_free(val);
+}
+
 static void diabetes_reads_the_gzip_features_and_targets(void)
 {
     fake_files();
@@ -237,6 +269,7 @@ CHECK_TESTS({"boston split is standardised by the training part",
              boston_split_is_standardised_by_the_training_part},
             {"targets are standardised by the training part and recorded",
              targets_are_standardised_by_the_training_part_and_recorded},
+            {"fit and valid partition the training part", fit_and_valid_partition_the_training_part},
             {"diabetes reads the gzip features and targets", diabetes_reads_the_gzip_features_and_targets},
             {"missing package and bad files are refused", missing_package_and_bad_files_are_refused},
             {"installed sklearn files have the published shapes",

@@ -140,8 +140,9 @@ EFFDIM_API effdim_status effdim_save_h5(const effdim_dataset *ds, const char *pa
 
 /* The UCI regression sets of Debian's python3-sklearn package ("boston",
  * "diabetes"; lib/data_uci.c): part 0 all rows, 1 the training 90% or 2 the
- * test 10% of the seeded split `split`; inputs standardised with the
- * training part's statistics; targets too when standardize_targets (then
+ * test 10% of the seeded split `split`, 3 (fit) and 4 (valid) an 80/20
+ * split of that training part (seed derived from `split`; standardised by
+ * the fit part); inputs standardised with the training part's statistics; targets too when standardize_targets (then
  * y_mean and y_sd hold the training part's statistics, for either part),
  * else in original units. ENOTFOUND naming the package when the files are
  * missing. */
