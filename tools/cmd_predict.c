@@ -138,6 +138,8 @@ int cmd_predict(int argc, char **argv)
     if ((rc = cli_one_operand(CMD, argc, argv, "a posterior file", &o.post))) return rc;
     if (!o.data) return cli_errorf(CMD, CLI_EXIT_USAGE, "--data is required");
     if (!o.out) return cli_errorf(CMD, CLI_EXIT_USAGE, "-o/--output is required");
+    const char *claim_in[] = {o.post, o.data};
+    if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
     effdim_set_num_threads(o.threads);
     cli_catch_interrupts();
     effdim_error err;
