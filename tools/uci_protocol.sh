@@ -109,10 +109,11 @@ done
 printf "%-14s %18s %22s\n" "method" "test RMSE" "test log-likelihood"
 for m in map badam-a-mc badam-b-mc ggn-glm ggn-mc lowrank-glm lowrank-mc lowrank-diag-glm \
     lowrank-diag-mc; do
-    awk -v m="$m" '$1 == m { n++; r += $2; rr += $2 * $2; l -= $3; ll += $3 * $3 }
+    awk -v m="$m" -v all="$SPLITS" '$1 == m { n++; r += $2; rr += $2 * $2; l -= $3; ll += $3 * $3 }
         END { if (n < 2) exit;
               sr = sqrt((rr - r * r / n) / (n - 1) / n); sl = sqrt((ll - l * l / n) / (n - 1) / n);
-              printf "%-14s %10.2f +- %5.2f %12.2f +- %5.2f\n", m, r / n, sr, l / n, sl }' "$RES"
+              printf "%-14s %10.2f +- %5.2f %12.2f +- %5.2f%s\n", m, r / n, sr, l / n, sl,
+                     n < all ? sprintf("  (%d splits)", n) : "" }' "$RES"
 done
 if [ "$TUNE" = 1 ]; then
     echo "($SPLITS splits of $SET; weight decay and epochs chosen per split on the training"
