@@ -175,6 +175,7 @@ effdim_status effdim_load_uci(const char *name, int part, uint64_t split,
         if (!st && part >= 3) {
             /* the inner split of the training part, by a seed of its own */
             effdim_dataset *train = a;
+            effdim_dataset_free(b); /* the test part: not used here */
             a = b = NULL;
             effdim_dataset_free(all);
             all = train;
