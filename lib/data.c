@@ -65,7 +65,24 @@ void effdim_dataset_free(effdim_dataset *ds)
     free(ds->labels);
     free(ds->Y);
     free(ds->spec);
+    free(ds->y_mean);
+    free(ds->y_sd);
     free(ds);
+}
+
+/* The spec string and the target statistics of src into a new dst. */
+static effdim_status copy_meta(const effdim_dataset *src, effdim_dataset *dst, effdim_error *err)
+{
+    if (src->spec && !(dst->spec = effdim_strdup(src->spec, err))) return EFFDIM_ENOMEM;
+    if (src->y_mean) {
+        dst->y_mean = effdim_alloc(src->k, sizeof(double), "target statistics", err);
+        if (!dst->y_mean) return EFFDIM_ENOMEM;
+        dst->y_sd = effdim_alloc(src->k, sizeof(double), "target statistics", err);
+        if (!dst->y_sd) return EFFDIM_ENOMEM;
+        memcpy(dst->y_mean, src->y_mean, src->k * sizeof(double));
+        memcpy(dst->y_sd, src->y_sd, src->k * sizeof(double));
+    }
+    return EFFDIM_OK;
 }
 
 effdim_status effdim_dataset_copy(const effdim_dataset *src, effdim_dataset **out, effdim_error *err)
@@ -76,7 +93,7 @@ effdim_status effdim_dataset_copy(const effdim_dataset *src, effdim_dataset **ou
     memcpy(ds->X, src->X, src->n * src->d * sizeof *ds->X);
     if (src->labels) memcpy(ds->labels, src->labels, src->n * sizeof *ds->labels);
     if (src->Y) memcpy(ds->Y, src->Y, src->n * src->k * sizeof *ds->Y);
-    if (src->spec && !(ds->spec = effdim_strdup(src->spec, err))) {
+    if (copy_meta(src, ds, err)) {
         effdim_dataset_free(ds);
         return EFFDIM_ENOMEM;
     }
@@ -222,7 +239,7 @@ static effdim_status gather(const effdim_dataset *src, const size_t *idx, size_t
         if (src->labels) ds->labels[j] = src->labels[i];
         if (src->Y) memcpy(ds->Y + j * src->k, src->Y + i * src->k, src->k * sizeof *ds->Y);
     }
-    if (src->spec && !(ds->spec = effdim_strdup(src->spec, err))) {
+    if (copy_meta(src, ds, err)) {
         effdim_dataset_free(ds);
         return EFFDIM_ENOMEM;
     }
@@ -324,6 +341,55 @@ effdim_status effdim_dataset_apply_standardize(effdim_dataset *ds, const double 
         for (size_t j = 0; j < ds->d; ++j)
             x[j] = sd[j] > 0 ? (x[j] - mean[j]) / sd[j] : x[j] - mean[j];
     }
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_dataset_target_stats(const effdim_dataset *ds, double *mean, double *sd,
+                                          effdim_error *err)
+{
+    RETURN_ERROR_IF(!ds || !ds->Y || !mean || !sd, err, EFFDIM_EINVAL,
+                    "%s: target statistics need real targets",
+                    ds && ds->spec ? ds->spec : "dataset");
+    for (size_t c = 0; c < ds->k; ++c) {
+        double m = 0.0, q = 0.0;
+        for (size_t i = 0; i < ds->n; ++i) m += ds->Y[i * ds->k + c];
+        m /= (double)ds->n;
+        for (size_t i = 0; i < ds->n; ++i) {
+            double r = ds->Y[i * ds->k + c] - m;
+            q += r * r;
+        }
+        double s = sqrt(q / (double)ds->n);
+        mean[c] = m;
+        sd[c] = s > 0.0 ? s : 1.0;
+    }
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_dataset_standardize_targets(effdim_dataset *ds, const double *mean,
+                                                 const double *sd, effdim_error *err)
+{
+    const char *what = ds && ds->spec ? ds->spec : "dataset";
+    RETURN_ERROR_IF(!ds || !ds->Y || !mean || !sd, err, EFFDIM_EINVAL,
+                    "%s: standardising targets needs real targets", what);
+    RETURN_ERROR_IF(ds->y_mean, err, EFFDIM_EINVAL, "%s: targets are already standardised", what);
+    for (size_t c = 0; c < ds->k; ++c)
+        RETURN_ERROR_IF(!isfinite(mean[c]) || !isfinite(sd[c]) || !(sd[c] > 0.0), err,
+                        EFFDIM_EINVAL,
+                        "%s: target column %zu has mean %g and sd %g, expected finite values "
+                        "and sd > 0",
+                        what, c, mean[c], sd[c]);
+    ds->y_mean = effdim_alloc(ds->k, sizeof(double), "target statistics", err);
+    ds->y_sd = ds->y_mean ? effdim_alloc(ds->k, sizeof(double), "target statistics", err) : NULL;
+    if (!ds->y_sd) {
+        free(ds->y_mean);
+        ds->y_mean = NULL;
+        return EFFDIM_ENOMEM;
+    }
+    memcpy(ds->y_mean, mean, ds->k * sizeof(double));
+    memcpy(ds->y_sd, sd, ds->k * sizeof(double));
+    for (size_t i = 0; i < ds->n; ++i)
+        for (size_t c = 0; c < ds->k; ++c)
+            ds->Y[i * ds->k + c] = (ds->Y[i * ds->k + c] - mean[c]) / sd[c];
     return EFFDIM_OK;
 }
 

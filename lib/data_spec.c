@@ -62,8 +62,8 @@ static const spec_kind kinds[] = {
     {"mnist-idx", 2, "IMAGES,LABELS", "classes," ROW_KEYS POST_KEYS, 1},
     {"csv", 1, "FILE", "target,targets," ROW_KEYS POST_KEYS, 1},
     {"h5", 1, "FILE", ROW_KEYS POST_KEYS, 1},
-    {"boston", 0, "", "part,split", 1},   /* lib/data_uci.c */
-    {"diabetes", 0, "", "part,split", 1},
+    {"boston", 0, "", "part,split,standardize_targets", 1},   /* lib/data_uci.c */
+    {"diabetes", 0, "", "part,split,standardize_targets", 1},
 };
 
 /* ---- parsing ----------------------------------------------------------------- */
@@ -352,11 +352,12 @@ static effdim_status make_loaded(const spec *s, effdim_dataset **ds, effdim_erro
         (st = get_size(s, "subset_seed", 0, 0, UINT64_MAX, &sseed, err)))
         return st;
     if (strcmp(s->kind, "boston") == 0 || strcmp(s->kind, "diabetes") == 0) {
-        int part;
-        if ((st = get_choice(s, "part", "all|train|test", 0, &part, err)) ||
-            (st = get_size(s, "split", 0, 0, UINT64_MAX, &sseed, err)))
+        int part, ystd;
+        if ((st = get_choice(s, "part", "all|train|test|fit|valid", 0, &part, err)) ||
+            (st = get_size(s, "split", 0, 0, UINT64_MAX, &sseed, err)) ||
+            (st = get_choice(s, "standardize_targets", "0|1", 1, &ystd, err)))
             return st;
-        return effdim_load_uci(s->kind, part, sseed, ds, err);
+        return effdim_load_uci(s->kind, part, sseed, ystd, ds, err);
     }
     if (strcmp(s->kind, "fashion-mnist") == 0 || strcmp(s->kind, "mnist-idx") == 0) {
         effdim_idx_select sel = {(size_t)n, random, sseed};

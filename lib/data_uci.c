@@ -11,8 +11,13 @@
  *
  * A split seed S gives the rows of effdim_dataset_split (a seeded shuffle;
  * the last round(0.1 n) rows are the test part). Inputs are standardised
- * with the TRAINING part's mean and standard deviation, for both parts;
- * targets stay in their original units so every metric is reported in them.
+ * with the TRAINING part's mean and standard deviation, for both parts, and
+ * so are the targets when standardize_targets (the protocol's default): both
+ * parts then carry the training part's target mean and sd in y_mean, y_sd,
+ * which effdim_predict uses to report every metric in the original units.
+ * Parts 3 (fit) and 4 (valid) split the training part again, 80/20, by a
+ * seed derived from S, for choosing hyperparameters without the test part;
+ * they are standardised by the fit part's statistics.
  * The folder is EFFDIM_SKLEARN_DATA_DIR (environment) or
  * EFFDIM_SKLEARN_DATA_DEFAULT; a missing file is an ENOTFOUND naming the
  * package to install. This parser is separate from lib/data_csv.c because
@@ -135,36 +140,57 @@ static effdim_status load_all(const char *name, effdim_dataset **out, effdim_err
     return st;
 }
 
-effdim_status effdim_load_uci(const char *name, int part, uint64_t split, effdim_dataset **out,
-                              effdim_error *err)
+/* Standardise ref's inputs (and targets when ystd) by its own statistics,
+ * and other (may be NULL) by the same. */
+static effdim_status standardize_by(effdim_dataset *ref, effdim_dataset *other, int ystd,
+                                    effdim_error *err)
 {
-    RETURN_ERROR_IF(!name || !out || part < 0 || part > 2, err, EFFDIM_EINVAL,
+    size_t d = ref->d;
+    double *mean = effdim_alloc(2 * d, sizeof(double), "UCI statistics", err);
+    if (!mean) return EFFDIM_ENOMEM;
+    double *sd = mean + d, ym, ys;
+    effdim_status st = effdim_dataset_standardize(ref, mean, sd, err);
+    if (!st && other) st = effdim_dataset_apply_standardize(other, mean, sd, err);
+    if (!st && ystd) st = effdim_dataset_target_stats(ref, &ym, &ys, err);
+    if (!st && ystd) st = effdim_dataset_standardize_targets(ref, &ym, &ys, err);
+    if (!st && ystd && other) st = effdim_dataset_standardize_targets(other, &ym, &ys, err);
+    free(mean);
+    return st;
+}
+
+effdim_status effdim_load_uci(const char *name, int part, uint64_t split,
+                              int standardize_targets, effdim_dataset **out, effdim_error *err)
+{
+    RETURN_ERROR_IF(!name || !out || part < 0 || part > 4, err, EFFDIM_EINVAL,
                     "UCI loader: bad arguments");
     *out = NULL;
-    effdim_dataset *all = NULL, *train = NULL, *test = NULL;
+    effdim_dataset *all = NULL, *a = NULL, *b = NULL;
     effdim_status st = load_all(name, &all, err);
     if (st) return st;
-    size_t d = all->d;
-    double *mean = effdim_alloc(2 * d, sizeof(double), "UCI statistics", err);
-    if (!mean) {
-        effdim_dataset_free(all);
-        return EFFDIM_ENOMEM;
-    }
-    double *sd = mean + d;
     if (part == 0) {
-        st = effdim_dataset_standardize(all, mean, sd, err);
-        if (!st) *out = all, all = NULL;
+        a = all;
+        all = NULL;
     } else {
-        size_t n_test = (size_t)llround(0.1 * (double)all->n);
-        st = effdim_dataset_split(all, n_test, split, &train, &test, err);
-        if (!st) st = effdim_dataset_standardize(train, mean, sd, err);
-        if (!st) st = effdim_dataset_apply_standardize(test, mean, sd, err);
-        if (!st && part == 1) *out = train, train = NULL;
-        if (!st && part == 2) *out = test, test = NULL;
+        st = effdim_dataset_split(all, (size_t)llround(0.1 * (double)all->n), split, &a, &b, err);
+        if (!st && part >= 3) {
+            /* the inner split of the training part, by a seed of its own */
+            effdim_dataset *train = a;
+            effdim_dataset_free(b); /* the test part: not used here */
+            a = b = NULL;
+            effdim_dataset_free(all);
+            all = train;
+            st = effdim_dataset_split(train, (size_t)llround(0.2 * (double)train->n),
+                                      split ^ UINT64_C(0x9e3779b97f4a7c15), &a, &b, err);
+        }
     }
-    free(mean);
+    if (!st) st = standardize_by(a, b, standardize_targets, err);
+    if (!st) {
+        effdim_dataset **keep = part == 2 || part == 4 ? &b : &a;
+        *out = *keep;
+        *keep = NULL;
+    }
     effdim_dataset_free(all);
-    effdim_dataset_free(train);
-    effdim_dataset_free(test);
+    effdim_dataset_free(a);
+    effdim_dataset_free(b);
     return st;
 }

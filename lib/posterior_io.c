@@ -316,6 +316,10 @@ static effdim_status pred_write(hid_t f, const effdim_prediction *r,
     if (!st) st = effdim_h5_attr_write_double(f, "nll", r->nll, err);
     if (!st) st = effdim_h5_attr_write_double(f, "ece", r->ece, err);
     if (!st) st = effdim_h5_attr_write_double(f, "brier", r->brier, err);
+    if (!st && r->target_mean)
+        st = effdim_h5_attr_write_doubles(f, "target_mean", r->target_mean, r->K, err);
+    if (!st && r->target_sd)
+        st = effdim_h5_attr_write_doubles(f, "target_sd", r->target_sd, r->K, err);
     hid_t g;
     if (!st) st = effdim_h5_group(f, "predictions", &g, err);
     if (st) return st;
@@ -337,6 +341,34 @@ effdim_status effdim_prediction_save(const effdim_prediction *r, const effdim_pr
     if (!st) return effdim_h5_atomic_commit(&a, err);
     effdim_h5_atomic_abort(&a);
     return st;
+}
+
+/* target_mean and target_sd (K each): both or neither, sd > 0 */
+static effdim_status read_target_stats(hid_t f, const char *path, effdim_prediction *r,
+                                       effdim_error *err)
+{
+    int has_m = effdim_h5_has_attr(f, "target_mean"), has_s = effdim_h5_has_attr(f, "target_sd");
+    if (!has_m && !has_s) return EFFDIM_OK;
+    RETURN_ERROR_IF(has_m != has_s, err, EFFDIM_EFORMAT,
+                    "%s: /: attributes 'target_mean' and 'target_sd' come together", path);
+    r->target_mean = effdim_alloc(r->K, sizeof(double), "predictions", err);
+    r->target_sd = effdim_alloc(r->K, sizeof(double), "predictions", err);
+    if (!r->target_mean || !r->target_sd) return EFFDIM_ENOMEM;
+    size_t nm = 0, ns = 0;
+    effdim_h5_attr_read_doubles(f, "target_mean", r->target_mean, r->K, &nm, NULL);
+    effdim_h5_attr_read_doubles(f, "target_sd", r->target_sd, r->K, &ns, NULL);
+    RETURN_ERROR_IF(nm != r->K || ns != r->K, err, EFFDIM_EFORMAT,
+                    "%s: /: attributes 'target_mean' and 'target_sd': %zu and %zu values, "
+                    "expected K = %zu float64 each",
+                    path, nm, ns, r->K);
+    for (size_t c = 0; c < r->K; ++c)
+        RETURN_ERROR_IF(!isfinite(r->target_mean[c]) || !(r->target_sd[c] > 0.0) ||
+                            !isfinite(r->target_sd[c]),
+                        err, EFFDIM_EFORMAT,
+                        "%s: /: target_mean[%zu] = %g, target_sd[%zu] = %g: expected finite "
+                        "values and sd > 0",
+                        path, c, r->target_mean[c], c, r->target_sd[c]);
+    return EFFDIM_OK;
 }
 
 static effdim_status pred_read(hid_t f, const char *path, effdim_prediction **out,
@@ -362,6 +394,11 @@ static effdim_status pred_read(hid_t f, const char *path, effdim_prediction **ou
     r->ece = read_num(f, "ece");
     r->brier = read_num(f, "brier");
     size_t cnt = r->n * r->K;
+    st = read_target_stats(f, path, r, err);
+    if (st) {
+        effdim_prediction_free(r);
+        return st;
+    }
     r->mean = effdim_alloc(cnt, sizeof(double), "predictions", err);
     if (!r->classification) r->var = effdim_alloc(cnt, sizeof(double), "predictions", err);
     hid_t g = H5Gopen2(f, "predictions", H5P_DEFAULT);

@@ -191,6 +191,8 @@ void effdim_prediction_free(effdim_prediction *r)
     if (!r) return;
     free(r->mean);
     free(r->var);
+    free(r->target_mean);
+    free(r->target_sd);
     free(r);
 }
 
@@ -333,6 +335,35 @@ static effdim_status predict_point(const effdim_posterior *post, const effdim_da
     return st;
 }
 
+/* Targets standardised by (m, s) per column: the predictive N(mu, v) in
+ * standardised units is N(m + s mu, s^2 v) in the original ones; r's mean and
+ * var are mapped, the metrics computed against the original targets (the
+ * mean log-likelihood thereby drops by mean log s), and (m, s) recorded. */
+static effdim_status to_original_units(const effdim_dataset *ds, effdim_prediction *r,
+                                       effdim_error *err)
+{
+    size_t n = r->n, K = r->K;
+    double *y = effdim_alloc(n * K, sizeof(double), "targets in original units", err);
+    r->target_mean = effdim_alloc(K, sizeof(double), "target statistics", err);
+    r->target_sd = effdim_alloc(K, sizeof(double), "target statistics", err);
+    if (!y || !r->target_mean || !r->target_sd) {
+        free(y);
+        return EFFDIM_ENOMEM;
+    }
+    memcpy(r->target_mean, ds->y_mean, K * sizeof(double));
+    memcpy(r->target_sd, ds->y_sd, K * sizeof(double));
+    for (size_t i = 0; i < n; ++i)
+        for (size_t c = 0; c < K; ++c) {
+            double m = ds->y_mean[c], s = ds->y_sd[c];
+            y[i * K + c] = m + s * ds->Y[i * K + c];
+            r->mean[i * K + c] = m + s * r->mean[i * K + c];
+            r->var[i * K + c] *= s * s;
+        }
+    effdim_status st = effdim_metrics_regression(n, K, r->mean, r->var, y, &r->rmse, &r->nll, err);
+    free(y);
+    return st;
+}
+
 effdim_status effdim_predict(const effdim_posterior *post, const effdim_dataset *ds,
                              const effdim_predict_params *params, effdim_prediction **out,
                              effdim_error *err)
@@ -371,6 +402,8 @@ effdim_status effdim_predict(const effdim_posterior *post, const effdim_dataset 
     if (!st && r->classification)
         st = effdim_metrics_classification(n, K, r->mean, ds->labels, 15, &r->accuracy, &r->nll,
                                            &r->ece, &r->brier, err);
+    else if (!st && ds->y_mean)
+        st = to_original_units(ds, r, err);
     else if (!st)
         st = effdim_metrics_regression(n, K, r->mean, r->var, ds->Y, &r->rmse, &r->nll, err);
     if (st) {

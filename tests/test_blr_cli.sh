@@ -64,6 +64,9 @@ expect_refusal "a malformed --shade is refused" "--shade" -- \
     "$EFFDIM" demo blr "${SMALL[@]}" --shade 225,175 --out run
 expect_refusal "a bad --points is refused" "--points" -- \
     "$EFFDIM" demo blr --points many --out run
+mkdir -p dirrun/blr.h5
+expect_refusal "an output that is a folder is refused before the run" "folder" -- \
+    "$EFFDIM" demo blr "${SMALL[@]}" --out dirrun
 expect_refusal "an unknown option is refused" "--frobnicate" -- \
     "$EFFDIM" demo blr --frobnicate --out run
 cli_finish

@@ -63,6 +63,12 @@ static void fake_files(void)
     setenv("EFFDIM_SKLEARN_DATA_DIR", dir, 1);
 }
 
+/* row r's target in original units (the raw row index + 10 for fake_files) */
+static double orig_y(const effdim_dataset *ds, size_t r)
+{
+    return ds->y_mean ? ds->y_mean[0] + ds->y_sd[0] * ds->Y[r] : ds->Y[r];
+}
+
 static void boston_split_is_standardised_by_the_training_part(void)
 {
     fake_files();
@@ -74,13 +80,13 @@ static void boston_split_is_standardised_by_the_training_part(void)
     /* targets in original units identify the raw rows: row i has target 10 + i */
     double mean[13] = {0}, var[13] = {0};
     for (size_t r = 0; r < tr->n; ++r) {
-        int i = (int)tr->Y[r] - 10;
+        int i = (int)lround(orig_y(tr, r)) - 10;
         CHECK(i >= 0 && i < 20);
         for (int j = 0; j < 13; ++j) mean[j] += i + 0.1 * j + (j == 3 ? i * i : 0);
     }
     for (int j = 0; j < 13; ++j) mean[j] /= (double)tr->n;
     for (size_t r = 0; r < tr->n; ++r) {
-        int i = (int)tr->Y[r] - 10;
+        int i = (int)lround(orig_y(tr, r)) - 10;
         for (int j = 0; j < 13; ++j) {
             double d = i + 0.1 * j + (j == 3 ? i * i : 0) - mean[j];
             var[j] += d * d / (double)tr->n;
@@ -90,7 +96,7 @@ static void boston_split_is_standardised_by_the_training_part(void)
     for (size_t r = 0; r < tr->n + te->n; ++r) {
         const effdim_dataset *ds = r < tr->n ? tr : te;
         size_t rr = r < tr->n ? r : r - tr->n;
-        int i = (int)ds->Y[rr] - 10;
+        int i = (int)lround(orig_y(ds, rr)) - 10;
         for (int j = 0; j < 13; ++j) {
             double want = (i + 0.1 * j + (j == 3 ? i * i : 0) - mean[j]) / sqrt(var[j]);
             worst = fmax(worst, fabs(ds->X[rr * 13 + j] - want));
@@ -111,12 +117,100 @@ static void boston_split_is_standardised_by_the_training_part(void)
     effdim_dataset_free(te);
 }
 
+static void targets_are_standardised_by_the_training_part_and_recorded(void)
+{
+    fake_files();
+    effdim_dataset *tr = NULL, *te = NULL, *raw = NULL, *rawte = NULL;
+    effdim_error err;
+    if (!CHECK_OK(effdim_dataset_from_spec("boston:part=train,split=4", &tr, &err), &err) ||
+        !CHECK_OK(effdim_dataset_from_spec("boston:part=test,split=4", &te, &err), &err) ||
+        !CHECK_OK(effdim_dataset_from_spec("boston:part=train,split=4,standardize_targets=0",
+                                           &raw, &err), &err) ||
+        !CHECK_OK(effdim_dataset_from_spec("boston:part=test,split=4,standardize_targets=0",
+                                           &rawte, &err), &err))
+        goto done;
+    /* the unstandardised parts hold the raw targets 10 + i and no statistics */
+    CHECK(raw->y_mean == NULL && raw->y_sd == NULL && rawte->y_mean == NULL);
+    double m = 0.0, q = 0.0;
+    for (size_t r = 0; r < raw->n; ++r) {
+        CHECK(raw->Y[r] == floor(raw->Y[r]) && raw->Y[r] >= 10 && raw->Y[r] < 30);
+        m += raw->Y[r];
+    }
+    m /= (double)raw->n;
+    for (size_t r = 0; r < raw->n; ++r) q += (raw->Y[r] - m) * (raw->Y[r] - m);
+    double sd = sqrt(q / (double)raw->n);
+    /* both parts carry the TRAINING part's mean and population sd */
+    if (!CHECK(tr->y_mean && tr->y_sd && te->y_mean && te->y_sd)) goto done;
+    CHECK_CLOSE(tr->y_mean[0], m, 1e-15);
+    CHECK_CLOSE(tr->y_sd[0], sd, 1e-15);
+    CHECK(te->y_mean[0] == tr->y_mean[0] && te->y_sd[0] == tr->y_sd[0]);
+    for (size_t r = 0; r < tr->n; ++r) CHECK_NEAR(tr->Y[r], (raw->Y[r] - m) / sd, 1e-14);
+    for (size_t r = 0; r < te->n; ++r) CHECK_NEAR(te->Y[r], (rawte->Y[r] - m) / sd, 1e-14);
+    /* the training targets now have mean 0 and sd 1 */
+    double m2 = 0.0, q2 = 0.0;
+    for (size_t r = 0; r < tr->n; ++r) m2 += tr->Y[r] / (double)tr->n;
+    for (size_t r = 0; r < tr->n; ++r) q2 += (tr->Y[r] - m2) * (tr->Y[r] - m2) / (double)tr->n;
+    CHECK_NEAR(m2, 0.0, 1e-14);
+    CHECK_CLOSE(q2, 1.0, 1e-13);
+    /* a copy keeps the statistics; a second standardisation is refused */
+    effdim_dataset *cp = NULL;
+    if (CHECK_OK(effdim_dataset_copy(te, &cp, &err), &err))
+        CHECK(cp->y_mean && cp->y_mean[0] == m && cp->y_sd[0] == te->y_sd[0]);
+    effdim_dataset_free(cp);
+    CHECK_STATUS(effdim_dataset_standardize_targets(tr, &m, &sd, &err), EFFDIM_EINVAL, &err);
+    CHECK_MSG(&err, "already standardised");
+    double zero = 0.0;
+    CHECK_STATUS(effdim_dataset_standardize_targets(raw, &m, &zero, &err), EFFDIM_EINVAL, &err);
+    CHECK_MSG(&err, "sd > 0");
+    CHECK_STATUS(effdim_dataset_from_spec("boston:part=test,standardize_targets=yes", &cp, &err),
+                 EFFDIM_EINVAL, &err);
+    CHECK_MSG(&err, "standardize_targets", "0|1");
+done:
+    effdim_dataset_free(tr);
+    effdim_dataset_free(te);
+    effdim_dataset_free(raw);
+    effdim_dataset_free(rawte);
+}
+
+/* fit and valid partition the training part (no test row), 14 + 4 of 18 */
+static void fit_and_valid_partition_the_training_part(void)
+{
+    fake_files();
+    effdim_dataset *tr = NULL, *te = NULL, *fit = NULL, *val = NULL;
+    effdim_error err;
+    if (!CHECK_OK(effdim_dataset_from_spec("boston:part=train,split=4", &tr, &err), &err) ||
+        !CHECK_OK(effdim_dataset_from_spec("boston:part=test,split=4", &te, &err), &err) ||
+        !CHECK_OK(effdim_dataset_from_spec("boston:part=fit,split=4", &fit, &err), &err) ||
+        !CHECK_OK(effdim_dataset_from_spec("boston:part=valid,split=4", &val, &err), &err))
+        goto done;
+    CHECK(fit->n == 14 && val->n == 4);
+    int seen[20] = {0};
+    for (size_t r = 0; r < fit->n + val->n; ++r) {
+        const effdim_dataset *ds = r < fit->n ? fit : val;
+        int i = (int)lround(orig_y(ds, r < fit->n ? r : r - fit->n)) - 10;
+        if (CHECK(i >= 0 && i < 20)) seen[i]++;
+    }
+    for (size_t r = 0; r < tr->n; ++r) CHECK(seen[lround(orig_y(tr, r)) - 10] == 1);
+    for (size_t r = 0; r < te->n; ++r) CHECK(seen[lround(orig_y(te, r)) - 10] == 0);
+    /* standardised by the fit part: its targets have mean 0 */
+    double m = 0.0;
+    for (size_t r = 0; r < fit->n; ++r) m += fit->Y[r] / (double)fit->n;
+    CHECK_NEAR(m, 0.0, 1e-14);
+    CHECK(val->y_mean && val->y_mean[0] == fit->y_mean[0] && val->y_sd[0] == fit->y_sd[0]);
+done:
+    effdim_dataset_free(tr);
+    effdim_dataset_free(te);
+    effdim_dataset_free(fit);
+    effdim_dataset_free(val);
+}
+
 static void diabetes_reads_the_gzip_features_and_targets(void)
 {
     fake_files();
     effdim_dataset *ds = NULL;
     effdim_error err;
-    if (!CHECK_OK(effdim_dataset_from_spec("diabetes", &ds, &err), &err)) return;
+    if (!CHECK_OK(effdim_dataset_from_spec("diabetes:standardize_targets=0", &ds, &err), &err))
+        return;
     CHECK(ds->n == 10 && ds->d == 10);
     for (size_t i = 0; i < 10; ++i) CHECK(ds->Y[i] == 100.0 + 3.0 * (double)i);
     /* part=all: standardised over all rows; column 0 = 2i has mean 9, sd sqrt(33) */
@@ -162,7 +256,7 @@ static void installed_sklearn_files_have_the_published_shapes(void)
     CHECK(ds && ds->n == 455 && ds->d == 13);
     effdim_dataset_free(ds);
     ds = NULL;
-    CHECK_OK(effdim_dataset_from_spec("boston", &ds, &err), &err);
+    CHECK_OK(effdim_dataset_from_spec("boston:standardize_targets=0", &ds, &err), &err);
     if (ds) CHECK(ds->n == 506 && ds->Y[0] == 24.0 && ds->Y[505] == 11.9);
     effdim_dataset_free(ds);
     ds = NULL;
@@ -173,6 +267,9 @@ static void installed_sklearn_files_have_the_published_shapes(void)
 
 CHECK_TESTS({"boston split is standardised by the training part",
              boston_split_is_standardised_by_the_training_part},
+            {"targets are standardised by the training part and recorded",
+             targets_are_standardised_by_the_training_part_and_recorded},
+            {"fit and valid partition the training part", fit_and_valid_partition_the_training_part},
             {"diabetes reads the gzip features and targets", diabetes_reads_the_gzip_features_and_targets},
             {"missing package and bad files are refused", missing_package_and_bad_files_are_refused},
             {"installed sklearn files have the published shapes",

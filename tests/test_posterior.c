@@ -514,6 +514,67 @@ static void linearised_and_sampled_predictives_agree_on_a_linear_model(void)
     effdim_posterior_free(p);
 }
 
+/* Targets standardised by (m, s): the point predictive f (standardised units)
+ * with noise v is N(m + s f, s^2 v) in the original ones; RMSE and NLL are
+ * recomputed here from the hand-computed outputs and the raw targets, the
+ * NLL is the standardised one plus log s, and the predictions file carries
+ * (m, s) and values from which the same metrics follow. */
+static void standardised_targets_are_reported_in_original_units(void)
+{
+    effdim_posterior *p = lowrank_posterior();
+    effdim_dataset *raw = NULL, *std = NULL;
+    effdim_error err;
+    effdim_dataset_alloc(5, 7, 1, EFFDIM_TARGET_REAL, &raw, &err);
+    for (size_t i = 0; i < 5 * 7; ++i) raw->X[i] = sin(1.7 * (double)i);
+    for (size_t i = 0; i < 5; ++i) raw->Y[i] = 20.0 + 3.0 * cos((double)i);
+    effdim_dataset_copy(raw, &std, &err);
+    const double m = 21.5, s = 4.0;
+    if (!CHECK_OK(effdim_dataset_standardize_targets(std, &m, &s, &err), &err)) goto done;
+    effdim_dataset *plain = NULL; /* standardised values, no statistics */
+    effdim_dataset_copy(raw, &plain, &err);
+    for (size_t i = 0; i < 5; ++i) plain->Y[i] = std->Y[i];
+    effdim_predict_params pp = effdim_predict_default_params();
+    pp.point = 1;
+    effdim_prediction *r = NULL, *rs = NULL, *q = NULL;
+    if (CHECK_OK(effdim_predict(p, std, &pp, &r, &err), &err) &&
+        CHECK_OK(effdim_predict(p, plain, &pp, &rs, &err), &err)) {
+        double v = p->noise_var, se = 0.0, l = 0.0;
+        for (size_t i = 0; i < 5; ++i) {
+            double f = p->mean[7];
+            for (size_t j = 0; j < 7; ++j) f += p->mean[j] * raw->X[i * 7 + j];
+            CHECK_CLOSE(r->mean[i], m + s * f, 1e-14);
+            CHECK_CLOSE(r->var[i], s * s * v, 1e-14);
+            double e = raw->Y[i] - (m + s * f);
+            se += e * e;
+            l += 0.5 * log(2.0 * M_PI * s * s * v) + e * e / (2.0 * s * s * v);
+        }
+        CHECK_CLOSE(r->rmse, sqrt(se / 5.0), 1e-13);
+        CHECK_CLOSE(r->nll, l / 5.0, 1e-13);
+        CHECK_CLOSE(r->rmse, s * rs->rmse, 1e-13);
+        CHECK_CLOSE(r->nll, rs->nll + log(s), 1e-13);
+        CHECK(r->target_mean && r->target_mean[0] == m && r->target_sd[0] == s);
+        CHECK(rs->target_mean == NULL && rs->target_sd == NULL);
+        const char *path = check_tmpfile("pred-std.h5");
+        effdim_prediction_info info = {"post.h5", "boston:part=test", &pp};
+        CHECK_OK(effdim_prediction_save(r, &info, path, &err), &err);
+        if (CHECK_OK(effdim_prediction_load(path, &q, &err), &err)) {
+            CHECK(q->target_mean && q->target_mean[0] == m && q->target_sd[0] == s);
+            double rmse, nll;
+            effdim_metrics_regression(5, 1, q->mean, q->var, raw->Y, &rmse, &nll, &err);
+            CHECK_CLOSE(rmse, q->rmse, 1e-15);
+            CHECK_CLOSE(nll, q->nll, 1e-15);
+        }
+    }
+    effdim_prediction_free(q);
+    effdim_prediction_free(r);
+    effdim_prediction_free(rs);
+    effdim_dataset_free(plain);
+done:
+    effdim_dataset_free(raw);
+    effdim_dataset_free(std);
+    effdim_posterior_free(p);
+}
+
 /* ---- metrics ---- */
 
 static void ece_and_brier_match_hand_computed_values(void)
@@ -785,6 +846,8 @@ CHECK_TESTS({"badam matches hand-computed values", badam_matches_hand_computed_v
             {"samples reproduce the posterior variances", samples_reproduce_the_posterior_variances},
             {"linearised and sampled predictives agree on a linear model",
              linearised_and_sampled_predictives_agree_on_a_linear_model},
+            {"standardised targets are reported in original units",
+             standardised_targets_are_reported_in_original_units},
             {"ECE and Brier match hand-computed values", ece_and_brier_match_hand_computed_values},
             {"jacobian matches central differences", jacobian_matches_central_differences},
             {"posterior file round trips", posterior_file_round_trips},

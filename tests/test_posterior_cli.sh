@@ -98,4 +98,27 @@ expect_refusal "prune refuses snr without a posterior" "--posterior" -- \
 expect_refusal "prune refuses a fraction of 1" "outside [0, 1)" -- \
     "$EFFDIM" prune cls.h5 --fractions 0.5,1 --test "$CLST" -o guard.h5
 
+# an output equal to an input is refused before any work, the input unchanged
+cp reg.h5 reg-ref.h5
+GUARD=reg.h5
+GUARD_REF=reg-ref.h5
+expect_refusal "posterior refuses -o equal to its checkpoint" "same file as the input" -- \
+    "$EFFDIM" posterior reg.h5 --method ggn -o ./reg.h5
+cp p-ggn.h5 p-ggn-ref.h5
+GUARD=p-ggn.h5
+GUARD_REF=p-ggn-ref.h5
+expect_refusal "predict refuses -o equal to its posterior" "same file as the input" -- \
+    "$EFFDIM" predict p-ggn.h5 --data "$REGT" -o p-ggn.h5
+cp cls.h5 cls-ref.h5
+GUARD=cls.h5
+GUARD_REF=cls-ref.h5
+expect_refusal "prune refuses -o equal to its checkpoint" "same file as the input" -- \
+    "$EFFDIM" prune cls.h5 --test "$CLST" -o cls.h5
+expect_refusal "prune refuses --plot equal to its checkpoint" "same file as the input" -- \
+    "$EFFDIM" prune cls.h5 --test "$CLST" -o prune-x.h5 --plot cls.h5
+expect_refusal "prune refuses --plot equal to -o" "two outputs" -- \
+    "$EFFDIM" prune cls.h5 --test "$CLST" -o cls-out.h5 --plot cls-out.h5
+expect_refusal "predict refuses a folder as -o" "folder" -- \
+    "$EFFDIM" predict p-ggn.h5 --data "$REGT" -o .
+
 cli_finish

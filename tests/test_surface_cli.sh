@@ -64,6 +64,11 @@ cp surf.h5 guard.h5
 GUARD_REF=guard.h5
 expect_refusal "surface refuses a subspace larger than P" "bottom:500" -- \
     "$EFFDIM" surface model.h5 --subspace bottom:500 --points 3 -o surf.h5
+cp model.h5 model-ref.h5
+GUARD=model.h5 GUARD_REF=model-ref.h5 expect_refusal "surface refuses -o equal to its checkpoint" \
+    "same file as the input" -- "$EFFDIM" surface model.h5 --points 3 -o model.h5
+GUARD=model.h5 GUARD_REF=model-ref.h5 expect_refusal "surface refuses --plot equal to its checkpoint" \
+    "same file as the input" -- "$EFFDIM" surface model.h5 --points 3 -o s2.h5 --plot model.h5
 expect_refusal "surface needs -o" "-o FILE is required" -- \
     "$EFFDIM" surface model.h5 --points 3
 expect_refusal "perturb refuses a malformed --test" "--test" -- \

@@ -327,12 +327,16 @@ int cli_one_operand(const char *cmd, int argc, char **argv, const char *what,
 
 /* ---- the output claim ---------------------------------------------------------------- */
 
-static effdim_output_lock *cli_output_lock;
+/* a run claims at most a few outputs (-o and --plot) */
+enum { CLI_MAX_CLAIMS = 4 };
+static effdim_output_lock *cli_output_locks[CLI_MAX_CLAIMS];
+static char cli_claimed[CLI_MAX_CLAIMS][4096];
+static size_t cli_n_claims;
 
 static void cli_release_output(void)
 {
-    effdim_output_release(cli_output_lock);
-    cli_output_lock = NULL;
+    for (size_t i = 0; i < cli_n_claims; ++i) effdim_output_release(cli_output_locks[i]);
+    cli_n_claims = 0;
 }
 
 int cli_claim_output(const char *cmd, const char *out, const char *const *inputs, size_t n)
@@ -349,7 +353,17 @@ int cli_claim_output(const char *cmd, const char *out, const char *const *inputs
         for (size_t j = 0; j < got; ++j, ++nf) files[nf] = paths[nf];
     }
     effdim_error err;
-    if (effdim_output_claim(out, files, nf, &cli_output_lock, &err)) return cli_fail(cmd, &err);
-    atexit(cli_release_output);
+    if (cli_n_claims == CLI_MAX_CLAIMS)
+        return cli_errorf(cmd, CLI_EXIT_FAIL, "%s: more than %d outputs claimed", out,
+                          (int)CLI_MAX_CLAIMS);
+    for (size_t i = 0; out && i < cli_n_claims; ++i)
+        if (!strcmp(out, cli_claimed[i]))
+            return cli_errorf(cmd, CLI_EXIT_FAIL,
+                              "%s: named as two outputs of this run (e.g. -o and --plot)", out);
+    effdim_output_lock *lock = NULL;
+    if (effdim_output_claim(out, files, nf, &lock, &err)) return cli_fail(cmd, &err);
+    if (cli_n_claims == 0) atexit(cli_release_output);
+    snprintf(cli_claimed[cli_n_claims], sizeof cli_claimed[0], "%s", out);
+    cli_output_locks[cli_n_claims++] = lock;
     return 0;
 }

@@ -150,7 +150,8 @@ const char *cli_command_line(int argc, char **argv, char *buf, size_t cap);
 /* Claim the output before the work (effdim/output.h): a folder, an
  * unwritable folder, an output equal to an input (files or data specs, NULL
  * skipped) or another run's lock is one error line; returns CLI_EXIT_FAIL
- * then, 0 on success. The claim is released when the process exits. */
+ * then, 0 on success. The claim is released when the process exits. A run
+ * may claim up to 4 outputs (-o and --plot), one call each. */
 int cli_claim_output(const char *cmd, const char *out, const char *const *inputs, size_t n);
 
 int cmd_train(int argc, char **argv);

@@ -230,6 +230,8 @@ int cmd_posterior(int argc, char **argv)
         return cli_errorf(CMD, CLI_EXIT_USAGE,
                           "--method is required (badam-a, badam-b, ggn, ef or lowrank)");
     if (!o.out) return cli_errorf(CMD, CLI_EXIT_USAGE, "-o/--output is required");
+    const char *claim_in[] = {o.ckpt, o.data};
+    if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
     effdim_blas_set_threads(o.threads);
     cli_catch_interrupts();
     effdim_error err;

@@ -5,7 +5,8 @@
  * Loads the posterior (which carries the network), the data set, calls
  * effdim_predict once, writes the effdim.predictions file and prints
  * accuracy, NLL, ECE and Brier (classification) or RMSE and NLL
- * (regression). Exit status: 0 written, 1 runtime failure, 2 usage.
+ * (regression; in the original units when the data's targets were
+ * standardised, effdim_prediction target_mean / target_sd). Exit status: 0 written, 1 runtime failure, 2 usage.
  */
 #include <getopt.h>
 #include <math.h>
@@ -113,6 +114,10 @@ static void print_summary(const pred_opts *o, const effdim_prediction *r)
         } else {
             cJSON_AddNumberToObject(j, "rmse", r->rmse);
             cJSON_AddNumberToObject(j, "nll", r->nll);
+            if (r->target_mean) {
+                cJSON_AddItemToObject(j, "target_mean", cli_json_doubles(r->target_mean, r->K));
+                cJSON_AddItemToObject(j, "target_sd", cli_json_doubles(r->target_sd, r->K));
+            }
         }
         cli_json_print(j);
         return;
@@ -124,7 +129,9 @@ static void print_summary(const pred_opts *o, const effdim_prediction *r)
         printf("accuracy %.4f  nll %.4f  ece %.4f  brier %.4f\n", r->accuracy, r->nll, r->ece,
                r->brier);
     else
-        printf("rmse %.6g  nll %.6g\n", r->rmse, r->nll);
+        printf("rmse %.6g  nll %.6g%s\n", r->rmse, r->nll,
+               r->target_mean ? "  (original units: targets were standardised on the training split)"
+                              : "");
     printf("written to %s\n", o->out);
 }
 
@@ -139,6 +146,8 @@ int cmd_predict(int argc, char **argv)
     if ((rc = cli_one_operand(CMD, argc, argv, "a posterior file", &o.post))) return rc;
     if (!o.data) return cli_errorf(CMD, CLI_EXIT_USAGE, "--data is required");
     if (!o.out) return cli_errorf(CMD, CLI_EXIT_USAGE, "-o/--output is required");
+    const char *claim_in[] = {o.post, o.data};
+    if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
     effdim_blas_set_threads(o.threads);
     cli_catch_interrupts();
     effdim_error err;

@@ -221,6 +221,10 @@ int cmd_prune(int argc, char **argv)
     effdim_prune_table t;
     memset(&t, 0, sizeof t);
     if ((rc = parse_by(&o, &t))) return rc;
+    const char *claim_in[] = {o.ckpt, o.post, o.test, o.out};
+    if ((rc = cli_claim_output(CMD, o.out, claim_in, 3)) ||
+        (o.plot && (rc = cli_claim_output(CMD, o.plot, claim_in, 4))))
+        return rc;
     effdim_blas_set_threads(o.threads);
     effdim_error err;
     effdim_checkpoint *ck = NULL;

@@ -233,6 +233,10 @@ int cmd_surface(int argc, char **argv)
         return cli_errorf("surface", CLI_EXIT_USAGE, "expected one checkpoint (effdim surface --help)");
     if (!o.out) return cli_errorf("surface", CLI_EXIT_USAGE, "-o FILE is required");
     o.e.ckpt = argv[optind];
+    const char *claim_in[] = {o.e.ckpt, o.e.data, o.out};
+    if ((rc = cli_claim_output("surface", o.out, claim_in, 2)) ||
+        (o.plot && (rc = cli_claim_output("surface", o.plot, claim_in, 3))))
+        return rc;
     o.p.seed = o.e.seed;
     eig_run r;
     effdim_subspace sub[MAX_SUB];

@@ -359,6 +359,9 @@ int demo_amsgrad(int argc, char **argv)
     options o;
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    if ((rc = cli_claim_output(CMD, o.out, NULL, 0)) ||
+        (o.plot && (rc = cli_claim_output(CMD, o.plot, NULL, 0))))
+        return rc;
 
     char cmdline[1024] = "effdim demo";
     for (int i = 0; i < argc; ++i) {

@@ -200,6 +200,8 @@ int demo_blr(int argc, char **argv)
     char h5[CLI_PLOT_PATH], png[CLI_PLOT_PATH];
     snprintf(h5, sizeof h5, "%s/blr.h5", o.out);
     snprintf(png, sizeof png, "%s/blr.png", o.out);
+    if ((rc = cli_claim_output(CMD, h5, NULL, 0)) || (rc = cli_claim_output(CMD, png, NULL, 0)))
+        return rc;
 
     cli_progress_sink sink;
     cli_progress_sink_init(&sink, CMD);

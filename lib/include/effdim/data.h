@@ -20,7 +20,10 @@
  *                                            (targets=auto|labels|real)
  *   h5:FILE                                  /X (n, d) and /y (n) or (n, k)
  *   boston:part=train,split=3                UCI Boston housing / diabetes from
- *   diabetes:part=test,split=3               python3-sklearn, 90/10 split by seed
+ *   diabetes:part=test,split=3               python3-sklearn, 90/10 split by seed;
+ *                                            inputs and targets standardised on the
+ *                                            training part (standardize_targets=0:
+ *                                            targets in original units)
  *
  * Options common to every spec, applied in this order after loading:
  *   n=N            keep the first N rows (or a random N when subset=random);
@@ -62,6 +65,9 @@ typedef struct effdim_dataset {
     int32_t *labels;         /* (n) in [0, k), owned; NULL unless LABELS */
     double *Y;               /* (n, k) row-major, owned; NULL unless REAL */
     char *spec;              /* the spec string it came from, owned; may be NULL */
+    double *y_mean, *y_sd;   /* (k) each, owned; NULL unless the REAL targets were
+                                standardised (the UCI specs): original units =
+                                y_mean[c] + y_sd[c] * Y[i, c] */
 } effdim_dataset;
 
 /* Largest n*d a loader accepts before refusing as absurd (2^34 doubles = 128 GiB). */
@@ -134,12 +140,16 @@ EFFDIM_API effdim_status effdim_save_h5(const effdim_dataset *ds, const char *pa
 
 /* The UCI regression sets of Debian's python3-sklearn package ("boston",
  * "diabetes"; lib/data_uci.c): part 0 all rows, 1 the training 90% or 2 the
- * test 10% of the seeded split `split`; inputs standardised with the
- * training part's statistics, targets in original units. ENOTFOUND naming
- * the package when the files are missing. */
+ * test 10% of the seeded split `split`, 3 (fit) and 4 (valid) an 80/20
+ * split of that training part (seed derived from `split`; standardised by
+ * the fit part); inputs standardised with the training part's statistics; targets too when standardize_targets (then
+ * y_mean and y_sd hold the training part's statistics, for either part),
+ * else in original units. ENOTFOUND naming the package when the files are
+ * missing. */
 #define EFFDIM_SKLEARN_DATA_DEFAULT "/usr/lib/python3/dist-packages/sklearn/datasets/data"
 EFFDIM_API effdim_status effdim_load_uci(const char *name, int part, uint64_t split,
-                                         effdim_dataset **out, effdim_error *err);
+                                         int standardize_targets, effdim_dataset **out,
+                                         effdim_error *err);
 
 /* ---- generators (seeded; datasets/README.md documents each) ------------- */
 
@@ -197,6 +207,16 @@ EFFDIM_API effdim_status effdim_dataset_standardize(effdim_dataset *ds, double *
 /* Apply given statistics (e.g. the training set's to a test set). */
 EFFDIM_API effdim_status effdim_dataset_apply_standardize(effdim_dataset *ds, const double *mean,
                                                           const double *sd, effdim_error *err);
+/* REAL targets: the column means and population sds of Y into mean, sd (k
+ * each); a constant column reports sd 1 (centred only). */
+EFFDIM_API effdim_status effdim_dataset_target_stats(const effdim_dataset *ds, double *mean,
+                                                     double *sd, effdim_error *err);
+/* Y = (Y - mean) / sd per column, and record mean and sd in y_mean, y_sd
+ * (EINVAL when already standardised, for labels, or for an sd that is not
+ * finite and > 0). */
+EFFDIM_API effdim_status effdim_dataset_standardize_targets(effdim_dataset *ds,
+                                                            const double *mean, const double *sd,
+                                                            effdim_error *err);
 /* Multiply X by factor (pixel scaling: 1.0/255). */
 EFFDIM_API void effdim_dataset_scale(effdim_dataset *ds, double factor);
 /* Replace round(fraction * n) labels, chosen at random, by a uniformly random

@@ -257,6 +257,11 @@ typedef struct effdim_prediction {
     double accuracy, rmse;  /* NaN when not applicable */
     double nll;             /* mean over rows (and outputs for regression) */
     double ece, brier;      /* classification only, else NaN */
+    double *target_mean, *target_sd; /* (K) each, or NULL: the data's targets were
+                               standardised (effdim_dataset y_mean, y_sd) and mean, var and
+                               every metric above are in the ORIGINAL units:
+                               mean = m + s mu, var = s^2 v, the log-likelihood lower by
+                               log s, for mu, v the network's standardised predictive */
 } effdim_prediction;
 
 EFFDIM_API effdim_status effdim_predict(const effdim_posterior *p, const effdim_dataset *ds,
@@ -268,7 +273,10 @@ EFFDIM_API void effdim_prediction_free(effdim_prediction *r);
  * accuracy, mean NLL -log p_y, ECE over nbins equal-width confidence bins
  * (sum_b n_b/n |acc_b - conf_b|, conf = max_c p_c), Brier = mean over rows
  * of sum_c (p_c - [y = c])^2. Regression: mean, var (n, K) > 0, Y (n, K):
- * RMSE over all entries, mean Gaussian NLL 1/2 log(2 pi var) + r^2/(2 var). */
+ * RMSE over all entries, mean Gaussian NLL 1/2 log(2 pi var) + r^2/(2 var).
+ * effdim_predict on data with standardised targets (y_mean, y_sd) maps the
+ * predictive and the targets back to the original units before computing
+ * them (effdim_prediction target_mean, target_sd). */
 EFFDIM_API effdim_status effdim_metrics_classification(size_t n, size_t K, const double *probs,
                                                        const int32_t *labels, size_t nbins,
                                                        double *accuracy, double *nll,
@@ -302,7 +310,9 @@ EFFDIM_API effdim_status effdim_posterior_load(const char *path, effdim_posterio
  *   /                      attrs format, format_version, posterior, data_spec, predictive
  *                          ("mc" | "linearised"), samples, seed, tempering, fix_output_layer,
  *                          n, K, task ("classification" | "regression"), accuracy, rmse,
- *                          nll, ece, brier (NaN where not applicable), version, created
+ *                          nll, ece, brier (NaN where not applicable), version, created;
+ *                          target_mean, target_sd float64 [K] when the data's targets were
+ *                          standardised (mean, var and metrics are then in original units)
  *   /predictions/mean      float64 (n, K) class probabilities or predictive means
  *   /predictions/var       float64 (n, K) predictive variances (regression only)
  * The loader fills an effdim_prediction (metrics from the attributes). */
