@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "plot.h"
 #include "effdim/blas.h"
 #include "effdim/checkpoint.h"
 #include "effdim/compare.h"
@@ -514,41 +515,6 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
-/* gnuplot DIR/plot.gp without a shell; its first lines of output go to
- * stderr. The exit status, or -1. */
-static int run_gnuplot(const char *dir)
-{
-    char script[4200];
-    snprintf(script, sizeof script, "%s/plot.gp", dir);
-    int fd[2];
-    if (pipe(fd)) return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fd[0]);
-        close(fd[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(fd[1], STDOUT_FILENO);
-        dup2(fd[1], STDERR_FILENO);
-        close(fd[0]);
-        close(fd[1]);
-        execlp("gnuplot", "gnuplot", script, (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    FILE *p = fdopen(fd[0], "r");
-    char line[512];
-    size_t said = 0;
-    while (p && fgets(line, sizeof line, p))
-        if (said++ < 5) fprintf(stderr, "gnuplot: %s", line);
-    if (p) fclose(p);
-    else close(fd[0]);
-    int status;
-    if (waitpid(pid, &status, 0) < 0) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Copy DIR/name to prefix-name. */
 static int copy_figure(const char *dir, const char *name, const char *prefix)
 {
@@ -572,11 +538,12 @@ static int plot(const cmp_run *R)
         remove_dir(dir);
         return cli_errorf(CMD, CLI_EXIT_FAIL, "cannot write the plot files in %s", dir);
     }
-    int status = run_gnuplot(dir);
+    char last[256];
+    int status = cli_gnuplot(dir, last, sizeof last);
     int rc = status != 0 ? cli_errorf(CMD, CLI_EXIT_FAIL,
-                                      "gnuplot failed (status %d); is it installed (Debian: "
+                                      "gnuplot failed (status %d%s%s); is it installed (Debian: "
                                       "gnuplot-nox)? The numbers are in %s",
-                                      status, R->o->out)
+                                      status, last[0] ? ": " : "", last, R->o->out)
                          : 0;
     if (!rc) rc = copy_figure(dir, "spectrum.png", R->o->plot);
     if (!rc) rc = copy_figure(dir, "neff.png", R->o->plot);

@@ -58,22 +58,48 @@ effdim_status cli_plot_close(cli_plot *p, FILE *f, effdim_error *err)
     return EFFDIM_OK;
 }
 
+int cli_gnuplot(const char *dir, char *last, size_t cap)
+{
+    char script[CLI_PLOT_PATH + 16];
+    snprintf(script, sizeof script, "%s/plot.gp", dir);
+    if (cap) last[0] = '\0';
+    int fd[2];
+    if (pipe(fd)) return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return -1;
+    }
+    if (pid == 0) { /* no shell: the script's path is an argument, never parsed */
+        dup2(fd[1], STDOUT_FILENO);
+        dup2(fd[1], STDERR_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        execlp("gnuplot", "gnuplot", script, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    FILE *f = fdopen(fd[0], "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) { /* keep the last non-empty message line */
+        line[strcspn(line, "\n")] = '\0';
+        const char *t = line + strspn(line, " \t");
+        if (t[strspn(t, "^ ")] && cap) snprintf(last, cap, "%s", t);
+    }
+    if (f) fclose(f);
+    else close(fd[0]);
+    int status;
+    if (waitpid(pid, &status, 0) < 0) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 effdim_status cli_plot_run(cli_plot *p, effdim_error *err)
 {
-    char cmd[3 * CLI_PLOT_PATH], errpath[CLI_PLOT_PATH + 64];
-    snprintf(errpath, sizeof errpath, "%s/gnuplot.err", p->dir);
-    snprintf(cmd, sizeof cmd, "gnuplot '%s/plot.gp' 2>'%s'", p->dir, errpath);
-    int rc = system(cmd);
+    char last[256];
+    int code = cli_gnuplot(p->dir, last, sizeof last);
     effdim_status st = EFFDIM_OK;
-    if (rc != 0) {
-        char line[256] = "", last[256] = ""; /* gnuplot's last non-empty message line */
-        FILE *e = fopen(errpath, "r");
-        while (e && fgets(line, sizeof line, e)) {
-            line[strcspn(line, "\n")] = '\0';
-            if (line[strspn(line, " \t^")]) snprintf(last, sizeof last, "%s", line + strspn(line, " \t"));
-        }
-        if (e) fclose(e);
-        int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    if (code != 0) {
         st = effdim_error_set(err, EFFDIM_EIO, "%s: gnuplot failed (exit %d)%s%s%s", p->what, code,
                               last[0] ? ": " : "", last,
                               code == 127 ? " (is gnuplot installed? Debian: gnuplot-nox)" : "");
@@ -83,7 +109,6 @@ effdim_status cli_plot_run(cli_plot *p, effdim_error *err)
                               p->tmp_png);
         remove(p->tmp_png);
     }
-    remove(errpath);
     return st;
 }
 

@@ -35,6 +35,10 @@ effdim_status cli_plot_begin(cli_plot *p, const char *png, const char *tag, cons
 FILE *cli_plot_open(cli_plot *p, const char *name, char *path, size_t cap, effdim_error *err);
 /* Close a file from cli_plot_open, reporting a failed write. */
 effdim_status cli_plot_close(cli_plot *p, FILE *f, effdim_error *err);
+/* Run gnuplot on DIR/plot.gp by fork/exec, without a shell; last (cap bytes)
+ * receives gnuplot's last non-empty message line. The exit status (127: no
+ * gnuplot), or -1 when it could not be run. */
+int cli_gnuplot(const char *dir, char *last, size_t cap);
 /* Run gnuplot on dir/plot.gp (made with cli_plot_open, writing to
  * p->tmp_png) and rename the PNG into place. */
 effdim_status cli_plot_run(cli_plot *p, effdim_error *err);
