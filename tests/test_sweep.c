@@ -382,7 +382,57 @@ static void files_that_are_not_sweeps_are_refused_naming_them(void)
     CHECK(t == NULL);
 }
 
-CHECK_TESTS({"a config with only data takes the documented defaults",
+typedef struct seen_events {
+    size_t n, sweep_events, last_done, eta_positive, stages_train, stages_lanczos, backwards;
+    char first_detail[256];
+} seen_events;
+
+static int collect(void *ctx, const effdim_progress_event *ev)
+{
+    seen_events *s = ctx;
+    s->n++;
+    if (strcmp(ev->stage, "sweep")) return 0;
+    if (s->sweep_events++ == 0) snprintf(s->first_detail, sizeof s->first_detail, "%s", ev->detail);
+    if (ev->done < s->last_done || ev->total != 4) s->backwards++;
+    s->last_done = ev->done;
+    s->eta_positive += ev->eta > 0;
+    s->stages_train += strstr(ev->detail, "  epoch ") != NULL;
+    s->stages_lanczos += strstr(ev->detail, "  lanczos") != NULL;
+    return 0;
+}
+
+static int stop_after_first_row(void *ctx, const effdim_progress_event *ev)
+{
+    (void)ctx;
+    return !strcmp(ev->stage, "sweep") && ev->done >= 1;
+}
+
+static void progress_names_the_configuration_its_stage_and_the_time_left(void)
+{
+    effdim_set_num_threads(1);
+    effdim_sweep_config *c = parse_ok(small_json);
+    if (!c) return;
+    seen_events s;
+    memset(&s, 0, sizeof s);
+    effdim_sweep_params p = effdim_sweep_default_params();
+    p.progress.fn = collect;
+    p.progress.ctx = &s;
+    effdim_sweep_table_free(run_to(c, "progress.h5", p, EFFDIM_OK));
+    check_note("%zu sweep events; first: %s", s.sweep_events, s.first_detail);
+    CHECK(s.sweep_events > 8 && s.backwards == 0 && s.last_done == 4);
+    CHECK(strstr(s.first_detail, "config 1/4 (width 3 depth 1 seed 5)") == s.first_detail);
+    CHECK(s.stages_train > 0 && s.stages_lanczos > 0 && s.eta_positive > 0);
+    /* a callback answering non-zero stops the sweep with the finished rows kept */
+    p.progress.fn = stop_after_first_row;
+    effdim_sweep_table *t = run_to(c, "stopped.h5", p, EFFDIM_EMAXITER);
+    CHECK(t && t->n_rows == 1);
+    effdim_sweep_table_free(t);
+    effdim_sweep_config_free(c);
+}
+
+CHECK_TESTS({"progress names the configuration, its stage and the time left",
+             progress_names_the_configuration_its_stage_and_the_time_left},
+            {"a config with only data takes the documented defaults",
              a_config_with_only_data_takes_the_documented_defaults},
             {"unknown keys and wrong types name the key and the file",
              unknown_keys_and_wrong_types_name_the_key_and_the_file},
