@@ -67,7 +67,7 @@ struct effdim_sweep_config {
     double z[EFFDIM_SWEEP_MAX_Z];
     size_t nz;
     int slq, diag;
-    size_t probes, max_matvecs, slq_budget, subset;
+    size_t probes, slq_steps, max_matvecs, slq_budget, subset;
     double tol;
     effdim_hvp_method hvp;
     effdim_curvature op;
@@ -84,7 +84,7 @@ static const char *const top_keys[] = {"data", "test", "widths", "depths", "seed
                                        "curvature", NULL};
 static const char *const train_keys[] = {"opt", "lr", "batch", "epochs", "weight_decay",
                                          "momentum", NULL};
-static const char *const curv_keys[] = {"k", "z", "slq", "probes", "hvp", "op", "tol",
+static const char *const curv_keys[] = {"k", "z", "slq", "probes", "slq_steps", "hvp", "op", "tol",
                                         "max_matvecs", "slq_budget_matvecs", "subset", "diag",
                                         NULL};
 
@@ -254,6 +254,7 @@ static void set_defaults(effdim_sweep_config *c)
     c->z[0] = 0.1, c->z[1] = 1, c->z[2] = 10, c->nz = 3;
     c->slq = 1;
     c->probes = sp.probes;
+    c->slq_steps = sp.slq_steps;
     c->max_matvecs = sp.max_matvecs;
     c->slq_budget = sp.slq_budget_matvecs;
     c->subset = sp.subset;
@@ -297,6 +298,7 @@ static effdim_status parse_curvature(const jctx *jr, const cJSON *v, effdim_swee
         want_list(j, v, "z", 0, 1e-300, 1e300, EFFDIM_SWEEP_MAX_Z, c->z, &c->nz) ||
         want_bool(j, v, "slq", &c->slq) || want_bool(j, v, "diag", &c->diag) ||
         want_int(j, v, "probes", 2, 1e6, &c->probes) ||
+        want_int(j, v, "slq_steps", 2, 1e5, &c->slq_steps) ||
         want_int(j, v, "max_matvecs", 1, 1e12, &c->max_matvecs) ||
         want_int(j, v, "slq_budget_matvecs", 0, 1e12, &c->slq_budget) ||
         want_int(j, v, "subset", 0, 1e12, &c->subset) ||
@@ -352,6 +354,7 @@ static char *canonical_json(const effdim_sweep_config *c)
     cJSON_AddItemToObject(v, "z", num_array(c->z, c->nz));
     cJSON_AddBoolToObject(v, "slq", c->slq);
     cJSON_AddNumberToObject(v, "probes", (double)c->probes);
+    cJSON_AddNumberToObject(v, "slq_steps", (double)c->slq_steps);
     cJSON_AddStringToObject(v, "hvp", effdim_hvp_method_name(c->hvp));
     cJSON_AddStringToObject(v, "op", effdim_curvature_name(c->op));
     cJSON_AddNumberToObject(v, "tol", c->tol);
@@ -708,6 +711,7 @@ static effdim_status curvature(const effdim_sweep_config *c, const effdim_checkp
     sp.z = c->z;
     sp.nz = c->nz;
     sp.probes = c->slq ? c->probes : 0;
+    sp.slq_steps = c->slq_steps;
     sp.slq_budget_matvecs = c->slq_budget;
     sp.subset = c->subset < ds->n ? c->subset : 0;
     sp.data_spec = ds->spec;

@@ -55,7 +55,7 @@ static void a_config_with_only_data_takes_the_documented_defaults(void)
     CHECK(strstr(effdim_sweep_config_canonical(c),
                  "\"train\":{\"opt\":\"adam\",\"lr\":0.001,\"batch\":128,\"epochs\":20") != NULL);
     CHECK(strstr(effdim_sweep_config_canonical(c),
-                 "\"curvature\":{\"k\":20,\"z\":[0.1,1,10],\"slq\":true,\"probes\":30,"
+                 "\"curvature\":{\"k\":20,\"z\":[0.1,1,10],\"slq\":true,\"probes\":30,\"slq_steps\":150,"
                  "\"hvp\":\"exact\",\"op\":\"hessian\"") != NULL);
     CHECK(strstr(effdim_sweep_config_canonical(c), "\"act\":\"relu\"") != NULL);
     effdim_sweep_config_free(c);

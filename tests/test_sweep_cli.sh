@@ -16,7 +16,7 @@ if ! $PY -c "import h5py" 2>/dev/null; then PY=""; fi
 cat >grid.json <<'EOF'
 {"data": "spirals:n=300,seed=3", "test": "spirals:n=200,seed=4",
  "widths": [2, 3, 4, 6, 8, 12, 16], "seeds": [1, 2],
- "train": {"epochs": 40, "batch": 30, "lr": 0.02},
+ "train": {"epochs": 60, "batch": 30, "lr": 0.02},
  "curvature": {"k": 6, "z": [0.01, 0.1, 1], "probes": 6}}
 EOF
 
@@ -61,16 +61,24 @@ if [ -n "$PY" ]; then
     fi
 fi
 
-# kill -9 at random moments, then resume; after each kill the file is a complete sweep file
+# kill -9 at random moments, then resume; after each kill the file is a complete sweep file.
+# The moments are random fractions of the reference run's time (up to an eighth of it),
+# so the kills land inside the run on a fast or a loaded machine; a round whose run ended
+# before its kill (exit status not 137) does not count.
+t_ref=$( { /usr/bin/time -f %e "$EFFDIM" sweep grid.json -o timing.h5 --threads 1 >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+ms_ref=$(awk -v t="${t_ref:-2}" 'BEGIN { printf "%d", t * 1000 }')
 RANDOM=20261202
 kills=0
 bad=()
-for round in 1 2 3 4 5 6; do
+for round in $(seq 12); do
     "$EFFDIM" sweep grid.json -o killed.h5 --threads 1 >/dev/null 2>&1 &
     pid=$!
-    sleep "0.$((RANDOM % 9 + 1))$((RANDOM % 10))"
-    if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
+    ms=$((RANDOM % (ms_ref / 8 + 1) + 20))
+    sleep "$(awk -v m=$ms 'BEGIN { printf "%.3f", m / 1000 }')"
+    kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
+    rc=$?
+    [ $rc -eq 137 ] && kills=$((kills + 1))
     if [ -e killed.h5 ]; then
         if [ -n "$PY" ]; then
             $PY -c "import h5py; f = h5py.File('killed.h5', 'r'); t = f['sweep/table'][()]; print(len(t))" \
@@ -80,9 +88,10 @@ for round in 1 2 3 4 5 6; do
             bad+=("round $round: effdim cannot read the file: $(cat k2.txt)")
         rm -f killed-check.h5
     fi
+    [ $rc -eq 137 ] || break # the run finished: nothing left to kill
 done
 "$EFFDIM" sweep grid.json -o killed.h5 --threads 1 >resume.out 2>&1
-if [ ${#bad[@]} -eq 0 ] && [ $kills -ge 3 ] && grep -q "14 configurations" resume.out; then
+if [ ${#bad[@]} -eq 0 ] && [ $kills -ge 4 ] && grep -q "14 configurations" resume.out; then
     ok "after $kills kill -9 at random moments the file stays readable and the sweep resumes ($(cat resume.out))"
 else
     fail "after kill -9 at random moments the file stays readable and the sweep resumes" "kills: $kills" \
@@ -104,14 +113,13 @@ fi
 
 # h5py reads the file while the sweep appends to it
 if [ -n "$PY" ]; then
-    "$EFFDIM" sweep grid.json -o live.h5 --threads 1 >live.out 2>&1 &
-    pid=$!
-    $PY - "$pid" >live.txt 2>&1 <<'EOF'
-import os, sys, time, h5py
-pid = int(sys.argv[1])
+    $PY - "$EFFDIM" >live.txt 2>&1 <<'EOF'
+import subprocess, sys, time, h5py, os
+run = subprocess.Popen([sys.argv[1], "sweep", "grid.json", "-o", "live.h5", "--threads", "1"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 reads, errors, counts = 0, [], set()
 while True:
-    alive = os.path.exists("/proc/%d" % pid) and open("/proc/%d/stat" % pid).read().split()[2] != "Z"
+    done = run.poll() is not None
     if os.path.exists("live.h5"):
         try:
             with h5py.File("live.h5", "r") as f:
@@ -119,12 +127,11 @@ while True:
             reads += 1
         except Exception as e:
             errors.append(repr(e))
-    if not alive:
+    if done:
         break
-    time.sleep(0.02)
-print(reads, len(errors), len(counts), errors[:2])
+    time.sleep(0.01)
+print(reads, len(errors), len(counts), run.returncode, errors[:2])
 EOF
-    wait "$pid"
     read -r reads errors distinct _ <live.txt
     if [ "${errors:-1}" -eq 0 ] && [ "${distinct:-0}" -ge 3 ]; then
         ok "h5py reads the table while it grows ($reads reads, $distinct different lengths, 0 errors)"
@@ -213,8 +220,36 @@ if [ -n "$PY" ]; then
     fi
 fi
 
+# the figure: a PNG from the table, and a width x depth grid with heat maps
+if command -v gnuplot >/dev/null; then
+    "$EFFDIM" sweep plot merged.h5 -o dd.png >plot.out 2>&1
+    rc=$?
+    if [ $rc -eq 0 ] && [ "$(head -c 4 dd.png | od -An -c | tr -d ' ')" = "211PNG" ]; then
+        ok "sweep plot draws the double-descent figure ($(cat plot.out))"
+    else
+        fail "sweep plot draws the double-descent figure" "exit $rc" "$(cat plot.out)"
+    fi
+    cat >grid2.json <<'EOF2'
+{"data": "spirals:n=100,seed=3", "widths": [2, 4, 8], "depths": [1, 2], "train": {"epochs": 3},
+ "curvature": {"k": 3, "slq": false}}
+EOF2
+    "$EFFDIM" sweep grid2.json -o grid2.h5 --threads 1 >/dev/null 2>&1 &&
+        "$EFFDIM" sweep plot grid2.h5 -o heat.png >plot2.out 2>&1
+    rc=$?
+    if [ $rc -eq 0 ] && [ -s heat.png ]; then
+        ok "a width x depth grid adds heat maps ($(cat plot2.out))"
+    else
+        fail "a width x depth grid adds heat maps" "exit $rc" "$(cat plot2.out)"
+    fi
+    GUARD=grid2.h5
+    cp grid2.h5 grid2.ref
+    GUARD_REF=grid2.ref
+    expect_refusal "sweep plot of a file that is not a sweep is refused" "not an effdim.sweep file" -- \
+        "$EFFDIM" sweep plot "$FIX/../fixtures/$(ls "$FIX" | grep -m1 '\.h5$')" -o bad.png
+fi
+
 # merge refuses another config; errors name the file and the key
-sed 's/"epochs": 40/"epochs": 41/' grid.json >other.json
+sed 's/"epochs": 60/"epochs": 61/' grid.json >other.json
 "$EFFDIM" sweep other.json -o other.h5 --threads 1 --limit 1 >/dev/null 2>&1
 GUARD=merged.h5
 cp merged.h5 merged.ref

@@ -17,6 +17,8 @@
 #include "cli.h"
 #include "effdim/sweep.h"
 
+int cmd_sweep_plot(int argc, char **argv); /* tools/sweep_plot.c */
+
 
 static void usage(FILE *f)
 {
@@ -192,5 +194,6 @@ static int run_sweep(int argc, char **argv)
 int cmd_sweep(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "merge")) return run_merge(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "plot")) return cmd_sweep_plot(argc - 1, argv + 1);
     return run_sweep(argc, argv);
 }
