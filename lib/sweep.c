@@ -502,12 +502,13 @@ effdim_status effdim_sweep_config_load(const char *path, effdim_sweep_config **o
  * the interpolation threshold (docs/sweeps.md). */
 static const char quick_json[] =
     "{\"data\": \"fashion-mnist:train:n=1000,label_noise=0.2,noise_seed=1\",\n"
-    " \"test\": \"fashion-mnist:test:n=1000\",\n"
-    " \"widths\": [2, 4, 8, 12, 16, 24, 32, 64, 128], \"depths\": [1], \"seeds\": [1],\n"
-    " \"act\": \"relu\",\n"
-    " \"train\": {\"opt\": \"adam\", \"lr\": 1e-3, \"batch\": 128, \"epochs\": 120},\n"
-    " \"curvature\": {\"k\": 10, \"z\": [0.1, 1, 10], \"slq\": true, \"probes\": 10,\n"
-    "               \"tol\": 1e-4, \"max_matvecs\": 400, \"hvp\": \"exact\", \"subset\": 500}}\n";
+    " \"test\": \"fashion-mnist:test:n=2000\",\n"
+    " \"widths\": [2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 128], \"depths\": [1],\n"
+    " \"seeds\": [1], \"act\": \"relu\",\n"
+    " \"train\": {\"opt\": \"adam\", \"lr\": 3e-3, \"batch\": 128, \"epochs\": 250},\n"
+    " \"curvature\": {\"k\": 10, \"z\": [0.1, 1, 10], \"slq\": true, \"probes\": 8,\n"
+    "               \"slq_steps\": 30, \"tol\": 1e-3, \"max_matvecs\": 300, \"hvp\": \"exact\",\n"
+    "               \"subset\": 500}}\n";
 
 effdim_status effdim_sweep_config_preset(const char *name, effdim_sweep_config **out,
                                          effdim_error *err)
