@@ -166,5 +166,6 @@ int cmd_predict(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_surface(int argc, char **argv); /* tools/cmd_surface.c */
 int cmd_perturb(int argc, char **argv); /* tools/cmd_surface.c */
+int cmd_sweep(int argc, char **argv);   /* tools/cmd_sweep.c */
 
 #endif
