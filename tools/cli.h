@@ -156,6 +156,7 @@ int cli_claim_output(const char *cmd, const char *out, const char *const *inputs
 int cmd_train(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_spectrum(int argc, char **argv);
+int cmd_plot(int argc, char **argv); /* tools/cmd_plot.c */
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_diag(int argc, char **argv);
