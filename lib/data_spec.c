@@ -14,6 +14,7 @@
  * order: n / subset (rows), scale, standardize, label_noise.
  * File paths cannot contain commas.
  */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -101,6 +102,18 @@ static const spec_kind *find_kind(const char *name)
 }
 
 /* Split buf (a writable copy of text) into s. */
+/* "h5:" or "csv:" when a spec without a kind looks like a file of that kind
+ * (the hint of an unknown-kind error), else NULL. */
+static const char *file_hint(const char *text)
+{
+    if (strchr(text, ':')) return NULL;
+    const char *dot = strrchr(text, '.');
+    if (!dot) return NULL;
+    if (!strcmp(dot, ".h5") || !strcmp(dot, ".hdf5") || !strcmp(dot, ".hdf")) return "h5:";
+    if (!strcmp(dot, ".csv")) return "csv:";
+    return NULL;
+}
+
 static effdim_status spec_parse(const char *text, char *buf, spec *s, const spec_kind **kind,
                                 effdim_error *err)
 {
@@ -110,9 +123,14 @@ static effdim_status spec_parse(const char *text, char *buf, spec *s, const spec
     if (body) *body++ = '\0';
     s->kind = buf;
     *kind = find_kind(buf);
-    RETURN_ERROR_IF(!*kind, err, EFFDIM_EINVAL,
-                    "spec '%s': unknown data set '%s' (known: spirals, regression, gmm, teacher, "
-                    "fashion-mnist, mnist-idx, csv, h5, boston, diabetes)", text, buf);
+    if (!*kind) {
+        const char *hint = file_hint(text);
+        return effdim_error_set(err, EFFDIM_EINVAL,
+                                "spec '%s': unknown data set '%s' (known: spirals, regression, gmm, "
+                                "teacher, fashion-mnist, mnist-idx, csv, h5, boston, diabetes)%s%s%s",
+                                text, buf, hint ? "; for a file write " : "", hint ? hint : "",
+                                hint ? text : "");
+    }
     if (!body || !*body) body = NULL;
     if (body && strcmp(buf, "fashion-mnist") == 0) {
         size_t l = strcspn(body, ":,");
@@ -419,6 +437,94 @@ void effdim_data_spec_files(const char *text, char (*paths)[4096], size_t cap, s
     if (buf && !spec_parse(text, buf, &s, &kind, NULL) && kind->loaded)
         for (size_t i = 0; i < s.npos && *n < cap; ++i) snprintf(paths[(*n)++], 4096, "%s", s.pos[i]);
     free(buf);
+}
+
+/* ---- file paths inside a spec ------------------------------------------------------ */
+
+typedef int (*path_map_fn)(const char *path, const char *dir, char *out, size_t cap);
+
+/* *out = text with every file positional p (csv, h5, mnist-idx) replaced by
+ * map(p, dir) when map returns 1; other specs are copied unchanged. */
+static effdim_status spec_map_paths(const char *text, const char *dir, path_map_fn map, char **out,
+                                    effdim_error *err)
+{
+    *out = NULL;
+    RETURN_ERROR_IF(!text || !dir, err, EFFDIM_EINVAL, "data spec paths: NULL argument");
+    char *buf = effdim_strdup(text, err);
+    if (!buf) return EFFDIM_ENOMEM;
+    spec sp;
+    const spec_kind *kind;
+    size_t len = strlen(text), cap = len + 1 + SPEC_MAX_POS * 8192;
+    char *res = effdim_alloc(cap, 1, "data spec", err);
+    if (!res) {
+        free(buf);
+        return EFFDIM_ENOMEM;
+    }
+    size_t done = 0, w = 0;
+    if (!spec_parse(text, buf, &sp, &kind, NULL) && kind->loaded) {
+        for (size_t i = 0; i < sp.npos; ++i) {
+            size_t at = (size_t)(sp.pos[i] - buf), pl = strlen(sp.pos[i]);
+            char mapped[8192];
+            if (!map(sp.pos[i], dir, mapped, sizeof mapped)) continue;
+            memcpy(res + w, text + done, at - done);
+            w += at - done;
+            size_t ml = strlen(mapped);
+            memcpy(res + w, mapped, ml);
+            w += ml;
+            done = at + pl;
+        }
+    }
+    memcpy(res + w, text + done, len - done + 1);
+    free(buf);
+    *out = res;
+    return EFFDIM_OK;
+}
+
+/* dir/path; but path itself when dir/path does not exist and path does (the
+ * checkpoints effdim train wrote before it recorded paths relative to the
+ * checkpoint's folder hold paths relative to the folder it ran in). */
+static int path_under(const char *path, const char *dir, char *out, size_t cap)
+{
+    if (path[0] == '/' || !dir[0] || !strcmp(dir, ".")) return 0;
+    int n = snprintf(out, cap, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", path);
+    if (n <= 0 || (size_t)n >= cap) return 0;
+    return file_exists(out) || !file_exists(path);
+}
+
+/* out = the path of `path` (relative to the current folder) seen from the
+ * folder `dir`: both made absolute by realpath, the common leading folders
+ * dropped, one ".." per remaining folder of dir. 0 (unchanged) when either
+ * does not exist or path is absolute. */
+static int path_from(const char *path, const char *dir, char *out, size_t cap)
+{
+    if (path[0] == '/') return 0;
+    char f[4096], d[4096];
+    if (!realpath(path, f) || !realpath(dir[0] ? dir : ".", d)) return 0;
+    size_t common = 0, i = 0;
+    for (; f[i] && f[i] == d[i]; ++i)
+        if (f[i] == '/') common = i;
+    if (!d[i] && f[i] == '/') common = i; /* dir is a prefix of the file's folder */
+    size_t w = 0;
+    for (const char *q = d + common; *q; ++q) /* one ".." per folder of d after common */
+        if (*q == '/' && w + 3 < cap) {
+            memcpy(out + w, "../", 3);
+            w += 3;
+        }
+    if (!strcmp(d, "/")) w = 0;
+    int n = snprintf(out + w, cap - w, "%s", f + common + 1);
+    return n > 0 && (size_t)n < cap - w;
+}
+
+effdim_status effdim_data_spec_resolve(const char *text, const char *dir, char **out,
+                                       effdim_error *err)
+{
+    return spec_map_paths(text, dir, path_under, out, err);
+}
+
+effdim_status effdim_data_spec_relative_to(const char *text, const char *dir, char **out,
+                                           effdim_error *err)
+{
+    return spec_map_paths(text, dir, path_from, out, err);
 }
 
 effdim_status effdim_dataset_from_spec(const char *text, effdim_dataset **out, effdim_error *err)

@@ -180,6 +180,18 @@ static effdim_status write_spectrum_group(hid_t f, const effdim_spectrum *s, eff
     return st;
 }
 
+/* /effdim/n_eff_slq_flags: effdim_slq_neff_flag per z as int64. */
+static effdim_status put_flags(hid_t g, const unsigned *flags, size_t m, effdim_error *err)
+{
+    int64_t *v = effdim_alloc(m, sizeof(int64_t), "SLQ flags", err);
+    if (!v) return EFFDIM_ENOMEM;
+    for (size_t i = 0; i < m; ++i) v[i] = (int64_t)flags[i];
+    size_t dims[1] = {m};
+    effdim_status st = effdim_h5_write_int64s(g, "n_eff_slq_flags", 1, dims, v, err);
+    free(v);
+    return st;
+}
+
 static effdim_status write_effdim_group(hid_t f, const effdim_spectrum *s, effdim_error *err)
 {
     hid_t g;
@@ -193,6 +205,7 @@ static effdim_status write_effdim_group(hid_t f, const effdim_spectrum *s, effdi
         if (!st && s->n_eff_slq_se) st = put_vec(g, "n_eff_slq_se", s->n_eff_slq_se, s->m, err);
         if (!st && s->n_eff_slq_bias)
             st = put_vec(g, "n_eff_slq_bias", s->n_eff_slq_bias, s->m, err);
+        if (!st && s->slq_flags) st = put_flags(g, s->slq_flags, s->m, err);
         if (!st) st = put_i64(g, "slq_probes", s->slq_probes, err);
         if (!st) st = put_i64(g, "slq_steps", s->slq_steps, err);
         if (!st) st = put_i64(g, "slq_deflated", s->slq_deflated, err);
@@ -450,6 +463,36 @@ static effdim_status read_spectrum_group(reader *r, effdim_spectrum *s)
     return effdim_h5_read_doubles(r->file, "spectrum/eigenvectors", s->eigenvectors, count, r->err);
 }
 
+/* /effdim/n_eff_slq_flags (m) int64, each a combination of the
+ * EFFDIM_SLQ_FLAG_* bits (0..3). */
+static effdim_status get_flags(reader *r, effdim_spectrum *s)
+{
+    int rank = 0;
+    size_t dims[EFFDIM_H5_MAX_RANK];
+    effdim_status st = effdim_h5_shape(r->file, "effdim/n_eff_slq_flags", &rank, dims, NULL, r->err);
+    if (st) return st;
+    RETURN_ERROR_IF(rank != 1 || dims[0] != s->m, r->err, EFFDIM_EFORMAT,
+                    "%s: /effdim/n_eff_slq_flags: expected %zu values (one per z)", r->path, s->m);
+    int64_t *v = effdim_alloc(s->m ? s->m : 1, sizeof(int64_t), "SLQ flags", r->err);
+    s->slq_flags = effdim_calloc(s->m ? s->m : 1, sizeof *s->slq_flags, "SLQ flags", r->err);
+    if (!v || !s->slq_flags) {
+        free(v);
+        return EFFDIM_ENOMEM;
+    }
+    st = effdim_h5_read_int64s(r->file, "effdim/n_eff_slq_flags", v, s->m, r->err);
+    for (size_t i = 0; !st && i < s->m; ++i) {
+        if (v[i] < 0 || v[i] > 3) {
+            st = effdim_error_set(r->err, EFFDIM_EFORMAT,
+                                  "%s: /effdim/n_eff_slq_flags[%zu] = %lld, expected 0..3 "
+                                  "(1 negative kink, 2 bias)", r->path, i, (long long)v[i]);
+            break;
+        }
+        s->slq_flags[i] = (unsigned)v[i];
+    }
+    free(v);
+    return st;
+}
+
 static effdim_status read_effdim_group(reader *r, effdim_spectrum *s)
 {
     effdim_status st = get_vec(r, "effdim/z", 0, &s->z, &s->m);
@@ -462,6 +505,7 @@ static effdim_status read_effdim_group(reader *r, effdim_spectrum *s)
         st = get_vec(r, "effdim/n_eff_slq_se", s->m, &s->n_eff_slq_se, NULL);
     if (!st && effdim_h5_has_link(r->file, "effdim/n_eff_slq_bias"))
         st = get_vec(r, "effdim/n_eff_slq_bias", s->m, &s->n_eff_slq_bias, NULL);
+    if (!st && effdim_h5_has_link(r->file, "effdim/n_eff_slq_flags")) st = get_flags(r, s);
     if (st) return st;
     hid_t g = H5Gopen2(r->file, "effdim", H5P_DEFAULT);
     RETURN_ERROR_IF(g < 0, r->err, EFFDIM_EFORMAT, "%s: /effdim: not a group", r->path);

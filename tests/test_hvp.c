@@ -430,9 +430,12 @@ static void fd_products_agree_with_exact_products_within_the_predicted_error(voi
         effdim_operator *ex = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_HESSIAN,
                                       EFFDIM_HVP_EXACT, 0.0, 0);
         effdim_error e;
-        for (int method = 0; method < 2 && ex; ++method) {
-            effdim_operator *op = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_HESSIAN,
-                                          (effdim_hvp_method)method, 0.0, 16);
+        static const effdim_hvp_method fds[] = {EFFDIM_HVP_FD, EFFDIM_HVP_FD_CENTRAL,
+                                                 EFFDIM_HVP_FD_FORWARD};
+        for (size_t mi = 0; mi < 3 && ex; ++mi) {
+            effdim_hvp_method method = fds[mi];
+            effdim_operator *op = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_HESSIAN, method,
+                                          0.0, 16);
             if (!op) continue;
             double worst_ratio = 0.0, worst_rel = 0.0, worst_pred = 0.0;
             for (int trial = 0; trial < 3; ++trial) {
@@ -453,10 +456,13 @@ static void fd_products_agree_with_exact_products_within_the_predicted_error(voi
             }
             check_note("%-18s %-66s actual/|Hv| <= %.1e, predicted/|Hv| <= %.1e, "
                        "actual/predicted <= %.2f",
-                       effdim_hvp_method_name((effdim_hvp_method)method), c->label, worst_rel,
-                       worst_pred, worst_ratio);
-            /* the prediction is informative: central ~ macheps^(2/3), forward ~ macheps^(1/2) */
-            CHECK(worst_pred < (method == EFFDIM_HVP_FD ? 1e-7 : 1e-5));
+                       effdim_hvp_method_name(method), c->label, worst_rel, worst_pred,
+                       worst_ratio);
+            /* the prediction is informative: Richardson ~1e-9, central ~ macheps^(2/3),
+             * forward ~ macheps^(1/2) on these random-init nets */
+            CHECK(worst_pred < (method == EFFDIM_HVP_FD           ? 1e-8
+                                : method == EFFDIM_HVP_FD_CENTRAL ? 1e-7
+                                                                  : 1e-5));
             effdim_hvp_info info;
             CHECK_OK(effdim_hvp_get_info(op, &info, &e), &e);
             CHECK_CLOSE(info.fd_step, effdim_hvp_fd_auto_step(info.method, vnorm(theta, P)),
@@ -474,8 +480,9 @@ static void fd_products_agree_with_exact_products_within_the_predicted_error(voi
 
 static void the_automatic_fd_step_follows_the_documented_rule(void)
 {
-    CHECK_CLOSE(effdim_hvp_fd_auto_step(EFFDIM_HVP_FD, 3.5), cbrt(2.220446049250313e-16) * 4.5,
-                1e-15);
+    CHECK_CLOSE(effdim_hvp_fd_auto_step(EFFDIM_HVP_FD, 3.5), 5e-7 * 4.5, 1e-15);
+    CHECK_CLOSE(effdim_hvp_fd_auto_step(EFFDIM_HVP_FD_CENTRAL, 3.5),
+                cbrt(2.220446049250313e-16) * 4.5, 1e-15);
     CHECK_CLOSE(effdim_hvp_fd_auto_step(EFFDIM_HVP_FD_FORWARD, 0.0), 1.4901161193847656e-08,
                 1e-15);
     CHECK(effdim_hvp_fd_auto_step(EFFDIM_HVP_EXACT, 2.0) == 0.0);
@@ -499,8 +506,10 @@ static void fd_products_freeze_relu_patterns_so_kinks_do_not_bias_them(void)
     fill_gaussian(v, P, 1.0, 12);
     effdim_operator *e_op = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_HESSIAN,
                                     EFFDIM_HVP_EXACT, 0.0, 0);
+    /* fd-central: its step (cbrt(macheps)(1 + ||theta||)) is long enough for
+     * raw quotients to cross kinks; the default's shorter one crosses fewer */
     effdim_operator *f_op = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_HESSIAN,
-                                    EFFDIM_HVP_FD, 0.0, 0);
+                                    EFFDIM_HVP_FD_CENTRAL, 0.0, 0);
     effdim_error e;
     effdim_hvp_info info;
     if (e_op && f_op && CHECK_OK(effdim_hvp_get_info(f_op, &info, &e), &e)) {
@@ -586,6 +595,61 @@ static void lanczos_matches_dsyev_with_exact_and_fd_products(void)
         free(theta);
         effdim_dataset_free(ds);
     }
+}
+
+/* The failure issue 10 measured: on a TRAINED network one central difference
+ * at cbrt(macheps)(1 + ||theta||) is off by ~1e-6 of lambda_max (the loss
+ * curves on scales far below 1 + ||theta||); Richardson's extrapolation, the
+ * default, reaches 1e-9. The demo's 2-32-32-2 tanh net, 400 full-batch Adam
+ * steps on 400 spiral points; Lanczos against Lanczos on the exact products. */
+static void fd_eigenvalues_of_a_trained_net_match_exact_ones_to_1e9_of_the_largest(void)
+{
+    static const size_t sizes[] = {2, 32, 32, 2};
+    static const effdim_activation acts[] = {EFFDIM_ACT_TANH, EFFDIM_ACT_TANH,
+                                             EFFDIM_ACT_IDENTITY};
+    effdim_mlp m;
+    effdim_error e;
+    effdim_dataset *ds = NULL;
+    effdim_optim *opt = NULL;
+    if (!CHECK_OK(effdim_mlp_init(&m, 3, sizes, acts, EFFDIM_LOSS_CROSS_ENTROPY,
+                                  EFFDIM_REDUCTION_MEAN, &e), &e) ||
+        !CHECK_OK(effdim_gen_spirals(400, 0.1, 7, &ds, &e), &e))
+        return;
+    effdim_mlp_ws *ws = effdim_mlp_ws_alloc(&m, 0, &e);
+    CHECK(ws != NULL);
+    size_t P = m.n_params, k = 5;
+    double *theta = malloc(P * sizeof(double)), *g = malloc(P * sizeof(double)), loss = 0.0;
+    effdim_optim_params op = effdim_optim_default_params(EFFDIM_OPTIM_ADAM);
+    CHECK_OK(effdim_mlp_init_params(&m, theta, EFFDIM_INIT_TORCH, 3, &e), &e);
+    CHECK_OK(effdim_optim_alloc(EFFDIM_OPTIM_ADAM, &op, P, &opt, &e), &e);
+    for (int step = 0; opt && ws && step < 400; ++step) {
+        CHECK_OK(effdim_mlp_loss_grad(&m, theta, ds, NULL, ds->n, &loss, g, ws, &e), &e);
+        CHECK_OK(effdim_optim_step(opt, theta, g, 1e-2, &e), &e);
+    }
+    double ref[5], ev[5];
+    effdim_hvp_method methods[] = {EFFDIM_HVP_EXACT, EFFDIM_HVP_FD, EFFDIM_HVP_FD_CENTRAL};
+    double worst[3] = {0.0, 0.0, 0.0};
+    for (int mi = 0; mi < 3; ++mi) {
+        effdim_operator *h = make_op(&m, theta, ds, NULL, ds->n, EFFDIM_CURV_HESSIAN,
+                                     methods[mi], 0.0, 0);
+        effdim_lanczos_params lp = effdim_lanczos_default_params();
+        lp.k = k;
+        lp.tol = mi ? 1e-10 : 1e-12;
+        if (h && CHECK_OK(effdim_lanczos_eigs(h, &lp, mi ? ev : ref, NULL, NULL, NULL, NULL, NULL,
+                                              &e), &e) && mi)
+            for (size_t i = 0; i < k; ++i) worst[mi] = fmax(worst[mi], fabs(ev[i] - ref[i]) / ref[0]);
+        effdim_operator_free(h);
+    }
+    check_note("trained 2-32-32-2 tanh (loss %.3f, lambda_1 = %.6g): max |lambda_fd - lambda| / "
+               "lambda_1 = %.1e (fd, Richardson), %.1e (fd-central)", loss, ref[0], worst[1],
+               worst[2]);
+    CHECK(worst[1] <= 1e-9);
+    CHECK(worst[2] > 1e-8); /* the old default fails the bound on this net */
+    effdim_optim_free(opt);
+    effdim_mlp_ws_free(ws);
+    free(theta);
+    free(g);
+    effdim_dataset_free(ds);
 }
 
 /* ---- Gauss-Newton ----------------------------------------------------------------- */
@@ -1339,7 +1403,7 @@ static void bad_arguments_are_refused_with_a_clear_message(void)
     CHECK_STATUS(effdim_curvature_parse("fisher", &cv, &e), EFFDIM_EINVAL, &e);
     CHECK_MSG(&e, "'fisher'", "hessian or ggn");
     CHECK_STATUS(effdim_hvp_method_parse("autodiff", &hm, &e), EFFDIM_EINVAL, &e);
-    CHECK_MSG(&e, "'autodiff'", "fd, fd-forward or exact");
+    CHECK_MSG(&e, "'autodiff'", "fd, fd-central, fd-forward or exact");
     CHECK_OK(effdim_hvp_method_parse("fd-forward", &hm, &e), &e);
     CHECK(hm == EFFDIM_HVP_FD_FORWARD);
     CHECK_OK(effdim_curvature_parse("ggn", &cv, &e), &e);
@@ -1401,6 +1465,8 @@ CHECK_TESTS({"exact products match central differences of the gradient (7 networ
              fd_products_freeze_relu_patterns_so_kinks_do_not_bias_them},
             {"Lanczos matches dsyev: exact products to 1e-9, FD products to 1e-6",
              lanczos_matches_dsyev_with_exact_and_fd_products},
+            {"FD eigenvalues of a trained net match exact ones to 1e-9 of the largest",
+             fd_eigenvalues_of_a_trained_net_match_exact_ones_to_1e9_of_the_largest},
             {"GGN products equal dense J^T H J and the GGN is PSD",
              ggn_products_equal_dense_jt_h_j_and_the_ggn_is_psd},
             {"for a linear model the Hessian equals the GGN",

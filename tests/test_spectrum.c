@@ -85,6 +85,7 @@ typedef struct full_spectrum {
     effdim_spectrum s;
     double ev[4], res[4], bnd[4], vec[4 * 6], z[3], ne[3], slq[3], se[3], bias[3], grid[5], dens[5];
     unsigned char conv[4];
+    unsigned flags[3];
     double l0ev[2], l0res[2], l0ne[3], l1ev[3], l1res[3];
     double dense[6], ne_dense[3];
     effdim_spectrum_layer layers[2];
@@ -147,6 +148,10 @@ static void make_full(full_spectrum *f)
     s->n_eff_slq = f->slq;
     s->n_eff_slq_se = f->se;
     s->n_eff_slq_bias = f->bias;
+    f->flags[0] = 3; /* EFFDIM_SLQ_FLAG_NEGATIVE | EFFDIM_SLQ_FLAG_BIAS */
+    f->flags[1] = 0;
+    f->flags[2] = 2;
+    s->slq_flags = f->flags;
     s->slq_warning = "the SLQ N_eff is unreliable beyond its SE: at z = 0.1 ...";
     s->slq_probes = 30;
     s->slq_steps = 80;
@@ -228,6 +233,7 @@ static void a_full_spectrum_file_reads_back_identically(void)
     }
     CHECK(r->n_eff_slq_bias != NULL);
     if (r->n_eff_slq_bias) CHECK_VEC_CLOSE(r->n_eff_slq_bias, f.bias, 3, 0.0);
+    CHECK(r->slq_flags && r->slq_flags[0] == 3 && r->slq_flags[1] == 0 && r->slq_flags[2] == 2);
     CHECK(r->slq_warning && !strcmp(r->slq_warning, f.s.slq_warning));
     CHECK(r->slq_probes == 30 && r->slq_steps == 80 && r->slq_deflated == 4);
     CHECK(r->has_trace && r->trace == 16.375 && r->trace_se == 0.5 &&
@@ -260,6 +266,7 @@ static void a_minimal_spectrum_reads_back_without_the_optional_parts(void)
     effdim_spectrum *s = &f.s;
     s->eigenvectors = NULL;
     s->n_eff_slq = s->n_eff_slq_se = s->n_eff_slq_bias = NULL;
+    s->slq_flags = NULL;
     s->slq_warning = ""; /* empty: not written */
     s->has_trace = 0;
     s->n_grid = 0;
@@ -273,7 +280,7 @@ static void a_minimal_spectrum_reads_back_without_the_optional_parts(void)
     if (!CHECK_OK(effdim_spectrum_save(s, path, &e), &e)) return;
     if (!CHECK_OK(effdim_spectrum_load(path, &r, &e), &e)) return;
     CHECK(r->eigenvectors == NULL && r->n_eff_slq == NULL && r->n_eff_slq_se == NULL &&
-          r->n_eff_slq_bias == NULL && r->slq_warning == NULL);
+          r->n_eff_slq_bias == NULL && r->slq_flags == NULL && r->slq_warning == NULL);
     CHECK(!r->has_trace && r->n_grid == 0 && r->n_layers == 0);
     CHECK(r->dense_eigenvalues == NULL && r->n_eff_dense == NULL && r->dense_asymmetry == 0.0);
     CHECK(r->converged && r->converged[0] == 0);

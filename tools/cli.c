@@ -152,10 +152,39 @@ effdim_status cli_load_checkpoint(const char *path, const char *given, effdim_ch
     return EFFDIM_OK;
 }
 
+/* dir (cap) = the folder of path ("" for a bare file name). */
+static void folder_of(const char *path, char *dir, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) + (slash == path) : 0;
+    if (n >= cap) n = cap - 1;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+}
+
+effdim_status cli_spec_of_checkpoint(const char *ckpt_path, const char *spec, char **out,
+                                     effdim_error *err)
+{
+    char dir[4096];
+    folder_of(ckpt_path, dir, sizeof dir);
+    return effdim_data_spec_resolve(spec, dir, out, err);
+}
+
+effdim_status cli_spec_for_checkpoint(const char *ckpt_path, const char *spec, char **out,
+                                      effdim_error *err)
+{
+    char dir[4096];
+    folder_of(ckpt_path, dir, sizeof dir);
+    return effdim_data_spec_relative_to(spec, dir, out, err);
+}
+
 effdim_status cli_load_data(const char *ckpt_path, const effdim_mlp *m, const char *spec,
                             int recorded, effdim_dataset **ds, effdim_error *err)
 {
-    effdim_status st = effdim_dataset_from_spec(spec, ds, err);
+    char *resolved = NULL; /* a recorded spec's paths are relative to the checkpoint's folder */
+    if (recorded && cli_spec_of_checkpoint(ckpt_path, spec, &resolved, err)) return err->code;
+    effdim_status st = effdim_dataset_from_spec(resolved ? resolved : spec, ds, err);
+    free(resolved);
     if (st && recorded) { /* say where the spec came from */
         char msg[EFFDIM_ERROR_MAX];
         snprintf(msg, sizeof msg, "%s", err->msg);

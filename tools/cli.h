@@ -84,6 +84,14 @@ effdim_status cli_load_checkpoint(const char *path, const char *given, effdim_ch
  * When the spec is the one the checkpoint at ckpt_path records (recorded
  * non-zero), a spec that does not load is reported as
  * "<ckpt>: /training data_spec: <why> (pass --data SPEC)". */
+/* A data spec recorded in the checkpoint at ckpt_path, its relative file
+ * paths resolved against the checkpoint's folder (effdim_data_spec_resolve);
+ * and the spec to record in a checkpoint written to ckpt_path, its paths made
+ * relative to that folder (effdim_data_spec_relative_to). *out malloc'ed. */
+effdim_status cli_spec_of_checkpoint(const char *ckpt_path, const char *spec, char **out,
+                                     effdim_error *err);
+effdim_status cli_spec_for_checkpoint(const char *ckpt_path, const char *spec, char **out,
+                                      effdim_error *err);
 effdim_status cli_load_data(const char *ckpt_path, const effdim_mlp *m, const char *spec,
                             int recorded, effdim_dataset **ds, effdim_error *err);
 /* Both of the above; ENOTFOUND "<ckpt>: /training: no data_spec recorded;
@@ -157,6 +165,7 @@ int cli_claim_output(const char *cmd, const char *out, const char *const *inputs
 int cmd_train(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_spectrum(int argc, char **argv);
+int cmd_plot(int argc, char **argv); /* tools/cmd_plot.c */
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_diag(int argc, char **argv);

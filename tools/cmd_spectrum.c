@@ -1,7 +1,7 @@
 /* tools/cmd_spectrum.c: `effdim spectrum`, the dominant curvature of a checkpoint.
  *
  *   effdim spectrum CKPT [--data SPEC] [-k 20] [--which top|bottom|both]
- *       [--op hessian|ggn] [--hvp fd|fd-forward|exact] [--z LIST] [--tol 1e-8]
+ *       [--op hessian|ggn] [--hvp fd|fd-central|fd-forward|exact] [--z LIST] [--tol 1e-8]
  *       [--density] [--save-vectors] [--per-layer] [--subset N] [--probes 30]
  *       [--slq-steps M] [--slq-target R,A] [--slq-budget N|Ns] [--reduction mean|sum]
  *       [--neg-policy zero|abs|asis] [--prior DELTA] [--seed S] [--threads T]
@@ -70,7 +70,10 @@ static void usage(FILE *f)
             "  -k, --k K            eigenpairs (default 20)\n"
             "  --which W            top | bottom | both (default top)\n"
             "  --op OP              hessian | ggn (default hessian)\n"
-            "  --hvp M              fd | fd-forward | exact (default fd; ggn is always exact)\n"
+            "  --hvp M              fd | fd-central | fd-forward | exact (default fd:\n"
+            "                       Richardson-extrapolated central differences, 4\n"
+            "                       gradients a product; fd-central 2, fd-forward 1;\n"
+            "                       ggn is always exact)\n"
             "  --prior DELTA        add DELTA * I (weight decay on the loss's scale; default 0)\n"
             "  --z LIST             z values for N_eff (default: lambda_1 x 10^-4 .. lambda_1,\n"
             "                       one per decade at 2 digits, and z = 1)\n"

@@ -462,10 +462,14 @@ static int load_init(run *R)
     if (!o->data && (!t || !t->data_spec))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--data is required: %s records no data spec",
                           o->init);
-    if (!o->data && !(o->data = R->data_spec = strdup(t->data_spec)))
-        return cli_errorf(CMD, CLI_EXIT_FAIL, "out of memory");
-    if (!o->test && t && t->test_spec && !(o->test = R->test_spec = strdup(t->test_spec)))
-        return cli_errorf(CMD, CLI_EXIT_FAIL, "out of memory");
+    /* recorded paths are relative to the checkpoint's folder */
+    if (!o->data && cli_spec_of_checkpoint(o->init, t->data_spec, &R->data_spec, &err))
+        return cli_fail(CMD, &err);
+    if (!o->data) o->data = R->data_spec;
+    if (!o->test && t && t->test_spec &&
+        cli_spec_of_checkpoint(o->init, t->test_spec, &R->test_spec, &err))
+        return cli_fail(CMD, &err);
+    if (!o->test && R->test_spec) o->test = R->test_spec;
     size_t batch = R->p.batch;
     uint64_t seed = R->p.seed;
     if (effdim_train_params_from_checkpoint(R->ckpt, o->init, &R->p, &err))
@@ -502,7 +506,14 @@ static int setup(run *R)
     if (!rc && R->test) rc = check_arch(m, R->test, o->test, "--test");
     if (!rc) rc = choose_optimizer(R);
     if (rc) return rc;
-    if (effdim_checkpoint_set_provenance(R->ckpt, o->data, o->test, R->p.seed, &err) ||
+    char *rec_data = NULL, *rec_test = NULL; /* paths relative to the checkpoint's folder */
+    if (cli_spec_for_checkpoint(o->out, o->data, &rec_data, &err) ||
+        (o->test && cli_spec_for_checkpoint(o->out, o->test, &rec_test, &err)))
+        return cli_fail(CMD, &err);
+    effdim_status pst = effdim_checkpoint_set_provenance(R->ckpt, rec_data, rec_test, R->p.seed, &err);
+    free(rec_data);
+    free(rec_test);
+    if (pst ||
         effdim_checkpoint_set_training_string(R->ckpt, "command", o->command, &err) ||
         effdim_checkpoint_set_training_number(R->ckpt, "threads", (double)o->threads, &err))
         return cli_fail(CMD, &err);

@@ -22,6 +22,7 @@ static const command commands[] = {
     {"train", cmd_train, "train an MLP (SGD/Adam/AMSGrad/AdamW/IVON) into a checkpoint"},
     {"inspect", cmd_inspect, "summarise an effdim file (checkpoint, spectrum, ...)"},
     {"spectrum", cmd_spectrum, "top eigenvalues, N_eff (Ritz and SLQ) and trace of a checkpoint's Hessian or GGN"},
+    {"plot", cmd_plot, "the figure of a spectrum file: eigenvalues, density, N_eff(z) with error bars"},
     {"diag", cmd_diag, "diagonal curvature estimates (ggn, ef, adam, hutchinson, hessian, ...)"},
     {"compare", cmd_compare, "diagonal curvature estimates against the spectrum, with plots"},
     {"posterior", cmd_posterior, "a Gaussian posterior over the weights (BADAM, GGN/EF Laplace, low rank)"},

@@ -12,9 +12,14 @@ The layout is effdim's checkpoint format, version 1 (docs/file-formats.md):
                            state vectors float64 [P] in parameters_to_vector order
     /training              (optional) attrs, free-form
 
-The model must be an nn.Sequential of nn.Linear layers (with bias), each
-optionally followed by one of ReLU, Tanh, Sigmoid, Softplus (beta 1,
-threshold 20), GELU (approximate='none'), ELU (alpha 1) or Identity. The optimiser may be
+The model must be an nn.Sequential (nested ones are read as one) of
+nn.Linear layers (with bias), each optionally followed by one of ReLU, Tanh,
+Sigmoid, Softplus (beta 1, threshold 20), GELU (approximate='none'), ELU
+(alpha 1). Modules that do not change an MLP's function on flat (n, d)
+input are skipped: Identity, Flatten (effdim's data rows are already flat),
+and the dropouts (Dropout, AlphaDropout, FeatureAlphaDropout: exported as
+the identity, i.e. the network in eval mode, with a note). Anything else
+(BatchNorm, LayerNorm, convolutions, ...) is refused, naming the module. The optimiser may be
 torch.optim.SGD, Adam (amsgrad or not) or AdamW over model.parameters() in
 order; its per-parameter state (exp_avg, exp_avg_sq, max_exp_avg_sq,
 momentum_buffer, step) is flattened in parameters_to_vector order.
@@ -36,10 +41,19 @@ import os
 import sys
 import tempfile
 
-import h5py
-import numpy as np
-import torch
-from torch import nn
+HINT = ("run it with Debian's /usr/bin/python3 (apt install python3-torch python3-h5py) "
+        "or install the module into this interpreter (pip install torch h5py)")
+try:
+    import h5py
+    import numpy as np
+    import torch
+    from torch import nn
+except ImportError as _e:  # a clear line instead of a traceback
+    _msg = f"{sys.executable} has no module '{_e.name}': {HINT}"
+    if __name__ == "__main__":
+        print(f"{os.path.basename(sys.argv[0])}: {_msg}", file=sys.stderr)
+        sys.exit(2)
+    raise ImportError(_msg) from _e
 
 FORMAT = "effdim.checkpoint"
 FORMAT_VERSION = 1
@@ -75,16 +89,50 @@ def activation_name(module):
         if module.alpha != 1.0:
             raise ExportError(f"ELU must have alpha=1 (effdim's elu), got alpha={module.alpha}")
         return "elu"
-    raise ExportError(f"unsupported module {module.__class__.__name__}: effdim supports "
-                      "Linear, ReLU, Tanh, Sigmoid, Softplus, GELU, ELU, Identity")
+    raise ExportError(f"unsupported module {module.__class__.__name__}: it changes the "
+                      "network's function in a way effdim's MLP cannot express; effdim supports "
+                      "Linear, ReLU, Tanh, Sigmoid, Softplus, GELU, ELU, and skips Identity, "
+                      "Flatten and dropout")
 
 
-def describe(model):
-    """(linears, layer_sizes, activations) of an nn.Sequential."""
+# Modules that leave an MLP's function on flat input unchanged (in eval mode).
+DROPOUTS = (nn.Dropout, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def _flat_modules(model, prefix=""):
+    """(name, module) of a Sequential, nested Sequentials unrolled."""
+    for name, module in model.named_children():
+        full = f"{prefix}{name}"
+        if isinstance(module, nn.Sequential):
+            yield from _flat_modules(module, full + ".")
+        else:
+            yield full, module
+
+
+def describe(model, notes=None):
+    """(linears, layer_sizes, activations) of an nn.Sequential.
+
+    notes: an optional list that receives one line per module skipped as the
+    identity (dropout, flatten)."""
     if not isinstance(model, nn.Sequential):
         raise ExportError(f"expected an nn.Sequential, got {model.__class__.__name__}")
     linears, acts = [], []
-    for i, module in enumerate(model):
+    for i, module in _flat_modules(model):
+        if isinstance(module, DROPOUTS):
+            if notes is not None:
+                notes.append(f"module {i} ({module.__class__.__name__}, p={module.p}) exported "
+                             "as the identity: effdim's curvature is that of the network in "
+                             "eval mode, without dropout")
+            continue
+        if isinstance(module, nn.Flatten):
+            if linears and module.start_dim not in (1, -1):
+                raise ExportError(f"module {i} (Flatten, start_dim={module.start_dim}) after a "
+                                  "Linear layer would change the shape; only start_dim=1 is "
+                                  "the identity on (n, d) rows")
+            if notes is not None and not linears:
+                notes.append(f"module {i} (Flatten) skipped: effdim's data rows are flat already "
+                             "(write images as (n, d) rows, e.g. torch_data_export.py)")
+            continue
         if isinstance(module, nn.Linear):
             if module.bias is None:
                 raise ExportError(f"layer {i} (Linear) has no bias; effdim checkpoints store one "
@@ -183,6 +231,22 @@ def _write_attr(obj, key, value):
         raise ExportError(f"training attribute '{key}': unsupported value {value!r}")
 
 
+def replace_atomically(path, write):
+    """write(tmp) into a temporary file beside path, then os.replace it over
+    path; the temporary is removed when write fails."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp-", dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def export_checkpoint(model, path, optimizer=None, loss="cross_entropy", reduction="mean",
                       training=None, dtype=np.float64, step=None):
     """Write model (and optionally optimizer) to path in effdim's layout.
@@ -194,19 +258,19 @@ def export_checkpoint(model, path, optimizer=None, loss="cross_entropy", reducti
     "seed": 1, "losses": [...]}; dtype: float64 (default) or float32 for
     the weights (state vectors are always float64); step overrides the
     optimizer's step count (torch's SGD keeps none).
+    Returns the notes on modules exported as the identity (a list of str).
     """
     if loss not in LOSSES:
         raise ExportError(f"loss '{loss}': expected one of {', '.join(LOSSES)}")
     if reduction not in REDUCTIONS:
         raise ExportError(f"reduction '{reduction}': expected one of {', '.join(REDUCTIONS)}")
-    linears, sizes, acts = describe(model)
+    notes = []
+    linears, sizes, acts = describe(model, notes)
     if loss == "bce" and sizes[-1] != 1:
         raise ExportError(f"loss 'bce' needs one output unit (the logit), the model has {sizes[-1]}")
     opt = _optimizer_section(model, optimizer) if optimizer is not None else None
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp-", dir=folder)
-    os.close(fd)
-    try:
+
+    def write(tmp):
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = np.int64(FORMAT_VERSION)
@@ -234,12 +298,9 @@ def export_checkpoint(model, path, optimizer=None, loss="cross_entropy", reducti
                 tg = f.create_group("training")
                 for k, v in training.items():
                     _write_attr(tg, k, v)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    replace_atomically(path, write)
+    return notes
 
 
 def demo_model(arch, act="tanh", seed=1):
@@ -290,9 +351,11 @@ def main(argv=None):
                 opt.zero_grad()
                 fn(model(X), y).backward()
                 opt.step()
-        export_checkpoint(model, args.demo, optimizer=opt, loss=args.loss,
-                          reduction=args.reduction,
-                          training={"data_spec": "torch_export --demo", "seed": args.seed})
+        notes = export_checkpoint(model, args.demo, optimizer=opt, loss=args.loss,
+                                  reduction=args.reduction,
+                                  training={"data_spec": "torch_export --demo", "seed": args.seed})
+        for note in notes:
+            print(f"torch_export: note: {note}", file=sys.stderr)
     except (ExportError, ValueError, OSError) as e:
         print(f"torch_export: {e}", file=sys.stderr)
         return 1

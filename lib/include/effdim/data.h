@@ -103,6 +103,22 @@ EFFDIM_API effdim_status effdim_dataset_from_spec(const char *spec, effdim_datas
 EFFDIM_API void effdim_data_spec_files(const char *spec, char (*paths)[4096], size_t cap,
                                        size_t *n);
 
+/* File paths inside a spec (csv:FILE, h5:FILE, mnist-idx:IMAGES,LABELS; other
+ * specs are copied unchanged). *out is malloc'ed (free it); EINVAL for NULL
+ * arguments, ENOMEM.
+ *   _resolve      every relative path p becomes dir/p (dir "" or "." leaves
+ *                 it): a spec recorded in a checkpoint is read against the
+ *                 checkpoint's folder;
+ *   _relative_to  every relative path of an existing file (relative to the
+ *                 current folder) is rewritten relative to the folder dir, so
+ *                 that _resolve(_relative_to(spec, dir), dir) names the same
+ *                 file: what a checkpoint in dir records. Paths of missing
+ *                 files and absolute paths are left as they are. */
+EFFDIM_API effdim_status effdim_data_spec_resolve(const char *spec, const char *dir, char **out,
+                                                  effdim_error *err);
+EFFDIM_API effdim_status effdim_data_spec_relative_to(const char *spec, const char *dir,
+                                                      char **out, effdim_error *err);
+
 /* The folder the fashion-mnist spec reads. Overridable for tests with the
  * environment variable EFFDIM_FASHION_MNIST_DIR. */
 #define EFFDIM_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"

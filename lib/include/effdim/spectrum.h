@@ -160,10 +160,11 @@ typedef struct effdim_spectrum {
     effdim_spectrum_layer *layers;     /* (n_layers) */
 
     /* Details of the run: filled by effdim_spectrum_compute for the summary,
-       not stored in the file (zero after _load). */
+       not stored in the file (zero after _load), slq_flags excepted. */
     int random_subset;                 /* the loss ran over params.subset random rows */
     double lanczos_seconds;            /* wall time of the main Lanczos run */
-    unsigned *slq_flags;               /* (m) effdim_slq_neff_flag per z, or NULL */
+    unsigned *slq_flags;               /* (m) effdim_slq_neff_flag per z, or NULL; stored
+                                          as /effdim/n_eff_slq_flags (with n_eff_slq) */
     double slq_lambda_min;             /* smallest Ritz value seen (SLQ nodes, Lanczos pairs) */
     double slq_gap0;                   /* effdim_slq_info.gap0 */
     uint64_t slq_half_steps;           /* steps of the comparison quadrature */
