@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -1226,6 +1229,7 @@ static effdim_status run_parallel(run_state *s, effdim_sweep_result *res, effdim
     int share = threads / (int)(jobs ? jobs : 1);
     effdim_status st = EFFDIM_OK;
     size_t started = 0;
+    pid_t parent = getpid();
     for (size_t w = 0; w < jobs; ++w) {
         int pf[2];
         if (pipe(pf)) {
@@ -1242,6 +1246,11 @@ static effdim_status run_parallel(run_state *s, effdim_sweep_result *res, effdim
             close(pf[0]);
             for (size_t q = 0; q < started; ++q) close(fds[q]);
             signal(SIGINT, SIG_IGN); /* the parent stops the workers */
+#ifdef __linux__
+            /* a parent killed with -9 takes its workers along (they hold its lock's fd) */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+            if (getppid() != parent) _exit(1);
             effdim_set_num_threads(share > 0 ? share : 1);
             worker_main(s, todo, n_todo, w, jobs, pf[1]);
         }
@@ -1265,7 +1274,7 @@ static effdim_status run_parallel(run_state *s, effdim_sweep_result *res, effdim
             break;
         }
         if (effdim_progress_report(&s->p->progress, "sweep", s->start, s->finished, s->total,
-                                   eta_of(s, 0), "%zu of %zu configurations done (%zu workers)",
+                                   eta_of(s, 0), "%zu of %zu configurations done (workers running: %zu)",
                                    s->finished, s->total, open)) {
             res->interrupted = 1;
             st = effdim_error_set(err, EFFDIM_EMAXITER, "%s: sweep interrupted (%zu of %zu configurations done)",

@@ -248,6 +248,22 @@ EOF2
         "$EFFDIM" sweep plot "$FIX/../fixtures/$(ls "$FIX" | grep -m1 '\.h5$')" -o bad.png
 fi
 
+# kill -9 of a --jobs parent takes its workers (and so the lock) along
+"$EFFDIM" sweep grid.json -o jobs-killed.h5 --jobs 2 --threads 1 >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -e .jobs-killed.h5.effdim-lock ] && break; sleep 0.02; done
+sleep 0.3
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+sleep 0.3
+"$EFFDIM" sweep grid.json -o jobs-killed.h5 --jobs 2 --threads 1 >jk.out 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "14 configurations" jk.out; then
+    ok "a killed --jobs run leaves no worker holding the lock; the rerun completes ($(cat jk.out))"
+else
+    fail "a killed --jobs run leaves no worker holding the lock" "exit $rc" "$(cat jk.out)"
+fi
+
 # merge refuses another config; errors name the file and the key
 sed 's/"epochs": 60/"epochs": 61/' grid.json >other.json
 "$EFFDIM" sweep other.json -o other.h5 --threads 1 --limit 1 >/dev/null 2>&1
