@@ -1029,8 +1029,8 @@ static effdim_status table_read(hid_t file, const char *path, effdim_sweep_table
     hsize_t dims[1] = {0};
     if ((ds = H5Dopen2(g, "table", H5P_DEFAULT)) < 0 || (sp = H5Dget_space(ds)) < 0 ||
         H5Sget_simple_extent_ndims(sp) != 1 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 ||
-        dims[0] > (hsize_t)1 << 24) {
-        st = effdim_error_set(err, EFFDIM_EFORMAT, "%s: /sweep/table: expected a 1-D table", path);
+        dims[0] > (hsize_t)1 << 20 || dims[0] > (hsize_t)t->grid_size) {
+        st = effdim_error_set(err, EFFDIM_EFORMAT, "%s: /sweep/table: expected a 1-D table of at most grid_size (and 2^20) rows", path);
         goto out;
     }
     t->n_rows = (size_t)dims[0];

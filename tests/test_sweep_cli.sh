@@ -264,6 +264,19 @@ else
     fail "a killed --jobs run leaves no worker holding the lock" "exit $rc" "$(cat jk.out)"
 fi
 
+# a table that does not fit its grid is refused
+if [ -n "$PY" ]; then
+    cp ref.h5 shrunk.h5
+    $PY -c "import h5py; h5py.File('shrunk.h5', 'r+').attrs['grid_size'] = 3"
+    "$EFFDIM" sweep plot shrunk.h5 -o shrunk.png >sh.out 2>sh.err
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "shrunk.h5: /sweep/table: expected a 1-D table of at most grid_size" sh.err; then
+        ok "a table with more rows than its grid is refused ($(cat sh.err))"
+    else
+        fail "a table with more rows than its grid is refused" "exit $rc" "$(cat sh.err)"
+    fi
+fi
+
 # merge refuses another config; errors name the file and the key
 sed 's/"epochs": 60/"epochs": 61/' grid.json >other.json
 "$EFFDIM" sweep other.json -o other.h5 --threads 1 --limit 1 >/dev/null 2>&1
