@@ -203,6 +203,24 @@ else
     fail "a file of another shard is refused" "exit $rc" "$(cat slurm3.err)"
 fi
 
+# docs/examples/sweep.sbatch as SLURM runs it: two array tasks (variables set by hand), merged
+SBATCH_SCRIPT="$CLI_LIB_DIR/../docs/examples/sweep.sbatch"
+mkdir -p array && cp grid.json array/ && (
+    cd array || exit 1
+    for task in 0 1; do
+        EFFDIM="$EFFDIM" SLURM_ARRAY_TASK_ID=$task SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_COUNT=2 \
+            SLURM_CPUS_PER_TASK=1 bash "$SBATCH_SCRIPT" grid.json >"task$task.out" 2>&1 || exit 1
+    done
+    "$EFFDIM" sweep merge sweep-*.h5 -o sweep.h5 >merge.out 2>&1
+) && grep -q "14 of 14 configurations from 2 files" array/merge.out
+rc=$?
+if [ $rc -eq 0 ] && { [ -z "$PY" ] || { $PY rows.py array/sweep.h5 >array.rows 2>&1 && cmp -s ref.rows array.rows; }; }; then
+    ok "docs/examples/sweep.sbatch as two array tasks, merged, gives the single run's table"
+else
+    fail "docs/examples/sweep.sbatch as two array tasks, merged, gives the single run's table" \
+        "$(cat array/*.out 2>/dev/null | tail -5)"
+fi
+
 # --jobs: worker processes, the same rows
 "$EFFDIM" sweep grid.json -o jobs.h5 --jobs 2 --threads 1 >jobs.out 2>&1
 rc=$?
