@@ -3,7 +3,8 @@
 # moments and resume (the file readable by h5py after every kill and while
 # the sweep runs, the resumed table equal to an uninterrupted one), the lock
 # naming the other run, two --shard processes merged into the whole, the
-# SLURM array variables, --jobs, merge refusing another config, config errors
+# SLURM array variables and docs/examples/sweep.sbatch as two array tasks,
+# --jobs (and a killed --jobs parent), merge refusing another config, config errors
 # naming the file and the key.
 #
 #   bash tests/test_sweep_cli.sh path/to/effdim
