@@ -23,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -1027,8 +1030,8 @@ static effdim_status table_read(hid_t file, const char *path, effdim_sweep_table
     hsize_t dims[1] = {0};
     if ((ds = H5Dopen2(g, "table", H5P_DEFAULT)) < 0 || (sp = H5Dget_space(ds)) < 0 ||
         H5Sget_simple_extent_ndims(sp) != 1 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 ||
-        dims[0] > (hsize_t)1 << 24) {
-        st = effdim_error_set(err, EFFDIM_EFORMAT, "%s: /sweep/table: expected a 1-D table", path);
+        dims[0] > (hsize_t)1 << 20 || dims[0] > (hsize_t)t->grid_size) {
+        st = effdim_error_set(err, EFFDIM_EFORMAT, "%s: /sweep/table: expected a 1-D table of at most grid_size (and 2^20) rows", path);
         goto out;
     }
     t->n_rows = (size_t)dims[0];
@@ -1227,6 +1230,7 @@ static effdim_status run_parallel(run_state *s, effdim_sweep_result *res, effdim
     int share = threads / (int)(jobs ? jobs : 1);
     effdim_status st = EFFDIM_OK;
     size_t started = 0;
+    pid_t parent = getpid();
     for (size_t w = 0; w < jobs; ++w) {
         int pf[2];
         if (pipe(pf)) {
@@ -1243,6 +1247,11 @@ static effdim_status run_parallel(run_state *s, effdim_sweep_result *res, effdim
             close(pf[0]);
             for (size_t q = 0; q < started; ++q) close(fds[q]);
             signal(SIGINT, SIG_IGN); /* the parent stops the workers */
+#ifdef __linux__
+            /* a parent killed with -9 takes its workers along (they hold its lock's fd) */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+            if (getppid() != parent) _exit(1);
             effdim_blas_set_threads(share > 0 ? share : 1);
             worker_main(s, todo, n_todo, w, jobs, pf[1]);
         }
@@ -1266,7 +1275,7 @@ static effdim_status run_parallel(run_state *s, effdim_sweep_result *res, effdim
             break;
         }
         if (effdim_progress_report(&s->p->progress, "sweep", s->start, s->finished, s->total,
-                                   eta_of(s, 0), "%zu of %zu configurations done (%zu workers)",
+                                   eta_of(s, 0), "%zu of %zu configurations done (workers running: %zu)",
                                    s->finished, s->total, open)) {
             res->interrupted = 1;
             st = effdim_error_set(err, EFFDIM_EMAXITER, "%s: sweep interrupted (%zu of %zu configurations done)",

@@ -58,12 +58,14 @@ PY
     # hostile strings: a quote ends a gnuplot string, a newline starts a new
     # command, '!' runs a shell command, backquotes substitute one
     cp spec.h5 evil.h5
+    cp spec.h5 evil-op.h5
     if /usr/bin/python3 - "$TMP" <<'PY' >py.txt 2>&1; then
 import sys, h5py
 t = sys.argv[1]
 with h5py.File("evil.h5", "r+") as f:
     f.attrs["data_spec"] = "h5:x'\n!touch %s/PWNED1\nprint '" % t
     f.attrs["checkpoint"] = "m`touch %s/PWNED2`'; system('touch %s/PWNED3') #" % (t, t)
+with h5py.File("evil-op.h5", "r+") as f:
     f.attrs["operator"] = "hessian'\n!touch %s/PWNED4\n" % t
 PY
         if command -v gnuplot >/dev/null; then
@@ -74,6 +76,14 @@ PY
             fi
         else
             "$EFFDIM" plot evil.h5 -o evil.png >out.txt 2>err.txt
+        fi
+        # a name field (operator) that is not one of its names is refused, one line
+        "$EFFDIM" plot evil-op.h5 -o evil-op.png >out.txt 2>err.txt
+        rc=$?
+        if [ "$rc" -ne 0 ] && [ "$(wc -l <err.txt)" -eq 1 ] && grep -q "evil-op.h5: /: attribute 'operator' is not hessian or ggn" err.txt && [ ! -e evil-op.png ]; then
+            ok "a spectrum file whose operator is not a known name is refused ($(cat err.txt))"
+        else
+            fail "refusing evil-op.h5" "exit $rc" "$(cat err.txt)"
         fi
         if compgen -G "$TMP/PWNED*" >/dev/null; then
             fail "no command from the file ran" "$(ls "$TMP"/PWNED*)"

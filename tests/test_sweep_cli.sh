@@ -3,7 +3,8 @@
 # moments and resume (the file readable by h5py after every kill and while
 # the sweep runs, the resumed table equal to an uninterrupted one), the lock
 # naming the other run, two --shard processes merged into the whole, the
-# SLURM array variables, --jobs, merge refusing another config, config errors
+# SLURM array variables and docs/examples/sweep.sbatch as two array tasks,
+# --jobs (and a killed --jobs parent), merge refusing another config, config errors
 # naming the file and the key.
 #
 #   bash tests/test_sweep_cli.sh path/to/effdim
@@ -203,6 +204,24 @@ else
     fail "a file of another shard is refused" "exit $rc" "$(cat slurm3.err)"
 fi
 
+# docs/examples/sweep.sbatch as SLURM runs it: two array tasks (variables set by hand), merged
+SBATCH_SCRIPT="$CLI_LIB_DIR/../docs/examples/sweep.sbatch"
+mkdir -p array && cp grid.json array/ && (
+    cd array || exit 1
+    for task in 0 1; do
+        EFFDIM="$EFFDIM" SLURM_ARRAY_TASK_ID=$task SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_COUNT=2 \
+            SLURM_CPUS_PER_TASK=1 bash "$SBATCH_SCRIPT" grid.json >"task$task.out" 2>&1 || exit 1
+    done
+    "$EFFDIM" sweep merge sweep-*.h5 -o sweep.h5 >merge.out 2>&1
+) && grep -q "14 of 14 configurations from 2 files" array/merge.out
+rc=$?
+if [ $rc -eq 0 ] && { [ -z "$PY" ] || { $PY rows.py array/sweep.h5 >array.rows 2>&1 && cmp -s ref.rows array.rows; }; }; then
+    ok "docs/examples/sweep.sbatch as two array tasks, merged, gives the single run's table"
+else
+    fail "docs/examples/sweep.sbatch as two array tasks, merged, gives the single run's table" \
+        "$(cat array/*.out 2>/dev/null | tail -5)"
+fi
+
 # --jobs: worker processes, the same rows
 "$EFFDIM" sweep grid.json -o jobs.h5 --jobs 2 --threads 1 >jobs.out 2>&1
 rc=$?
@@ -246,6 +265,35 @@ EOF2
     GUARD_REF=grid2.ref
     expect_refusal "sweep plot of a file that is not a sweep is refused" "not an effdim.sweep file" -- \
         "$EFFDIM" sweep plot "$FIX/../fixtures/$(ls "$FIX" | grep -m1 '\.h5$')" -o bad.png
+fi
+
+# kill -9 of a --jobs parent takes its workers (and so the lock) along
+"$EFFDIM" sweep grid.json -o jobs-killed.h5 --jobs 2 --threads 1 >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -e .jobs-killed.h5.effdim-lock ] && break; sleep 0.02; done
+sleep 0.3
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+sleep 0.3
+"$EFFDIM" sweep grid.json -o jobs-killed.h5 --jobs 2 --threads 1 >jk.out 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "14 configurations" jk.out; then
+    ok "a killed --jobs run leaves no worker holding the lock; the rerun completes ($(cat jk.out))"
+else
+    fail "a killed --jobs run leaves no worker holding the lock" "exit $rc" "$(cat jk.out)"
+fi
+
+# a table that does not fit its grid is refused
+if [ -n "$PY" ]; then
+    cp ref.h5 shrunk.h5
+    $PY -c "import h5py; h5py.File('shrunk.h5', 'r+').attrs['grid_size'] = 3"
+    "$EFFDIM" sweep plot shrunk.h5 -o shrunk.png >sh.out 2>sh.err
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "shrunk.h5: /sweep/table: expected a 1-D table of at most grid_size" sh.err; then
+        ok "a table with more rows than its grid is refused ($(cat sh.err))"
+    else
+        fail "a table with more rows than its grid is refused" "exit $rc" "$(cat sh.err)"
+    fi
 fi
 
 # merge refuses another config; errors name the file and the key
