@@ -345,8 +345,15 @@ if grep -q 'note: k = 500 is above the 218 parameters: clamped to k = 218' kbig.
 else
     fail "-k above P is clamped with a note" "$(cat kbig.log)"
 fi
-"$EFFDIM" spectrum model.h5 -o fdtol.h5 -k 6 --probes 0 --threads 1 >fdtol.txt 2>fdtol.log
-if grep -q 'note: tol 1e-08 is below the accuracy of the finite-difference products' fdtol.log &&
+# the Richardson FD products resolve the default tol 1e-8 (no note) but not 1e-12
+"$EFFDIM" spectrum model.h5 -o fdtol0.h5 -k 6 --probes 0 --threads 1 >fdtol0.txt 2>fdtol0.log
+if ! grep -q 'is below the accuracy' fdtol0.log && grep -q '6/6 meet tol by their true residual' fdtol0.txt; then
+    ok "the default FD products resolve the default tol 1e-8: no note, 6/6 meet it by true residual"
+else
+    fail "the default FD products resolve the default tol 1e-8" "$(cat fdtol0.txt fdtol0.log)"
+fi
+"$EFFDIM" spectrum model.h5 -o fdtol.h5 -k 6 --probes 0 --threads 1 --tol 1e-12 >fdtol.txt 2>fdtol.log
+if grep -q 'note: tol 1e-12 is below the accuracy of the finite-difference products' fdtol.log &&
     grep -Eq '^            [0-9]+/6 meet tol by their true residual' fdtol.txt; then
     ok "a tolerance below the FD products' accuracy is flagged; the summary counts pairs meeting tol by true residual"
 else

@@ -95,7 +95,7 @@ typedef struct effdim_spectrum {
     char reduction[EFFDIM_SPECTRUM_NAME_MAX];  /* "mean" | "sum" */
     double scale;                      /* the loss is scale * sum_i l_i */
     char op[EFFDIM_SPECTRUM_NAME_MAX];         /* "hessian" | "ggn" (attribute 'operator') */
-    char hvp_method[EFFDIM_SPECTRUM_NAME_MAX]; /* "fd" | "fd-forward" | "exact" */
+    char hvp_method[EFFDIM_SPECTRUM_NAME_MAX]; /* "fd" | "fd-central" | "fd-forward" | "exact" */
     double fd_eps;                     /* FD step h along unit vectors (0 for exact) */
     double prior;                      /* delta added to the operator */
     char which[EFFDIM_SPECTRUM_NAME_MAX];      /* "top" | "bottom" | "both" */
