@@ -65,13 +65,15 @@ fi
 # kill -9 at random moments, then resume; after each kill the file is a complete sweep file.
 # The moments are random fractions of the reference run's time (up to an eighth of it),
 # so the kills land inside the run on a fast or a loaded machine; a round whose run ended
-# before its kill (exit status not 137) does not count.
+# before its kill (exit status not 137) does not count, and the next round starts afresh,
+# until 6 kills have landed (at most 40 rounds).
 t_ref=$( { /usr/bin/time -f %e "$EFFDIM" sweep grid.json -o timing.h5 --threads 1 >/dev/null 2>/dev/null; } 2>&1 | tail -1)
 ms_ref=$(awk -v t="${t_ref:-2}" 'BEGIN { printf "%d", t * 1000 }')
 RANDOM=20261202
 kills=0
 bad=()
-for round in $(seq 12); do
+for round in $(seq 40); do
+    [ $kills -ge 6 ] && break
     "$EFFDIM" sweep grid.json -o killed.h5 --threads 1 >/dev/null 2>&1 &
     pid=$!
     ms=$((RANDOM % (ms_ref / 8 + 1) + 20))
@@ -89,7 +91,7 @@ for round in $(seq 12); do
             bad+=("round $round: effdim cannot read the file: $(cat k2.txt)")
         rm -f killed-check.h5
     fi
-    [ $rc -eq 137 ] || break # the run finished: nothing left to kill
+    [ $rc -eq 137 ] || rm -f killed.h5 # the run finished before its kill: start afresh
 done
 "$EFFDIM" sweep grid.json -o killed.h5 --threads 1 >resume.out 2>&1
 if [ ${#bad[@]} -eq 0 ] && [ $kills -ge 4 ] && grep -q "14 configurations" resume.out; then
