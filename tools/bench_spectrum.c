@@ -96,7 +96,9 @@ static void usage(FILE *f)
             "                 (default 10; 0 = PyTorch's random init, seed 1)\n"
             "  --k K          eigenvalues (default 20)\n"
             "  --tol T        relative residual tolerance (default 1e-6)\n"
-            "  --hvp M        products for Lanczos: exact (default) or fd\n"
+            "  --hvp M        products for Lanczos: exact (default), fd, fd-central or\n"
+            "                 fd-forward; an FD method is also the FD product timed\n"
+            "                 (otherwise the library's default, fd)\n"
             "  --no-cache     exact products without the cached forward state\n"
             "  --basis M      Lanczos basis size (default 2k + 60)\n"
             "  --ncv M        eigsh's ncv (default SciPy's max(2k + 1, 20))\n"
@@ -429,7 +431,8 @@ static void print_text(const sb_opts *o, const model *md, const effdim_dataset *
     printf("lanczos    top %zu to tol %g with %s%s products: %zu matvecs (%zu steps + %zu for the "
            "true residuals, %zu restarts, basis %zu), %zu/%zu converged, %.2f s (%.2f s in products)"
            "; target < 100 matvecs\n",
-           o->k, o->tol, effdim_hvp_method_name(o->hvp), o->cache ? " (cached)" : "", r->stats.matvecs, r->stats.steps,
+           o->k, o->tol, effdim_hvp_method_name(o->hvp),
+           o->cache && o->hvp == EFFDIM_HVP_EXACT ? " (cached)" : "", r->stats.matvecs, r->stats.steps,
            r->stats.matvecs_residual, r->stats.restarts, r->stats.basis_size, r->stats.nconv, o->k,
            r->lanczos_seconds, r->stats.seconds_apply);
     printf("  eigenvalues (true residuals):\n");
@@ -547,6 +550,8 @@ static effdim_status measure(const sb_opts *o, model *md, const effdim_dataset *
     for (size_t i = 0; i < P; ++i) v[i] = gsl_ran_gaussian(rng, 1.0);
     gsl_rng_free(rng);
     effdim_hvp_params hp = effdim_hvp_default_params();
+    /* the FD product timed: the one --hvp names, else the library's default (fd) */
+    if (o->hvp != EFFDIM_HVP_EXACT) hp.method = o->hvp;
     st = effdim_hvp_operator(&md->m, md->theta, ds, NULL, ds->n, &hp, ws, &fd, err);
     if (st) goto done;
     hp.method = EFFDIM_HVP_EXACT;
