@@ -127,6 +127,20 @@ if "$EFFDIM" compare adam.h5 --diag diag.h5 --k 6 --save-spectrum spec.h5 -o cmp
 else
     fail "compare computes the spectrum, prints the table and writes compare.h5" "$(cat cmp.log)"
 fi
+cp adam.h5 adam-before.h5
+if ! "$EFFDIM" compare adam.h5 --diag diag.h5 --k 6 --save-spectrum adam.h5 -o cmp-x.h5 \
+    >/dev/null 2>savein.log && [ "$(wc -l <savein.log)" -eq 1 ] && grep -q 'adam.h5' savein.log &&
+    cmp -s adam.h5 adam-before.h5 && [ ! -e cmp-x.h5 ]; then
+    ok "compare refuses --save-spectrum naming an input, before any work"
+else
+    fail "compare refuses --save-spectrum naming an input, before any work" "$(cat savein.log)"
+fi
+if ! "$EFFDIM" compare adam.h5 --diag diag.h5 --k 6 --save-spectrum cmp-y.h5 -o cmp-y.h5 \
+    >/dev/null 2>saveout.log && grep -q 'two outputs' saveout.log && [ ! -e cmp-y.h5 ]; then
+    ok "compare refuses --save-spectrum equal to -o"
+else
+    fail "compare refuses --save-spectrum equal to -o" "$(cat saveout.log)"
+fi
 if [ ${#PLOT[@]} -gt 0 ]; then
     if [ -s fig-spectrum.png ] && [ -s fig-neff.png ] &&
         [ "$(head -c 4 fig-neff.png | tail -c 3)" = "PNG" ]; then

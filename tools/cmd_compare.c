@@ -576,8 +576,10 @@ int cmd_compare(int argc, char **argv)
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     o.command = command;
-    const char *claim_in[] = {o.ckpt, o.spectrum, o.diag, o.data};
-    if ((rc = cli_claim_output(CMD, o.out, claim_in, 4))) return rc;
+    const char *claim_in[] = {o.ckpt, o.spectrum, o.diag, o.data, o.out};
+    if ((rc = cli_claim_output(CMD, o.out, claim_in, 4)) ||
+        (o.save_spectrum && (rc = cli_claim_output(CMD, o.save_spectrum, claim_in, 5))))
+        return rc;
     cmp_run R;
     memset(&R, 0, sizeof R);
     R.o = &o;
