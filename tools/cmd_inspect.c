@@ -239,7 +239,13 @@ static cJSON *checkpoint_json(const char *path, const effdim_checkpoint *c)
     cJSON_AddStringToObject(mj, "reduction", effdim_reduction_name(m->reduction));
     cJSON_AddNumberToObject(mj, "n_params", (double)m->n_params);
     cJSON_AddStringToObject(mj, "params_fnv1a64", hex64(fnv1a(FNV_OFFSET, c->theta, m->n_params), hex, sizeof hex));
-    if (c->svd) cJSON_AddItemToObject(o, "svd", cli_svd_json(c));
+    if (c->svd) {
+        cJSON *sv = cli_svd_json(c);
+        cJSON_AddStringToObject(sv, "log_sigma2_fnv1a64",
+                                hex64(fnv1a(FNV_OFFSET, c->svd->log_sigma2, c->svd->svd.n_weights),
+                                      hex, sizeof hex));
+        cJSON_AddItemToObject(o, "svd", sv);
+    }
     if (c->optimizer) {
         const effdim_checkpoint_optimizer *op = c->optimizer;
         cJSON *oj = cJSON_AddObjectToObject(o, "optimizer");
