@@ -154,19 +154,28 @@ static double sigmoid(double x)
     return x >= 0.0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
 }
 
-/* log1p(exp(x)) without overflow */
-static double softplus(double x) { return x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
-
 double effdim_svd_kl_value(effdim_svd_kl k, double la, double *dkl)
 {
-    double ard = 0.5 * softplus(-la), dard = -0.5 * sigmoid(-la);
+    /* softplus(-la) and sigmoid(-la) from one exponential (the same values
+     * softplus() and sigmoid() give) */
+    double x = -la, e, sg, sp;
+    if (x >= 0.0) {
+        e = exp(-x);
+        sg = 1.0 / (1.0 + e);
+        sp = x > 0.0 ? x + log1p(e) : log1p(e);
+    } else {
+        e = exp(x);
+        sg = e / (1.0 + e);
+        sp = log1p(e);
+    }
+    double ard = 0.5 * sp, dard = -0.5 * sg;
     if (k == EFFDIM_SVD_KL_ARD) {
         if (dkl) *dkl = dard;
         return ard;
     }
-    double sg = sigmoid(EFFDIM_SVD_K2 + EFFDIM_SVD_K3 * la);
-    if (dkl) *dkl = -EFFDIM_SVD_K1 * EFFDIM_SVD_K3 * sg * (1.0 - sg) + dard;
-    return EFFDIM_SVD_K1 - EFFDIM_SVD_K1 * sg + ard;
+    double sk = sigmoid(EFFDIM_SVD_K2 + EFFDIM_SVD_K3 * la);
+    if (dkl) *dkl = -EFFDIM_SVD_K1 * EFFDIM_SVD_K3 * sk * (1.0 - sk) + dard;
+    return EFFDIM_SVD_K1 - EFFDIM_SVD_K1 * sk + ard;
 }
 
 /* ======================================================================== */
@@ -424,6 +433,8 @@ struct effdim_svd_ws {
     size_t uoff[EFFDIM_MLP_MAX_LAYERS];  /* (L) offset of layer l's noise in a row of eps */
     double *wm;                          /* (P) mean-path parameters (masked under train clip) */
     double *s2;                          /* (W) sigma^2 */
+    double *raw;                         /* (W) log alpha before the clip */
+    double *ea;                          /* (W) exp(clipped log alpha) */
     double *gs2;                         /* (W) accumulated dObjective/dsigma^2 */
     double *sd[EFFDIM_MLP_MAX_LAYERS];   /* (chunk, out) sqrt(delta + 1e-8), variational layers */
     double *t1, *t2;                     /* (chunk, max in) A.^2 and H S2 */
@@ -471,13 +482,15 @@ effdim_svd_ws *effdim_svd_ws_alloc(const effdim_mlp *m, const effdim_svd *s, siz
         }
     }
     /* sizes are bounded by the workspace of lib/mlp.c just allocated */
-    size_t total = ws->P + 2 * ws->W + sdn + 2 * chunk * max_in + chunk * max_out;
+    size_t total = ws->P + 4 * ws->W + sdn + 2 * chunk * max_in + chunk * max_out;
     ws->block = effdim_alloc(total ? total : 1, sizeof(double), "svd workspace buffers", err);
     if (!ws->block) goto fail;
     double *p = ws->block;
     ws->wm = p, p += ws->P;
     ws->s2 = p, p += ws->W;
     ws->gs2 = p, p += ws->W;
+    ws->raw = p, p += ws->W;
+    ws->ea = p, p += ws->W;
     for (size_t l = 0; l < m->n_layers; ++l)
         if (s->variational[l]) ws->sd[l] = p, p += chunk * m->sizes[l + 1];
     ws->t1 = p, p += chunk * max_in;
@@ -578,46 +591,50 @@ static void svd_backward(const effdim_mlp *m, const effdim_svd *s, const double 
     }
 }
 
-/* Mean-path weights and sigma^2 from (theta, log sigma^2). */
+/* Mean-path weights, sigma^2, raw log alpha and exp(log alpha) from
+ * (theta, log sigma^2). */
 static void prepare(const effdim_mlp *m, const effdim_svd *s, const double *theta,
                     const double *ls2, int train_clip, effdim_svd_ws *ws)
 {
     memcpy(ws->wm, theta, m->n_params * sizeof *theta);
     for (size_t l = 0; l < m->n_layers; ++l) {
         if (!s->variational[l]) continue;
-        size_t nw = m->sizes[l + 1] * m->sizes[l];
-        const double *w = theta + m->w_off[l], *ls = ls2 + s->ls_off[l];
-        double *wm = ws->wm + m->w_off[l], *s2 = ws->s2 + s->ls_off[l];
+        size_t nw = m->sizes[l + 1] * m->sizes[l], o = s->ls_off[l];
+        const double *w = theta + m->w_off[l], *ls = ls2 + o;
+        double *wm = ws->wm + m->w_off[l], *s2 = ws->s2 + o, *raw = ws->raw + o, *ea = ws->ea + o;
         for (size_t k = 0; k < nw; ++k) {
-            double la = effdim_svd_log_alpha(s, w[k], ls[k]);
-            s2[k] = exp(la) * w[k] * w[k];
+            raw[k] = raw_log_alpha(s, w[k], ls[k]);
+            double la = clip_la(s, raw[k], NULL);
+            ea[k] = exp(la);
+            s2[k] = ea[k] * w[k] * w[k];
             if (train_clip && la >= s->threshold) wm[k] = 0.0;
         }
     }
 }
 
 /* The chain rule through sigma^2, the mask and the KL, per variational
- * weight; returns the KL sum. grad (P + W). */
+ * weight, from the raw log alpha and exp(log alpha) that prepare() left in
+ * ws; returns the KL sum. grad (P + W). */
 static double finish(const effdim_mlp *m, const effdim_svd *s, const double *theta,
-                     const double *ls2, double beta, int train_clip, double *grad,
-                     const effdim_svd_ws *ws)
+                     double beta, int train_clip, double *grad, const effdim_svd_ws *ws)
 {
     double kl = 0.0;
     double *gls = grad ? grad + m->n_params : NULL;
     for (size_t l = 0; l < m->n_layers; ++l) {
         if (!s->variational[l]) continue;
         size_t nw = m->sizes[l + 1] * m->sizes[l];
-        const double *w = theta + m->w_off[l], *ls = ls2 + s->ls_off[l];
-        const double *gs2 = ws->gs2 + s->ls_off[l];
+        const double *w = theta + m->w_off[l];
+        const double *gs2 = ws->gs2 + s->ls_off[l], *raw = ws->raw + s->ls_off[l];
+        const double *eas = ws->ea + s->ls_off[l];
         double *gw = grad ? grad + m->w_off[l] : NULL, *gl = grad ? gls + s->ls_off[l] : NULL;
         for (size_t k = 0; k < nw; ++k) {
             int inside = 0;
             double q = w[k] * w[k] + s->tiny;
-            double la = clip_la(s, ls[k] - log(q), &inside);
+            double la = clip_la(s, raw[k], &inside);
             double dkl = 0.0;
             kl += effdim_svd_kl_value(s->kl, la, grad ? &dkl : NULL);
             if (!grad) continue;
-            double ea = exp(la), s2 = ea * w[k] * w[k];
+            double ea = eas[k], s2 = ea * w[k] * w[k];
             double g_mean = train_clip && la >= s->threshold ? 0.0 : gw[k];
             double dw, dl;
             if (inside) {
@@ -667,7 +684,7 @@ effdim_status effdim_svd_loss_grad(const effdim_mlp *m, const effdim_svd *s, con
         sum += part;
         if (grad) svd_backward(m, s, c.X, len, er, grad, ws);
     }
-    double kl = finish(m, s, theta, log_sigma2, beta, train_clip, grad, ws);
+    double kl = finish(m, s, theta, beta, train_clip, grad, ws);
     obj->nll = sum / (double)n_rows;
     obj->kl = kl;
     obj->total = scale * sum + beta * kl;
