@@ -6,7 +6,7 @@
 # its evaluation network (the masked mean weights: the GGN spectrum of the
 # SVD checkpoint equals that of a copy h5py writes with the dropped weights
 # zeroed and the variances removed, when Debian's python3 has h5py);
-# svd-variances writes its figure; bad option combinations are refused with
+# svd-var writes its figure; bad option combinations are refused with
 # one line.
 #
 #   bash tests/test_svd_cli.sh path/to/effdim
@@ -85,13 +85,13 @@ PY
     fi
 fi
 
-if "$EFFDIM" svd-variances four.h5 --diag diag.h5 --bins 5 -o var.png >var.txt 2>err.txt &&
+if "$EFFDIM" svd-var four.h5 --diag diag.h5 --bins 5 -o var.png >var.txt 2>err.txt &&
     [ -s var.png ] && grep -q "kept weights compared" var.txt &&
-    "$EFFDIM" svd-variances four.h5 --diag diag.h5 --json >var.json 2>>err.txt &&
+    "$EFFDIM" svd-var four.h5 --diag diag.h5 --json >var.json 2>>err.txt &&
     grep -q '"pearson_log"' var.json; then
-    ok "svd-variances compares sigma^2 with the Laplace variances and writes its figure"
+    ok "svd-var compares sigma^2 with the Laplace variances and writes its figure"
 else
-    fail "svd-variances compares sigma^2 with the Laplace variances and writes its figure" \
+    fail "svd-var compares sigma^2 with the Laplace variances and writes its figure" \
         "$(cat err.txt var.txt)"
 fi
 
@@ -113,7 +113,7 @@ expect_refusal "--svd on --init is refused" "drop --svd" -- \
     "$EFFDIM" train --init four-ref.h5 --svd ard --epochs 1 -o four.h5
 "$EFFDIM" train --data spirals:n=400 --arch 2,16,16,2 --epochs 1 --threads 1 -o plain.h5 \
     >/dev/null 2>&1
-expect_refusal "svd-variances on a checkpoint without variational layers is refused" \
-    "svd_layers" -- "$EFFDIM" svd-variances plain.h5 --diag diag.h5
+expect_refusal "svd-var on a checkpoint without variational layers is refused" \
+    "svd_layers" -- "$EFFDIM" svd-var plain.h5 --diag diag.h5
 
 cli_finish

@@ -1,9 +1,9 @@
-/* tools/cmd_svd.c: `effdim svd-variances CKPT --diag DIAG.h5 [-o FIG.png]`, the
+/* tools/cmd_svd.c: `effdim svd-var CKPT --diag DIAG.h5 [-o FIG.png]`, the
  * learned per-weight variances of a sparse-variational-dropout checkpoint
  * against the Laplace variances of a curvature diagonal.
  *
  *   effdim diag model.h5 --method ggn -o ggn.h5          (the masked network)
- *   effdim svd-variances model.h5 --diag ggn.h5 -o fig.png
+ *   effdim svd-var model.h5 --diag ggn.h5 -o fig.png
  *
  * For each kept variational weight (log alpha < threshold): sigma^2 =
  * exp(log alpha) theta^2 against 1 / (N * curv_j + prior), N the training-set
@@ -26,7 +26,7 @@
 #include "effdim/mlp_svd.h"
 #include "plot.h"
 
-#define CMD "svd-variances"
+#define CMD "svd-var"
 #define MAX_POINTS 20000
 
 typedef struct svd_opts {
@@ -40,7 +40,7 @@ typedef struct svd_opts {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: effdim svd-variances CKPT --diag DIAG.h5 [-o FIG.png] [options]\n\n"
+            "usage: effdim svd-var CKPT --diag DIAG.h5 [-o FIG.png] [options]\n\n"
             "The learned variances sigma^2 = exp(log alpha) theta^2 of a checkpoint trained\n"
             "with --svd against the Laplace variances 1 / (N curv + prior) of a diagonal\n"
             "from effdim diag (run on the same checkpoint: the masked network), for every\n"

@@ -107,11 +107,12 @@ static void usage(FILE *f)
             "                       log alpha >= 3 dropped\n"
             "  --svd-layers LIST    which layers are variational (0-based, e.g. 0,1,2;\n"
             "                       default all)\n"
-            "  --svd-anneal SPEC    KL weight beta per epoch e: rw_linear[:START,LEN] (default\n"
-            "                       rw_linear:5,15: 0 before epoch 5, 1 from epoch 20),\n"
-            "                       linear[:STEP] (min(1, STEP e), default STEP 0.02) or\n"
-            "                       constant[:BETA]\n"
-            "  --svd-train-clip     drop log alpha >= 3 from the mean path in training too\n"
+            "  --svd-anneal SPEC    KL weight beta at the 0-based epoch e: rw_linear[:START,LEN]\n"
+            "                       (clamp((e - START)/LEN, 0, 1); default rw_linear:5,15, 1\n"
+            "                       from e = 20), linear[:STEP] (min(1, STEP e); default\n"
+            "                       STEP 0.02) or constant[:BETA]\n"
+            "  --svd-train-clip     drop log alpha >= 3 from the mean path in training too\n");
+    fprintf(f,
             "optimiser\n"
             "  --opt NAME           sgd, adam (default), amsgrad, adamw, ivon\n"
             "  --lr X               learning rate (default: PyTorch's, 1e-3 for Adam, 0.01 SGD;\n"
