@@ -6,8 +6,8 @@
 # its evaluation network (the masked mean weights: the GGN spectrum of the
 # SVD checkpoint equals that of a copy h5py writes with the dropped weights
 # zeroed and the variances removed, when Debian's python3 has h5py);
-# svd-var writes its figure; bad option combinations are refused with
-# one line.
+# svd-var writes its figure; a checkpoint missing a log_sigma2 and bad
+# option combinations are refused with one line.
 #
 #   bash tests/test_svd_cli.sh path/to/effdim
 set -u
@@ -93,6 +93,19 @@ if "$EFFDIM" svd-var four.h5 --diag diag.h5 --bins 5 -o var.png >var.txt 2>err.t
 else
     fail "svd-var compares sigma^2 with the Laplace variances and writes its figure" \
         "$(cat err.txt var.txt)"
+fi
+
+if /usr/bin/python3 -c "import h5py" 2>/dev/null; then
+    cp four.h5 broken.h5
+    /usr/bin/python3 -c 'import h5py; del h5py.File("broken.h5", "r+")["model/layer1/log_sigma2"]'
+    "$EFFDIM" inspect broken.h5 >out.txt 2>err.txt
+    rc=$?
+    if [ "$rc" = 1 ] && [ "$(wc -l <err.txt)" = 1 ] &&
+        grep -q "broken.h5: /model/layer1/log_sigma2: data set is missing" err.txt; then
+        ok "a checkpoint missing a log_sigma2 is refused with one line (exit 1: $(cat err.txt))"
+    else
+        fail "a checkpoint missing a log_sigma2 is refused with one line" "rc $rc: $(cat err.txt)"
+    fi
 fi
 
 cp four.h5 four-ref.h5
