@@ -332,6 +332,29 @@ static double quantile(const double *v, size_t n, double q)
     return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
 }
 
+/* Pearson correlation of x and y and the median of y - x over n >= 1 pairs
+ * (tmp: n doubles of scratch). */
+static void pair_stats(const double *x, const double *y, size_t n, double *tmp, double *pearson,
+                       double *median_diff)
+{
+    double mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0;
+    for (size_t i = 0; i < n; ++i) {
+        mx += x[i];
+        my += y[i];
+    }
+    mx /= (double)n;
+    my /= (double)n;
+    for (size_t i = 0; i < n; ++i) {
+        sxx += (x[i] - mx) * (x[i] - mx);
+        syy += (y[i] - my) * (y[i] - my);
+        sxy += (x[i] - mx) * (y[i] - my);
+        tmp[i] = y[i] - x[i];
+    }
+    *pearson = sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : (double)NAN;
+    qsort(tmp, n, sizeof *tmp, cmp_double);
+    *median_diff = quantile(tmp, n, 0.5);
+}
+
 effdim_status effdim_svd_compare_variances(const effdim_mlp *m, const effdim_svd *s,
                                            const double *theta, const double *log_sigma2,
                                            const double *curv, double N, double prior,
@@ -352,6 +375,7 @@ effdim_status effdim_svd_compare_variances(const effdim_mlp *m, const effdim_svd
     double *px = x ? x : buf, *py = y ? y : buf + W, *tmp = buf + 2 * W;
     size_t n = 0;
     for (size_t l = 0; l < m->n_layers; ++l) {
+        out->layer_first[l] = n;
         if (!s->variational[l]) continue;
         size_t nw = m->sizes[l + 1] * m->sizes[l];
         const double *w = theta + m->w_off[l], *ls = log_sigma2 + s->ls_off[l];
@@ -371,6 +395,7 @@ effdim_status effdim_svd_compare_variances(const effdim_mlp *m, const effdim_svd
             py[n] = log10(s2);
             ++n;
         }
+        out->layer_n[l] = n - out->layer_first[l];
     }
     out->n = n;
     if (n == 0) {
@@ -379,26 +404,21 @@ effdim_status effdim_svd_compare_variances(const effdim_mlp *m, const effdim_svd
                                 "curvature to compare (%zu dropped, %zu flat)", out->n_dropped,
                                 out->n_flat);
     }
-    double mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0, lo = px[0], hi = px[0];
+    double lo = px[0], hi = px[0];
     size_t above = 0;
     for (size_t i = 0; i < n; ++i) {
-        mx += px[i];
-        my += py[i];
         lo = px[i] < lo ? px[i] : lo;
         hi = px[i] > hi ? px[i] : hi;
         above += py[i] > px[i];
     }
-    mx /= (double)n;
-    my /= (double)n;
-    for (size_t i = 0; i < n; ++i) {
-        sxx += (px[i] - mx) * (px[i] - mx);
-        syy += (py[i] - my) * (py[i] - my);
-        sxy += (px[i] - mx) * (py[i] - my);
-        tmp[i] = py[i] - px[i];
+    pair_stats(px, py, n, tmp, &out->pearson, &out->median_diff);
+    for (size_t l = 0; l < m->n_layers; ++l) {
+        out->layer_pearson[l] = out->layer_median_diff[l] = (double)NAN;
+        size_t f = out->layer_first[l];
+        if (out->layer_n[l])
+            pair_stats(px + f, py + f, out->layer_n[l], tmp, &out->layer_pearson[l],
+                       &out->layer_median_diff[l]);
     }
-    out->pearson = sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : (double)NAN;
-    qsort(tmp, n, sizeof *tmp, cmp_double);
-    out->median_diff = quantile(tmp, n, 0.5);
     out->frac_above = (double)above / (double)n;
     out->n_bins = n_bins;
     double width = hi > lo ? (hi - lo) / (double)n_bins : 1.0;

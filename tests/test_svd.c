@@ -309,6 +309,55 @@ static void test_annealing_schedules(void)
     }
 }
 
+/* sigma^2 built equal to 2x the Laplace variance: ratio log10 2 everywhere,
+ * correlation 1; zero curvatures and dropped weights counted, not compared. */
+static void test_variances_against_a_curvature_diagonal(void)
+{
+    effdim_mlp m;
+    small_net(&m);
+    effdim_svd s = effdim_svd_default(&m);
+    effdim_error e;
+    CHECK_OK(effdim_svd_set_layer(&s, &m, 0, 1, &e), &e);
+    CHECK_OK(effdim_svd_set_layer(&s, &m, 1, 1, &e), &e);
+    const size_t P = m.n_params, W = s.n_weights;
+    double *theta = malloc(P * sizeof *theta), *ls2 = malloc(W * sizeof *ls2);
+    double *curv = malloc(P * sizeof *curv), *x = malloc(W * sizeof *x), *y = malloc(W * sizeof *y);
+    fill_params(&m, &s, theta, ls2);
+    for (size_t i = 0; i < P; ++i) curv[i] = 0.0;
+    const double N = 250.0;
+    size_t dropped = 0, flat = 0;
+    for (size_t l = 0; l < 2; ++l)
+        for (size_t k = 0; k < m.sizes[l + 1] * m.sizes[l]; ++k) {
+            double w = theta[m.w_off[l] + k], *ls = &ls2[s.ls_off[l] + k];
+            double la = effdim_svd_log_alpha(&s, w, *ls);
+            if (la >= 3.0) { ++dropped; continue; }
+            if (k % 7 == 3) { ++flat; continue; } /* zero curvature */
+            curv[m.w_off[l] + k] = 1.0 / (2.0 * N * exp(la) * w * w); /* Laplace = 2 sigma^2 */
+        }
+    effdim_svd_variance_cmp r;
+    CHECK_OK(effdim_svd_compare_variances(&m, &s, theta, ls2, curv, N, 0.0, 4, x, y, &r, &e), &e);
+    CHECK(r.n_dropped == dropped && r.n_flat == flat && r.n == W - dropped - flat);
+    CHECK_NEAR(r.median_diff, -log10(2.0), 1e-12);
+    CHECK_NEAR(r.pearson, 1.0, 1e-12);
+    CHECK(r.frac_above == 0.0);
+    CHECK(r.layer_n[0] + r.layer_n[1] == r.n && r.layer_n[2] == 0 && isnan(r.layer_pearson[2]));
+    CHECK_NEAR(r.layer_median_diff[1], -log10(2.0), 1e-12);
+    size_t total = 0;
+    for (size_t b = 0; b < r.n_bins; ++b) total += r.bin_count[b];
+    CHECK(total == r.n);
+    for (size_t i = 0; i < r.n; ++i) CHECK_NEAR(y[i] - x[i], -log10(2.0), 1e-12);
+    CHECK_STATUS(effdim_svd_compare_variances(&m, &s, theta, ls2, curv, N, 0.0, 0, x, y, &r, &e),
+                 EFFDIM_EINVAL, &e);
+    memset(curv, 0, P * sizeof *curv);
+    CHECK_STATUS(effdim_svd_compare_variances(&m, &s, theta, ls2, curv, N, 0.0, 4, x, y, &r, &e),
+                 EFFDIM_EDOM, &e);
+    free(theta);
+    free(ls2);
+    free(curv);
+    free(x);
+    free(y);
+}
+
 /* ---- checkpoints ---------------------------------------------------------- */
 
 static effdim_checkpoint *svd_checkpoint(int with_optimizer)
@@ -556,6 +605,8 @@ CHECK_TESTS({"the sparsevd KL approximation is within 0.01 of the integrated exa
             {"weights with log alpha >= 3 are dropped; sparsity and compression",
              test_mask_drops_log_alpha_at_least_3},
             {"annealing schedules give the documented weights", test_annealing_schedules},
+            {"learned variances against a curvature diagonal: counts, ratios, correlation",
+             test_variances_against_a_curvature_diagonal},
             {"an svd checkpoint round-trips bit for bit", test_checkpoint_round_trip},
             {"bad svd checkpoints are refused with one clear error",
              test_bad_svd_checkpoints_are_refused},

@@ -74,16 +74,24 @@ static int parse_one(void *ctx, int c, const char *arg)
 }
 
 static effdim_status write_plot(const char *png, const double *x, const double *y,
-                                const effdim_svd_variance_cmp *r, effdim_error *err)
+                                const effdim_svd_variance_cmp *r, size_t n_layers,
+                                effdim_error *err)
 {
     cli_plot p;
     char pts[CLI_PLOT_PATH + 64], bins[CLI_PLOT_PATH + 64];
     effdim_status st = cli_plot_begin(&p, png, "svd", "-o", err);
     FILE *f = st ? NULL : cli_plot_open(&p, "points.dat", pts, sizeof pts, err);
     if (!st && !f) st = err->code;
+    size_t layers[EFFDIM_MLP_MAX_LAYERS], nl = 0; /* one data block per layer with pairs */
     if (!st) {
         size_t step = r->n > MAX_POINTS ? (r->n + MAX_POINTS - 1) / MAX_POINTS : 1;
-        for (size_t i = 0; i < r->n; i += step) fprintf(f, "%.9g %.9g\n", x[i], y[i]);
+        for (size_t l = 0; l < n_layers; ++l) {
+            if (!r->layer_n[l]) continue;
+            layers[nl++] = l;
+            for (size_t i = r->layer_first[l]; i < r->layer_first[l] + r->layer_n[l]; i += step)
+                fprintf(f, "%.9g %.9g\n", x[i], y[i]);
+            fprintf(f, "\n\n");
+        }
         st = cli_plot_close(&p, f, err);
     }
     f = st ? NULL : cli_plot_open(&p, "bins.dat", bins, sizeof bins, err);
@@ -105,10 +113,15 @@ static effdim_status write_plot(const char *png, const double *x, const double *
                 r->median_diff);
         fprintf(f, "set xlabel 'log10 Laplace variance 1/(N ggn_jj + prior)'\n");
         fprintf(f, "set ylabel 'log10 learned sigma^2'\nset key top left box opaque\nset grid\n");
-        fprintf(f, "plot '%s' u 1:2 w p pt 7 ps 0.25 lc rgb '#b01f77b4' t 'weights', "
-                   "'%s' u 1:2:3:4 w yerrorlines pt 7 lw 2 lc rgb '#d62728' "
-                   "t 'bin median, quartiles', x w l dt 2 lc rgb 'black' t 'sigma^2 = Laplace'\n",
-                pts, bins);
+        static const char *const colours[] = {"#b01f77b4", "#b02ca02c", "#b0ff7f0e", "#b09467bd"};
+        fprintf(f, "plot ");
+        for (size_t k = 0; k < nl; ++k)
+            fprintf(f, "'%s' index %zu u 1:2 w p pt 7 ps 0.25 lc rgb '%s' t 'layer %zu "
+                       "(corr %.2f, median log10 ratio %.2f)', ", pts, k, colours[k % 4],
+                    layers[k], r->layer_pearson[layers[k]], r->layer_median_diff[layers[k]]);
+        fprintf(f, "'%s' u 1:2:3:4 w yerrorlines pt 7 lw 2 lc rgb '#d62728' "
+                   "t 'bin median, quartiles (all layers)', x w l dt 2 lc rgb 'black' "
+                   "t 'sigma^2 = Laplace'\n", bins);
         st = cli_plot_close(&p, f, err);
     }
     if (!st) st = cli_plot_run(&p, err);
@@ -116,7 +129,7 @@ static effdim_status write_plot(const char *png, const double *x, const double *
     return st;
 }
 
-static void print_result(const char *ckpt, const svd_opts *o, double N,
+static void print_result(const char *ckpt, const svd_opts *o, double N, size_t n_layers,
                          const effdim_svd_variance_cmp *r)
 {
     if (o->json) {
@@ -132,6 +145,16 @@ static void print_result(const char *ckpt, const svd_opts *o, double N,
         cJSON_AddNumberToObject(j, "pearson_log", r->pearson);
         cJSON_AddNumberToObject(j, "median_log10_ratio", r->median_diff);
         cJSON_AddNumberToObject(j, "fraction_sigma2_above", r->frac_above);
+        cJSON *ly = cJSON_AddArrayToObject(j, "layers");
+        for (size_t l = 0; l < n_layers; ++l) {
+            if (!r->layer_n[l]) continue;
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "layer", (double)l);
+            cJSON_AddNumberToObject(e, "pairs", (double)r->layer_n[l]);
+            cJSON_AddNumberToObject(e, "pearson_log", r->layer_pearson[l]);
+            cJSON_AddNumberToObject(e, "median_log10_ratio", r->layer_median_diff[l]);
+            cJSON_AddItemToArray(ly, e);
+        }
         cJSON *bins = cJSON_AddArrayToObject(j, "bins");
         for (size_t b = 0; b < r->n_bins; ++b) {
             cJSON *e = cJSON_CreateObject();
@@ -152,6 +175,10 @@ static void print_result(const char *ckpt, const svd_opts *o, double N,
     printf("correlation of log10 sigma^2 and log10 Laplace variance %.3f; median log10 ratio "
            "%.3f; sigma^2 above the Laplace variance for %.1f%%\n", r->pearson, r->median_diff,
            100.0 * r->frac_above);
+    for (size_t l = 0; l < n_layers; ++l)
+        if (r->layer_n[l])
+            printf("  layer %zu: %zu weights, correlation %.3f, median log10 ratio %.3f\n", l,
+                   r->layer_n[l], r->layer_pearson[l], r->layer_median_diff[l]);
     printf("%14s %8s %14s %10s %10s\n", "log10 laplace", "count", "median log10 s2", "q1", "q3");
     for (size_t b = 0; b < r->n_bins; ++b)
         printf("%14.3f %8zu %14.3f %10.3f %10.3f\n", r->bin_x[b], r->bin_count[b],
@@ -225,11 +252,11 @@ int cmd_svd_variances(int argc, char **argv)
         rc = cli_errorf(CMD, st == EFFDIM_EDOM ? CLI_EXIT_FAIL : CLI_EXIT_USAGE, "%s", err.msg);
         goto done;
     }
-    if (o.out && write_plot(o.out, x, y, &r, &err)) {
+    if (o.out && write_plot(o.out, x, y, &r, c->mlp.n_layers, &err)) {
         rc = cli_fail(CMD, &err);
         goto done;
     }
-    print_result(ckpt, &o, N, &r);
+    print_result(ckpt, &o, N, c->mlp.n_layers, &r);
     if (o.out && !o.json) printf("wrote %s\n", o.out);
 done:
     free(x);

@@ -165,6 +165,10 @@ typedef struct effdim_svd_variance_cmp {
     double bin_median[EFFDIM_SVD_CMP_MAX_BINS]; /* (n_bins) median y in the bin, NaN if empty */
     double bin_q1[EFFDIM_SVD_CMP_MAX_BINS], bin_q3[EFFDIM_SVD_CMP_MAX_BINS]; /* quartiles */
     size_t bin_count[EFFDIM_SVD_CMP_MAX_BINS];
+    /* per layer (0 and NaN for deterministic layers); layer l's pairs are
+     * x[layer_first[l] .. layer_first[l] + layer_n[l]) */
+    size_t layer_first[EFFDIM_MLP_MAX_LAYERS], layer_n[EFFDIM_MLP_MAX_LAYERS];
+    double layer_pearson[EFFDIM_MLP_MAX_LAYERS], layer_median_diff[EFFDIM_MLP_MAX_LAYERS];
 } effdim_svd_variance_cmp;
 
 /* The comparison above with n_bins in [1, EFFDIM_SVD_CMP_MAX_BINS]; x and y
