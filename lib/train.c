@@ -343,10 +343,10 @@ static effdim_status evaluate_epoch(effdim_trainer *T, effdim_error *err)
     return st;
 }
 
-/* The gradient of the minibatch at rows, into T->grad; *loss its loss. */
 static effdim_status svd_gradient(effdim_trainer *T, const size_t *rows, size_t len,
                                   double *loss, effdim_error *err);
 
+/* The gradient of the minibatch at rows, into T->grad; *loss its loss. */
 static effdim_status batch_gradient(effdim_trainer *T, const size_t *rows, size_t len,
                                     double *loss, effdim_error *err)
 {

@@ -22,6 +22,10 @@
  * - Determinism: the same arguments and thread count give bitwise the same
  *   parameters and optimiser state (the only randomness is seeded; the BLAS
  *   partitions work by the thread count).
+ * - --svd KL makes the layers (all, or --svd-layers) variational
+ *   (effdim/mlp_svd.h) on a fresh network only; the checkpoint then fixes
+ *   them, and --init continues them with the recorded --svd-anneal and
+ *   --svd-train-clip unless given again.
  * - SIGINT/SIGTERM stop the job after the current step; the checkpoint is
  *   saved with what is done (its /training epochs and epoch_rows say how
  *   far it got), and --init on it continues bitwise.
