@@ -218,6 +218,8 @@ void effdim_checkpoint_free(effdim_checkpoint *c)
     free(c->theta);
     optimizer_free(c->optimizer);
     training_free(c->training);
+    if (c->svd) free(c->svd->log_sigma2);
+    free(c->svd);
     free(c);
 }
 
@@ -237,6 +239,55 @@ effdim_status effdim_checkpoint_alloc(const effdim_mlp *m, const double *theta,
     }
     if (theta) memcpy(c->theta, theta, m->n_params * sizeof *theta);
     *out = c;
+    return EFFDIM_OK;
+}
+
+/* ======================================================================
+ * Variational layers
+ * ====================================================================== */
+
+size_t effdim_checkpoint_n_optim(const effdim_checkpoint *c)
+{
+    return c->mlp.n_params + (c->svd ? c->svd->svd.n_weights : 0);
+}
+
+effdim_status effdim_checkpoint_set_svd(effdim_checkpoint *c, const effdim_svd *s,
+                                        const double *log_sigma2, effdim_error *err)
+{
+    RETURN_ERROR_IF(!c || !s, err, EFFDIM_EINVAL, "checkpoint svd: NULL argument");
+    effdim_status st = effdim_svd_check(s, &c->mlp, err);
+    if (st) return st;
+    RETURN_ERROR_IF(s->n_weights == 0, err, EFFDIM_EINVAL,
+                    "checkpoint svd: no layer is variational");
+    RETURN_ERROR_IF(c->optimizer, err, EFFDIM_EINVAL,
+                    "checkpoint svd: the checkpoint has an optimizer section (its state vectors "
+                    "would change length); set the variational layers before training");
+    effdim_checkpoint_svd *v = effdim_calloc(1, sizeof *v, "checkpoint svd", err);
+    if (!v) return EFFDIM_ENOMEM;
+    v->svd = *s;
+    v->log_sigma2 = effdim_alloc(s->n_weights, sizeof(double), "checkpoint log_sigma2", err);
+    if (!v->log_sigma2) {
+        free(v);
+        return EFFDIM_ENOMEM;
+    }
+    if (log_sigma2) memcpy(v->log_sigma2, log_sigma2, s->n_weights * sizeof *log_sigma2);
+    else effdim_svd_init_params(s, v->log_sigma2);
+    if (c->svd) free(c->svd->log_sigma2);
+    free(c->svd);
+    c->svd = v;
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_checkpoint_svd_evaluation(effdim_checkpoint *c, effdim_error *err)
+{
+    RETURN_ERROR_IF(!c, err, EFFDIM_EINVAL, "checkpoint svd: NULL checkpoint");
+    if (!c->svd) return EFFDIM_OK;
+    effdim_svd_masked_theta(&c->mlp, &c->svd->svd, c->theta, c->svd->log_sigma2, c->theta);
+    for (size_t i = 0; c->optimizer && i < c->optimizer->n_state; ++i)
+        c->optimizer->state[i].n = c->mlp.n_params; /* theta's part comes first */
+    free(c->svd->log_sigma2);
+    free(c->svd);
+    c->svd = NULL;
     return EFFDIM_OK;
 }
 
@@ -291,9 +342,9 @@ effdim_status effdim_checkpoint_set_state(effdim_checkpoint *c, const char *name
 {
     RETURN_ERROR_IF(!c->optimizer, err, EFFDIM_EINVAL,
                     "checkpoint: state vector '%s' set before the optimizer", name ? name : "");
-    RETURN_ERROR_IF(n != c->mlp.n_params, err, EFFDIM_EINVAL,
+    RETURN_ERROR_IF(n != effdim_checkpoint_n_optim(c), err, EFFDIM_EINVAL,
                     "checkpoint: state vector '%s' has %zu values, expected %zu (the number of "
-                    "parameters)", name ? name : "", n, c->mlp.n_params);
+                    "parameters)", name ? name : "", n, effdim_checkpoint_n_optim(c));
     return vector_set(&c->optimizer->state, &c->optimizer->n_state, name, v, n,
                       "checkpoint optimizer state", err);
 }
@@ -342,9 +393,9 @@ const char *effdim_checkpoint_optimizer_string(const effdim_checkpoint *c, const
 effdim_status effdim_checkpoint_set_from_optim(effdim_checkpoint *c, effdim_optim *opt,
                                                const effdim_schedule *schedule, effdim_error *err)
 {
-    RETURN_ERROR_IF(opt->n != c->mlp.n_params, err, EFFDIM_EINVAL,
+    RETURN_ERROR_IF(opt->n != effdim_checkpoint_n_optim(c), err, EFFDIM_EINVAL,
                     "checkpoint: the optimizer has %zu parameters, the network %zu", opt->n,
-                    c->mlp.n_params);
+                    effdim_checkpoint_n_optim(c));
     const effdim_optim_params *p = &opt->params;
     effdim_status st = effdim_checkpoint_set_optimizer(c, effdim_optim_kind_name(opt->kind),
                                                        (int64_t)opt->t, err);
@@ -437,7 +488,7 @@ effdim_status effdim_checkpoint_to_optim(const effdim_checkpoint *c, const char 
     effdim_status pst = params_from_checkpoint(c, where, &p, err);
     if (pst) return pst;
     effdim_optim *opt = NULL;
-    if (effdim_optim_alloc(kind, &p, c->mlp.n_params, &opt, &e))
+    if (effdim_optim_alloc(kind, &p, effdim_checkpoint_n_optim(c), &opt, &e))
         return effdim_error_set(err, e.code == EFFDIM_ENOMEM ? EFFDIM_ENOMEM : EFFDIM_EFORMAT,
                                 "%s: /optimizer: %s", where, e.msg);
     effdim_optim_state_vec vecs[EFFDIM_OPTIM_MAX_STATE];
@@ -614,6 +665,23 @@ static effdim_status write_attr(hid_t obj, const effdim_checkpoint_attr *a, effd
     return effdim_h5_attr_write_doubles(obj, a->name, a->num, a->n, err);
 }
 
+/* /model's svd_* attributes (docs/file-formats.md, "Variational layers"). */
+static effdim_status write_svd_attrs(hid_t g, const effdim_checkpoint_svd *v, size_t L,
+                                     effdim_error *err)
+{
+    int64_t layers[EFFDIM_MLP_MAX_LAYERS];
+    size_t n = 0;
+    for (size_t l = 0; l < L; ++l)
+        if (v->svd.variational[l]) layers[n++] = (int64_t)l;
+    effdim_status st = effdim_h5_attr_write_int64s(g, "svd_layers", layers, n, err);
+    if (!st) st = effdim_h5_attr_write_string(g, "svd_kl", effdim_svd_kl_name(v->svd.kl), err);
+    if (!st) st = effdim_h5_attr_write_double(g, "svd_log_alpha_clip", v->svd.clip, err);
+    if (!st) st = effdim_h5_attr_write_double(g, "svd_tiny", v->svd.tiny, err);
+    if (!st) st = effdim_h5_attr_write_double(g, "svd_threshold", v->svd.threshold, err);
+    if (!st) st = effdim_h5_attr_write_double(g, "svd_log_sigma2_init", v->svd.log_sigma2_init, err);
+    return st;
+}
+
 static effdim_status write_model(hid_t file, const effdim_checkpoint *c, effdim_error *err)
 {
     const effdim_mlp *m = &c->mlp;
@@ -639,8 +707,12 @@ static effdim_status write_model(hid_t file, const effdim_checkpoint *c, effdim_
         size_t bdims[1] = {m->sizes[l + 1]};
         st = effdim_h5_write_doubles(lg, "weight", 2, wdims, c->theta + m->w_off[l], err);
         if (!st) st = effdim_h5_write_doubles(lg, "bias", 1, bdims, c->theta + m->b_off[l], err);
+        if (!st && c->svd && c->svd->svd.variational[l])
+            st = effdim_h5_write_doubles(lg, "log_sigma2", 2, wdims,
+                                         c->svd->log_sigma2 + c->svd->svd.ls_off[l], err);
         H5Gclose(lg);
     }
+    if (!st && c->svd) st = write_svd_attrs(g, c->svd, L, err);
     H5Gclose(g);
     return st;
 }
@@ -716,7 +788,8 @@ static effdim_status write_all(hid_t file, const effdim_checkpoint *c, effdim_er
     effdim_status st = effdim_h5_attr_write_string(file, "format", EFFDIM_CHECKPOINT_FORMAT, err);
     if (!st) st = effdim_h5_attr_write_int64(file, "format_version", EFFDIM_CHECKPOINT_VERSION, err);
     if (!st) st = write_model(file, c, err);
-    if (!st && c->optimizer) st = write_optimizer(file, c->optimizer, c->mlp.n_params, err);
+    if (!st && c->optimizer)
+        st = write_optimizer(file, c->optimizer, effdim_checkpoint_n_optim(c), err);
     if (!st && c->training) st = write_training(file, c->training, err);
     return st;
 }
@@ -730,6 +803,9 @@ effdim_status effdim_checkpoint_save(const effdim_checkpoint *c, const char *pat
     RETURN_ERROR_IF(!effdim_all_finite(c->theta, c->mlp.n_params, &bad), err, EFFDIM_EDOM,
                     "%s: refusing to save: parameter %zu is %g (training diverged?)", path, bad,
                     c->theta[bad]);
+    RETURN_ERROR_IF(c->svd && !effdim_all_finite(c->svd->log_sigma2, c->svd->svd.n_weights, &bad),
+                    err, EFFDIM_EDOM, "%s: refusing to save: log_sigma2[%zu] is %g (training "
+                    "diverged?)", path, bad, c->svd->log_sigma2[bad]);
     effdim_h5_atomic a;
     effdim_status st = effdim_h5_atomic_begin(path, &a, err);
     if (st) return st;
@@ -937,6 +1013,113 @@ static effdim_status read_layers(loader *ld, hid_t g, int check_only)
     return EFFDIM_OK;
 }
 
+/* -- variational layers: /model svd_* attributes, layer{i}/log_sigma2 -- */
+
+/* An optional numeric svd_* attribute of /model into *v (left at its default). */
+static effdim_status svd_number(loader *ld, hid_t g, const char *name, double *v)
+{
+    if (!effdim_h5_has_attr(g, name)) return EFFDIM_OK;
+    effdim_error e;
+    RETURN_ERROR_IF(effdim_h5_attr_read_double(g, name, v, &e) || !isfinite(*v), ld->err,
+                    EFFDIM_EFORMAT, "%s: /model: attribute '%s' must be one finite number",
+                    ld->path, name);
+    return EFFDIM_OK;
+}
+
+/* svd_layers and the settings into s; a layer that is not listed must not
+ * hold log_sigma2. Returns 0 layers (s untouched) for a deterministic file. */
+static effdim_status read_svd_attrs(loader *ld, hid_t g, effdim_svd *s, size_t *n_var)
+{
+    const effdim_mlp *m = &ld->c->mlp;
+    effdim_error e;
+    *n_var = 0;
+    *s = effdim_svd_default(m);
+    if (!effdim_h5_has_attr(g, "svd_layers")) {
+        for (size_t l = 0; l < m->n_layers; ++l) {
+            char name[48];
+            snprintf(name, sizeof name, "layer%zu/log_sigma2", l);
+            RETURN_ERROR_IF(effdim_h5_has_link(g, name), ld->err, EFFDIM_EFORMAT,
+                            "%s: /model/%s: present, but /model has no attribute 'svd_layers' "
+                            "(expected the variational layers' indices)", ld->path, name);
+        }
+        return EFFDIM_OK;
+    }
+    int64_t layers[EFFDIM_MLP_MAX_LAYERS + 1];
+    size_t n = 0;
+    RETURN_ERROR_IF(effdim_h5_attr_read_int64s(g, "svd_layers", layers, EFFDIM_MLP_MAX_LAYERS,
+                                               &n, &e) || n == 0,
+                    ld->err, EFFDIM_EFORMAT,
+                    "%s: /model: attribute 'svd_layers' must be 1 to %zu layer indices", ld->path,
+                    m->n_layers);
+    for (size_t i = 0; i < n; ++i) {
+        RETURN_ERROR_IF(layers[i] < 0 || (size_t)layers[i] >= m->n_layers ||
+                            (i && layers[i] <= layers[i - 1]),
+                        ld->err, EFFDIM_EFORMAT,
+                        "%s: /model: svd_layers[%zu] is %lld, expected increasing layer indices "
+                        "in [0, %zu)", ld->path, i, (long long)layers[i], m->n_layers);
+        s->variational[layers[i]] = 1;
+    }
+    char kl[32];
+    effdim_status st = model_string(ld, g, "svd_kl", kl, sizeof kl);
+    if (st) return st;
+    RETURN_ERROR_IF(effdim_svd_kl_parse(kl, &s->kl, &e), ld->err, EFFDIM_EFORMAT,
+                    "%s: /model: svd_kl is '%s', expected sparsevd or ard", ld->path, kl);
+    if ((st = svd_number(ld, g, "svd_log_alpha_clip", &s->clip)) ||
+        (st = svd_number(ld, g, "svd_tiny", &s->tiny)) ||
+        (st = svd_number(ld, g, "svd_threshold", &s->threshold)) ||
+        (st = svd_number(ld, g, "svd_log_sigma2_init", &s->log_sigma2_init)))
+        return st;
+    for (size_t l = 0; l < m->n_layers; ++l) s->ls_off[l] = 0;
+    size_t off = 0;
+    for (size_t l = 0; l < m->n_layers; ++l) {
+        s->ls_off[l] = off;
+        if (s->variational[l]) off += m->sizes[l + 1] * m->sizes[l];
+    }
+    s->n_weights = off;
+    RETURN_ERROR_IF(effdim_svd_check(s, m, &e), ld->err, EFFDIM_EFORMAT, "%s: /model: %s",
+                    ld->path, e.msg);
+    *n_var = n;
+    return EFFDIM_OK;
+}
+
+static effdim_status read_svd(loader *ld, hid_t g)
+{
+    const effdim_mlp *m = &ld->c->mlp;
+    effdim_svd s;
+    size_t n_var = 0;
+    effdim_status st = read_svd_attrs(ld, g, &s, &n_var);
+    if (st || n_var == 0) return st;
+    effdim_checkpoint_svd *v = effdim_calloc(1, sizeof *v, "checkpoint svd", ld->err);
+    if (!v) return EFFDIM_ENOMEM;
+    ld->c->svd = v; /* freed with the checkpoint on failure */
+    v->svd = s;
+    v->log_sigma2 = effdim_alloc(s.n_weights, sizeof(double), "checkpoint log_sigma2", ld->err);
+    if (!v->log_sigma2) return EFFDIM_ENOMEM;
+    for (size_t l = 0; !st && l < m->n_layers; ++l) {
+        char name[32], obj[48];
+        snprintf(name, sizeof name, "layer%zu", l);
+        snprintf(obj, sizeof obj, "/model/%s", name);
+        hid_t lg = H5Gopen2(g, name, H5P_DEFAULT);
+        if (lg < 0)
+            return effdim_error_set(ld->err, EFFDIM_EFORMAT, "%s: %s: not a group", ld->path, obj);
+        int has = effdim_h5_has_link(lg, "log_sigma2");
+        size_t wdims[2] = {m->sizes[l + 1], m->sizes[l]};
+        if (s.variational[l] && !has)
+            st = effdim_error_set(ld->err, EFFDIM_EFORMAT,
+                                  "%s: %s/log_sigma2: data set is missing, expected float64 "
+                                  "(%zu, %zu) (svd_layers lists layer %zu as variational)",
+                                  ld->path, obj, wdims[0], wdims[1], l);
+        else if (!s.variational[l] && has)
+            st = effdim_error_set(ld->err, EFFDIM_EFORMAT,
+                                  "%s: %s/log_sigma2: present, but svd_layers does not list layer "
+                                  "%zu", ld->path, obj, l);
+        else if (s.variational[l])
+            st = read_tensor(ld, lg, obj, "log_sigma2", 2, wdims, v->log_sigma2 + s.ls_off[l]);
+        H5Gclose(lg);
+    }
+    return st;
+}
+
 static effdim_status read_model(loader *ld)
 {
     RETURN_ERROR_IF(!effdim_h5_has_link(ld->file, "model"), ld->err, EFFDIM_ENOTFOUND,
@@ -951,6 +1134,7 @@ static effdim_status read_model(loader *ld)
         if (!ld->c->theta) st = EFFDIM_ENOMEM;
     }
     if (!st) st = read_layers(ld, g, 0);
+    if (!st) st = read_svd(ld, g);
     H5Gclose(g);
     return st;
 }
@@ -1155,7 +1339,7 @@ static herr_t optimizer_attr_cb(hid_t g, const char *name, const H5A_info_t *inf
 static herr_t optimizer_link_cb(hid_t g, const char *name, const H5L_info_t *info, void *data)
 {
     loader *ld = data;
-    size_t P = ld->c->mlp.n_params;
+    size_t P = effdim_checkpoint_n_optim(ld->c);
     char obj[EFFDIM_CKPT_NAME_MAX + 64];
     snprintf(obj, sizeof obj, "/optimizer/%.*s", EFFDIM_CKPT_NAME_MAX + 8, name);
     effdim_error e;

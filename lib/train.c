@@ -59,6 +59,11 @@ struct effdim_trainer {
     size_t steps;               /* steps taken by this trainer */
     size_t epochs_done;         /* epochs finished by this trainer */
     double start, step_seconds;
+    /* sparse variational dropout (c->svd); all NULL otherwise */
+    double *u;                  /* (P + W) theta then log_sigma2: what the optimiser steps */
+    double *eps;                /* (batch, U) the step's noise */
+    double *theta_eval;         /* (P) masked mean weights for the evaluation */
+    effdim_svd_ws *svd_ws;
 };
 
 /* ======================================================================
@@ -81,6 +86,8 @@ effdim_train_params effdim_train_default_params(void)
     p.save_path = NULL;
     p.progress.fn = NULL;
     p.progress.ctx = NULL;
+    p.svd_anneal = effdim_svd_anneal_default();
+    p.svd_train_clip = 0;
     return p;
 }
 
@@ -118,6 +125,20 @@ effdim_status effdim_train_params_from_checkpoint(const effdim_checkpoint *c, co
     }
     p->batch = batch;
     if (c->training && c->training->has_seed) p->seed = c->training->seed;
+    const effdim_checkpoint_attr *an = effdim_checkpoint_training_attr(c, "svd_anneal");
+    effdim_error e;
+    if (an)
+        RETURN_ERROR_IF(!an->is_string || an->n != 1 ||
+                            effdim_svd_anneal_parse(an->str[0], &p->svd_anneal, &e),
+                        err, EFFDIM_EFORMAT, "%s: /training svd_anneal: expected one string "
+                        "rw_linear:START,LEN, linear:STEP or constant:BETA", where);
+    const effdim_checkpoint_attr *tc = effdim_checkpoint_training_attr(c, "svd_train_clip");
+    if (tc) {
+        RETURN_ERROR_IF(tc->is_string || tc->n != 1 || (tc->num[0] != 0.0 && tc->num[0] != 1.0),
+                        err, EFFDIM_EFORMAT, "%s: /training svd_train_clip: expected 0 or 1",
+                        where);
+        p->svd_train_clip = tc->num[0] != 0.0;
+    }
     return EFFDIM_OK;
 }
 
@@ -176,6 +197,10 @@ void effdim_trainer_free(effdim_trainer *T)
     free(T->grad);
     free(T->perm);
     free(T->sample);
+    free(T->u);
+    free(T->eps);
+    free(T->theta_eval);
+    effdim_svd_ws_free(T->svd_ws);
     if (T->rng) gsl_rng_free(T->rng);
     free(T);
 }
@@ -185,7 +210,7 @@ static effdim_status make_optim(effdim_trainer *T, effdim_error *err)
 {
     const effdim_checkpoint *c = T->c;
     const effdim_train_params *p = &T->p;
-    size_t P = c->mlp.n_params;
+    size_t P = effdim_checkpoint_n_optim(c); /* + W for variational layers */
     if (!c->optimizer) return effdim_optim_alloc(p->optimizer, &p->optim, P, &T->opt, err);
     effdim_optim *saved = NULL;
     effdim_status st = effdim_checkpoint_to_optim(c, NULL, &saved, NULL, err);
@@ -229,6 +254,25 @@ static effdim_status position_from_checkpoint(effdim_trainer *T, effdim_error *e
     return EFFDIM_OK;
 }
 
+/* The SVD buffers: u = [theta | log_sigma2], the noise, the evaluation theta. */
+static effdim_status svd_alloc(effdim_trainer *T, effdim_error *err)
+{
+    const effdim_checkpoint *c = T->c;
+    const size_t P = c->mlp.n_params, W = c->svd->svd.n_weights;
+    const size_t U = effdim_svd_noise_per_row(&c->mlp, &c->svd->svd);
+    RETURN_ERROR_IF(T->p.optimizer == EFFDIM_OPTIM_IVON, err, EFFDIM_EINVAL,
+                    "train: IVON does not train variational (svd) layers; use adam or sgd");
+    T->svd_ws = effdim_svd_ws_alloc(&c->mlp, &c->svd->svd, T->batch < 4096 ? T->batch : 4096, err);
+    if (!T->svd_ws) return err ? err->code : EFFDIM_ENOMEM;
+    T->u = effdim_alloc(P + W, sizeof *T->u, "svd parameters", err);
+    T->eps = effdim_alloc(T->batch * U > 0 ? T->batch * U : 1, sizeof *T->eps, "svd noise", err);
+    T->theta_eval = effdim_alloc(P, sizeof *T->theta_eval, "svd evaluation weights", err);
+    if (!T->u || !T->eps || !T->theta_eval) return EFFDIM_ENOMEM;
+    memcpy(T->u, c->theta, P * sizeof *T->u);
+    memcpy(T->u + P, c->svd->log_sigma2, W * sizeof *T->u);
+    return EFFDIM_OK;
+}
+
 effdim_status effdim_trainer_alloc(const effdim_train_params *p, effdim_checkpoint *c,
                                    const effdim_dataset *train, const effdim_dataset *test,
                                    effdim_trainer **out, effdim_error *err)
@@ -256,9 +300,10 @@ effdim_status effdim_trainer_alloc(const effdim_train_params *p, effdim_checkpoi
     if ((st = position_from_checkpoint(T, err)) || (st = make_optim(T, err))) goto fail;
     T->epoch_end = T->epoch + p->epochs;
     T->ws = effdim_mlp_ws_alloc(&c->mlp, chunk, err);
-    T->grad = effdim_alloc(P, sizeof *T->grad, "gradient", err);
+    T->grad = effdim_alloc(effdim_checkpoint_n_optim(c), sizeof *T->grad, "gradient", err);
     T->perm = effdim_alloc(n, sizeof *T->perm, "permutation", err);
     T->rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (c->svd && (st = svd_alloc(T, err))) goto fail;
     if (p->optimizer == EFFDIM_OPTIM_IVON)
         T->sample = effdim_alloc(2 * P, sizeof *T->sample, "weight sample", err);
     st = EFFDIM_ENOMEM;
@@ -281,6 +326,11 @@ static effdim_status evaluate_epoch(effdim_trainer *T, effdim_error *err)
 {
     const effdim_mlp *m = &T->c->mlp;
     const double *theta = T->c->theta;
+    if (T->c->svd) { /* the deterministic network of masked mean weights */
+        effdim_svd_masked_theta(m, &T->c->svd->svd, T->c->theta, T->c->svd->log_sigma2,
+                                T->theta_eval);
+        theta = T->theta_eval;
+    }
     double *r = T->last;
     r[0] = r[1] = r[2] = r[3] = NAN;
     effdim_status st = EFFDIM_OK;
@@ -293,12 +343,36 @@ static effdim_status evaluate_epoch(effdim_trainer *T, effdim_error *err)
     return st;
 }
 
+static effdim_status svd_gradient(effdim_trainer *T, const size_t *rows, size_t len,
+                                  double *loss, effdim_error *err);
+
 /* The gradient of the minibatch at rows, into T->grad; *loss its loss. */
 static effdim_status batch_gradient(effdim_trainer *T, const size_t *rows, size_t len,
                                     double *loss, effdim_error *err)
 {
+    if (T->c->svd) return svd_gradient(T, rows, len, loss, err);
     return effdim_mlp_loss_grad(&T->c->mlp, T->c->theta, T->train, rows, len, loss, T->grad, T->ws,
                                 err);
+}
+
+/* Sparse variational dropout: the objective's gradient at u with fresh
+ * noise for step t (a pure function of (seed, t)); *loss = objective / N. */
+static effdim_status svd_gradient(effdim_trainer *T, const size_t *rows, size_t len, double *loss,
+                                  effdim_error *err)
+{
+    const effdim_checkpoint *c = T->c;
+    const size_t P = c->mlp.n_params, U = effdim_svd_noise_per_row(&c->mlp, &c->svd->svd);
+    const uint64_t t = T->opt->t + 1;
+    gsl_rng_set(T->rng, (unsigned long)(mix64(T->p.seed ^ mix64(t) ^ 0x5d3a9c71e4b2f608ULL) &
+                                        0xffffffffUL));
+    for (size_t i = 0; i < len * U; ++i) T->eps[i] = gsl_ran_gaussian_ziggurat(T->rng, 1.0);
+    const double N = (double)T->train->n, beta = effdim_svd_anneal_beta(&T->p.svd_anneal, T->epoch);
+    effdim_svd_objective obj;
+    effdim_status st = effdim_svd_loss_grad(&c->mlp, &c->svd->svd, T->u, T->u + P, T->train, rows,
+                                            len, T->eps, N, beta, T->p.svd_train_clip, &obj,
+                                            T->grad, T->svd_ws, err);
+    if (!st) *loss = obj.total / N;
+    return st;
 }
 
 /* IVON's samples for the coming step: each a gradient at m + sigma * eps,
@@ -348,8 +422,13 @@ effdim_status effdim_trainer_step(effdim_trainer *T, double *loss_out, effdim_er
                     "train: loss became %g at epoch %llu, step %zu: training diverged (lower the "
                     "learning rate?)", loss, (unsigned long long)(T->epoch + 1), T->opt->t + 1);
     double lr = effdim_schedule_lr(&T->p.schedule, T->opt->t + 1);
-    st = effdim_optim_step(T->opt, T->c->theta, T->grad, lr, err);
+    st = effdim_optim_step(T->opt, T->u ? T->u : T->c->theta, T->grad, lr, err);
     if (st) return st;
+    if (T->u) { /* theta and log_sigma2 back into the checkpoint */
+        const size_t P = T->c->mlp.n_params;
+        memcpy(T->c->theta, T->u, P * sizeof *T->u);
+        memcpy(T->c->svd->log_sigma2, T->u + P, T->c->svd->svd.n_weights * sizeof *T->u);
+    }
     T->step_seconds += effdim_now() - t0;
     ++T->steps;
     T->run_loss += loss * (double)len;
@@ -380,6 +459,14 @@ effdim_status effdim_trainer_sync(effdim_trainer *T, effdim_error *err)
     if (!st) st = effdim_checkpoint_set_training_number(c, "seconds", effdim_now() - T->start, err);
     if (!st && (T->pos > 0 || T->had_epoch_rows))
         st = effdim_checkpoint_set_training_number(c, "epoch_rows", (double)T->pos, err);
+    if (!st && c->svd) {
+        char spec[96];
+        st = effdim_checkpoint_set_training_string(
+            c, "svd_anneal", effdim_svd_anneal_format(&T->p.svd_anneal, spec, sizeof spec), err);
+        if (!st)
+            st = effdim_checkpoint_set_training_number(c, "svd_train_clip",
+                                                       T->p.svd_train_clip ? 1.0 : 0.0, err);
+    }
     if (st) return st;
     free(c->training->created); /* the save writes the time and version of now */
     c->training->created = NULL;

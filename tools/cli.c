@@ -146,6 +146,8 @@ effdim_status cli_load_checkpoint(const char *path, const char *given, effdim_ch
                                   const char **spec, effdim_error *err)
 {
     effdim_status st = effdim_checkpoint_load(path, ck, err);
+    /* variational layers: the analyses see the evaluation network (masked mean weights) */
+    if (!st) st = effdim_checkpoint_svd_evaluation(*ck, err);
     if (st) return st;
     const effdim_checkpoint_training *t = (*ck)->training;
     *spec = given ? given : t && t->data_spec && t->data_spec[0] ? t->data_spec : NULL;
@@ -395,4 +397,33 @@ int cli_claim_output(const char *cmd, const char *out, const char *const *inputs
     snprintf(cli_claimed[cli_n_claims], sizeof cli_claimed[0], "%s", out);
     cli_output_locks[cli_n_claims++] = lock;
     return 0;
+}
+
+cJSON *cli_svd_json(const effdim_checkpoint *c)
+{
+    const effdim_mlp *m = &c->mlp;
+    const effdim_svd *s = &c->svd->svd;
+    effdim_svd_metrics sm;
+    effdim_svd_compute_metrics(m, s, c->theta, c->svd->log_sigma2, &sm);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kl", effdim_svd_kl_name(s->kl));
+    cJSON *ly = cJSON_AddArrayToObject(o, "layers");
+    cJSON *sp = cJSON_AddArrayToObject(o, "sparsity");
+    for (size_t l = 0; l < m->n_layers; ++l) {
+        if (s->variational[l]) cJSON_AddItemToArray(ly, cJSON_CreateNumber((double)l));
+        cJSON_AddItemToArray(sp, isnan(sm.sparsity[l]) ? cJSON_CreateNull()
+                                                       : cJSON_CreateNumber(sm.sparsity[l]));
+    }
+    cJSON_AddNumberToObject(o, "weights", (double)sm.weights);
+    cJSON_AddNumberToObject(o, "nonzero_weights", (double)sm.nonzero);
+    if (isfinite(sm.compression)) cJSON_AddNumberToObject(o, "compression", sm.compression);
+    else cJSON_AddNullToObject(o, "compression");
+    cJSON_AddNumberToObject(o, "kl_sum", sm.kl);
+    cJSON_AddNumberToObject(o, "log_alpha_clip", s->clip);
+    cJSON_AddNumberToObject(o, "tiny", s->tiny);
+    cJSON_AddNumberToObject(o, "threshold", s->threshold);
+    size_t n = 0;
+    const double *ta = effdim_checkpoint_metric(c, "test_accuracies", &n);
+    if (ta && n && isfinite(ta[n - 1])) cJSON_AddNumberToObject(o, "test_error", 1.0 - ta[n - 1]);
+    return o;
 }

@@ -76,10 +76,16 @@ int cli_getopt_loop(const char *cmd, int argc, char **argv, const char *shortopt
 int cli_one_operand(const char *cmd, int argc, char **argv, const char *what,
                     const char **operand);
 
-/* The checkpoint at path; *spec = given (--data) when non-NULL, else the
+/* The checkpoint at path (an SVD checkpoint as its evaluation network:
+ * effdim_checkpoint_svd_evaluation); *spec = given (--data) when non-NULL, else the
  * data spec its /training records, else NULL. */
 effdim_status cli_load_checkpoint(const char *path, const char *given, effdim_checkpoint **ck,
                                   const char **spec, effdim_error *err);
+/* An SVD checkpoint's variational layers (c->svd != NULL): KL kind, layers,
+ * sparsity per layer (null for deterministic layers), weights, nonzero
+ * weights after masking, compression, KL sum, settings, and test_error =
+ * 1 - the last recorded test accuracy (measured with the masked weights). */
+cJSON *cli_svd_json(const effdim_checkpoint *c);
 /* The data set of spec, checked to fit the network m (effdim_mlp_check_data).
  * When the spec is the one the checkpoint at ckpt_path records (recorded
  * non-zero), a spec that does not load is reported as
@@ -166,6 +172,7 @@ int cmd_train(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_spectrum(int argc, char **argv);
 int cmd_plot(int argc, char **argv); /* tools/cmd_plot.c */
+int cmd_svd_variances(int argc, char **argv); /* tools/cmd_svd.c */
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_diag(int argc, char **argv);

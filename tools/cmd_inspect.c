@@ -239,6 +239,13 @@ static cJSON *checkpoint_json(const char *path, const effdim_checkpoint *c)
     cJSON_AddStringToObject(mj, "reduction", effdim_reduction_name(m->reduction));
     cJSON_AddNumberToObject(mj, "n_params", (double)m->n_params);
     cJSON_AddStringToObject(mj, "params_fnv1a64", hex64(fnv1a(FNV_OFFSET, c->theta, m->n_params), hex, sizeof hex));
+    if (c->svd) {
+        cJSON *sv = cli_svd_json(c);
+        cJSON_AddStringToObject(sv, "log_sigma2_fnv1a64",
+                                hex64(fnv1a(FNV_OFFSET, c->svd->log_sigma2, c->svd->svd.n_weights),
+                                      hex, sizeof hex));
+        cJSON_AddItemToObject(o, "svd", sv);
+    }
     if (c->optimizer) {
         const effdim_checkpoint_optimizer *op = c->optimizer;
         cJSON *oj = cJSON_AddObjectToObject(o, "optimizer");
@@ -289,6 +296,26 @@ static double last_metric(const effdim_checkpoint *c, const char *name)
     return v && n ? v[n - 1] : (double)NAN;
 }
 
+/* The variational layers: sparsity per layer, compression, masked test error. */
+static void print_svd(const effdim_checkpoint *c)
+{
+    const effdim_mlp *m = &c->mlp;
+    const effdim_svd *s = &c->svd->svd;
+    effdim_svd_metrics sm;
+    effdim_svd_compute_metrics(m, s, c->theta, c->svd->log_sigma2, &sm);
+    printf("svd         %s KL, log alpha clipped to [-%g, %g], tiny %g, dropped at log alpha "
+           ">= %g\n            sparsity per layer:", effdim_svd_kl_name(s->kl), s->clip, s->clip,
+           s->tiny, s->threshold);
+    for (size_t l = 0; l < m->n_layers; ++l) {
+        if (isnan(sm.sparsity[l])) printf(" (deterministic)");
+        else printf(" %.4f", sm.sparsity[l]);
+    }
+    printf("\n            compression %.4gx (%zu of %zu weights kept), KL sum %.6g\n",
+           sm.compression, sm.nonzero, sm.weights, sm.kl);
+    double ta = last_metric(c, "test_accuracies");
+    if (!isnan(ta)) printf("            test error %.4f (masked mean weights, last epoch)\n", 1.0 - ta);
+}
+
 static void print_checkpoint(const char *path, const effdim_checkpoint *c)
 {
     const effdim_mlp *m = &c->mlp;
@@ -302,6 +329,7 @@ static void print_checkpoint(const char *path, const effdim_checkpoint *c)
     char hex[32];
     printf("parameters  %zu (fnv1a64 %s)\n", m->n_params,
            hex64(fnv1a(FNV_OFFSET, c->theta, m->n_params), hex, sizeof hex));
+    if (c->svd) print_svd(c);
     if (c->optimizer) {
         const effdim_checkpoint_optimizer *o = c->optimizer;
         printf("optimizer   %s, step %lld", o->name, (long long)o->step);

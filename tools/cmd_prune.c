@@ -233,6 +233,7 @@ int cmd_prune(int argc, char **argv)
     double *scores = NULL;
     char sha[65] = "";
     if (effdim_checkpoint_load(o.ckpt, &ck, &err) ||
+        effdim_checkpoint_svd_evaluation(ck, &err) || /* variational layers: the masked network */
         (o.post && effdim_posterior_load(o.post, &post, &err)) ||
         effdim_dataset_from_spec(o.test, &ds, &err)) {
         rc = cli_fail(CMD, &err);

@@ -22,6 +22,10 @@
  * - Determinism: the same arguments and thread count give bitwise the same
  *   parameters and optimiser state (the only randomness is seeded; the BLAS
  *   partitions work by the thread count).
+ * - --svd KL makes the layers (all, or --svd-layers) variational
+ *   (effdim/mlp_svd.h) on a fresh network only; the checkpoint then fixes
+ *   them, and --init continues them with the recorded --svd-anneal and
+ *   --svd-train-clip unless given again.
  * - SIGINT/SIGTERM stop the job after the current step; the checkpoint is
  *   saved with what is done (its /training epochs and epoch_rows say how
  *   far it got), and --init on it continues bitwise.
@@ -71,6 +75,10 @@ typedef struct train_opts {
     int has_seed;
     int threads;
     int json;
+    const char *svd, *svd_anneal;  /* sparse variational dropout */
+    size_t svd_layers[EFFDIM_MLP_MAX_LAYERS];
+    size_t n_svd_layers;
+    int svd_train_clip;
     char command[2048]; /* the command line, for provenance */
 } train_opts;
 
@@ -94,6 +102,21 @@ static void usage(FILE *f)
             "  --init-scheme S      torch (default: nn.Linear's init) or glorot\n"
             "  --init CKPT          continue from a checkpoint: network, parameters,\n"
             "                       optimiser state and step, schedule, epoch count\n"
+            "sparse variational dropout (docs/reproductions.md, docs/file-formats.md)\n"
+            "  --svd KL             variational layers (mean and log sigma^2 per weight, local\n"
+            "                       reparameterisation) with the KL term sparsevd (Molchanov et\n"
+            "                       al.'s approximation) or ard (exact, optimal Gaussian prior);\n"
+            "                       the objective is N * mean NLL + beta * sum KL; evaluation\n"
+            "                       and every later command use the mean weights with\n"
+            "                       log alpha >= 3 dropped\n"
+            "  --svd-layers LIST    which layers are variational (0-based, e.g. 0,1,2;\n"
+            "                       default all)\n"
+            "  --svd-anneal SPEC    KL weight beta at the 0-based epoch e: rw_linear[:START,LEN]\n"
+            "                       (clamp((e - START)/LEN, 0, 1); default rw_linear:5,15, 1\n"
+            "                       from e = 20), linear[:STEP] (min(1, STEP e); default\n"
+            "                       STEP 0.02) or constant[:BETA]\n"
+            "  --svd-train-clip     drop log alpha >= 3 from the mean path in training too\n");
+    fprintf(f,
             "optimiser\n"
             "  --opt NAME           sgd, adam (default), amsgrad, adamw, ivon\n"
             "  --lr X               learning rate (default: PyTorch's, 1e-3 for Adam, 0.01 SGD;\n"
@@ -136,7 +159,8 @@ enum {
     OPT_MOMENTUM, OPT_DAMPENING, OPT_NESTEROV, OPT_BETA1, OPT_BETA2, OPT_EPS, OPT_SCHEDULE,
     OPT_WARMUP, OPT_BATCH, OPT_EPOCHS, OPT_SEED, OPT_INIT_SCHEME, OPT_INIT, OPT_SAVE_EVERY,
     OPT_THREADS, OPT_JSON, OPT_ESS, OPT_HESS_INIT, OPT_MC_SAMPLES, OPT_HESS_APPROX,
-    OPT_CLIP_RADIUS, OPT_NO_DEBIAS, OPT_NO_RESCALE_LR
+    OPT_CLIP_RADIUS, OPT_NO_DEBIAS, OPT_NO_RESCALE_LR, OPT_SVD, OPT_SVD_LAYERS, OPT_SVD_ANNEAL,
+    OPT_SVD_TRAIN_CLIP
 };
 
 static const struct option long_opts[] = {
@@ -172,6 +196,10 @@ static const struct option long_opts[] = {
     {"clip-radius", required_argument, NULL, OPT_CLIP_RADIUS},
     {"no-debias", no_argument, NULL, OPT_NO_DEBIAS},
     {"no-rescale-lr", no_argument, NULL, OPT_NO_RESCALE_LR},
+    {"svd", required_argument, NULL, OPT_SVD},
+    {"svd-layers", required_argument, NULL, OPT_SVD_LAYERS},
+    {"svd-anneal", required_argument, NULL, OPT_SVD_ANNEAL},
+    {"svd-train-clip", no_argument, NULL, OPT_SVD_TRAIN_CLIP},
     {"output", required_argument, NULL, 'o'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -243,6 +271,13 @@ static int parse_one(void *ctx, int c, const char *arg)
     case OPT_HESS_APPROX: o->hess_approx = arg; break;
     case OPT_NO_DEBIAS: o->no_debias = 1; break;
     case OPT_NO_RESCALE_LR: o->no_rescale_lr = 1; break;
+    case OPT_SVD: o->svd = arg; break;
+    case OPT_SVD_LAYERS:
+        rc = cli_parse_size_list(CMD, "--svd-layers", arg, o->svd_layers, EFFDIM_MLP_MAX_LAYERS,
+                                 &o->n_svd_layers);
+        break;
+    case OPT_SVD_ANNEAL: o->svd_anneal = arg; break;
+    case OPT_SVD_TRAIN_CLIP: o->svd_train_clip = 1; break;
     case 'o': o->out = arg; break;
     default: rc = CLI_EXIT_USAGE;
     }
@@ -434,6 +469,37 @@ static int choose_optimizer(run *R)
     return 0;
 }
 
+/* --svd/--svd-layers on a fresh network; --svd-anneal/--svd-train-clip
+ * over the checkpoint's recorded ones. */
+static int setup_svd(run *R, int fresh)
+{
+    train_opts *o = R->o;
+    effdim_checkpoint *c = R->ckpt;
+    effdim_error err;
+    if (o->svd_anneal && effdim_svd_anneal_parse(o->svd_anneal, &R->p.svd_anneal, &err))
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd-anneal: %s", err.msg);
+    if (o->svd_train_clip) R->p.svd_train_clip = 1;
+    if (!o->svd && (o->n_svd_layers || ((o->svd_anneal || o->svd_train_clip) && !c->svd)))
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd-layers, --svd-anneal and --svd-train-clip "
+                          "need variational layers (--svd sparsevd|ard)");
+    if (!o->svd) return 0;
+    if (!fresh)
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd: %s already fixes the network; drop --svd "
+                          "to continue it", o->init);
+    effdim_svd s = effdim_svd_default(&c->mlp);
+    if (effdim_svd_kl_parse(o->svd, &s.kl, &err))
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd: %s", err.msg);
+    if (!o->n_svd_layers && effdim_svd_set_all(&s, &c->mlp, &err)) return cli_fail(CMD, &err);
+    for (size_t i = 0; i < o->n_svd_layers; ++i)
+        if (effdim_svd_set_layer(&s, &c->mlp, o->svd_layers[i], 1, &err))
+            return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd-layers: %s", err.msg);
+    if (R->p.optimizer == EFFDIM_OPTIM_IVON)
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd: IVON does not train variational layers; "
+                          "use --opt adam (the original's) or sgd");
+    if (effdim_checkpoint_set_svd(c, &s, NULL, &err)) return cli_fail(CMD, &err);
+    return 0;
+}
+
 static int load_data(run *R)
 {
     effdim_error err;
@@ -505,6 +571,7 @@ static int setup(run *R)
     rc = check_arch(m, R->train, o->data, "--data");
     if (!rc && R->test) rc = check_arch(m, R->test, o->test, "--test");
     if (!rc) rc = choose_optimizer(R);
+    if (!rc) rc = setup_svd(R, !o->init);
     if (rc) return rc;
     char *rec_data = NULL, *rec_test = NULL; /* paths relative to the checkpoint's folder */
     if (cli_spec_for_checkpoint(o->out, o->data, &rec_data, &err) ||
@@ -570,6 +637,7 @@ static void print_summary(const run *R)
     cJSON *fin = cJSON_AddObjectToObject(o, "final");
     for (int i = 0; i < 4; ++i)
         if (isfinite(last[i])) cJSON_AddNumberToObject(fin, names[i], last[i]);
+    if (R->ckpt->svd) cJSON_AddItemToObject(o, "svd", cli_svd_json(R->ckpt));
     cJSON_AddNumberToObject(o, "seconds", r->seconds);
     cJSON_AddNumberToObject(o, "steps_per_second", steps_per_second(r));
     cli_json_print(o);

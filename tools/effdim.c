@@ -30,6 +30,7 @@ static const command commands[] = {
     {"prune", cmd_prune, "test accuracy after pruning by magnitude or posterior SNR, with a plot"},
     {"surface", cmd_surface, "the loss on random planes inside Hessian eigenspaces, with heat maps"},
     {"perturb", cmd_perturb, "training predictions changed by steps inside Hessian eigenspaces"},
+    {"svd-var", cmd_svd_variances, "sparse variational dropout: learned sigma^2 against 1/(N ggn), with a plot"},
     {"sweep", cmd_sweep, "a grid of widths x depths x seeds: train, test, N_eff per row (shards, merge, plot)"},
     {"demo", cmd_demo, "the main job on two spirals (default); reproductions (amsgrad, blr)"},
     {"bench", cmd_bench, "benchmarks against this machine's dgemm rate and PyTorch (grad, train, spectrum, diag)"},

@@ -15,6 +15,10 @@
  *                          attribute per hyperparameter (lr, beta1, ...)
  *   /optimizer/<state>     float64 [P] per state vector (exp_avg, exp_avg_sq,
  *                          max_exp_avg_sq, momentum_buffer, hess, ...)
+ *   /model attrs svd_layers int64[], svd_kl, svd_log_alpha_clip, svd_tiny,
+ *                          svd_threshold, svd_log_sigma2_init (variational
+ *                          layers only, effdim/mlp_svd.h)
+ *   /model/layer{i}/log_sigma2 float64 (out, in) for each layer in svd_layers
  *   /training              (optional) attrs data_spec, test_spec, seed, epochs,
  *                          losses, accuracies, test_losses, test_accuracies,
  *                          version, created, and free-form extras
@@ -35,6 +39,7 @@
 #include <stdint.h>
 
 #include "effdim/mlp.h"
+#include "effdim/mlp_svd.h"
 #include "effdim/optim.h"
 #include "effdim/status.h"
 
@@ -96,11 +101,20 @@ typedef struct effdim_checkpoint_training {
     effdim_checkpoint_attr *extras;     /* any other attribute */
 } effdim_checkpoint_training;
 
+/* The variational layers of a sparse-variational-dropout network. */
+typedef struct effdim_checkpoint_svd {
+    effdim_svd svd;          /* which layers, KL kind, clip, tiny, threshold */
+    double *log_sigma2;      /* (svd.n_weights) owned, layer blocks (out, in) in layer order */
+} effdim_checkpoint_svd;
+
 typedef struct effdim_checkpoint {
     effdim_mlp mlp;                   /* the network description */
     double *theta;                    /* (mlp.n_params) owned */
     effdim_checkpoint_optimizer *optimizer; /* owned; NULL when the file has none */
     effdim_checkpoint_training *training;   /* owned; NULL when the file has none */
+    effdim_checkpoint_svd *svd;       /* owned; NULL for a deterministic network. With it,
+                                         optimiser state vectors have P + W entries: theta's
+                                         P (theta order), then log_sigma2's W */
 } effdim_checkpoint;
 
 /* A checkpoint for network m with theta copied from `theta` (zeros when
@@ -124,6 +138,23 @@ EFFDIM_API effdim_status effdim_checkpoint_save(const effdim_checkpoint *c, cons
  *   EIO       the file cannot be opened */
 EFFDIM_API effdim_status effdim_checkpoint_load(const char *path, effdim_checkpoint **out,
                                                 effdim_error *err);
+
+/* ---- variational layers (sparse variational dropout) ---- */
+
+/* Make the checkpoint an SVD network with settings s (checked against the
+ * network) and log_sigma2 copied (NULL: s->log_sigma2_init everywhere).
+ * Refuses (EINVAL) when an optimiser section exists (its vectors would
+ * change length) or when s has no variational layer. */
+EFFDIM_API effdim_status effdim_checkpoint_set_svd(effdim_checkpoint *c, const effdim_svd *s,
+                                                   const double *log_sigma2, effdim_error *err);
+/* Entries of an optimiser state vector: n_params, plus svd.n_weights for an
+ * SVD checkpoint. */
+EFFDIM_API size_t effdim_checkpoint_n_optim(const effdim_checkpoint *c);
+/* Turn an SVD checkpoint into its evaluation network, an ordinary
+ * checkpoint: theta <- the masked mean weights (effdim_svd_masked_theta),
+ * the svd section dropped, optimiser vectors cut to theta's P entries. A
+ * checkpoint without svd is left as it is. */
+EFFDIM_API effdim_status effdim_checkpoint_svd_evaluation(effdim_checkpoint *c, effdim_error *err);
 
 /* ---- optimiser section ---- */
 

@@ -24,6 +24,7 @@
 #include "effdim/hvp.h"
 #include "effdim/lanczos.h"
 #include "effdim/mlp.h"
+#include "effdim/mlp_svd.h"
 #include "effdim/neff.h"
 #include "effdim/operator.h"
 #include "effdim/optim.h"

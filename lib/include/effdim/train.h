@@ -21,6 +21,19 @@
  * (seed, t), so resuming draws the same noise as the uninterrupted run; the
  * reported loss is the mean of the samples' losses (at perturbed weights).
  *
+ * Sparse variational dropout (a checkpoint with variational layers,
+ * c->svd): the optimiser works on u = [theta (P) | log_sigma2 (W)] and each
+ * step takes the gradient of N * mean NLL + beta_e * sum KL
+ * (effdim_svd_loss_grad) with N the training-set size, beta_e =
+ * effdim_svd_anneal_beta(svd_anneal, e) at the step's 0-based epoch e, and
+ * fresh noise per example and unit from the run's mt19937 reseeded for step
+ * t from (seed, t) (so resuming draws the same noise). The reported step
+ * loss is the objective divided by N. The per-epoch evaluation (and the
+ * metrics recorded) use the masked mean weights (effdim_svd_masked_theta).
+ * svd_anneal and svd_train_clip are recorded as /training attributes and
+ * read back by effdim_train_params_from_checkpoint. IVON refuses an SVD
+ * checkpoint.
+ *
  * Resuming: the checkpoint is the whole state. A checkpoint with an
  * /optimizer section continues it (state vectors, step count); the epoch
  * counter continues from /training epochs, and a run that stopped inside an
@@ -79,6 +92,10 @@ typedef struct effdim_train_params {
                                     of this call (not after the last; atomic); default 0 */
     const char *save_path;       /* needed when save_every > 0 */
     effdim_progress progress;    /* default none */
+    /* sparse variational dropout (checkpoints with variational layers, effdim/mlp_svd.h) */
+    effdim_svd_anneal svd_anneal; /* the KL weight per epoch; default rw_linear 5, 15 */
+    int svd_train_clip;           /* 1: the mean path drops log alpha >= threshold in training
+                                     too; default 0 */
 } effdim_train_params;
 
 /* Adam at PyTorch's defaults (lr 1e-3), constant schedule, batch 128,
