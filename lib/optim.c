@@ -26,6 +26,7 @@
 
 #include "effdim/optim.h"
 #include "internal.h"
+#include "normal.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -191,6 +192,7 @@ void effdim_optim_free(effdim_optim *opt)
     free(opt->hess);
     free(opt->momentum);
     free(opt->noise);
+    free(opt->sigma);
     free(opt->avg_grad);
     free(opt->avg_hess);
     free(opt);
@@ -229,6 +231,7 @@ effdim_status effdim_optim_alloc(effdim_optim_kind kind, const effdim_optim_para
         if ((st = alloc_vec(&opt->hess, n, "hess", err)) ||
             (st = alloc_vec(&opt->momentum, n, "momentum", err)) ||
             (st = alloc_vec(&opt->noise, n, "ivon noise", err)) ||
+            (st = alloc_vec(&opt->sigma, n, "ivon sigma", err)) ||
             (st = alloc_vec(&opt->avg_grad, n, "ivon gradient mean", err)) ||
             (st = alloc_vec(&opt->avg_hess, n, "ivon hessian mean", err)))
             goto fail;
@@ -263,6 +266,7 @@ void effdim_optim_reset(effdim_optim *opt)
     opt->momentum_ready = 0;
     opt->n_samples = 0;
     opt->sampled = 0;
+    opt->sigma_ready = 0;
 }
 
 /* ---- the steps ----
@@ -468,12 +472,21 @@ static void adam_step(effdim_optim *opt, double *p, const double *g, double lr)
 
 /* ---- IVON ----
  *
- * Every operation is element-wise and memory-bound: plain loops, cloned for
- * x86-64-v3 and auto-vectorised (GCC: math-errno off in them, so sqrt
- * vectorises; its argument ess (h + wd) is always > 0). sqrt, division,
- * multiplication and addition are correctly rounded in scalar and vector
- * forms alike, and C11 mode keeps GCC from contracting into FMAs, so every
- * path gives bitwise the same results. */
+ * Every operation is element-wise: plain loops, cloned for x86-64-v3 and
+ * auto-vectorised (GCC: math-errno off in them, so sqrt vectorises; its
+ * argument ess (h + wd) is always > 0). sqrt, division, multiplication and
+ * addition are correctly rounded in scalar and vector forms alike, and C11
+ * mode keeps GCC from contracting into FMAs, so every path gives bitwise the
+ * same results.
+ *
+ * Cost: the step keeps sigma = 1/sqrt(ess (h + wd)) (scratch, recomputed
+ * from h after a restore), so the sample is one multiply-add per weight and
+ * the update divides once and takes one square root per weight, as Adam's
+ * does: 1/(h + wd) is ess sigma^2 (a few ulp from the quotient), and the new
+ * sigma comes from the new h exactly as a restore would compute it, so a
+ * resumed run stays bitwise on the uninterrupted one. The last sample's
+ * gradient may go straight to the step (effdim_optim_step with grad), which
+ * folds it into the means in the same pass. */
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define EFFDIM_NO_ERRNO __attribute__((optimize("no-math-errno")))
@@ -488,64 +501,174 @@ static void ivon_sigma_loop(size_t n, const double *restrict h, double ess, doub
     for (size_t i = 0; i < n; ++i) sigma[i] = 1.0 / sqrt(ess * (h[i] + wd));
 }
 
-/* noise = eps / sqrt(ess (h + wd)), theta_s = m + noise; eps and theta_s may alias */
-EFFDIM_CLONES EFFDIM_NO_ERRNO
-static void ivon_sample_loop(size_t n, const double *restrict h, double ess, double wd,
-                             const double *restrict m, const double *eps, double *restrict noise,
-                             double *theta_s)
+/* noise = sigma eps, theta_s = m + noise; eps and theta_s may alias */
+EFFDIM_CLONES
+static void ivon_sample_loop(size_t n, const double *restrict sigma, const double *restrict m,
+                             const double *eps, double *restrict noise, double *theta_s)
 {
     for (size_t i = 0; i < n; ++i) {
-        const double ns = eps[i] / sqrt(ess * (h[i] + wd)); /* sigma * eps, with the current h */
+        const double ns = sigma[i] * eps[i];
         noise[i] = ns;
         theta_s[i] = m[i] + ns; /* eps[i] is read before theta_s[i] is written */
     }
 }
 
+/* The running means after one more sample: first = the first sample of the
+ * step (the means are then the sample's own values, stored, not added). */
+EFFDIM_INLINE void accumulate_kernel(size_t n, const double *restrict g,
+                                     const double *restrict noise, double inv,
+                                     double *restrict ag, double *restrict ah, const int gradsq,
+                                     const int first)
+{
+    for (size_t i = 0; i < n; ++i) {
+        const double x = gradsq ? g[i] * g[i] : noise[i] * g[i];
+        if (first) {
+            ag[i] = g[i];
+            ah[i] = x;
+        } else {
+            ag[i] += (g[i] - ag[i]) * inv;
+            ah[i] += (x - ah[i]) * inv;
+        }
+    }
+}
+
 EFFDIM_CLONES
 static void ivon_accumulate_loop(size_t n, const double *restrict g, const double *restrict noise,
-                                 double inv, int gradsq, double *restrict ag, double *restrict ah)
+                                 double inv, int gradsq, int first, double *restrict ag,
+                                 double *restrict ah)
 {
-    if (gradsq)
-        for (size_t i = 0; i < n; ++i) {
-            ag[i] += (g[i] - ag[i]) * inv;
-            ah[i] += (g[i] * g[i] - ah[i]) * inv;
-        }
-    else
-        for (size_t i = 0; i < n; ++i) {
-            ag[i] += (g[i] - ag[i]) * inv;
-            ah[i] += (noise[i] * g[i] - ah[i]) * inv;
-        }
+    switch (2 * (gradsq != 0) + (first != 0)) {
+    case 0: accumulate_kernel(n, g, noise, inv, ag, ah, 0, 0); break;
+    case 1: accumulate_kernel(n, g, noise, inv, ag, ah, 0, 1); break;
+    case 2: accumulate_kernel(n, g, noise, inv, ag, ah, 1, 0); break;
+    default: accumulate_kernel(n, g, noise, inv, ag, ah, 1, 1); break;
+    }
 }
 
 typedef struct ivon_coef {
     double b1, a1, a2;  /* beta1, 1 - beta1, 1 - beta2 */
     double wd, ess, r;  /* delta, lambda, clip radius */
-    double debias;      /* 1 - beta1^t, or 1 */
+    double idebias;     /* 1 / (1 - beta1^t), or 1 */
     double step;        /* the effective lr */
+    double inv;         /* 1 / samples, for a gradient folded in by the step */
 } ivon_coef;
 
-EFFDIM_CLONES
-static void ivon_update_loop(size_t n, const ivon_coef *c, int price, double *restrict m,
-                             double *restrict h, double *restrict g, double *restrict ag,
-                             double *restrict ah)
+/* One step. fold: 0 the means are in ag, ah; 1 grad is the step's only
+ * sample; 2 grad is its last sample, folded into ag, ah (inv = 1/count).
+ * The scalar loop; ivon_update_avx2 does the same operations 4 at a time
+ * (GCC does not vectorise this loop: its sqrt keeps an errno branch). */
+static void ivon_update_scalar(size_t n, const ivon_coef *c, const int price, const int fold,
+                               double *restrict m, double *restrict h, double *restrict g,
+                               double *restrict sigma, const double *restrict ag,
+                               const double *restrict ah, const double *restrict grad,
+                               const double *restrict noise)
 {
     const double b1 = c->b1, a1 = c->a1, a2 = c->a2, wd = c->wd, ess = c->ess, r = c->r;
-    const double debias = c->debias, step = c->step;
+    const double idebias = c->idebias, step = c->step, inv = c->inv;
     for (size_t i = 0; i < n; ++i) {
-        const double hd = h[i] + wd; /* old h + delta > 0 */
-        const double hhat = price ? ess * hd * ah[i] : ess * ah[i];
-        const double gi = b1 * g[i] + a1 * ag[i];
+        double gb, hb;
+        if (fold == 0) {
+            gb = ag[i];
+            hb = ah[i];
+        } else {
+            const double x = price ? noise[i] * grad[i] : grad[i] * grad[i];
+            if (fold == 1) {
+                gb = grad[i];
+                hb = x;
+            } else {
+                gb = ag[i] + (grad[i] - ag[i]) * inv;
+                hb = ah[i] + (x - ah[i]) * inv;
+            }
+        }
+        const double hd = h[i] + wd;                  /* old h + delta > 0 */
+        const double ihd = (ess * sigma[i]) * sigma[i]; /* 1 / (h + delta) */
+        const double hhat = price ? ess * hd * hb : ess * hb;
+        const double gi = b1 * g[i] + a1 * gb;
         /* h + wd <- (h + wd)(1/2 + (1/2)(1 + a r)^2), r = (hhat - h)/(h + wd) */
-        const double q = 1.0 + a2 * ((hhat - h[i]) / hd);
-        const double hnd = hd * (0.5 + 0.5 * q * q); /* new h + delta */
-        double d = (gi / debias + wd * m[i]) / hnd;
+        const double q = 1.0 + a2 * ((hhat - h[i]) * ihd);
+        const double hn = hd * (0.5 + 0.5 * q * q) - wd; /* the new h */
+        const double sn = 1.0 / sqrt(ess * (hn + wd));   /* as ivon_sigma_loop computes it */
+        double d = (gi * idebias + wd * m[i]) * ((ess * sn) * sn);
         d = d > r ? r : d < -r ? -r : d;
         g[i] = gi;
-        h[i] = hnd - wd;
+        h[i] = hn;
+        sigma[i] = sn;
         m[i] -= step * d;
-        ag[i] = 0.0;
-        ah[i] = 0.0;
     }
+}
+
+#ifdef EFFDIM_ADAM_AVX2
+/* ivon_update_scalar's operations on 4 elements at a time (mul and add, no
+ * fma, as the scalar code: bitwise the same); returns the elements done. */
+__attribute__((target("avx2,fma"))) static size_t
+ivon_update_avx2(size_t n, const ivon_coef *c, int price, int fold, double *m, double *h,
+                 double *g, double *sigma, const double *ag, const double *ah, const double *grad,
+                 const double *noise)
+{
+    const __m256d b1 = _mm256_set1_pd(c->b1), a1 = _mm256_set1_pd(c->a1);
+    const __m256d a2 = _mm256_set1_pd(c->a2), wd = _mm256_set1_pd(c->wd);
+    const __m256d ess = _mm256_set1_pd(c->ess), r = _mm256_set1_pd(c->r);
+    const __m256d nr = _mm256_set1_pd(-c->r), idebias = _mm256_set1_pd(c->idebias);
+    const __m256d step = _mm256_set1_pd(c->step), inv = _mm256_set1_pd(c->inv);
+    const __m256d one = _mm256_set1_pd(1.0), half = _mm256_set1_pd(0.5);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256d gb, hb;
+        if (fold == 0) {
+            gb = _mm256_loadu_pd(ag + i);
+            hb = _mm256_loadu_pd(ah + i);
+        } else {
+            const __m256d gr = _mm256_loadu_pd(grad + i);
+            const __m256d x = _mm256_mul_pd(price ? _mm256_loadu_pd(noise + i) : gr, gr);
+            if (fold == 1) {
+                gb = gr;
+                hb = x;
+            } else {
+                const __m256d ag0 = _mm256_loadu_pd(ag + i), ah0 = _mm256_loadu_pd(ah + i);
+                gb = _mm256_add_pd(ag0, _mm256_mul_pd(_mm256_sub_pd(gr, ag0), inv));
+                hb = _mm256_add_pd(ah0, _mm256_mul_pd(_mm256_sub_pd(x, ah0), inv));
+            }
+        }
+        const __m256d hi = _mm256_loadu_pd(h + i), si = _mm256_loadu_pd(sigma + i);
+        const __m256d mi = _mm256_loadu_pd(m + i);
+        const __m256d hd = _mm256_add_pd(hi, wd);
+        const __m256d ihd = _mm256_mul_pd(_mm256_mul_pd(ess, si), si);
+        const __m256d hhat = price ? _mm256_mul_pd(_mm256_mul_pd(ess, hd), hb) : _mm256_mul_pd(ess, hb);
+        const __m256d gi =
+            _mm256_add_pd(_mm256_mul_pd(b1, _mm256_loadu_pd(g + i)), _mm256_mul_pd(a1, gb));
+        const __m256d q =
+            _mm256_add_pd(one, _mm256_mul_pd(a2, _mm256_mul_pd(_mm256_sub_pd(hhat, hi), ihd)));
+        const __m256d hn = _mm256_sub_pd(
+            _mm256_mul_pd(hd, _mm256_add_pd(half, _mm256_mul_pd(_mm256_mul_pd(half, q), q))), wd);
+        const __m256d sn =
+            _mm256_div_pd(one, _mm256_sqrt_pd(_mm256_mul_pd(ess, _mm256_add_pd(hn, wd))));
+        __m256d d = _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(gi, idebias), _mm256_mul_pd(wd, mi)),
+                                  _mm256_mul_pd(_mm256_mul_pd(ess, sn), sn));
+        /* d > r ? r : d < -r ? -r : d (NaN stays) */
+        d = _mm256_blendv_pd(d, r, _mm256_cmp_pd(d, r, _CMP_GT_OQ));
+        d = _mm256_blendv_pd(d, nr, _mm256_cmp_pd(d, nr, _CMP_LT_OQ));
+        _mm256_storeu_pd(g + i, gi);
+        _mm256_storeu_pd(h + i, hn);
+        _mm256_storeu_pd(sigma + i, sn);
+        _mm256_storeu_pd(m + i, _mm256_sub_pd(mi, _mm256_mul_pd(step, d)));
+    }
+    return i;
+}
+#endif
+
+static void ivon_update_loop(size_t n, const ivon_coef *c, int price, int fold, double *m,
+                             double *h, double *g, double *sigma, const double *ag,
+                             const double *ah, const double *grad, const double *noise)
+{
+    size_t i = 0;
+#ifdef EFFDIM_ADAM_AVX2
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        i = ivon_update_avx2(n, c, price, fold, m, h, g, sigma, ag, ah, grad, noise);
+#endif
+    if (i < n)
+        ivon_update_scalar(n - i, c, price, fold, m + i, h + i, g + i, sigma + i,
+                           ag ? ag + i : NULL, ah ? ah + i : NULL, grad ? grad + i : NULL,
+                           noise + i);
 }
 
 effdim_status effdim_optim_ivon_sigma(const effdim_optim *opt, double *sigma, effdim_error *err)
@@ -556,13 +679,42 @@ effdim_status effdim_optim_ivon_sigma(const effdim_optim *opt, double *sigma, ef
     return EFFDIM_OK;
 }
 
+/* sigma from h unless the last step left it */
+static void ivon_sigma_ready(effdim_optim *opt)
+{
+    if (opt->sigma_ready) return;
+    ivon_sigma_loop(opt->n, opt->hess, opt->params.ess, opt->params.weight_decay, opt->sigma);
+    opt->sigma_ready = 1;
+}
+
 effdim_status effdim_optim_ivon_sample(effdim_optim *opt, const double *m, const double *eps,
                                        double *theta_s, effdim_error *err)
 {
     RETURN_ERROR_IF(!opt || !m || !eps || !theta_s || opt->kind != EFFDIM_OPTIM_IVON, err,
                     EFFDIM_EINVAL, "ivon sample: needs an ivon optimizer, m, eps and theta_s");
-    ivon_sample_loop(opt->n, opt->hess, opt->params.ess, opt->params.weight_decay, m, eps,
-                     opt->noise, theta_s);
+    ivon_sigma_ready(opt);
+    ivon_sample_loop(opt->n, opt->sigma, m, eps, opt->noise, theta_s);
+    opt->sampled = 1;
+    return EFFDIM_OK;
+}
+
+/* normals drawn in L1-sized blocks (a multiple of EFFDIM_NORMAL_BLOCK), so
+ * no eps array goes through memory */
+#define IVON_NORMAL_CHUNK 2048
+
+effdim_status effdim_optim_ivon_sample_normal(effdim_optim *opt, const double *m,
+                                              effdim_normal_rng *r, double *theta_s,
+                                              effdim_error *err)
+{
+    RETURN_ERROR_IF(!opt || !m || !r || !theta_s || opt->kind != EFFDIM_OPTIM_IVON, err,
+                    EFFDIM_EINVAL, "ivon sample: needs an ivon optimizer, m, a generator and theta_s");
+    ivon_sigma_ready(opt);
+    double eps[IVON_NORMAL_CHUNK];
+    for (size_t i = 0; i < opt->n; i += IVON_NORMAL_CHUNK) {
+        const size_t len = opt->n - i < IVON_NORMAL_CHUNK ? opt->n - i : IVON_NORMAL_CHUNK;
+        effdim_normal_fill(r, eps, len);
+        ivon_sample_loop(len, opt->sigma + i, m + i, eps, opt->noise + i, theta_s + i);
+    }
     opt->sampled = 1;
     return EFFDIM_OK;
 }
@@ -577,12 +729,13 @@ effdim_status effdim_optim_ivon_accumulate(effdim_optim *opt, const double *grad
     opt->sampled = 0;
     const double inv = 1.0 / (double)(++opt->n_samples);
     ivon_accumulate_loop(opt->n, grad, opt->noise, inv,
-                         opt->params.hess_approx == EFFDIM_IVON_GRADSQ, opt->avg_grad,
-                         opt->avg_hess);
+                         opt->params.hess_approx == EFFDIM_IVON_GRADSQ, opt->n_samples == 1,
+                         opt->avg_grad, opt->avg_hess);
     return EFFDIM_OK;
 }
 
-static void ivon_step(effdim_optim *opt, double *m, double lr)
+/* grad: NULL (the samples are accumulated) or the last sample's gradient */
+static void ivon_step(effdim_optim *opt, double *m, const double *grad, double lr)
 {
     const effdim_optim_params *p = &opt->params;
     ivon_coef c;
@@ -593,10 +746,13 @@ static void ivon_step(effdim_optim *opt, double *m, double lr)
     c.ess = p->ess;
     c.r = p->clip_radius;
     /* beta1 = 1 keeps g at 0: no debiasing then (it would be 0/0) */
-    c.debias = p->debias && p->beta1 < 1.0 ? 1.0 - pow(p->beta1, (double)opt->t) : 1.0;
+    c.idebias = p->debias && p->beta1 < 1.0 ? 1.0 / (1.0 - pow(p->beta1, (double)opt->t)) : 1.0;
     c.step = p->rescale_lr ? lr * (p->hess_init + p->weight_decay) : lr;
-    ivon_update_loop(opt->n, &c, p->hess_approx == EFFDIM_IVON_PRICE, m, opt->hess, opt->momentum,
-                     opt->avg_grad, opt->avg_hess);
+    c.inv = 1.0 / (double)(opt->n_samples + 1);
+    const int fold = !grad ? 0 : opt->n_samples == 0 ? 1 : 2;
+    ivon_sigma_ready(opt);
+    ivon_update_loop(opt->n, &c, p->hess_approx == EFFDIM_IVON_PRICE, fold, m, opt->hess,
+                     opt->momentum, opt->sigma, opt->avg_grad, opt->avg_hess, grad, opt->noise);
     opt->n_samples = 0;
     opt->sampled = 0;
 }
@@ -610,14 +766,17 @@ effdim_status effdim_optim_step(effdim_optim *opt, double *theta, const double *
     RETURN_ERROR_IF(!(lr >= 0.0) || !isfinite(lr), err, EFFDIM_EINVAL,
                     "%s: step lr = %g, expected a finite value >= 0", effdim_optim_kind_name(opt->kind),
                     lr);
-    RETURN_ERROR_IF(ivon && opt->n_samples == 0, err, EFFDIM_EINVAL,
+    RETURN_ERROR_IF(ivon && !grad && opt->n_samples == 0, err, EFFDIM_EINVAL,
                     "ivon: step without a sampled gradient (effdim_optim_ivon_sample, the gradient "
                     "at the sample, effdim_optim_ivon_accumulate, then the step)");
+    RETURN_ERROR_IF(ivon && grad && !opt->sampled, err, EFFDIM_EINVAL,
+                    "ivon: step with a gradient but no weight sample drawn for it since the last "
+                    "accumulation (effdim_optim_ivon_sample first)");
     opt->t += 1;
     if (opt->kind == EFFDIM_OPTIM_SGD)
         sgd_step(opt, theta, grad, lr);
     else if (ivon)
-        ivon_step(opt, theta, lr);
+        ivon_step(opt, theta, grad, lr);
     else
         adam_step(opt, theta, grad, lr);
     return EFFDIM_OK;
@@ -656,4 +815,5 @@ void effdim_optim_restore(effdim_optim *opt, size_t t, int momentum_loaded)
     if (!opt) return;
     opt->t = t;
     opt->momentum_ready = opt->momentum_buffer && momentum_loaded;
+    opt->sigma_ready = 0; /* hess may have been loaded */
 }

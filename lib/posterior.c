@@ -39,7 +39,7 @@
 /* ======================================================================== */
 
 static const char *const post_names[EFFDIM_POSTERIOR_N_METHODS] = {"badam-a", "badam-b", "ggn", "ef",
-                                                              "lowrank"};
+                                                              "lowrank", "ivon"};
 
 const char *effdim_post_method_name(effdim_posterior_method m)
 {
@@ -54,8 +54,8 @@ effdim_status effdim_post_method_parse(const char *s, effdim_posterior_method *m
             return EFFDIM_OK;
         }
     return effdim_error_set(err, EFFDIM_EINVAL,
-                            "unknown posterior method '%s' (expected badam-a, badam-b, ggn, ef or "
-                            "lowrank)",
+                            "unknown posterior method '%s' (expected badam-a, badam-b, ggn, ef, "
+                            "lowrank or ivon)",
                             s ? s : "(null)");
 }
 
@@ -741,6 +741,60 @@ done:
     return EFFDIM_OK;
 }
 
+/* IVON's own posterior N(theta, 1/(ess (h + delta))) from its checkpoint
+ * (SEEDS.md 2.1): no data, no prior choice (delta is IVON's prior precision
+ * per datum, so alpha = ess delta on the summed scale). */
+static effdim_status build_ivon(const effdim_checkpoint *c, const char *path,
+                                effdim_posterior **out, effdim_error *err)
+{
+    const double *h = c->optimizer ? effdim_checkpoint_state(c, "hess") : NULL;
+    RETURN_ERROR_IF(!h || strcmp(c->optimizer->name, "ivon") != 0, err, EFFDIM_ENOTFOUND,
+                    "%s: /optimizer/hess: not found (the ivon posterior reads IVON's Hessian "
+                    "estimate; train with --opt ivon; this checkpoint has %s%s)",
+                    nm(path), c->optimizer ? "optimizer " : "no optimizer section",
+                    c->optimizer ? c->optimizer->name : "");
+    double ess = NAN, wd = NAN;
+    RETURN_ERROR_IF(!effdim_checkpoint_hparam(c, "ess", &ess) || !(ess > 0.0) || !isfinite(ess),
+                    err, EFFDIM_EFORMAT,
+                    "%s: /optimizer: attribute 'ess' = %g, expected a finite number > 0", nm(path),
+                    ess);
+    RETURN_ERROR_IF(!effdim_checkpoint_hparam(c, "weight_decay", &wd) || !(wd >= 0.0) ||
+                        !isfinite(wd),
+                    err, EFFDIM_EFORMAT,
+                    "%s: /optimizer: attribute 'weight_decay' = %g, expected a finite number >= 0",
+                    nm(path), wd);
+    const size_t P = c->mlp.n_params;
+    for (size_t j = 0; j < P; ++j)
+        RETURN_ERROR_IF(!(h[j] + wd > 0.0) || !isfinite(ess * (h[j] + wd)), err, EFFDIM_EFORMAT,
+                        "%s: /optimizer/hess[%zu] = %g: h + weight_decay = %g, expected > 0 "
+                        "(IVON keeps it positive)",
+                        nm(path), j, h[j], h[j] + wd);
+    effdim_posterior *post = NULL;
+    effdim_status st = effdim_posterior_alloc(&c->mlp, 0, &post, err);
+    if (st) return st;
+    double gamma = 0.0;
+    for (size_t j = 0; j < P; ++j) {
+        post->prec_diag[j] = ess * (h[j] + wd);
+        gamma += h[j] / (h[j] + wd);
+    }
+    memcpy(post->mean, c->theta, P * sizeof(double));
+    post->method = EFFDIM_POSTERIOR_IVON;
+    post->N = ess;
+    post->prior_precision = ess * wd;
+    post->prior_mode = EFFDIM_PRIOR_FIXED;
+    post->noise_var = NAN;
+    post->gamma = gamma; /* P - alpha tr(Sigma) */
+    post->log_evidence = NAN;
+    st = effdim_posterior_finalize(post, err);
+    if (!st && path && !(post->checkpoint = effdim_strdup(path, err))) st = EFFDIM_ENOMEM;
+    if (st) {
+        effdim_posterior_free(post);
+        return st;
+    }
+    *out = post;
+    return EFFDIM_OK;
+}
+
 effdim_status effdim_posterior_build(const effdim_checkpoint *c, const char *path,
                                      const effdim_dataset *ds,
                                      const effdim_posterior_params *params,
@@ -752,6 +806,7 @@ effdim_status effdim_posterior_build(const effdim_checkpoint *c, const char *pat
     const effdim_posterior_params *p = params ? params : &dp;
     RETURN_ERROR_IF((unsigned)p->method >= EFFDIM_POSTERIOR_N_METHODS, err, EFFDIM_EINVAL,
                     "posterior: unknown method %d", (int)p->method);
+    if (p->method == EFFDIM_POSTERIOR_IVON) return build_ivon(c, path, out, err);
     int badam = p->method == EFFDIM_POSTERIOR_BADAM_A || p->method == EFFDIM_POSTERIOR_BADAM_B;
     RETURN_ERROR_IF(!ds && !(badam && p->N > 0.0), err, EFFDIM_EINVAL,
                     "posterior %s: needs the training data (or, for BADAM, N)",

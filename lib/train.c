@@ -11,13 +11,13 @@
  *
  * IVON (an optimiser that needs several gradients at perturbed weights per
  * step): step t draws mc_samples weight samples m + sigma * eps, eps from
- * gsl_ran_gaussian_ziggurat on one mt19937 reseeded for that step from
- * splitmix64(seed ^ splitmix64(t) ^ salt) (the noise of step t is a pure
- * function of (seed, t), so a resumed run draws what the uninterrupted run
- * drew), the minibatch gradient at each sample (of the mean loss: a
- * sum-reduction model's gradient is divided by the batch size, since IVON's
- * ess carries the data-set size; SEEDS.md section 6), accumulated by
- * effdim_optim_ivon_accumulate, then one effdim_optim_step.
+ * lib/normal.c's generator seeded for that step with (seed, t) (the noise
+ * of step t is a pure function of (seed, t), so a resumed run draws what the
+ * uninterrupted run drew), the minibatch gradient at each sample (of the
+ * mean loss: a sum-reduction model's gradient is divided by the batch size,
+ * since IVON's ess carries the data-set size; SEEDS.md section 6),
+ * accumulated by effdim_optim_ivon_accumulate but the last, which
+ * effdim_optim_step folds into the update in the same pass.
  *
  * Left out: data augmentation, gradient clipping, early stopping; the
  * caller saves the checkpoint (only the periodic saves happen here).
@@ -31,6 +31,7 @@
 
 #include "effdim/train.h"
 #include "internal.h"
+#include "normal.h"
 
 /* progress events of the "train" stage at most this often (seconds) */
 #define TRAIN_REPORT_INTERVAL 0.05
@@ -44,8 +45,7 @@ struct effdim_trainer {
     double *grad;               /* (P) */
     size_t *perm;               /* (n) the current epoch's order */
     gsl_rng *rng;               /* the permutations' and IVON noise's generator */
-    double *sample;             /* (2 P) IVON: eps, then the sampled weights (apart, so the
-                                   sampling loop vectorises), or NULL */
+    double *sample;             /* (P) IVON: the sampled weights, or NULL */
     size_t batch;               /* effective: in [1, n] */
     uint64_t epoch;             /* complete epochs in the checkpoint's life */
     uint64_t epoch_end;         /* epoch at which this job ends (for "E/EE") */
@@ -158,18 +158,9 @@ static effdim_status check_params(const effdim_train_params *p, effdim_error *er
  * Permutations
  * ====================================================================== */
 
-/* splitmix64's finaliser */
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 static void permute(gsl_rng *rng, uint64_t seed, uint64_t epoch, size_t n, size_t *perm)
 {
-    gsl_rng_set(rng, (unsigned long)(mix64(seed ^ mix64(epoch + 1)) & 0xffffffffUL));
+    gsl_rng_set(rng, (unsigned long)(effdim_mix64(seed ^ effdim_mix64(epoch + 1)) & 0xffffffffUL));
     for (size_t i = 0; i < n; ++i) perm[i] = i;
     gsl_ran_shuffle(rng, perm, n, sizeof *perm);
 }
@@ -305,7 +296,7 @@ effdim_status effdim_trainer_alloc(const effdim_train_params *p, effdim_checkpoi
     T->rng = gsl_rng_alloc(gsl_rng_mt19937);
     if (c->svd && (st = svd_alloc(T, err))) goto fail;
     if (p->optimizer == EFFDIM_OPTIM_IVON)
-        T->sample = effdim_alloc(2 * P, sizeof *T->sample, "weight sample", err);
+        T->sample = effdim_alloc(P, sizeof *T->sample, "weight sample", err);
     st = EFFDIM_ENOMEM;
     if (!T->ws || !T->grad || !T->perm || (p->optimizer == EFFDIM_OPTIM_IVON && !T->sample)) goto fail;
     if (!T->rng) {
@@ -376,28 +367,27 @@ static effdim_status svd_gradient(effdim_trainer *T, const size_t *rows, size_t 
 }
 
 /* IVON's samples for the coming step: each a gradient at m + sigma * eps,
- * accumulated in the optimiser; *loss the mean of the samples' losses. */
+ * accumulated in the optimiser but the last, which stays in T->grad for the
+ * step to fold in; *loss the mean of the samples' losses. */
 static effdim_status ivon_samples(effdim_trainer *T, const size_t *rows, size_t len, double *loss,
                                   effdim_error *err)
 {
     const effdim_mlp *m = &T->c->mlp;
     const size_t P = m->n_params, S = T->opt->params.mc_samples;
     const double to_mean = m->reduction == EFFDIM_REDUCTION_SUM ? 1.0 / (double)len : 1.0;
-    const uint64_t t = T->opt->t + 1;
-    gsl_rng_set(T->rng, (unsigned long)(mix64(T->p.seed ^ mix64(t) ^ 0x1f0a5e6d3c2b4987ULL) &
-                                        0xffffffffUL));
+    effdim_normal_rng rng;
+    effdim_normal_seed(&rng, T->p.seed, T->opt->t + 1);
     double sum = 0.0;
     for (size_t s = 0; s < S; ++s) {
         double ls = NAN;
-        double *eps = T->sample, *theta_s = T->sample + P;
-        for (size_t i = 0; i < P; ++i) eps[i] = gsl_ran_gaussian_ziggurat(T->rng, 1.0);
-        effdim_status st = effdim_optim_ivon_sample(T->opt, T->c->theta, eps, theta_s, err);
+        double *theta_s = T->sample;
+        effdim_status st = effdim_optim_ivon_sample_normal(T->opt, T->c->theta, &rng, theta_s, err);
         if (!st)
             st = effdim_mlp_loss_grad(m, theta_s, T->train, rows, len, &ls, T->grad, T->ws, err);
         if (st) return st;
         if (to_mean != 1.0)
             for (size_t i = 0; i < P; ++i) T->grad[i] *= to_mean;
-        if ((st = effdim_optim_ivon_accumulate(T->opt, T->grad, err))) return st;
+        if (s + 1 < S && (st = effdim_optim_ivon_accumulate(T->opt, T->grad, err))) return st;
         sum += ls;
     }
     *loss = sum / (double)S;

@@ -31,6 +31,7 @@
 #include "effdim/mlp.h"
 #include "effdim/optim.h"
 #include "effdim/train.h"
+#include "normal.h"
 #include "testnet.h"
 
 static effdim_optim_params ivon_params(double lr, double ess)
@@ -339,6 +340,55 @@ static void check_refused(effdim_optim_params p, const char *field)
     CHECK(!opt);
 }
 
+/* The last sample's gradient handed to the step equals accumulating it and
+ * stepping on the means, bitwise (the same operations in one pass), for one
+ * and three samples, both estimators, on 37 weights (vector loop and tail),
+ * with the normals of lib/normal.c drawn by effdim_optim_ivon_sample_normal;
+ * a step with a gradient but no sample drawn for it is refused. */
+static void test_the_step_folds_the_last_gradient_in_as_accumulate_would(void)
+{
+    enum { N = 37, STEPS = 5 };
+    effdim_error err;
+    for (int approx = 0; approx < 2; ++approx)
+        for (size_t S = 1; S <= 3; S += 2) {
+            effdim_optim_params p = ivon_params(0.2, 300.0);
+            p.beta2 = 0.9;
+            p.hess_approx = (effdim_ivon_hess)approx;
+            p.mc_samples = S;
+            p.clip_radius = 0.05;
+            effdim_optim *a = NULL, *b = NULL;
+            if (!CHECK_OK(effdim_optim_alloc(EFFDIM_OPTIM_IVON, &p, N, &a, &err), &err) ||
+                !CHECK_OK(effdim_optim_alloc(EFFDIM_OPTIM_IVON, &p, N, &b, &err), &err)) {
+                effdim_optim_free(a);
+                return;
+            }
+            double ma[N], mb[N], tha[N], thb[N], g[N];
+            for (int i = 0; i < N; ++i) ma[i] = mb[i] = 0.1 * (i - 18);
+            for (int t = 0; t < STEPS; ++t) {
+                effdim_normal_rng ra, rb;
+                effdim_normal_seed(&ra, 3, (uint64_t)t);
+                effdim_normal_seed(&rb, 3, (uint64_t)t);
+                for (size_t s = 0; s < S; ++s) {
+                    CHECK_OK(effdim_optim_ivon_sample_normal(a, ma, &ra, tha, &err), &err);
+                    CHECK_OK(effdim_optim_ivon_sample_normal(b, mb, &rb, thb, &err), &err);
+                    for (int i = 0; i < N; ++i) g[i] = 3.0 * tha[i] * tha[i] - 0.5 + 0.01 * i;
+                    CHECK_OK(effdim_optim_ivon_accumulate(a, g, &err), &err);
+                    if (s + 1 < S) CHECK_OK(effdim_optim_ivon_accumulate(b, g, &err), &err);
+                }
+                CHECK_OK(effdim_optim_step(a, ma, NULL, 0.2, &err), &err);
+                CHECK_OK(effdim_optim_step(b, mb, g, 0.2, &err), &err);
+            }
+            CHECK(!memcmp(ma, mb, sizeof ma) && !memcmp(a->hess, b->hess, sizeof ma) &&
+                  !memcmp(a->momentum, b->momentum, sizeof ma));
+            CHECK(memcmp(a->hess, (double[N]){0}, sizeof ma) != 0);
+            /* no sample drawn since the step: a gradient cannot be folded in */
+            CHECK_STATUS(effdim_optim_step(b, mb, g, 0.2, &err), EFFDIM_EINVAL, &err);
+            CHECK_MSG(&err, "no weight sample drawn");
+            effdim_optim_free(a);
+            effdim_optim_free(b);
+        }
+}
+
 static void test_ivon_refuses_missing_and_out_of_range_settings(void)
 {
     effdim_error err;
@@ -576,6 +626,8 @@ CHECK_TESTS({"two price steps match the hand-computed update",
              test_on_a_quadratic_m_h_and_sigma_reach_the_exact_posterior},
             {"on linear-Gaussian regression m and h match the exact posterior",
              test_on_linear_gaussian_regression_m_and_h_match_the_exact_posterior},
+            {"the step folds the last gradient in as accumulate would",
+             test_the_step_folds_the_last_gradient_in_as_accumulate_would},
             {"ivon refuses missing and out-of-range settings",
              test_ivon_refuses_missing_and_out_of_range_settings},
             {"ivon state and settings survive a checkpoint round trip",

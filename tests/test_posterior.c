@@ -134,6 +134,71 @@ static void badam_posterior_from_a_checkpoint_has_the_shrunk_mean_and_variance(v
     effdim_checkpoint_free(c);
 }
 
+/* IVON's posterior from a hand-made IVON checkpoint: precision ess (h + delta)
+ * exactly, the mean theta, IVON's prior ess delta, gamma = sum h / (h + delta);
+ * refused for an Adam checkpoint, a missing ess and an h + delta <= 0. */
+static void ivon_posterior_has_precision_ess_times_h_plus_delta(void)
+{
+    effdim_error err;
+    effdim_checkpoint *c = badam_checkpoint(); /* the network and theta; Adam state */
+    const size_t P = c->mlp.n_params;
+    effdim_posterior_params pp = effdim_posterior_default_params();
+    pp.method = EFFDIM_POSTERIOR_IVON;
+    effdim_posterior *post = NULL;
+    /* an Adam checkpoint has no IVON state */
+    CHECK_STATUS(effdim_posterior_build(c, "adam.h5", NULL, &pp, &post, &err), EFFDIM_ENOTFOUND,
+                 &err);
+    CHECK_MSG(&err, "adam.h5", "/optimizer/hess", "adam");
+    effdim_checkpoint *iv = NULL;
+    effdim_checkpoint_alloc(&c->mlp, c->theta, &iv, &err);
+    double h[13], mom[13];
+    for (size_t j = 0; j < P; ++j) {
+        h[j] = 0.05 * (double)(j + 1) * (double)(j + 1);
+        mom[j] = 0.01 * (double)j;
+    }
+    h[3] = -0.004; /* below 0 but above -delta: IVON allows it */
+    effdim_checkpoint_set_optimizer(iv, "ivon", 120, &err);
+    effdim_checkpoint_set_hparam(iv, "ess", 500.0, &err);
+    effdim_checkpoint_set_state(iv, "hess", h, P, &err);
+    effdim_checkpoint_set_state(iv, "momentum", mom, P, &err);
+    CHECK_STATUS(effdim_posterior_build(iv, "iv.h5", NULL, &pp, &post, &err), EFFDIM_EFORMAT, &err);
+    CHECK_MSG(&err, "iv.h5", "weight_decay");
+    effdim_checkpoint_set_hparam(iv, "weight_decay", 0.01, &err);
+    if (CHECK_OK(effdim_posterior_build(iv, "iv.h5", NULL, &pp, &post, &err), &err)) {
+        double gamma = 0.0;
+        for (size_t j = 0; j < P; ++j) {
+            CHECK_CLOSE(post->prec_diag[j], 500.0 * (h[j] + 0.01), 1e-15);
+            CHECK_CLOSE(post->var[j], 1.0 / (500.0 * (h[j] + 0.01)), 1e-15);
+            CHECK(post->mean[j] == c->theta[j]);
+            gamma += h[j] / (h[j] + 0.01);
+        }
+        CHECK(post->method == EFFDIM_POSTERIOR_IVON && post->k == 0 && post->N == 500.0);
+        CHECK_CLOSE(post->prior_precision, 5.0, 1e-15);
+        CHECK_CLOSE(post->gamma, gamma, 1e-14);
+        /* the file keeps the method and the precision */
+        const char *path = check_tmpfile("ivon_post.h5");
+        effdim_posterior *back = NULL;
+        if (CHECK_OK(effdim_posterior_save(post, path, &err), &err) &&
+            CHECK_OK(effdim_posterior_load(path, &back, &err), &err)) {
+            CHECK(back->method == EFFDIM_POSTERIOR_IVON &&
+                  !strcmp(effdim_post_method_name(back->method), "ivon"));
+            CHECK(!memcmp(back->prec_diag, post->prec_diag, P * sizeof(double)));
+        }
+        effdim_posterior_free(back);
+        effdim_posterior_free(post);
+        post = NULL;
+    }
+    h[5] = -0.02; /* h + delta < 0 */
+    effdim_checkpoint_set_state(iv, "hess", h, P, &err);
+    CHECK_STATUS(effdim_posterior_build(iv, "iv.h5", NULL, &pp, &post, &err), EFFDIM_EFORMAT, &err);
+    CHECK_MSG(&err, "iv.h5", "hess[5]", "expected > 0");
+    effdim_posterior_method m;
+    CHECK_OK(effdim_post_method_parse("ivon", &m, &err), &err);
+    CHECK(m == EFFDIM_POSTERIOR_IVON);
+    effdim_checkpoint_free(iv);
+    effdim_checkpoint_free(c);
+}
+
 /* ---- Bayesian linear regression ---- */
 
 typedef struct blr {
@@ -835,6 +900,8 @@ static void unknown_method_names_are_refused(void)
 CHECK_TESTS({"badam matches hand-computed values", badam_matches_hand_computed_values},
             {"badam posterior from a checkpoint has the shrunk mean and variance",
              badam_posterior_from_a_checkpoint_has_the_shrunk_mean_and_variance},
+            {"ivon posterior has precision ess times h plus delta",
+             ivon_posterior_has_precision_ess_times_h_plus_delta},
             {"evidence fixed point matches the isotropic closed form",
              evidence_fixed_point_matches_the_isotropic_closed_form},
             {"evidence fixed point is the maximum of the exact BLR evidence",

@@ -62,6 +62,20 @@ else
     fail "predict on a classifier prints accuracy, NLL, ECE and Brier" "$(cat predc.txt)"
 fi
 
+# IVON's own posterior: no data needed, the precision ess (h + wd) read back by
+# predict, which averages the softmax over 16 weight samples
+"$EFFDIM" train --data "$CLS" --arch 2,16,2 --act tanh --opt ivon --lr 0.1 --ess 240 --hess-init 0.5 \
+    --batch 24 --epochs 10 --seed 2 -o ivon.h5 >/dev/null 2>train.log || fail "train (ivon)" "$(cat train.log)"
+"$EFFDIM" posterior ivon.h5 --method ivon --json -o pi.h5 >pi.json 2>pi.log
+"$EFFDIM" predict pi.h5 --data "$CLST" --samples 16 -o predi.h5 >predi.txt 2>&1
+if grep -q '"method":[[:space:]]*"ivon"' pi.json && grep -q '"prior_precision":[[:space:]]*0.024' pi.json &&
+    grep -q '^accuracy .* nll .* ece .* brier ' predi.txt; then
+    ok "posterior --method ivon reads IVON's state and predict averages its samples"
+else
+    fail "posterior --method ivon reads IVON's state and predict averages its samples" \
+        "$(cat pi.json pi.log predi.txt)"
+fi
+
 PLOT=()
 if command -v gnuplot >/dev/null; then PLOT=(--plot prune.png); fi
 "$EFFDIM" prune cls.h5 --posterior pc.h5 --fractions 0,0.5,0.9 --test "$CLST" "${PLOT[@]}" \
@@ -89,6 +103,8 @@ expect_refusal "posterior refuses a non-positive prior" "--prior" -- \
 "$EFFDIM" train --data "$REG" --arch 1,8,1 --opt sgd --lr 0.01 --epochs 1 -o sgd.h5 >/dev/null 2>&1
 expect_refusal "posterior refuses BADAM without Adam state" "sgd.h5: /optimizer/exp_avg_sq" -- \
     "$EFFDIM" posterior sgd.h5 --method badam-a -o guard.h5
+expect_refusal "posterior refuses ivon without IVON state" "sgd.h5: /optimizer/hess: not found" -- \
+    "$EFFDIM" posterior sgd.h5 --method ivon -o guard.h5
 expect_refusal "predict refuses a checkpoint as the posterior" "expected 'effdim.posterior'" -- \
     "$EFFDIM" predict reg.h5 --data "$REGT" -o guard.h5
 expect_refusal "predict refuses data that does not fit" "" -- \

@@ -34,7 +34,9 @@ static void usage(FILE *f)
             "  badam-b      BADAM variant B: precision N sqrt(v) (prior from training's L2)\n"
             "  ggn          diagonal Laplace from the exact GGN diagonal\n"
             "  ef           diagonal Laplace from the empirical Fisher\n"
-            "  lowrank      top-k GGN eigenpairs (Lanczos) plus the prior or a diagonal\n\n"
+            "  lowrank      top-k GGN eigenpairs (Lanczos) plus the prior or a diagonal\n"
+            "  ivon         IVON's own posterior: precision ess (h + weight_decay) from an\n"
+            "               IVON checkpoint's /optimizer (no data; its prior is ess wd)\n\n"
             "options\n"
             "  --data SPEC          training data (default: the checkpoint's)\n"
             "  --prior P            evidence (MacKay's fixed point; default), grid (Laplace\n"
@@ -203,6 +205,8 @@ static void print_summary(const post_opts *o, const effdim_posterior *p, int jso
            p->data_spec ? p->data_spec : "");
     if (p->method == EFFDIM_POSTERIOR_BADAM_B)
         printf("prior             none (variant B: the prior entered through training's L2 term)\n");
+    else if (p->method == EFFDIM_POSTERIOR_IVON)
+        printf("prior precision   %.6g (IVON's own: ess x weight_decay)\n", p->prior_precision);
     else
         printf("prior precision   %.6g (%s)\n", p->prior_precision,
                effdim_prior_mode_name(p->prior_mode));
@@ -228,7 +232,7 @@ int cmd_posterior(int argc, char **argv)
     if ((rc = cli_one_operand(CMD, argc, argv, "a checkpoint", &o.ckpt))) return rc;
     if (!o.have_method)
         return cli_errorf(CMD, CLI_EXIT_USAGE,
-                          "--method is required (badam-a, badam-b, ggn, ef or lowrank)");
+                          "--method is required (badam-a, badam-b, ggn, ef, lowrank or ivon)");
     if (!o.out) return cli_errorf(CMD, CLI_EXIT_USAGE, "-o/--output is required");
     const char *claim_in[] = {o.ckpt, o.data};
     if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
@@ -240,11 +244,12 @@ int cmd_posterior(int argc, char **argv)
     const char *spec = NULL;
     int badam = o.p.method == EFFDIM_POSTERIOR_BADAM_A || o.p.method == EFFDIM_POSTERIOR_BADAM_B;
     effdim_status st;
-    if (badam && o.p.N > 0.0 && !o.data && o.p.prior != EFFDIM_PRIOR_GRID)
+    int ivon = o.p.method == EFFDIM_POSTERIOR_IVON; /* needs no data */
+    if (ivon || (badam && o.p.N > 0.0 && !o.data && o.p.prior != EFFDIM_PRIOR_GRID))
         st = cli_load_checkpoint(o.ckpt, NULL, &ck, &spec, &err);
     else
         st = cli_load_model_and_data(o.ckpt, o.data, &ck, &spec, &ds, &err);
-    if (badam && o.p.N > 0.0 && !ds) spec = NULL;
+    if ((badam && o.p.N > 0.0 && !ds) || ivon) spec = NULL;
     if (st) {
         effdim_checkpoint_free(ck);
         return cli_fail(CMD, &err);

@@ -57,7 +57,10 @@
  *        gd   = debias ? g / (1 - beta1^t) : g           (not for beta1 = 1: g stays 0)
  *        lr'  = rescale_lr ? lr (hess_init + wd) : lr
  *        m    = m - lr' clip((gd + wd m) / (h + wd), -clip_radius, clip_radius)   (new h)
- *     and the sample accumulators are cleared.
+ *     Both divisions by h + wd are multiplications by ess sigma^2 (sigma of
+ *     the old, then of the new h; a few ulp from the quotient), and
+ *     1/(1 - beta1^t) is one reciprocal per step: one square root and one
+ *     division per weight and step, as Adam's.
  *
  * torch 1.13 (Debian's python3-torch) updates m with mul_/add_, not lerp_;
  * effdim does the same. (Later torch versions use exp_avg.lerp_(g, 1-b1);
@@ -73,8 +76,11 @@
  *   AMSGrad (or amsgrad = 1): exp_avg, exp_avg_sq, max_exp_avg_sq
  *   IVON:                     hess (h, starts at hess_init), momentum (g)
  * All others start at zero; the step count t starts at 0. IVON also holds
- * three scratch vectors (the current sample's noise and the two sample
- * means), which are not state: a checkpoint is taken between steps.
+ * four scratch vectors (the current sample's noise, the two sample means
+ * and sigma), which are not state: a checkpoint is taken between steps.
+ * sigma = 1/sqrt(ess (hess + weight_decay)) is kept from one step to the
+ * next and recomputed from hess after effdim_optim_reset or
+ * effdim_optim_restore (call the latter after writing into hess).
  *
  * Ownership: effdim_optim_alloc returns an object the caller frees with
  * effdim_optim_free (NULL is safe). The state vectors belong to it. theta and
@@ -169,8 +175,10 @@ typedef struct effdim_optim {
     double *noise;              /* (n) IVON scratch: the last sample's n_s = sigma * eps */
     double *avg_grad;           /* (n) IVON scratch: mean of the samples' gradients */
     double *avg_hess;           /* (n) IVON scratch: mean of n_s * g_s (price) or g_s^2 */
+    double *sigma;              /* (n) IVON scratch: 1/sqrt(ess (hess + weight_decay)) */
     size_t n_samples;           /* IVON: samples accumulated for the next step */
     int sampled;                /* IVON: noise holds a sample not yet accumulated */
+    int sigma_ready;            /* IVON: sigma matches hess (0 after alloc, reset, restore) */
 } effdim_optim;
 
 /* Allocate an optimiser for n parameters with zeroed state.
@@ -194,8 +202,11 @@ EFFDIM_API void effdim_optim_reset(effdim_optim *opt);
  * (the scheduled value; params.lr is only the base). t is incremented first.
  * lr must be finite and >= 0 (EFFDIM_EINVAL otherwise; nothing changes).
  * grad is not modified. theta and grad must not overlap the state vectors.
- * IVON ignores grad (may be NULL) and steps on the accumulated samples
- * (EFFDIM_EINVAL when none was accumulated).
+ * IVON: grad NULL steps on the accumulated samples (EFFDIM_EINVAL when none
+ * was accumulated); grad non-NULL is the gradient at the last sample drawn
+ * and not yet accumulated (EFFDIM_EINVAL without one), folded into the means
+ * in the update's own pass: the same step as effdim_optim_ivon_accumulate
+ * (grad) and then a step with NULL, one pass over the vectors fewer.
  * No allocation; cost O(n) plus two pow() calls for the Adam family. */
 EFFDIM_API effdim_status effdim_optim_step(effdim_optim *opt, double *theta, const double *grad,
                                            double lr, effdim_error *err);

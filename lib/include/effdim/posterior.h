@@ -20,6 +20,11 @@
  *   lowrank   U, s = the top-k eigenpairs of c / scale * GGN (Lanczos); D = alpha
  *             (rest = prior) or alpha + max(c / scale * diag(GGN) - diag(U^T s U), 0)
  *             (rest = diag)
+ *   ivon      D = ess (h + delta), mean = theta: the posterior IVON trained
+ *             (Shen et al. 2024; SEEDS.md 2.1), from /optimizer/hess (h) and
+ *             the attributes ess and weight_decay (delta) of an IVON
+ *             checkpoint; no data, and the prior is IVON's own: alpha = ess
+ *             delta (prior mode fixed, N = ess, gamma = sum_j h_j / (h_j + delta))
  *
  * where v = /optimizer/exp_avg_sq of the checkpoint, scale = the loss's
  * factor in front of sum_i l_i (effdim_mlp_loss_scale: 1/n for the mean
@@ -72,11 +77,12 @@ typedef enum effdim_posterior_method {
     EFFDIM_POSTERIOR_BADAM_B = 1,
     EFFDIM_POSTERIOR_GGN = 2,
     EFFDIM_POSTERIOR_EF = 3,
-    EFFDIM_POSTERIOR_LOWRANK = 4
+    EFFDIM_POSTERIOR_LOWRANK = 4,
+    EFFDIM_POSTERIOR_IVON = 5
 } effdim_posterior_method;
-#define EFFDIM_POSTERIOR_N_METHODS 5
+#define EFFDIM_POSTERIOR_N_METHODS 6
 
-/* "badam-a" | "badam-b" | "ggn" | "ef" | "lowrank" */
+/* "badam-a" | "badam-b" | "ggn" | "ef" | "lowrank" | "ivon" */
 EFFDIM_API const char *effdim_post_method_name(effdim_posterior_method m);
 EFFDIM_API effdim_status effdim_post_method_parse(const char *s, effdim_posterior_method *m,
                                                   effdim_error *err);
@@ -169,11 +175,13 @@ EFFDIM_API void effdim_posterior_free(effdim_posterior *p);
  * EDOM for a prec_diag entry <= 0 or non-finite, or a negative s. */
 EFFDIM_API effdim_status effdim_posterior_finalize(effdim_posterior *p, effdim_error *err);
 
-/* Build a posterior from a checkpoint (and, except for BADAM, the training
- * data ds; for BADAM ds may be NULL when params.N > 0). path names the
- * checkpoint in messages and is recorded; its sha256 is not computed here
- * (callers set checkpoint_sha256). ENOTFOUND when BADAM finds no
- * exp_avg_sq; EMAXITER when the evidence iteration or Lanczos stopped at its
+/* Build a posterior from a checkpoint (and, except for BADAM and IVON, the
+ * training data ds; for BADAM ds may be NULL when params.N > 0; ivon reads
+ * neither ds nor params.prior and N). path names the checkpoint in messages
+ * and is recorded; its sha256 is not computed here (callers set
+ * checkpoint_sha256). ENOTFOUND when BADAM finds no exp_avg_sq or ivon no
+ * /optimizer/hess (a checkpoint not trained with IVON); EFORMAT for an ivon
+ * checkpoint with a bad ess, weight_decay or h + delta <= 0; EMAXITER when the evidence iteration or Lanczos stopped at its
  * limit (the posterior is still returned). */
 EFFDIM_API effdim_status effdim_posterior_build(const effdim_checkpoint *c, const char *path,
                                                 const effdim_dataset *ds,

@@ -1,0 +1,73 @@
+/* lib/normal.h: a fast, seeded, reproducible standard normal generator for
+ * IVON's weight noise (internal to the library).
+ *
+ * Uniforms: four independent xoshiro256++ generators (Blackman and Vigna,
+ * "Scrambled linear pseudorandom number generators", ACM TOMS 47 (2021)),
+ * the lanes, each seeded from splitmix64 of (seed, stream, lane). Normals:
+ * the Box-Muller transform on blocks of 8. For lane j = 0..3 of block b, two
+ * 64-bit words a, c are drawn (a first) and
+ *
+ *   u   = 2 - (1 + (a >> 12) 2^-52)           in (0, 1], a multiple of 2^-52
+ *   r   = sqrt(-2 log u)
+ *   q   = c >> 62 (the quadrant), x = ((c << 2) >> 12) 2^-52 in [0, 1)
+ *   phi = q pi/2 + (x - 1/2) pi/2             uniform over one period
+ *   out[8b + j] = r cos(phi),  out[8b + 4 + j] = r sin(phi)
+ *
+ * (phi runs over [-pi/4, 7pi/4), a full period, so (r cos phi, r sin phi)
+ * are two independent N(0, 1) draws as in Box and Muller 1958). log, sin
+ * and cos are polynomials evaluated with fused multiply-adds (log: the
+ * atanh series in s = (f - 1)/(f + 1) to s^21 for the mantissa f in
+ * [sqrt(1/2), sqrt(2)); sin and cos: Taylor to theta^15 and theta^16 on
+ * [-pi/4, pi/4]), accurate to a few units in the last place. Every operation
+ * is correctly rounded (add, multiply, fma, divide, sqrt) or exact (bit
+ * manipulation), so the scalar loop and the AVX2 loop give bitwise the same
+ * numbers: the stream is a pure function of (seed, stream) on any machine
+ * with IEEE-754 doubles and a correctly rounded fma().
+ *
+ * A fill of n numbers consumes ceil(n / 8) blocks; the unused draws of a
+ * last partial block are dropped, so the stream depends on the sequence of
+ * fill lengths (IVON fills P numbers per sample).
+ */
+#ifndef EFFDIM_NORMAL_H
+#define EFFDIM_NORMAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "effdim/optim.h"
+#include "effdim/status.h"
+
+#define EFFDIM_NORMAL_LANES 4
+#define EFFDIM_NORMAL_BLOCK (2 * EFFDIM_NORMAL_LANES)
+
+typedef struct effdim_normal_rng {
+    uint64_t s[4][EFFDIM_NORMAL_LANES]; /* xoshiro256++ state: word w of lane j is s[w][j] */
+} effdim_normal_rng;
+
+/* Seed the four lanes from (seed, stream): lane j's words are four
+ * successive splitmix64 outputs started at
+ * mix64(seed) ^ mix64(stream + 0x9e3779b97f4a7c15 (j + 1)). */
+void effdim_normal_seed(effdim_normal_rng *r, uint64_t seed, uint64_t stream);
+
+/* n standard normal draws into out (see above). */
+void effdim_normal_fill(effdim_normal_rng *r, double *out, size_t n);
+
+/* The two normals (cos, sin) of the words a, c, as a block computes them;
+ * for the accuracy test against libm. */
+void effdim_normal_pair(uint64_t a, uint64_t c, double *z0, double *z1);
+
+/* Forces the scalar loop (1) or lets the AVX2 loop run where the CPU has it
+ * (0, the default); for the test that the two agree bitwise. */
+void effdim_normal_force_scalar(int on);
+
+/* splitmix64's finaliser (Steele, Lea and Flood 2014), a 64-bit mixer. */
+uint64_t effdim_mix64(uint64_t x);
+
+/* IVON's weight sample with the normals drawn here, in blocks, without an
+ * eps array in memory: the same as effdim_optim_ivon_sample(opt, m, eps,
+ * theta_s) with eps = effdim_normal_fill(r, P). Defined in lib/optim.c. */
+effdim_status effdim_optim_ivon_sample_normal(effdim_optim *opt, const double *m,
+                                              effdim_normal_rng *r, double *theta_s,
+                                              effdim_error *err);
+
+#endif /* EFFDIM_NORMAL_H */
