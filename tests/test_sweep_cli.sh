@@ -336,14 +336,18 @@ want = [rho([float(r["n_params"]) for r in rows], loss)]
 want += [rho([float(r["n_eff_ritz_%d" % j]) for r in rows], loss) for j in range(3)]
 want += [rho([float(r["n_eff_slq_%d" % j]) for r in rows], loss) for j in range(3)]
 got = [s["rho_params"]] + s["rho_ritz"] + s["rho_slq"]
-ok = s["peak_width"] == peak and s["n_rows"] == len(rows) and all(abs(g - w) < 1e-12 for g, w in zip(got, want))
+tm = json.load(open(sys.argv[2]))["time"]
+sums = [sum(float(r[c]) for r in t) for c in ("seconds", "seconds_train", "seconds_lanczos", "seconds_slq")]
+got_t = [tm["seconds"], tm["seconds_train"], tm["seconds_lanczos"], tm["seconds_slq"]]
+ok = all(abs(g - w) <= 1e-9 * abs(w) for g, w in zip(got_t, sums)) and tm["rows"] == len(t)
+ok = ok and s["peak_width"] == peak and s["n_rows"] == len(rows) and all(abs(g - w) < 1e-12 for g, w in zip(got, want))
 print("peak", peak, "rows", len(rows), "rho", ["%.6f" % w for w in want], "effdim", ["%.6f" % g for g in got])
 sys.exit(0 if ok else 1)
 EOF2
     if $PY spearman.py merged.h5 stats.json >sp.out 2>&1; then
-        ok "sweep stats: the peak and every rho equal a ranking done in Python ($(cat sp.out))"
+        ok "sweep stats: the peak, every rho and the time sums equal Python's ($(cat sp.out))"
     else
-        fail "sweep stats: the peak and every rho equal a ranking done in Python" "$(cat sp.out)"
+        fail "sweep stats: the peak, every rho and the time sums equal Python's" "$(cat sp.out)"
     fi
 fi
 

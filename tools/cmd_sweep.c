@@ -134,7 +134,8 @@ static void stats_usage(FILE *f)
             "first width that interpolates (train error 0 for every seed); and Spearman's\n"
             "rank correlation of the test loss with the parameter count and with N_eff(z)\n"
             "(Ritz and SLQ) over the rows (one per seed) whose width is at least the\n"
-            "peak's (or W).\n\n"
+            "peak's (or W). First, where the time went: the rows' seconds summed\n"
+            "(training, curvature, and within it the Lanczos run and the SLQ).\n\n"
             "  --from-width W  count the widths from W instead of from the peak\n"
             "  --json          a machine-readable summary on stdout\n"
             "  -h, --help      this help\n");
@@ -147,11 +148,69 @@ static void series_name(const effdim_sweep_corr *c, char *buf, size_t cap)
         snprintf(buf + len, cap - (size_t)len, ", label noise %g", c->label_noise);
 }
 
+/* Where the time went: the sums of the rows' seconds columns (rows without
+ * them left out), configuration time, not wall time (workers overlap). */
+typedef struct times {
+    size_t n, n_split;
+    double all, train, curv, lanczos, slq, curv_split;
+    double matvecs;
+} times;
+
+static times sum_times(const effdim_sweep_table *t)
+{
+    times m = {0};
+    for (size_t i = 0; i < t->n_rows; ++i) {
+        const effdim_sweep_row *r = &t->rows[i];
+        if (!isfinite(r->seconds) || !isfinite(r->seconds_train) || !isfinite(r->seconds_curvature)) continue;
+        m.n++;
+        m.all += r->seconds, m.train += r->seconds_train, m.curv += r->seconds_curvature;
+        m.matvecs += r->matvecs > 0 ? (double)r->matvecs : 0;
+        if (isfinite(r->seconds_lanczos)) {
+            m.n_split++;
+            m.curv_split += r->seconds_curvature;
+            m.lanczos += r->seconds_lanczos;
+            if (isfinite(r->seconds_slq)) m.slq += r->seconds_slq;
+        }
+    }
+    return m;
+}
+
+static void print_times(const effdim_sweep_table *t)
+{
+    times m = sum_times(t);
+    if (!m.n || !(m.all > 0)) return;
+    printf("time        %zu rows, %.1f s of configuration time (summed over rows; workers overlap): "
+           "training (data and model included) %.1f s (%.1f%%), curvature %.1f s (%.1f%%); "
+           "%.0f curvature products\n",
+           m.n, m.all, m.train, 100 * m.train / m.all, m.curv, 100 * m.curv / m.all, m.matvecs);
+    if (m.n_split)
+        printf("            curvature of the %zu rows with the split: %.1f s = Lanczos %.1f s + SLQ %.1f s "
+               "+ other %.1f s (data subset, N_eff)\n",
+               m.n_split, m.curv_split, m.lanczos, m.slq, m.curv_split - m.lanczos - m.slq);
+}
+
+static cJSON *times_json(const effdim_sweep_table *t)
+{
+    times m = sum_times(t);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "rows", (double)m.n);
+    cJSON_AddNumberToObject(o, "seconds", m.all);
+    cJSON_AddNumberToObject(o, "seconds_train", m.train);
+    cJSON_AddNumberToObject(o, "seconds_curvature", m.curv);
+    cJSON_AddNumberToObject(o, "rows_with_split", (double)m.n_split);
+    cJSON_AddNumberToObject(o, "seconds_curvature_of_split", m.curv_split);
+    cJSON_AddNumberToObject(o, "seconds_lanczos", m.lanczos);
+    cJSON_AddNumberToObject(o, "seconds_slq", m.slq);
+    cJSON_AddNumberToObject(o, "matvecs", m.matvecs);
+    return o;
+}
+
 static void print_stats(const effdim_sweep_table *t, const effdim_sweep_agg *a, size_t na,
                         const effdim_sweep_corr *c, size_t nc)
 {
     int has_slq = 0;
     for (size_t q = 0; q < na; ++q) has_slq |= !isnan(a[q].mean[4 + t->nz]);
+    print_times(t);
     size_t q = 0;
     for (size_t s = 0; s < nc; ++s) {
         char name[128];
@@ -200,6 +259,7 @@ static cJSON *stats_json(const char *path, const effdim_sweep_table *t, const ef
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", path);
     cJSON_AddItemToObject(o, "z", cli_json_doubles(t->z, t->nz));
+    cJSON_AddItemToObject(o, "time", times_json(t));
     cJSON *series = cJSON_AddArrayToObject(o, "series");
     size_t q = 0;
     for (size_t s = 0; s < nc; ++s) {
