@@ -1625,13 +1625,25 @@ static effdim_status series_corr(const effdim_sweep_table *t, const effdim_sweep
     r->depth = a[0].depth, r->n_train = a[0].n_train, r->label_noise = a[0].label_noise;
     r->peak_width = r->peak_params = r->interp_width = -1;
     r->peak_test_loss = NAN;
+    for (size_t q = 0; q < n && r->interp_width < 0; ++q)
+        if (a[q].hi[EFFDIM_SWEEP_M_TRAIN_ERROR] == 0.0) r->interp_width = a[q].width;
+    /* the classical minimum: the smallest mean test loss up to the interpolating
+     * width (all widths when none interpolates); the peak: the largest after it */
+    size_t qmin = n;
     for (size_t q = 0; q < n; ++q) {
+        double tl = a[q].mean[EFFDIM_SWEEP_M_TEST_LOSS];
+        if ((r->interp_width < 0 || a[q].width <= r->interp_width) && isfinite(tl) &&
+            (qmin == n || tl < a[qmin].mean[EFFDIM_SWEEP_M_TEST_LOSS]))
+            qmin = q;
+    }
+    for (size_t q = qmin + 1; qmin < n && q < n; ++q) {
         double tl = a[q].mean[EFFDIM_SWEEP_M_TEST_LOSS];
         if (isfinite(tl) && !(tl <= r->peak_test_loss))
             r->peak_test_loss = tl, r->peak_width = a[q].width, r->peak_params = a[q].n_params;
-        if (r->interp_width < 0 && a[q].hi[EFFDIM_SWEEP_M_TRAIN_ERROR] == 0.0)
-            r->interp_width = a[q].width;
     }
+    if (qmin < n && r->peak_width < 0) /* nothing after the minimum: the minimum itself */
+        r->peak_test_loss = a[qmin].mean[EFFDIM_SWEEP_M_TEST_LOSS], r->peak_width = a[qmin].width,
+        r->peak_params = a[qmin].n_params;
     r->from_width = from_width > 0 ? from_width : r->peak_width;
     for (size_t q = 0; q < n; ++q) r->n_widths += r->from_width >= 0 && a[q].width >= r->from_width;
     for (size_t i = 0; i < t->n_rows; ++i)

@@ -384,7 +384,7 @@ static void fill_row(effdim_sweep_row *r, int64_t width, int64_t depth, int64_t 
 
 static void correlations_past_the_peak_match_rankings_by_hand(void)
 {
-    effdim_sweep_row rows[13];
+    effdim_sweep_row rows[16];
     size_t n = 0;
     /* width, seed, n_params, train error, test loss, N_eff Ritz, N_eff SLQ */
     fill_row(&rows[n++], 1, 1, 1, 10, 0.3, 1.0, 1, 0, "ok");
@@ -399,6 +399,12 @@ static void correlations_past_the_peak_match_rankings_by_hand(void)
     fill_row(&rows[n++], 5, 1, 2, 50, 0.0, 1.4, 8, NAN, "ok");
     fill_row(&rows[n++], 5, 1, 3, 50, 0.0, 100.0, 100, 100, "failed"); /* left out */
     fill_row(&rows[n++], 8, 2, 1, 99, 0.0, 1.0, 1, 1, "ok");
+    /* depth 3: the largest test loss is at the smallest width, before the
+     * classical minimum (width 2); the peak is the largest after it */
+    fill_row(&rows[n++], 1, 3, 1, 5, 0.5, 3.0, 1, 1, "ok");
+    fill_row(&rows[n++], 2, 3, 1, 6, 0.1, 1.0, 1, 1, "ok");
+    fill_row(&rows[n++], 3, 3, 1, 7, 0.0, 2.0, 1, 1, "ok");
+    fill_row(&rows[n++], 4, 3, 1, 8, 0.0, 1.5, 1, 1, "ok");
     effdim_sweep_table t;
     memset(&t, 0, sizeof t);
     t.nz = 1, t.z[0] = 1.0, t.k = 1, t.n_rows = n, t.rows = rows, t.grid_size = 1000;
@@ -407,8 +413,8 @@ static void correlations_past_the_peak_match_rankings_by_hand(void)
     effdim_sweep_agg *a = NULL;
     size_t na = 0;
     CHECK_OK(effdim_sweep_aggregate(&t, &a, &na, &e), &e);
-    CHECK(na == 6 && a);
-    if (a && na == 6) {
+    CHECK(na == 10 && a);
+    if (a && na == 10) {
         CHECK(a[2].width == 3 && a[2].n == 2);
         CHECK_CLOSE(a[2].mean[EFFDIM_SWEEP_M_TEST_LOSS], 2.1, 1e-15);
         CHECK(a[2].lo[EFFDIM_SWEEP_M_TEST_LOSS] == 2.0 && a[2].hi[EFFDIM_SWEEP_M_TEST_LOSS] == 2.2);
@@ -420,8 +426,8 @@ static void correlations_past_the_peak_match_rankings_by_hand(void)
     effdim_sweep_corr *c = NULL;
     size_t nc = 0;
     CHECK_OK(effdim_sweep_correlations(&t, 0, &c, &nc, &e), &e);
-    CHECK(nc == 2 && c);
-    if (c && nc == 2) {
+    CHECK(nc == 3 && c);
+    if (c && nc == 3) {
         /* peak: the mean test losses 1.05, 1.25, 2.1, 1.7, 1.45 */
         CHECK(c[0].peak_width == 3 && c[0].peak_params == 30 && c[0].from_width == 3);
         CHECK_CLOSE(c[0].peak_test_loss, 2.1, 1e-15);
@@ -437,11 +443,13 @@ static void correlations_past_the_peak_match_rankings_by_hand(void)
         CHECK_CLOSE(c[0].rho_slq[0], 1.0 - 6.0 * 38.0 / 120.0, 1e-14);
         CHECK(isnan(c[0].rho_ritz[1])); /* past nz */
         CHECK(c[1].depth == 2 && c[1].n_rows == 1 && isnan(c[1].rho_params));
+        CHECK(c[2].depth == 3 && c[2].interp_width == 3 && c[2].peak_width == 3 && c[2].n_rows == 2);
+        CHECK_CLOSE(c[2].peak_test_loss, 2.0, 1e-15);
     }
     free(c);
     /* from width 4: loss 1.8 1.6 1.5 1.4 against n_params 40 40 50 50 */
     CHECK_OK(effdim_sweep_correlations(&t, 4, &c, &nc, &e), &e);
-    if (c && nc == 2) {
+    if (c && nc == 3) {
         CHECK(c[0].from_width == 4 && c[0].n_rows == 4 && c[0].peak_width == 3);
         CHECK_CLOSE(c[0].rho_params, -4.0 / sqrt(20.0), 1e-14);
     }

@@ -302,7 +302,8 @@ else
 fi
 
 # sweep stats: the peak and Spearman's rho, against a ranking done in Python
-"$EFFDIM" sweep stats merged.h5 >stats.out 2>&1 && "$EFFDIM" sweep stats merged.h5 --json >stats.json 2>&1
+"$EFFDIM" sweep stats merged.h5 >stats.out 2>&1 && "$EFFDIM" sweep stats merged.h5 --json >stats.json 2>&1 &&
+    "$EFFDIM" sweep stats merged.h5 --from-width 4 --json >stats4.json 2>&1
 rc=$?
 if [ $rc -eq 0 ] && grep -q "^series depth 1, n_train 300" stats.out && grep -q "test-loss peak" stats.out &&
     grep -q "^    n_params " stats.out; then
@@ -317,8 +318,12 @@ t = [r for r in h5py.File(sys.argv[1])["sweep/table"][()] if r["status"] != b"fa
 s = json.load(open(sys.argv[2]))["series"][0]
 widths = sorted({int(r["width"]) for r in t})
 mean = {w: sum(r["test_loss"] for r in t if r["width"] == w) / sum(1 for r in t if r["width"] == w) for w in widths}
-peak = max(widths, key=lambda w: mean[w])
-rows = [r for r in t if r["width"] >= peak]
+interp = next((w for w in widths if all(r["train_error"] == 0 for r in t if r["width"] == w)), None)
+low = min((w for w in widths if interp is None or w <= interp), key=lambda w: mean[w])
+after = [w for w in widths if w > low]
+peak = max(after, key=lambda w: mean[w]) if after else low
+s4 = json.load(open(sys.argv[3]))["series"][0]
+rows = [r for r in t if r["width"] >= 4]
 def ranks(v):  # average ranks of ties
     order = sorted(range(len(v)), key=lambda i: v[i]); r = [0.0] * len(v); i = 0
     while i < len(v):
@@ -335,16 +340,16 @@ loss = [float(r["test_loss"]) for r in rows]
 want = [rho([float(r["n_params"]) for r in rows], loss)]
 want += [rho([float(r["n_eff_ritz_%d" % j]) for r in rows], loss) for j in range(3)]
 want += [rho([float(r["n_eff_slq_%d" % j]) for r in rows], loss) for j in range(3)]
-got = [s["rho_params"]] + s["rho_ritz"] + s["rho_slq"]
+got = [s4["rho_params"]] + s4["rho_ritz"] + s4["rho_slq"]
 tm = json.load(open(sys.argv[2]))["time"]
 sums = [sum(float(r[c]) for r in t) for c in ("seconds", "seconds_train", "seconds_lanczos", "seconds_slq")]
 got_t = [tm["seconds"], tm["seconds_train"], tm["seconds_lanczos"], tm["seconds_slq"]]
 ok = all(abs(g - w) <= 1e-9 * abs(w) for g, w in zip(got_t, sums)) and tm["rows"] == len(t)
-ok = ok and s["peak_width"] == peak and s["n_rows"] == len(rows) and all(abs(g - w) < 1e-12 for g, w in zip(got, want))
-print("peak", peak, "rows", len(rows), "rho", ["%.6f" % w for w in want], "effdim", ["%.6f" % g for g in got])
+ok = ok and s["peak_width"] == peak and s4["peak_width"] == peak and s4["from_width"] == 4 and s4["n_rows"] == len(rows) and all(abs(g - w) < 1e-12 for g, w in zip(got, want))
+print("peak", peak, "rows from width 4", len(rows), "rho", ["%.6f" % w for w in want], "effdim", ["%.6f" % g for g in got])
 sys.exit(0 if ok else 1)
 EOF2
-    if $PY spearman.py merged.h5 stats.json >sp.out 2>&1; then
+    if $PY spearman.py merged.h5 stats.json stats4.json >sp.out 2>&1; then
         ok "sweep stats: the peak, every rho and the time sums equal Python's ($(cat sp.out))"
     else
         fail "sweep stats: the peak, every rho and the time sums equal Python's" "$(cat sp.out)"

@@ -130,11 +130,12 @@ static void stats_usage(FILE *f)
     fprintf(f,
             "usage: effdim sweep stats SWEEP.h5 [--from-width W] [--json]\n\n"
             "Per series (depth, label noise, training-set size): the mean over seeds of the\n"
-            "train error, test loss and N_eff(z) at each width; the test-loss peak and the\n"
-            "first width that interpolates (train error 0 for every seed); and Spearman's\n"
-            "rank correlation of the test loss with the parameter count and with N_eff(z)\n"
-            "(Ritz and SLQ) over the rows (one per seed) whose width is at least the\n"
-            "peak's (or W). First, where the time went: the rows' seconds summed\n"
+            "train error, test loss and N_eff(z) at each width; the first width that\n"
+            "interpolates (train error 0 for every seed); the test-loss peak (the largest\n"
+            "mean test loss past the classical minimum, the smallest one up to that width);\n"
+            "and Spearman's rank correlation of the test loss with the parameter count and\n"
+            "with N_eff(z) (Ritz and SLQ) over the rows (one per seed) whose width is at\n"
+            "least the peak's (or W). First, where the time went: the rows' seconds summed\n"
             "(training, curvature, and within it the Lanczos run and the SLQ).\n\n"
             "  --from-width W  count the widths from W instead of from the peak\n"
             "  --json          a machine-readable summary on stdout\n"
@@ -205,6 +206,9 @@ static cJSON *times_json(const effdim_sweep_table *t)
     return o;
 }
 
+/* NaN printed as "nan", whatever its sign bit (a constant column) */
+static double fabs_nan(double x) { return isnan(x) ? fabs(x) : x; }
+
 static void print_stats(const effdim_sweep_table *t, const effdim_sweep_agg *a, size_t na,
                         const effdim_sweep_corr *c, size_t nc)
 {
@@ -243,11 +247,11 @@ static void print_stats(const effdim_sweep_table *t, const effdim_sweep_agg *a, 
         else printf("(none)\n");
         printf("  Spearman rho with the test loss over widths >= %lld (%zu widths, %zu rows):\n",
                (long long)c[s].from_width, c[s].n_widths, c[s].n_rows);
-        printf("    %-18s %7.3f\n", "n_params", c[s].rho_params);
+        printf("    %-18s %7.3f\n", "n_params", fabs_nan(c[s].rho_params));
         for (size_t j = 0; j < t->nz; ++j) {
             snprintf(head, sizeof head, "N_eff(%g) Ritz", t->z[j]);
-            printf("    %-18s %7.3f", head, c[s].rho_ritz[j]);
-            if (has_slq) printf("    N_eff(%g) SLQ %7.3f", t->z[j], c[s].rho_slq[j]);
+            printf("    %-18s %7.3f", head, fabs_nan(c[s].rho_ritz[j]));
+            if (has_slq) printf("    N_eff(%g) SLQ %7.3f", t->z[j], fabs_nan(c[s].rho_slq[j]));
             printf("\n");
         }
     }

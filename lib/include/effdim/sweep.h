@@ -213,7 +213,10 @@ EFFDIM_API effdim_status effdim_sweep_aggregate(const effdim_sweep_table *t, eff
 typedef struct effdim_sweep_corr {
     int64_t depth, n_train;
     double label_noise;
-    int64_t peak_width;       /* the width of the largest mean test loss */
+    int64_t peak_width;       /* the test-loss peak: the width of the largest mean test loss
+                                 past the classical minimum (the smallest mean test loss at
+                                 widths up to interp_width, or at any width when none
+                                 interpolates); the minimum itself when no width follows it */
     int64_t peak_params;      /* its n_params */
     double peak_test_loss;    /* that mean */
     int64_t interp_width;     /* the smallest width whose every seed's train error is 0
