@@ -201,3 +201,61 @@ effdim_status effdim_inspect_file(const char *path, effdim_file_summary **out, e
     *out = s;
     return EFFDIM_OK;
 }
+
+/* ---- sweep files ------------------------------------------------------------- */
+
+void effdim_sweep_summary_free(effdim_sweep_summary *s)
+{
+    if (!s) return;
+    effdim_sweep_table_free(s->table);
+    free(s->config_text);
+    free(s);
+}
+
+static int row_by_index(const void *a, const void *b)
+{
+    int64_t x = ((const effdim_sweep_row *)a)->index, y = ((const effdim_sweep_row *)b)->index;
+    return (x > y) - (x < y);
+}
+
+effdim_status effdim_inspect_sweep(const char *path, effdim_sweep_summary **out, effdim_error *err)
+{
+    *out = NULL;
+    effdim_sweep_summary *s = effdim_calloc(1, sizeof *s, "sweep summary", err);
+    if (!s) return EFFDIM_ENOMEM;
+    effdim_status st = effdim_sweep_table_load(path, &s->table, err);
+    effdim_sweep_config *c = NULL;
+    if (!st) {
+        effdim_error pe;
+        if (effdim_sweep_config_parse(s->table->config, "config", &c, &pe))
+            st = effdim_error_set(err, EFFDIM_EFORMAT, "%s: /sweep attribute %s", path, pe.msg);
+    }
+    if (!st) {
+        size_t len = effdim_sweep_config_describe(c, NULL, 0) + 1;
+        if (!(s->config_text = effdim_alloc(len, 1, "sweep config text", err))) st = EFFDIM_ENOMEM;
+        else effdim_sweep_config_describe(c, s->config_text, len);
+    }
+    if (!st) {
+        effdim_sweep_table *t = s->table;
+        if (effdim_sweep_config_size(c) != t->grid_size)
+            st = effdim_error_set(err, EFFDIM_EFORMAT,
+                                  "%s: grid_size %zu, but the stored config has %zu configurations",
+                                  path, t->grid_size, effdim_sweep_config_size(c));
+        for (size_t i = t->shard_index; i < t->grid_size; i += t->shard_count) s->shard_total++;
+        qsort(t->rows, t->n_rows, sizeof *t->rows, row_by_index);
+        for (size_t i = 0; i < t->n_rows; ++i) {
+            const char *status = t->rows[i].status;
+            if (!strcmp(status, "ok")) s->n_ok++;
+            else if (!strcmp(status, "partial")) s->n_partial++;
+            else s->n_failed++;
+        }
+        s->n_missing = s->shard_total > t->n_rows ? s->shard_total - t->n_rows : 0;
+    }
+    effdim_sweep_config_free(c);
+    if (st) {
+        effdim_sweep_summary_free(s);
+        return st;
+    }
+    *out = s;
+    return EFFDIM_OK;
+}

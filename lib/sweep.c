@@ -20,6 +20,7 @@
 #include <hdf5.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include <unistd.h>
 
 #include "effdim/checkpoint.h"
+#include "effdim/compare.h"
 #include "effdim/data.h"
 #include "effdim/diag.h"
 #include "effdim/hvp.h"
@@ -698,6 +700,7 @@ static void row_init(const effdim_sweep_point *p, effdim_sweep_row *row)
     fill_nan(row->n_eff_diag, EFFDIM_SWEEP_MAX_Z);
     fill_nan(row->eig, EFFDIM_SWEEP_MAX_K);
     row->seconds = row->seconds_train = row->seconds_curvature = NAN;
+    row->seconds_lanczos = row->seconds_slq = NAN;
     snprintf(row->status, sizeof row->status, "ok");
 }
 
@@ -735,6 +738,8 @@ static effdim_status curvature(const effdim_sweep_config *c, const effdim_checkp
     }
     row->nconv = (int64_t)s->nconv;
     row->matvecs = (int64_t)s->matvecs;
+    row->seconds_lanczos = s->lanczos_seconds;
+    if (s->n_eff_slq) row->seconds_slq = s->slq_seconds;
     if (s->nconv < sp.k) {
         snprintf(row->status, sizeof row->status, "partial");
         snprintf(row->message, sizeof row->message,
@@ -876,7 +881,8 @@ static hid_t row_type(size_t nz, size_t k)
         snprintf(name, sizeof name, "eig_%zu", i);
         H5Tinsert(t, name, offsetof(effdim_sweep_row, eig) + i * sizeof(double), H5T_NATIVE_DOUBLE);
     }
-    I64(nconv), I64(matvecs), F64(seconds), F64(seconds_train), F64(seconds_curvature);
+    I64(nconv), I64(matvecs), F64(seconds), F64(seconds_train), F64(seconds_curvature),
+        F64(seconds_lanczos), F64(seconds_slq);
 #undef I64
 #undef F64
     hid_t s1 = H5Tcopy(H5T_C_S1), s2 = H5Tcopy(H5T_C_S1);
@@ -1434,4 +1440,258 @@ out:
     free(rows);
     free(seen);
     return st;
+}
+
+/* ---- the config described, the table summarised ----------------------------------- */
+
+typedef struct textbuf {
+    char *buf;
+    size_t cap, len;
+} textbuf;
+
+static void tb_printf(textbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void tb_printf(textbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *at = b->len < b->cap ? b->buf + b->len : NULL;
+    int n = vsnprintf(at, at ? b->cap - b->len : 0, fmt, ap);
+    va_end(ap);
+    if (n > 0) b->len += (size_t)n;
+}
+
+static void tb_sizes(textbuf *b, const char *what, const size_t *v, size_t n)
+{
+    tb_printf(b, "%zu %s%s [", n, what, n == 1 ? "" : "s");
+    for (size_t i = 0; i < n; ++i) tb_printf(b, "%s%zu", i ? ", " : "", v[i]);
+    tb_printf(b, "]");
+}
+
+size_t effdim_sweep_config_describe(const effdim_sweep_config *c, char *buf, size_t cap)
+{
+    textbuf b = {buf, cap, 0};
+    if (cap) buf[0] = '\0';
+    tb_printf(&b, "data        %s\ntest        %s\ngrid        ", c->data, c->test ? c->test : "(none)");
+    tb_sizes(&b, "width", c->widths, c->n_widths);
+    tb_printf(&b, " x ");
+    tb_sizes(&b, "depth", c->depths, c->n_depths);
+    tb_printf(&b, " x %zu seed%s [", c->n_seeds, c->n_seeds == 1 ? "" : "s");
+    for (size_t i = 0; i < c->n_seeds; ++i)
+        tb_printf(&b, "%s%llu", i ? ", " : "", (unsigned long long)c->seeds[i]);
+    tb_printf(&b, "]");
+    if (c->n_noise) {
+        tb_printf(&b, " x %zu label-noise levels [", c->n_noise);
+        for (size_t i = 0; i < c->n_noise; ++i) tb_printf(&b, "%s%g", i ? ", " : "", c->noise[i]);
+        tb_printf(&b, "]");
+    }
+    if (c->n_ntrain) {
+        tb_printf(&b, " x ");
+        tb_sizes(&b, "training-set size", c->ntrain, c->n_ntrain);
+    }
+    tb_printf(&b, " = %zu configurations\n", effdim_sweep_config_size(c));
+    tb_printf(&b, "model       %s hidden layers, loss %s (%s), init %s\n",
+              effdim_activation_name(c->act), c->has_loss ? effdim_loss_name(c->loss) : "auto",
+              effdim_reduction_name(c->reduction), effdim_init_scheme_name(c->init));
+    tb_printf(&b, "training    %s, lr %g, batch %zu, %zu epochs", effdim_optim_kind_name(c->opt),
+              c->lr, c->batch, c->epochs);
+    if (c->weight_decay > 0) tb_printf(&b, ", weight decay %g", c->weight_decay);
+    if (c->momentum > 0) tb_printf(&b, ", momentum %g", c->momentum);
+    tb_printf(&b, "\ncurvature   %s (%s products), top %zu, tol %g, at most %zu products, z [",
+              effdim_curvature_name(c->op), effdim_hvp_method_name(c->hvp), c->k, c->tol,
+              c->max_matvecs);
+    for (size_t j = 0; j < c->nz; ++j) tb_printf(&b, "%s%g", j ? ", " : "", c->z[j]);
+    tb_printf(&b, "]");
+    if (c->slq) tb_printf(&b, ", SLQ %zu probes x %zu steps", c->probes, c->slq_steps);
+    if (c->slq && c->slq_budget) tb_printf(&b, " (budget %zu products)", c->slq_budget);
+    if (c->subset) tb_printf(&b, ", on %zu rows", c->subset);
+    if (c->diag) tb_printf(&b, ", GGN diagonal");
+    tb_printf(&b, "\n");
+    return b.len;
+}
+
+static int same_noise(double a, double b) { return (isnan(a) && isnan(b)) || a == b; }
+
+static int agg_order(const void *pa, const void *pb)
+{
+    const effdim_sweep_agg *x = pa, *y = pb;
+    if (x->depth != y->depth) return x->depth < y->depth ? -1 : 1;
+    if (x->n_train != y->n_train) return x->n_train < y->n_train ? -1 : 1;
+    if (!same_noise(x->label_noise, y->label_noise))
+        return isnan(x->label_noise) ? -1 : isnan(y->label_noise) ? 1 : x->label_noise < y->label_noise ? -1 : 1;
+    return (x->width > y->width) - (x->width < y->width);
+}
+
+static void row_metrics(const effdim_sweep_row *r, size_t nz, double *v)
+{
+    v[EFFDIM_SWEEP_M_TRAIN_LOSS] = r->train_loss;
+    v[EFFDIM_SWEEP_M_TEST_LOSS] = r->test_loss;
+    v[EFFDIM_SWEEP_M_TEST_ERROR] = r->test_error;
+    v[EFFDIM_SWEEP_M_TRAIN_ERROR] = r->train_error;
+    for (size_t j = 0; j < nz; ++j) v[4 + j] = r->n_eff_ritz[j], v[4 + nz + j] = r->n_eff_slq[j];
+}
+
+effdim_status effdim_sweep_aggregate(const effdim_sweep_table *t, effdim_sweep_agg **out, size_t *n,
+                                     effdim_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    RETURN_ERROR_IF(t->nz > EFFDIM_SWEEP_MAX_Z, err, EFFDIM_EINVAL, "sweep: %zu z values, at most %d",
+                    t->nz, EFFDIM_SWEEP_MAX_Z);
+    if (t->n_rows == 0) return EFFDIM_OK;
+    effdim_sweep_agg *a = effdim_alloc(t->n_rows, sizeof *a, "sweep points", err);
+    if (!a) return err->code;
+    size_t np = 0, m = 4 + 2 * t->nz;
+    for (size_t i = 0; i < t->n_rows; ++i) {
+        const effdim_sweep_row *r = &t->rows[i];
+        if (!strcmp(r->status, "failed")) continue;
+        size_t q = 0;
+        while (q < np && !(a[q].depth == r->depth && a[q].n_train == r->n_train &&
+                           same_noise(a[q].label_noise, r->label_noise) && a[q].width == r->width))
+            ++q;
+        if (q == np) {
+            memset(&a[np], 0, sizeof a[np]);
+            a[np].depth = r->depth, a[np].n_train = r->n_train, a[np].width = r->width;
+            a[np].label_noise = r->label_noise, a[np].n_params = r->n_params;
+            for (size_t j = 0; j < EFFDIM_SWEEP_METRICS; ++j) a[np].lo[j] = INFINITY, a[np].hi[j] = -INFINITY;
+            ++np;
+        }
+        double v[EFFDIM_SWEEP_METRICS];
+        row_metrics(r, t->nz, v);
+        effdim_sweep_agg *p = &a[q];
+        p->n++;
+        for (size_t j = 0; j < m; ++j) {
+            p->mean[j] += v[j];
+            p->lo[j] = fmin(p->lo[j], v[j]);
+            p->hi[j] = fmax(p->hi[j], v[j]);
+        }
+    }
+    for (size_t q = 0; q < np; ++q)
+        for (size_t j = 0; j < EFFDIM_SWEEP_METRICS; ++j) {
+            if (j < m) a[q].mean[j] /= (double)a[q].n;
+            else a[q].mean[j] = a[q].lo[j] = a[q].hi[j] = NAN;
+        }
+    qsort(a, np, sizeof *a, agg_order);
+    if (np == 0) {
+        free(a);
+        a = NULL;
+    }
+    *out = a;
+    *n = np;
+    return EFFDIM_OK;
+}
+
+/* Spearman's rho of x against y over the n pairs where both are finite (NaN
+ * with fewer than two). */
+static effdim_status rho_finite(const double *x, const double *y, size_t n, double *xs, double *ys,
+                                double *rho, effdim_error *err)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; ++i)
+        if (isfinite(x[i]) && isfinite(y[i])) xs[m] = x[i], ys[m] = y[i], ++m;
+    *rho = NAN;
+    return m >= 2 ? effdim_compare_spearman(xs, ys, m, rho, err) : EFFDIM_OK;
+}
+
+static int same_series(const effdim_sweep_agg *a, const effdim_sweep_agg *b)
+{
+    return a->depth == b->depth && a->n_train == b->n_train && same_noise(a->label_noise, b->label_noise);
+}
+
+/* A row counted by the correlations of series r. */
+static int counted(const effdim_sweep_corr *r, const effdim_sweep_row *w)
+{
+    return strcmp(w->status, "failed") && w->depth == r->depth && w->n_train == r->n_train &&
+           same_noise(w->label_noise, r->label_noise) && r->from_width >= 0 &&
+           w->width >= r->from_width && isfinite(w->test_loss);
+}
+
+/* The column c of a row: 0 n_params, 1 + j N_eff Ritz, 1 + nz + j N_eff SLQ. */
+static double corr_column(const effdim_sweep_row *w, size_t c, size_t nz)
+{
+    return c == 0 ? (double)w->n_params : c <= nz ? w->n_eff_ritz[c - 1] : w->n_eff_slq[c - 1 - nz];
+}
+
+/* One series (points a[0 .. n-1]) of t into r. work: 4 * t->n_rows. */
+static effdim_status series_corr(const effdim_sweep_table *t, const effdim_sweep_agg *a, size_t n,
+                                 int64_t from_width, double *work, effdim_sweep_corr *r,
+                                 effdim_error *err)
+{
+    double *loss = work, *x = work + t->n_rows, *xs = work + 2 * t->n_rows, *ys = work + 3 * t->n_rows;
+    memset(r, 0, sizeof *r);
+    r->depth = a[0].depth, r->n_train = a[0].n_train, r->label_noise = a[0].label_noise;
+    r->peak_width = r->peak_params = r->interp_width = -1;
+    r->peak_test_loss = NAN;
+    for (size_t q = 0; q < n && r->interp_width < 0; ++q)
+        if (a[q].hi[EFFDIM_SWEEP_M_TRAIN_ERROR] == 0.0) r->interp_width = a[q].width;
+    /* the classical minimum: the smallest mean test loss up to the interpolating
+     * width (all widths when none interpolates); the peak: the largest after it */
+    size_t qmin = n;
+    for (size_t q = 0; q < n; ++q) {
+        double tl = a[q].mean[EFFDIM_SWEEP_M_TEST_LOSS];
+        if ((r->interp_width < 0 || a[q].width <= r->interp_width) && isfinite(tl) &&
+            (qmin == n || tl < a[qmin].mean[EFFDIM_SWEEP_M_TEST_LOSS]))
+            qmin = q;
+    }
+    for (size_t q = qmin + 1; qmin < n && q < n; ++q) {
+        double tl = a[q].mean[EFFDIM_SWEEP_M_TEST_LOSS];
+        if (isfinite(tl) && !(tl <= r->peak_test_loss))
+            r->peak_test_loss = tl, r->peak_width = a[q].width, r->peak_params = a[q].n_params;
+    }
+    if (qmin < n && r->peak_width < 0) /* nothing after the minimum: the minimum itself */
+        r->peak_test_loss = a[qmin].mean[EFFDIM_SWEEP_M_TEST_LOSS], r->peak_width = a[qmin].width,
+        r->peak_params = a[qmin].n_params;
+    r->from_width = from_width > 0 ? from_width : r->peak_width;
+    for (size_t q = 0; q < n; ++q) r->n_widths += r->from_width >= 0 && a[q].width >= r->from_width;
+    for (size_t i = 0; i < t->n_rows; ++i)
+        if (counted(r, &t->rows[i])) loss[r->n_rows++] = t->rows[i].test_loss;
+    for (size_t j = 0; j < EFFDIM_SWEEP_MAX_Z; ++j) r->rho_ritz[j] = r->rho_slq[j] = NAN;
+    for (size_t c = 0; c < 1 + 2 * t->nz; ++c) {
+        size_t k = 0;
+        for (size_t i = 0; i < t->n_rows; ++i)
+            if (counted(r, &t->rows[i])) x[k++] = corr_column(&t->rows[i], c, t->nz);
+        double *dst = c == 0 ? &r->rho_params : c <= t->nz ? &r->rho_ritz[c - 1] : &r->rho_slq[c - 1 - t->nz];
+        effdim_status st = rho_finite(x, loss, r->n_rows, xs, ys, dst, err);
+        if (st) return st;
+    }
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_sweep_correlations(const effdim_sweep_table *t, int64_t from_width,
+                                        effdim_sweep_corr **out, size_t *n, effdim_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    effdim_sweep_agg *a = NULL;
+    size_t na = 0;
+    effdim_status st = effdim_sweep_aggregate(t, &a, &na, err);
+    if (st || na == 0) return st;
+    size_t ns = 0;
+    for (size_t q = 0; q < na; ++q) ns += q == 0 || !same_series(&a[q - 1], &a[q]);
+    effdim_sweep_corr *c = effdim_alloc(ns, sizeof *c, "sweep correlations", err);
+    double *work = c ? effdim_alloc(4 * t->n_rows, sizeof *work, "sweep correlations", err) : NULL;
+    if (!work) {
+        free(c);
+        free(a);
+        return EFFDIM_ENOMEM;
+    }
+    size_t s = 0;
+    for (size_t q0 = 0; q0 < na && !st; ++s) {
+        size_t q1 = q0 + 1;
+        while (q1 < na && same_series(&a[q1], &a[q0])) ++q1;
+        st = series_corr(t, a + q0, q1 - q0, from_width, work, &c[s], err);
+        q0 = q1;
+    }
+    free(work);
+    free(a);
+    if (st) {
+        free(c);
+        return st;
+    }
+    *out = c;
+    *n = s;
+    return EFFDIM_OK;
 }

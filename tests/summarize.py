@@ -4,7 +4,8 @@ test logs (meson-logs/testlog.json) and print the total as the suite's last
 line. A program that failed without printing its own line (a crash, a
 sanitizer abort, a timeout) counts as one failure, and so does one that
 reports "0 passed, 0 failed". A test meson expected to fail (should_fail) and
-that failed counts as one pass. Exits 1 on any failure, and when no test at
+that failed counts as one pass. A skipped test (exit 77: what it needs is not
+installed) counts as neither: it is listed, and the total names the skips. Exits 1 on any failure, and when no test at
 all was counted (an empty or missing log proves nothing)."""
 import json
 import re
@@ -14,7 +15,7 @@ LINE = re.compile(r"^(\d+) passed, (\d+) failed", re.M)
 
 
 def main(paths):
-    passed = failed = 0
+    passed = failed = skipped = 0
     for path in paths:
         label = path.split("/")[0]
         try:
@@ -27,6 +28,11 @@ def main(paths):
             out = r.get("stdout") or ""
             counts = LINE.findall(out)
             ok = r.get("result") in ("OK", "EXPECTEDFAIL")
+            if r.get("result") == "SKIP":
+                skipped += 1
+                why = [l for l in out.splitlines() if l.startswith("SKIP")]
+                print(f"{label}: {r.get('name')}: SKIP{(' (' + why[-1] + ')') if why else ''}")
+                continue
             if r.get("result") == "EXPECTEDFAIL":
                 p, f = 1, 0  # its own lines report the failure it was meant to show
             elif counts:
@@ -42,7 +48,7 @@ def main(paths):
     if passed + failed == 0:
         print("summarize: no test was counted")
         failed = 1
-    print(f"total: {passed} passed, {failed} failed")
+    print(f"total: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     return 1 if failed else 0
 
 

@@ -68,5 +68,9 @@ expect "summarize.py: an expected failure counts as one pass" 0 "total: 1 passed
 echo '{"name": "t", "result": "FAIL", "stdout": "3 passed, 0 failed\n"}' >crash.json
 expect "summarize.py: a program that crashed after its checks fails" 1 "total: 3 passed, 1 failed" \
     -- "$PYTHON" "$SUMMARIZE" crash.json
+printf '%s\n' '{"name": "t", "result": "OK", "stdout": "2 passed, 0 failed\n"}' \
+    '{"name": "s", "result": "SKIP", "stdout": "SKIP: slurmd is not installed\n"}' >skip.json
+expect "summarize.py: a skipped test counts as a skip, not a pass" 0 "total: 2 passed, 0 failed, 1 skipped" \
+    -- "$PYTHON" "$SUMMARIZE" skip.json
 
 cli_finish

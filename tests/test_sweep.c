@@ -5,7 +5,9 @@
  * library's own jobs run separately on the kept checkpoint (the spectrum job
  * bitwise, the loss by effdim_mlp_evaluate) and N_eff against the closed form
  * sum lambda/(lambda+z) over the row's eigenvalues; resume, shards and merge
- * against one uninterrupted run (bitwise, one thread).
+ * against one uninterrupted run (bitwise, one thread); the Spearman
+ * correlations past the test-loss peak against rankings worked out by hand;
+ * the inspect summary against the rows the runs wrote.
  */
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include "check.h"
 #include "effdim/blas.h"
 #include "effdim/checkpoint.h"
+#include "effdim/inspect.h"
 #include "effdim/mlp.h"
 #include "effdim/spectrum.h"
 #include "effdim/sweep.h"
@@ -212,6 +215,8 @@ static void each_row_agrees_with_the_jobs_run_on_its_kept_checkpoint(void)
             CHECK(row->n_eff_diag[j] > 0 && row->n_eff_diag[j] <= (double)row->n_params);
         }
         CHECK(row->seconds >= row->seconds_train && row->seconds_train > 0);
+        CHECK(row->seconds_lanczos > 0 && row->seconds_slq > 0 &&
+              row->seconds_lanczos + row->seconds_slq <= row->seconds_curvature);
         effdim_mlp_ws_free(ws);
         effdim_checkpoint_free(ck);
     }
@@ -364,6 +369,136 @@ static void a_configuration_that_fails_is_a_row_with_its_message(void)
     effdim_sweep_config_free(c);
 }
 
+/* A hand-made table: one series (depth 1) of widths 1..5 x seeds 1, 2 plus a
+ * failed row, and a second series (depth 2) of one row. */
+static void fill_row(effdim_sweep_row *r, int64_t width, int64_t depth, int64_t seed, int64_t params,
+                     double train_err, double test_loss, double ritz, double slq, const char *status)
+{
+    memset(r, 0, sizeof *r);
+    r->index = width + 10 * seed + 100 * depth, r->width = width, r->depth = depth, r->seed = seed;
+    r->label_noise = NAN, r->n_train = 50, r->n_params = params;
+    r->train_loss = test_loss / 2, r->train_error = train_err, r->test_loss = test_loss;
+    r->test_error = 0.5, r->n_eff_ritz[0] = ritz, r->n_eff_slq[0] = slq;
+    snprintf(r->status, sizeof r->status, "%s", status);
+}
+
+static void correlations_past_the_peak_match_rankings_by_hand(void)
+{
+    effdim_sweep_row rows[16];
+    size_t n = 0;
+    /* width, seed, n_params, train error, test loss, N_eff Ritz, N_eff SLQ */
+    fill_row(&rows[n++], 1, 1, 1, 10, 0.3, 1.0, 1, 0, "ok");
+    fill_row(&rows[n++], 1, 1, 2, 10, 0.3, 1.1, 2, 0, "ok");
+    fill_row(&rows[n++], 2, 1, 1, 20, 0.3, 1.2, 3, 0, "ok");
+    fill_row(&rows[n++], 2, 1, 2, 20, 0.3, 1.3, 4, 0, "ok");
+    fill_row(&rows[n++], 3, 1, 1, 30, 0.0, 2.0, 10, 1, "ok");
+    fill_row(&rows[n++], 3, 1, 2, 30, 0.01, 2.2, 12, 2, "partial");
+    fill_row(&rows[n++], 4, 1, 1, 40, 0.0, 1.8, 9, 3, "ok");
+    fill_row(&rows[n++], 4, 1, 2, 40, 0.0, 1.6, 11, 4, "ok");
+    fill_row(&rows[n++], 5, 1, 1, 50, 0.0, 1.5, 7, 5, "ok");
+    fill_row(&rows[n++], 5, 1, 2, 50, 0.0, 1.4, 8, NAN, "ok");
+    fill_row(&rows[n++], 5, 1, 3, 50, 0.0, 100.0, 100, 100, "failed"); /* left out */
+    fill_row(&rows[n++], 8, 2, 1, 99, 0.0, 1.0, 1, 1, "ok");
+    /* depth 3: the largest test loss is at the smallest width, before the
+     * classical minimum (width 2); the peak is the largest after it */
+    fill_row(&rows[n++], 1, 3, 1, 5, 0.5, 3.0, 1, 1, "ok");
+    fill_row(&rows[n++], 2, 3, 1, 6, 0.1, 1.0, 1, 1, "ok");
+    fill_row(&rows[n++], 3, 3, 1, 7, 0.0, 2.0, 1, 1, "ok");
+    fill_row(&rows[n++], 4, 3, 1, 8, 0.0, 1.5, 1, 1, "ok");
+    effdim_sweep_table t;
+    memset(&t, 0, sizeof t);
+    t.nz = 1, t.z[0] = 1.0, t.k = 1, t.n_rows = n, t.rows = rows, t.grid_size = 1000;
+    t.shard_count = 1;
+    effdim_error e;
+    effdim_sweep_agg *a = NULL;
+    size_t na = 0;
+    CHECK_OK(effdim_sweep_aggregate(&t, &a, &na, &e), &e);
+    CHECK(na == 10 && a);
+    if (a && na == 10) {
+        CHECK(a[2].width == 3 && a[2].n == 2);
+        CHECK_CLOSE(a[2].mean[EFFDIM_SWEEP_M_TEST_LOSS], 2.1, 1e-15);
+        CHECK(a[2].lo[EFFDIM_SWEEP_M_TEST_LOSS] == 2.0 && a[2].hi[EFFDIM_SWEEP_M_TEST_LOSS] == 2.2);
+        CHECK(a[4].width == 5 && a[4].n == 2); /* the failed row is not counted */
+        CHECK(a[5].depth == 2 && a[5].width == 8);
+        CHECK(isnan(a[4].mean[4 + 1])); /* the mean of SLQ over a NaN is NaN */
+    }
+    free(a);
+    effdim_sweep_corr *c = NULL;
+    size_t nc = 0;
+    CHECK_OK(effdim_sweep_correlations(&t, 0, &c, &nc, &e), &e);
+    CHECK(nc == 3 && c);
+    if (c && nc == 3) {
+        /* peak: the mean test losses 1.05, 1.25, 2.1, 1.7, 1.45 */
+        CHECK(c[0].peak_width == 3 && c[0].peak_params == 30 && c[0].from_width == 3);
+        CHECK_CLOSE(c[0].peak_test_loss, 2.1, 1e-15);
+        CHECK(c[0].interp_width == 4); /* width 3 has a seed with train error 0.01 */
+        CHECK(c[0].n_rows == 6 && c[0].n_widths == 3);
+        /* test loss 2.0 2.2 1.8 1.6 1.5 1.4 ranks 5 6 4 3 2 1; n_params 30 30 40 40
+         * 50 50 ranks 1.5 1.5 3.5 3.5 5.5 5.5: rho = -16 / sqrt(17.5 * 16) */
+        CHECK_CLOSE(c[0].rho_params, -16.0 / sqrt(17.5 * 16.0), 1e-14);
+        /* Ritz 10 12 9 11 7 8 ranks 4 6 3 5 1 2: rho = 13.5 / 17.5 */
+        CHECK_CLOSE(c[0].rho_ritz[0], 13.5 / 17.5, 1e-14);
+        /* SLQ over the five finite pairs: ranks 4 5 3 2 1 against 1 2 3 4 5,
+         * sum d^2 = 38: rho = 1 - 6 * 38 / (5 * 24) */
+        CHECK_CLOSE(c[0].rho_slq[0], 1.0 - 6.0 * 38.0 / 120.0, 1e-14);
+        CHECK(isnan(c[0].rho_ritz[1])); /* past nz */
+        CHECK(c[1].depth == 2 && c[1].n_rows == 1 && isnan(c[1].rho_params));
+        CHECK(c[2].depth == 3 && c[2].interp_width == 3 && c[2].peak_width == 3 && c[2].n_rows == 2);
+        CHECK_CLOSE(c[2].peak_test_loss, 2.0, 1e-15);
+    }
+    free(c);
+    /* from width 4: loss 1.8 1.6 1.5 1.4 against n_params 40 40 50 50 */
+    CHECK_OK(effdim_sweep_correlations(&t, 4, &c, &nc, &e), &e);
+    if (c && nc == 3) {
+        CHECK(c[0].from_width == 4 && c[0].n_rows == 4 && c[0].peak_width == 3);
+        CHECK_CLOSE(c[0].rho_params, -4.0 / sqrt(20.0), 1e-14);
+    }
+    free(c);
+}
+
+static void inspect_summarises_a_sweep_file_by_status(void)
+{
+    effdim_blas_set_threads(1);
+    effdim_sweep_config *c = parse_ok(small_json);
+    if (!c) return;
+    effdim_sweep_params p = effdim_sweep_default_params();
+    p.limit = 3;
+    effdim_sweep_table *t = run_to(c, "three.h5", p, EFFDIM_OK);
+    effdim_error e;
+    effdim_sweep_summary *s = NULL;
+    CHECK_OK(effdim_inspect_sweep(check_tmpfile("three.h5"), &s, &e), &e);
+    if (s && t) {
+        CHECK(s->n_ok == 3 && s->n_partial == 0 && s->n_failed == 0 && s->n_missing == 1);
+        CHECK(s->shard_total == 4 && s->table->n_rows == 3);
+        for (size_t i = 0; i < s->table->n_rows; ++i) {
+            CHECK(s->table->rows[i].index == (int64_t)i); /* sorted by index */
+            CHECK(same_numbers(&s->table->rows[i], find_row(t, (int64_t)i), 2, 4));
+        }
+        check_note("config text:\n%s", s->config_text);
+        CHECK(strstr(s->config_text, "data        spirals:n=120,seed=3\n") == s->config_text);
+        CHECK(strstr(s->config_text, "grid        2 widths [3, 6] x 2 depths [1, 2] x 1 seed [5] = 4 configurations\n"));
+        CHECK(strstr(s->config_text, "training    adam, lr 0.02, batch 40, 6 epochs\n"));
+        CHECK(strstr(s->config_text, "top 4,") && strstr(s->config_text, "z [0.05, 0.5]") &&
+              strstr(s->config_text, "GGN diagonal"));
+    }
+    effdim_sweep_summary_free(s);
+    effdim_sweep_table_free(t);
+    effdim_sweep_config_free(c);
+    /* the failed and partial rows of the runs above are counted as such */
+    s = NULL;
+    CHECK_OK(effdim_inspect_sweep(check_tmpfile("failed.h5"), &s, &e), &e);
+    CHECK(s && s->n_failed == 2 && s->n_ok == 0 && s->n_missing == 0);
+    effdim_sweep_summary_free(s);
+    s = NULL;
+    CHECK_OK(effdim_inspect_sweep(check_tmpfile("partial.h5"), &s, &e), &e);
+    CHECK(s && s->n_partial == 1 && s->n_ok == 0);
+    effdim_sweep_summary_free(s);
+    s = NULL;
+    CHECK_STATUS(effdim_inspect_sweep(check_tmpfile("no-such.h5"), &s, &e), EFFDIM_ENOTFOUND, &e);
+    CHECK_MSG(&e, "no-such.h5");
+    CHECK(s == NULL);
+}
+
 static void files_that_are_not_sweeps_are_refused_naming_them(void)
 {
     effdim_error e;
@@ -450,4 +585,8 @@ CHECK_TESTS({"progress names the configuration, its stage and the time left",
             {"a configuration that fails is a row with its message",
              a_configuration_that_fails_is_a_row_with_its_message},
             {"files that are not sweeps are refused naming them",
-             files_that_are_not_sweeps_are_refused_naming_them})
+             files_that_are_not_sweeps_are_refused_naming_them},
+            {"correlations past the peak match rankings by hand",
+             correlations_past_the_peak_match_rankings_by_hand},
+            {"inspect summarises a sweep file by status",
+             inspect_summarises_a_sweep_file_by_status})

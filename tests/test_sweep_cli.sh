@@ -5,7 +5,8 @@
 # naming the other run, two --shard processes merged into the whole, the
 # SLURM array variables and docs/examples/sweep.sbatch as two array tasks,
 # --jobs (and a killed --jobs parent), merge refusing another config, config errors
-# naming the file and the key.
+# naming the file and the key; `effdim inspect` of a sweep file against h5py, and
+# `effdim sweep stats` against Spearman's rho computed in Python.
 #
 #   bash tests/test_sweep_cli.sh path/to/effdim
 . "$(cd "$(dirname "$0")" && pwd)/cli_lib.sh"
@@ -26,7 +27,7 @@ cat >rows.py <<'EOF'
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 t = f["sweep/table"][()]
-skip = {"seconds", "seconds_train", "seconds_curvature"}
+skip = {"seconds", "seconds_train", "seconds_curvature", "seconds_lanczos", "seconds_slq"}
 names = [n for n in t.dtype.names if n not in skip]
 for r in sorted(t, key=lambda r: r["index"]):
     print(" ".join(repr(r[n]) for n in names))
@@ -267,6 +268,92 @@ EOF2
     GUARD_REF=grid2.ref
     expect_refusal "sweep plot of a file that is not a sweep is refused" "not an effdim.sweep file" -- \
         "$EFFDIM" sweep plot "$FIX/../fixtures/$(ls "$FIX" | grep -m1 '\.h5$')" -o bad.png
+fi
+
+# inspect recognises a sweep: the config, the rows by status, the table
+"$EFFDIM" inspect merged.h5 >insp.out 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "^kind        effdim.sweep (version 1), shard 0/1 of a grid of 14 configurations" insp.out &&
+    grep -q "^grid        7 widths \[2, 3, 4, 6, 8, 12, 16\] x 1 depth \[1\] x 2 seeds \[1, 2\] = 14 configurations" insp.out &&
+    grep -q "^rows        14 of 14: 14 ok, 0 partial, 0 failed, 0 not run yet" insp.out; then
+    ok "inspect names a sweep file, its config and its rows by status"
+else
+    fail "inspect names a sweep file, its config and its rows by status" "exit $rc" "$(head -12 insp.out)"
+fi
+if [ -n "$PY" ]; then
+    # the table's test loss and N_eff(z=0.1) Ritz, row by row, as h5py reads them
+    $PY -c "
+import h5py
+t = sorted(h5py.File('merged.h5')['sweep/table'][()], key=lambda r: r['index'])
+for r in t: print(r['index'], r['width'], r['n_params'], '%.4f' % r['test_loss'], '%.4g' % r['n_eff_ritz_0'])
+" >insp.want 2>&1
+    awk '$1 ~ /^[0-9]+$/ && NF >= 12 {print $1, $2, $6, $8, $10}' insp.out >insp.got
+    if [ -s insp.want ] && diff -q insp.want insp.got >/dev/null; then
+        ok "inspect's table holds the rows h5py reads (14 lines)"
+    else
+        fail "inspect's table holds the rows h5py reads" "$(diff insp.want insp.got | head -5)"
+    fi
+fi
+"$EFFDIM" inspect merged.h5 --json >insp.json 2>&1
+if grep -q '"kind":	"effdim.sweep"' insp.json && grep -q '"ok":	14' insp.json; then
+    ok "inspect --json of a sweep file"
+else
+    fail "inspect --json of a sweep file" "$(head -20 insp.json)"
+fi
+
+# sweep stats: the peak and Spearman's rho, against a ranking done in Python
+"$EFFDIM" sweep stats merged.h5 >stats.out 2>&1 && "$EFFDIM" sweep stats merged.h5 --json >stats.json 2>&1 &&
+    "$EFFDIM" sweep stats merged.h5 --from-width 4 --json >stats4.json 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "^series depth 1, n_train 300" stats.out && grep -q "test-loss peak" stats.out &&
+    grep -q "^    n_params " stats.out; then
+    ok "sweep stats prints the series, its peak and the correlations"
+else
+    fail "sweep stats prints the series, its peak and the correlations" "exit $rc" "$(cat stats.out)"
+fi
+if [ -n "$PY" ]; then
+    cat >spearman.py <<'EOF2'
+import h5py, json, math, sys
+t = [r for r in h5py.File(sys.argv[1])["sweep/table"][()] if r["status"] != b"failed"]
+s = json.load(open(sys.argv[2]))["series"][0]
+widths = sorted({int(r["width"]) for r in t})
+mean = {w: sum(r["test_loss"] for r in t if r["width"] == w) / sum(1 for r in t if r["width"] == w) for w in widths}
+interp = next((w for w in widths if all(r["train_error"] == 0 for r in t if r["width"] == w)), None)
+low = min((w for w in widths if interp is None or w <= interp), key=lambda w: mean[w])
+after = [w for w in widths if w > low]
+peak = max(after, key=lambda w: mean[w]) if after else low
+s4 = json.load(open(sys.argv[3]))["series"][0]
+rows = [r for r in t if r["width"] >= 4]
+def ranks(v):  # average ranks of ties
+    order = sorted(range(len(v)), key=lambda i: v[i]); r = [0.0] * len(v); i = 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]: j += 1
+        for q in range(i, j + 1): r[order[q]] = (i + j) / 2 + 1
+        i = j + 1
+    return r
+def rho(a, b):
+    ra, rb = ranks(a), ranks(b); ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    c = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    return c / math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
+loss = [float(r["test_loss"]) for r in rows]
+want = [rho([float(r["n_params"]) for r in rows], loss)]
+want += [rho([float(r["n_eff_ritz_%d" % j]) for r in rows], loss) for j in range(3)]
+want += [rho([float(r["n_eff_slq_%d" % j]) for r in rows], loss) for j in range(3)]
+got = [s4["rho_params"]] + s4["rho_ritz"] + s4["rho_slq"]
+tm = json.load(open(sys.argv[2]))["time"]
+sums = [sum(float(r[c]) for r in t) for c in ("seconds", "seconds_train", "seconds_lanczos", "seconds_slq")]
+got_t = [tm["seconds"], tm["seconds_train"], tm["seconds_lanczos"], tm["seconds_slq"]]
+ok = all(abs(g - w) <= 1e-9 * abs(w) for g, w in zip(got_t, sums)) and tm["rows"] == len(t)
+ok = ok and s["peak_width"] == peak and s4["peak_width"] == peak and s4["from_width"] == 4 and s4["n_rows"] == len(rows) and all(abs(g - w) < 1e-12 for g, w in zip(got, want))
+print("peak", peak, "rows from width 4", len(rows), "rho", ["%.6f" % w for w in want], "effdim", ["%.6f" % g for g in got])
+sys.exit(0 if ok else 1)
+EOF2
+    if $PY spearman.py merged.h5 stats.json stats4.json >sp.out 2>&1; then
+        ok "sweep stats: the peak, every rho and the time sums equal Python's ($(cat sp.out))"
+    else
+        fail "sweep stats: the peak, every rho and the time sums equal Python's" "$(cat sp.out)"
+    fi
 fi
 
 # kill -9 of a --jobs parent takes its workers (and so the lock) along

@@ -7,7 +7,9 @@
 #   slow   the default suite plus the slow suite (needs python3-torch: installed
 #          here), and the fuzz targets (tests/fuzz, docs/fuzzing.md) for a fixed
 #          time each in a third build, build-fuzz, made with clang's libFuzzer
-#          (clang, libclang-rt-dev and llvm for llvm-symbolizer: installed here).
+#          (clang, libclang-rt-dev and llvm for llvm-symbolizer: installed here);
+#          slurm-wlm and munge for the test that runs a sweep as a job array on a
+#          SLURM started on this machine (tests/test_sweep_slurm.sh).
 # python3-sklearn provides the UCI Boston and diabetes files (datasets/README.md).
 # python3-h5py is installed in every mode: the tests read the files effdim
 # writes with h5py, as its users do.
@@ -22,7 +24,7 @@ SUDO=""
 pkgs="build-essential meson ninja-build pkg-config python3 libopenblas-dev liblapacke-dev libgsl-dev
       libhdf5-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox python3-h5py python3-numpy
       python3-sklearn"
-[ "$mode" = slow ] && pkgs="$pkgs python3-torch python3-scipy clang libclang-rt-dev llvm"
+[ "$mode" = slow ] && pkgs="$pkgs python3-torch python3-scipy clang libclang-rt-dev llvm slurm-wlm munge"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

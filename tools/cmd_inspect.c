@@ -8,7 +8,11 @@
  *                      effdim_spectrum_load: eigenvalues with residuals,
  *                      bounds and convergence; N_eff by z (Ritz, exact,
  *                      SLQ +- SE); the trace;
- *   effdim.<other>     (diag, sweep, ... written by other modules)
+ *   effdim.sweep       effdim_inspect_sweep: the config in a few lines, the
+ *                      rows counted by status, then the table (grid
+ *                      coordinates, n_params, errors, test loss, N_eff by z,
+ *                      status), one line per configuration by index;
+ *   effdim.<other>     (diag, ... written by other modules)
  *                      and HDF5 files without a format: the root attributes
  *                      and every data set with its shape and type, found by
  *                      walking the file, so formats added later need no code
@@ -26,6 +30,7 @@
 #include "effdim/checkpoint.h"
 #include "effdim/inspect.h"
 #include "effdim/spectrum.h"
+#include "effdim/sweep.h"
 
 #define CMD "inspect"
 #define TEXT_ARRAY_MAX 8 /* array entries shown in text output */
@@ -36,8 +41,9 @@ static void usage(FILE *f)
             "usage: effdim inspect FILE.h5 [--json]\n\n"
             "Summarise an effdim file: its kind (the root 'format' attribute) and version;\n"
             "for a checkpoint the model shape, parameter count, optimiser and step, training\n"
-            "metrics and provenance (the file is fully validated); for other effdim formats\n"
-            "the root attributes and every data set with its shape.\n\n"
+            "metrics and provenance (the file is fully validated); for a sweep the config,\n"
+            "the rows by status and the table; for other effdim formats the root attributes\n"
+            "and every data set with its shape.\n\n"
             "  --json      print a JSON summary instead of text\n"
             "  -h, --help  this help\n");
 }
@@ -382,6 +388,109 @@ static void print_checkpoint(const char *path, const effdim_checkpoint *c)
 }
 
 /* ======================================================================
+ * Sweep files
+ * ====================================================================== */
+
+static cJSON *sweep_json(const char *path, const effdim_sweep_summary *s)
+{
+    const effdim_sweep_table *t = s->table;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "file", path);
+    cJSON_AddStringToObject(o, "kind", EFFDIM_SWEEP_FORMAT);
+    cJSON_AddNumberToObject(o, "format_version", EFFDIM_SWEEP_VERSION);
+    cJSON_AddNumberToObject(o, "shard_index", (double)t->shard_index);
+    cJSON_AddNumberToObject(o, "shard_count", (double)t->shard_count);
+    cJSON_AddNumberToObject(o, "grid_size", (double)t->grid_size);
+    cJSON *cfg = cJSON_Parse(t->config_canonical);
+    cJSON_AddItemToObject(o, "config", cfg ? cfg : cJSON_CreateString(t->config_canonical));
+    cJSON_AddStringToObject(o, "config_text", s->config_text);
+    cJSON *counts = cJSON_AddObjectToObject(o, "rows_by_status");
+    cJSON_AddNumberToObject(counts, "ok", (double)s->n_ok);
+    cJSON_AddNumberToObject(counts, "partial", (double)s->n_partial);
+    cJSON_AddNumberToObject(counts, "failed", (double)s->n_failed);
+    cJSON_AddNumberToObject(counts, "not_run", (double)s->n_missing);
+    cJSON_AddItemToObject(o, "z", cli_json_doubles(t->z, t->nz));
+    cJSON *rows = cJSON_AddArrayToObject(o, "rows");
+    for (size_t i = 0; i < t->n_rows; ++i) {
+        const effdim_sweep_row *r = &t->rows[i];
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "index", (double)r->index);
+        cJSON_AddNumberToObject(j, "width", (double)r->width);
+        cJSON_AddNumberToObject(j, "depth", (double)r->depth);
+        cJSON_AddNumberToObject(j, "seed", (double)r->seed);
+        cJSON_AddItemToObject(j, "label_noise", cJSON_CreateNumber(r->label_noise));
+        cJSON_AddNumberToObject(j, "n_train", (double)r->n_train);
+        cJSON_AddNumberToObject(j, "n_params", (double)r->n_params);
+        cJSON_AddItemToObject(j, "train_loss", cJSON_CreateNumber(r->train_loss));
+        cJSON_AddItemToObject(j, "train_error", cJSON_CreateNumber(r->train_error));
+        cJSON_AddItemToObject(j, "test_loss", cJSON_CreateNumber(r->test_loss));
+        cJSON_AddItemToObject(j, "test_error", cJSON_CreateNumber(r->test_error));
+        cJSON_AddItemToObject(j, "n_eff_ritz", cli_json_doubles(r->n_eff_ritz, t->nz));
+        cJSON_AddItemToObject(j, "n_eff_slq", cli_json_doubles(r->n_eff_slq, t->nz));
+        cJSON_AddItemToObject(j, "n_eff_slq_se", cli_json_doubles(r->n_eff_slq_se, t->nz));
+        cJSON_AddNumberToObject(j, "matvecs", (double)r->matvecs);
+        cJSON_AddItemToObject(j, "seconds", cJSON_CreateNumber(r->seconds));
+        cJSON_AddStringToObject(j, "status", r->status);
+        cJSON_AddStringToObject(j, "message", r->message);
+        cJSON_AddItemToArray(rows, j);
+    }
+    return o;
+}
+
+static void print_sweep(const char *path, const effdim_sweep_summary *s)
+{
+    const effdim_sweep_table *t = s->table;
+    printf("file        %s\n", path);
+    printf("kind        %s (version %d), shard %zu/%zu of a grid of %zu configurations\n",
+           EFFDIM_SWEEP_FORMAT, EFFDIM_SWEEP_VERSION, t->shard_index, t->shard_count, t->grid_size);
+    fputs(s->config_text, stdout);
+    printf("rows        %zu of %zu: %zu ok, %zu partial, %zu failed, %zu not run yet\n", t->n_rows,
+           s->shard_total, s->n_ok, s->n_partial, s->n_failed, s->n_missing);
+    int noise = 0, slq = 0;
+    for (size_t i = 0; i < t->n_rows; ++i) {
+        noise |= !isnan(t->rows[i].label_noise);
+        for (size_t j = 0; j < t->nz; ++j) slq |= !isnan(t->rows[i].n_eff_slq[j]);
+    }
+    printf("table       N_eff(z) over the top-%zu Ritz values%s\n", t->k, slq ? "; SLQ over the whole spectrum" : "");
+    printf("  %5s %6s %5s %5s%s %7s %9s %9s %9s %8s", "index", "width", "depth", "seed",
+           noise ? "  noise" : "", "n_train", "n_params", "train_err", "test_loss", "test_err");
+    char head[32];
+    for (size_t j = 0; j < t->nz; ++j) {
+        snprintf(head, sizeof head, "ritz(%g)", t->z[j]);
+        printf(" %9s", head);
+    }
+    for (size_t j = 0; slq && j < t->nz; ++j) {
+        snprintf(head, sizeof head, "slq(%g)", t->z[j]);
+        printf(" %9s", head);
+    }
+    printf("  status\n");
+    for (size_t i = 0; i < t->n_rows; ++i) {
+        const effdim_sweep_row *r = &t->rows[i];
+        printf("  %5lld %6lld %5lld %5lld", (long long)r->index, (long long)r->width,
+               (long long)r->depth, (long long)r->seed);
+        if (noise) printf(" %6.3g", r->label_noise);
+        printf(" %7lld %9lld %9.4f %9.4f %8.4f", (long long)r->n_train, (long long)r->n_params,
+               r->train_error, r->test_loss, r->test_error);
+        for (size_t j = 0; j < t->nz; ++j) printf(" %9.4g", r->n_eff_ritz[j]);
+        for (size_t j = 0; slq && j < t->nz; ++j) printf(" %9.4g", r->n_eff_slq[j]);
+        printf("  %s%s%s\n", r->status, r->message[0] ? ": " : "", r->message);
+    }
+}
+
+static int inspect_sweep(const char *path, int json)
+{
+    effdim_error err;
+    effdim_sweep_summary *s = NULL;
+    if (effdim_inspect_sweep(path, &s, &err)) return cli_fail(CMD, &err);
+    if (json)
+        cli_json_print(sweep_json(path, s));
+    else
+        print_sweep(path, s);
+    effdim_sweep_summary_free(s);
+    return CLI_EXIT_OK;
+}
+
+/* ======================================================================
  * The command
  * ====================================================================== */
 
@@ -403,6 +512,10 @@ static int inspect_file(const char *path, int json)
             print_checkpoint(path, c);
         effdim_checkpoint_free(c);
         return CLI_EXIT_OK;
+    }
+    if (has_format && !strcmp(kind, EFFDIM_SWEEP_FORMAT)) {
+        effdim_file_summary_free(fs);
+        return inspect_sweep(path, json);
     }
     if (!has_format) snprintf(kind, sizeof kind, "HDF5 file without an effdim 'format' attribute");
     cJSON *attrs = attrs_json(fs);

@@ -8,7 +8,10 @@
  * left out. Panels: train and test loss, test error, N_eff(z) (Ritz values;
  * SLQ dashed when present), first against the width, then against the
  * parameter count (both log scale). A grid with more than one depth and
- * width adds heat maps of test loss and N_eff(z middle) over width x depth.
+ * width adds heat maps of test loss and N_eff(z middle) (Ritz, and SLQ when
+ * present) over width x depth, with the iso-parameter curves: gnuplot's
+ * contours of log10 n_params over the grid, one through each grid point of
+ * the shallowest depth, labelled with its parameter count.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -27,77 +30,17 @@ static void usage(FILE *f)
     fprintf(f, "usage: effdim sweep plot SWEEP.h5 -o FIG.png\n\n"
                "The double-descent figure: train/test loss, test error and N_eff(z) against\n"
                "width and against the parameter count (mean over seeds, bars from the\n"
-               "smallest to the largest seed), heat maps for a width x depth grid.\n");
+               "smallest to the largest seed), heat maps for a width x depth grid with the\n"
+               "curves of equal parameter count.\n");
 }
 
-/* One plotted point: a series and a width, aggregated over seeds. */
-typedef struct point {
-    int64_t depth, n_train, width, n_params;
-    double noise;
-    size_t n;
-    double mean[4 + 2 * EFFDIM_SWEEP_MAX_Z], lo[4 + 2 * EFFDIM_SWEEP_MAX_Z],
-        hi[4 + 2 * EFFDIM_SWEEP_MAX_Z];
-} point;
-
-/* The metrics of a row: train loss, test loss, test error, train error, then
- * N_eff Ritz (nz), N_eff SLQ (nz). */
-static void metrics(const effdim_sweep_row *r, size_t nz, double *v)
-{
-    v[0] = r->train_loss, v[1] = r->test_loss, v[2] = r->test_error, v[3] = r->train_error;
-    for (size_t j = 0; j < nz; ++j) v[4 + j] = r->n_eff_ritz[j], v[4 + nz + j] = r->n_eff_slq[j];
-}
-
-static int same_series(const point *p, const effdim_sweep_row *r)
-{
-    return p->depth == r->depth && p->n_train == r->n_train &&
-           ((isnan(p->noise) && isnan(r->label_noise)) || p->noise == r->label_noise);
-}
-
-static int by_series_then_width(const void *a, const void *b)
-{
-    const point *x = a, *y = b;
-    if (x->depth != y->depth) return x->depth < y->depth ? -1 : 1;
-    if (x->n_train != y->n_train) return x->n_train < y->n_train ? -1 : 1;
-    if (x->noise != y->noise) return x->noise < y->noise ? -1 : 1;
-    return (x->width > y->width) - (x->width < y->width);
-}
-
-static size_t aggregate(const effdim_sweep_table *t, point *pts)
-{
-    size_t n = 0, m = 4 + 2 * t->nz;
-    for (size_t i = 0; i < t->n_rows; ++i) {
-        const effdim_sweep_row *r = &t->rows[i];
-        if (!strcmp(r->status, "failed")) continue;
-        size_t q = 0;
-        while (q < n && !(same_series(&pts[q], r) && pts[q].width == r->width)) ++q;
-        double v[4 + 2 * EFFDIM_SWEEP_MAX_Z];
-        metrics(r, t->nz, v);
-        if (q == n) {
-            memset(&pts[n], 0, sizeof pts[n]);
-            pts[n].depth = r->depth, pts[n].n_train = r->n_train, pts[n].width = r->width;
-            pts[n].noise = r->label_noise, pts[n].n_params = r->n_params;
-            for (size_t j = 0; j < m; ++j) pts[n].lo[j] = INFINITY, pts[n].hi[j] = -INFINITY;
-            ++n;
-        }
-        point *p = &pts[q];
-        p->n++;
-        for (size_t j = 0; j < m; ++j) {
-            p->mean[j] += v[j];
-            p->lo[j] = fmin(p->lo[j], v[j]);
-            p->hi[j] = fmax(p->hi[j], v[j]);
-        }
-    }
-    for (size_t q = 0; q < n; ++q)
-        for (size_t j = 0; j < m; ++j) pts[q].mean[j] /= (double)pts[q].n;
-    qsort(pts, n, sizeof *pts, by_series_then_width);
-    return n;
-}
+typedef effdim_sweep_agg point; /* a series at one width, over its seeds */
 
 static void series_title(const point *p, char *buf, size_t cap)
 {
     int len = snprintf(buf, cap, "depth %lld", (long long)p->depth);
-    if (!isnan(p->noise) && len >= 0 && (size_t)len < cap)
-        len += snprintf(buf + len, cap - (size_t)len, ", noise %g", p->noise);
+    if (!isnan(p->label_noise) && len >= 0 && (size_t)len < cap)
+        len += snprintf(buf + len, cap - (size_t)len, ", noise %g", p->label_noise);
     if (len >= 0 && (size_t)len < cap) snprintf(buf + len, cap - (size_t)len, ", n %lld", (long long)p->n_train);
 }
 
@@ -109,7 +52,8 @@ static size_t write_data(FILE *f, const point *pts, size_t n, size_t m, char tit
     size_t series = 0;
     for (size_t q = 0; q < n; ++q) {
         if (q == 0 || pts[q - 1].depth != pts[q].depth || pts[q - 1].n_train != pts[q].n_train ||
-            !(pts[q - 1].noise == pts[q].noise || (isnan(pts[q - 1].noise) && isnan(pts[q].noise)))) {
+            !(pts[q - 1].label_noise == pts[q].label_noise ||
+              (isnan(pts[q - 1].label_noise) && isnan(pts[q].label_noise)))) {
             if (q) fprintf(f, "\n\n");
             if (series < cap) series_title(&pts[q], titles[series], sizeof titles[series]);
             series++;
@@ -138,9 +82,10 @@ static void panel(FILE *gp, const char *data, size_t xcol, size_t metric, size_t
 
 static effdim_status draw(const effdim_sweep_table *t, const char *png, effdim_error *err)
 {
-    point *pts = calloc(t->n_rows ? t->n_rows : 1, sizeof *pts);
-    if (!pts) return effdim_error_set(err, EFFDIM_ENOMEM, "sweep plot: out of memory");
-    size_t n = aggregate(t, pts), m = 4 + 2 * t->nz;
+    point *pts = NULL;
+    size_t n = 0, m = 4 + 2 * t->nz;
+    effdim_status st = effdim_sweep_aggregate(t, &pts, &n, err);
+    if (st) return st;
     if (n == 0) {
         free(pts);
         return effdim_error_set(err, EFFDIM_EINVAL, "%s: no finished rows to plot", png);
@@ -160,12 +105,13 @@ static effdim_status draw(const effdim_sweep_table *t, const char *png, effdim_e
     cli_plot pl;
     char what[4200];
     snprintf(what, sizeof what, "-o %s", png);
-    effdim_status st = cli_plot_begin(&pl, png, "sweep", what, err);
+    st = cli_plot_begin(&pl, png, "sweep", what, err);
     if (st) {
         free(pts);
         return st;
     }
-    char data[CLI_PLOT_PATH + 64], heatf[CLI_PLOT_PATH + 64];
+    char data[CLI_PLOT_PATH + 64], heatf[CLI_PLOT_PATH + 64], paramf[CLI_PLOT_PATH + 64],
+        isof[CLI_PLOT_PATH + 64];
     char titles[16][96];
     size_t series = 0;
     FILE *f = cli_plot_open(&pl, "sweep.dat", data, sizeof data, err);
@@ -175,6 +121,12 @@ static effdim_status draw(const effdim_sweep_table *t, const char *png, effdim_e
         st = cli_plot_close(&pl, f, err);
     }
     size_t zmid = t->nz / 2;
+    /* the grid's parameter counts, for the iso-parameter curves (only when
+     * every width x depth point of the first series is there) */
+    int64_t grid_params[64][64];
+    int full = heat;
+    for (size_t a = 0; a < nw; ++a)
+        for (size_t b = 0; b < nd; ++b) grid_params[a][b] = -1;
     if (!st && heat) {
         FILE *h = cli_plot_open(&pl, "heat.dat", heatf, sizeof heatf, err);
         if (!h) st = err->code;
@@ -182,15 +134,41 @@ static effdim_status draw(const effdim_sweep_table *t, const char *png, effdim_e
             size_t a = 0, b = 0;
             while (widths[a] != pts[q].width) ++a;
             while (depths[b] != pts[q].depth) ++b;
-            fprintf(h, "%zu %zu %.10g %.10g\n", a, b, pts[q].mean[1], pts[q].mean[4 + zmid]);
+            if (grid_params[a][b] < 0) grid_params[a][b] = pts[q].n_params;
+            fprintf(h, "%zu %zu %.10g %.10g %.10g\n", a, b, pts[q].mean[1], pts[q].mean[4 + zmid],
+                    pts[q].mean[4 + t->nz + zmid]);
         }
         if (h) st = cli_plot_close(&pl, h, err);
+        for (size_t a = 0; a < nw; ++a)
+            for (size_t b = 0; b < nd; ++b) full &= grid_params[a][b] > 0;
+    }
+    /* log10 of n_params on the width x depth index grid, one block per depth:
+     * gnuplot's contouring draws the curves of equal parameter count */
+    if (!st && full) {
+        FILE *h = cli_plot_open(&pl, "params.dat", paramf, sizeof paramf, err);
+        if (!h) st = err->code;
+        for (size_t b = 0; h && b < nd; ++b) {
+            for (size_t a = 0; a < nw; ++a) fprintf(h, "%zu %zu %.10g\n", a, b, log10((double)grid_params[a][b]));
+            fprintf(h, "\n");
+        }
+        if (h) st = cli_plot_close(&pl, h, err);
+        /* gnuplot writes the curves into iso.dat (made here so that cli_plot_end removes it) */
+        FILE *iso = st ? NULL : cli_plot_open(&pl, "iso.dat", isof, sizeof isof, err);
+        if (!st && !iso) st = err->code;
+        if (iso) st = cli_plot_close(&pl, iso, err);
     }
     FILE *gp = st ? NULL : cli_plot_open(&pl, "plot.gp", NULL, 0, err);
     if (!st && !gp) st = err->code;
     if (gp) {
         fprintf(gp, "set terminal pngcairo size 1500,%d font 'DejaVu Sans,10' noenhanced\nset output '%s'\n",
                 heat ? 1260 : 860, pl.tmp_png);
+        if (full) { /* the iso-parameter curves through every shallowest grid point */
+            fprintf(gp, "set table '%s'\nset contour base\nunset surface\nset view map\n"
+                        "set cntrparam linear\nset cntrparam levels discrete ", isof);
+            for (size_t a = 0; a < nw; ++a)
+                fprintf(gp, "%s%.10g", a ? ", " : "", log10((double)grid_params[a][0]));
+            fprintf(gp, "\nsplot '%s' u 1:2:3 w l\nunset table\nunset contour\nset surface\n", paramf);
+        }
         fprintf(gp, "set multiplot layout %d,3 title 'effdim sweep: %zu rows, %zu points (mean over "
                     "seeds, bars: smallest to largest seed)'\n",
                 heat ? 3 : 2, t->n_rows, n);
@@ -223,8 +201,29 @@ static effdim_status draw(const effdim_sweep_table *t, const char *png, effdim_e
             for (size_t a = 0; a < nw; ++a) fprintf(gp, "%s'%lld' %zu", a ? ", " : "", (long long)widths[a], a);
             fprintf(gp, ")\nset ytics (");
             for (size_t b = 0; b < nd; ++b) fprintf(gp, "%s'%lld' %zu", b ? ", " : "", (long long)depths[b], b);
-            fprintf(gp, ")\nset title 'test loss'\nplot '%s' u 1:2:3 w image\n", heatf);
-            fprintf(gp, "set title 'N_eff(z=%g), Ritz'\nplot '%s' u 1:2:4 w image\n", t->z[zmid], heatf);
+            fprintf(gp, ")\nset offsets 0, 0, 0, 0\nset xrange [-0.5:%zu.5]\nset yrange [-0.5:%zu.5]\n",
+                    nw - 1, nd - 1);
+            /* the iso-parameter curves: white lines, each labelled where it
+             * leaves the shallowest row (the n_params of that grid point) */
+            char iso_plot[CLI_PLOT_PATH + 200] = "";
+            if (full) {
+                snprintf(iso_plot, sizeof iso_plot, ", '%s' u 1:2 w l lw 1.2 lc rgb 'white' notitle", isof);
+                for (size_t a = 0; a < nw; ++a) {
+                    double pc = (double)grid_params[a][0];
+                    char lab[32];
+                    if (pc < 1000) snprintf(lab, sizeof lab, "%.0f", pc);
+                    else snprintf(lab, sizeof lab, "%.3gk", pc / 1000.0);
+                    fprintf(gp, "set label %zu '%s' at %zu, -0.3 center front tc rgb 'white' font ',8'\n",
+                            a + 1, lab, a);
+                }
+            }
+            const char *iso_title = full ? " (white: equal parameter counts)" : "";
+            fprintf(gp, "set title 'test loss%s'\nplot '%s' u 1:2:3 w image%s\n", iso_title, heatf, iso_plot);
+            fprintf(gp, "set title 'N_eff(z=%g), Ritz%s'\nplot '%s' u 1:2:4 w image%s\n", t->z[zmid],
+                    iso_title, heatf, iso_plot);
+            if (has_slq)
+                fprintf(gp, "set title 'N_eff(z=%g), SLQ%s'\nplot '%s' u 1:2:5 w image%s\n", t->z[zmid],
+                        iso_title, heatf, iso_plot);
         }
         fprintf(gp, "unset multiplot\nset output\n");
         st = cli_plot_close(&pl, gp, err);

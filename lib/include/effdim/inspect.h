@@ -7,8 +7,12 @@
  * Attribute values are data: strings are returned as stored, never
  * interpreted.
  *
+ * A sweep file has its own summary (effdim_inspect_sweep): the config, the
+ * rows by status and the table.
+ *
  * Ownership: effdim_inspect_file returns a summary that owns everything in it;
- * effdim_file_summary_free frees it (NULL-safe).
+ * effdim_file_summary_free frees it (NULL-safe); effdim_inspect_sweep's is
+ * freed by effdim_sweep_summary_free.
  */
 #ifndef EFFDIM_INSPECT_H
 #define EFFDIM_INSPECT_H
@@ -17,6 +21,7 @@
 #include <stdint.h>
 
 #include "effdim/status.h"
+#include "effdim/sweep.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,6 +68,24 @@ EFFDIM_API void effdim_file_summary_free(effdim_file_summary *s);
 /* The root attribute called name, or NULL. */
 EFFDIM_API const effdim_file_attr *effdim_file_summary_attr(const effdim_file_summary *s,
                                                             const char *name);
+
+/* A sweep file (format "effdim.sweep") summarised: its table (rows sorted by
+ * grid index), the config in a few lines (effdim_sweep_config_describe of the
+ * stored config; the stored text is data, parsed as any config), and the
+ * rows counted by status. */
+typedef struct effdim_sweep_summary {
+    effdim_sweep_table *table;  /* rows sorted by index */
+    char *config_text;          /* "data ...\ntest ...\ngrid ...\n..." */
+    size_t shard_total;         /* configurations of the file's shard */
+    size_t n_ok, n_partial, n_failed;
+    size_t n_missing;           /* of the shard, not in the table yet */
+} effdim_sweep_summary;
+
+/* ENOTFOUND/EIO/EFORMAT naming the file (as effdim_sweep_table_load), EFORMAT when the
+ * stored config does not parse. */
+EFFDIM_API effdim_status effdim_inspect_sweep(const char *path, effdim_sweep_summary **out,
+                                              effdim_error *err);
+EFFDIM_API void effdim_sweep_summary_free(effdim_sweep_summary *s);
 
 #ifdef __cplusplus
 }

@@ -82,6 +82,9 @@ typedef struct effdim_sweep_row {
     int64_t nconv;       /* Lanczos pairs that met tol */
     int64_t matvecs;     /* curvature products of the spectrum job */
     double seconds, seconds_train, seconds_curvature;
+    double seconds_lanczos, seconds_slq; /* of the curvature: the top-k Lanczos run, the SLQ
+                                            (NaN without SLQ, or in files made before these
+                                            columns) */
     char status[16];     /* "ok" | "partial" (fewer than k pairs converged) | "failed" */
     char message[EFFDIM_SWEEP_MESSAGE]; /* why it failed or what is partial; "" when ok */
 } effdim_sweep_row;
@@ -170,6 +173,65 @@ EFFDIM_API void effdim_sweep_table_free(effdim_sweep_table *t);
  * EINVAL naming the file whose canonical config differs from the first's. */
 EFFDIM_API effdim_status effdim_sweep_merge(const char *const *inputs, size_t n_inputs,
                                             const char *out, effdim_error *err);
+
+/* The config in a few lines of text (data, test, grid, model, training,
+ * curvature), each "name  value" and ending in a newline, into buf (cap
+ * bytes, truncated to fit, always NUL-terminated). Returns the length it
+ * needed. */
+EFFDIM_API size_t effdim_sweep_config_describe(const effdim_sweep_config *c, char *buf, size_t cap);
+
+/* ---- the table summarised: means over seeds, the Spearman correlations --------- */
+
+/* Metrics of a row, by index m in effdim_sweep_agg's mean/lo/hi: 0 train
+ * loss, 1 test loss, 2 test error, 3 train error, 4 + j N_eff(z_j) over the
+ * Ritz values, 4 + nz + j N_eff(z_j) by SLQ (j < nz). */
+#define EFFDIM_SWEEP_METRICS (4 + 2 * EFFDIM_SWEEP_MAX_Z)
+#define EFFDIM_SWEEP_M_TRAIN_LOSS 0
+#define EFFDIM_SWEEP_M_TEST_LOSS 1
+#define EFFDIM_SWEEP_M_TEST_ERROR 2
+#define EFFDIM_SWEEP_M_TRAIN_ERROR 3
+
+/* One point of the figure: a series (every grid coordinate but width and
+ * seed) at one width, over the seeds' rows whose status is not "failed". */
+typedef struct effdim_sweep_agg {
+    int64_t depth, n_train, width, n_params;
+    double label_noise;  /* NaN without that axis */
+    size_t n;            /* rows (seeds) */
+    double mean[EFFDIM_SWEEP_METRICS], lo[EFFDIM_SWEEP_METRICS], hi[EFFDIM_SWEEP_METRICS];
+} effdim_sweep_agg;
+
+/* The points of a table, sorted by series (depth, training-set size, label
+ * noise) then width, into *out (malloc'ed, freed by free; NULL when *n is 0). */
+EFFDIM_API effdim_status effdim_sweep_aggregate(const effdim_sweep_table *t, effdim_sweep_agg **out,
+                                                size_t *n, effdim_error *err);
+
+/* Spearman rank correlations with the test loss past the test-loss peak, for
+ * one series: over the rows (each seed its own point; failed rows and rows
+ * without a test loss left out) whose width is at least from_width, the
+ * correlation of the test loss with n_params and with N_eff(z_j) (Ritz and
+ * SLQ). By gsl_stats_spearman (ties get their mean rank). */
+typedef struct effdim_sweep_corr {
+    int64_t depth, n_train;
+    double label_noise;
+    int64_t peak_width;       /* the test-loss peak: the width of the largest mean test loss
+                                 past the classical minimum (the smallest mean test loss at
+                                 widths up to interp_width, or at any width when none
+                                 interpolates); the minimum itself when no width follows it */
+    int64_t peak_params;      /* its n_params */
+    double peak_test_loss;    /* that mean */
+    int64_t interp_width;     /* the smallest width whose every seed's train error is 0
+                                 (-1: none) */
+    int64_t from_width;       /* the first width counted: the peak's, or the one asked for */
+    size_t n_rows, n_widths;  /* rows and distinct widths counted */
+    double rho_params;        /* NaN with fewer than 2 rows or a constant column */
+    double rho_ritz[EFFDIM_SWEEP_MAX_Z], rho_slq[EFFDIM_SWEEP_MAX_Z];
+} effdim_sweep_corr;
+
+/* One effdim_sweep_corr per series into *out (malloc'ed, freed by free).
+ * from_width 0: from each series' test-loss peak; else from that width. */
+EFFDIM_API effdim_status effdim_sweep_correlations(const effdim_sweep_table *t, int64_t from_width,
+                                                   effdim_sweep_corr **out, size_t *n,
+                                                   effdim_error *err);
 
 #ifdef __cplusplus
 }
