@@ -35,6 +35,9 @@
 #include "mlp_internal.h"
 
 #define HVP_MAX_BLOCK 64
+/* vectors per exact/GGN call when the rows are split over workers: the
+ * workers t >= 1 accumulate into (workers - 1) x this many P-vectors */
+#define HVP_SPLIT_BLOCK 8
 
 /* h / (1 + ||theta||) of the Richardson-extrapolated default. Measured, not
  * derived (docs/curvature.md section 7): on a trained 2-32-32-2 tanh net and a
@@ -60,7 +63,10 @@ typedef struct hvp_ctx {
     double *g0;                 /* (P) forward FD: g(theta) */
     effdim_mlp_ws *ws;
     int own_ws;
-    effdim_curv_ws *cw;         /* exact and GGN */
+    effdim_curv_ws *cw;         /* exact and GGN (worker 0) */
+    effdim_curv_ws *cws[EFFDIM_MLP_MAX_WORKERS]; /* per worker, cws[0] = cw */
+    double *acc;                /* (workers - 1, HVP_SPLIT_BLOCK, P) the other workers' sums */
+    size_t workers;             /* of c->ws when the operator was built */
     effdim_curv_masks *masks;   /* FD: relu patterns at theta, or NULL (no relu layer) */
     double *cache;              /* exact/GGN with cache: the one allocation for the views below */
     double *cZ[EFFDIM_MLP_MAX_LAYERS], *cA[EFFDIM_MLP_MAX_LAYERS]; /* (n_rows, sizes[l+1]) */
@@ -172,6 +178,8 @@ static void ctx_free(void *p)
     free(c->g0);
     if (c->own_ws) effdim_mlp_ws_free(c->ws);
     effdim_curv_ws_free(c->cw);
+    for (size_t t = 1; t < EFFDIM_MLP_MAX_WORKERS; ++t) effdim_curv_ws_free(c->cws[t]);
+    free(c->acc);
     effdim_curv_masks_free(c->masks);
     free(c->cache);
     free(c);
@@ -290,16 +298,17 @@ static size_t cache_width(const effdim_mlp *m, int hessian)
  * output layer (its loss Hessian for the GGN, residual for the Hessian) and, for
  * the Hessian, the backward pass that keeps what the R-backward needs. */
 static effdim_status forward_chunk(hvp_ctx *c, size_t start, size_t len, int hessian,
-                                   effdim_mlp_chunk *ch, effdim_error *err)
+                                   effdim_mlp_ws *ws, effdim_curv_ws *cw, effdim_mlp_chunk *ch,
+                                   effdim_error *err)
 {
     const effdim_mlp *m = &c->m;
     double part = 0.0;
-    effdim_status st = effdim_mlp_chunk_load(c->ds, c->rows, start, len, c->ws, ch, err);
+    effdim_status st = effdim_mlp_chunk_load(c->ds, c->rows, start, len, ws, ch, err);
     if (st) return st;
-    effdim_mlp_forward(m, c->theta, ch->X, len, c->ws);
-    st = effdim_mlp_output(m, ch, c->scale, hessian, c->ws, &part, err);
+    effdim_mlp_forward(m, c->theta, ch->X, len, ws);
+    st = effdim_mlp_output(m, ch, c->scale, hessian, ws, &part, err);
     if (st) return st;
-    if (hessian) effdim_curv_backward_keep(m, c->theta, len, c->ws, c->cw);
+    if (hessian) effdim_curv_backward_keep(m, c->theta, len, ws, cw);
     return EFFDIM_OK;
 }
 
@@ -336,7 +345,7 @@ static effdim_status cache_build(hvp_ctx *c, effdim_error *err)
     for (size_t start = 0; start < c->n_rows; start += chunk) {
         size_t len = c->n_rows - start < chunk ? c->n_rows - start : chunk;
         effdim_mlp_chunk ch;
-        effdim_status st = forward_chunk(c, start, len, hessian, &ch, err);
+        effdim_status st = forward_chunk(c, start, len, hessian, c->ws, c->cw, &ch, err);
         if (st) return st;
         for (size_t l = 0; l < m->n_layers; ++l) {
             size_t w = m->sizes[l + 1], bytes = len * w * sizeof(double);
@@ -349,79 +358,110 @@ static effdim_status cache_build(hvp_ctx *c, effdim_error *err)
     return EFFDIM_OK;
 }
 
-/* Exact Hessian and GGN from the cache: views of the workspaces whose
- * forward-state pointers point at the chunk's rows of the cache. */
-static effdim_status cached_apply(hvp_ctx *c, size_t nvec, const double *X, size_t ldx, double *Y,
-                                  size_t ldy, effdim_error *err)
+/* One part of an exact/GGN product: rows [begin, end) (whole chunks) of
+ * the selection for every vector of the block, on the part's workspaces,
+ * each vector's sum accumulated into out + j * ldo (zeroed here). From the
+ * cache (views whose forward-state pointers point at the chunk's rows of
+ * it) or, without, one forward (and backward) pass per chunk shared by the
+ * vectors. */
+typedef struct exact_call {
+    hvp_ctx *c;
+    size_t nvec;
+    const double *X;
+    size_t ldx;
+    double *Y; /* part 0's sums (the result) */
+    size_t ldy;
+} exact_call;
+
+static effdim_status exact_range(hvp_ctx *c, size_t begin, size_t end, effdim_mlp_ws *ws,
+                                 effdim_curv_ws *cw, size_t nvec, const double *X, size_t ldx,
+                                 double *out, size_t ldo, effdim_error *err)
 {
     const effdim_mlp *m = &c->m;
     int hessian = c->p.curvature == EFFDIM_CURV_HESSIAN;
-    size_t chunk = c->ws->chunk;
-    for (size_t start = 0; start < c->n_rows; start += chunk) {
-        size_t len = c->n_rows - start < chunk ? c->n_rows - start : chunk;
+    size_t chunk = ws->chunk, P = m->n_params;
+    for (size_t j = 0; j < nvec; ++j) memset(out + j * ldo, 0, P * sizeof(double));
+    for (size_t start = begin; start < end; start += chunk) {
+        size_t len = end - start < chunk ? end - start : chunk;
         effdim_mlp_chunk ch;
-        effdim_status st = effdim_mlp_chunk_load(c->ds, c->rows, start, len, c->ws, &ch, err);
-        if (st) return st;
-        effdim_mlp_ws view = *c->ws;
-        effdim_curv_ws cview = *c->cw;
-        for (size_t l = 0; l < m->n_layers; ++l) {
-            size_t w = m->sizes[l + 1];
-            view.A[l] = c->cA[l] + start * w;
-            view.Z[l] = c->cZ[l] + start * w;
-            if (c->cD[l]) view.D[l] = c->cD[l] + start * w;
-            if (c->cG[l]) cview.G[l] = c->cG[l] + start * w;
+        effdim_mlp_ws view = *ws;
+        effdim_curv_ws cview = *cw;
+        effdim_status st;
+        if (c->cache) {
+            st = effdim_mlp_chunk_load(c->ds, c->rows, start, len, ws, &ch, err);
+            for (size_t l = 0; l < m->n_layers; ++l) {
+                size_t w = m->sizes[l + 1];
+                view.A[l] = c->cA[l] + start * w;
+                view.Z[l] = c->cZ[l] + start * w;
+                if (c->cD[l]) view.D[l] = c->cD[l] + start * w;
+                if (c->cG[l]) cview.G[l] = c->cG[l] + start * w;
+            }
+        } else {
+            st = forward_chunk(c, start, len, hessian, ws, cw, &ch, err);
         }
+        if (st) return st;
         for (size_t j = 0; j < nvec; ++j) {
             const double *v = X + j * ldx;
             effdim_curv_rforward(m, c->theta, v, ch.X, len, &view, &cview);
             if (hessian)
                 effdim_curv_hessian_accumulate(m, c->theta, v, ch.X, len, c->scale, &view, &cview,
-                                               Y + j * ldy);
+                                               out + j * ldo);
             else
                 effdim_curv_ggn_accumulate(m, c->theta, ch.X, len, c->scale, &view, &cview,
-                                           Y + j * ldy);
+                                           out + j * ldo);
         }
     }
     return EFFDIM_OK;
 }
 
-/* Exact Hessian and GGN: chunks outer (one forward/backward per chunk),
- * vectors inner. */
+/* effdim_mlp_range_fn: the part's worker is the index of its workspace */
+static effdim_status exact_part(void *arg, size_t begin, size_t end, effdim_mlp_ws *ws,
+                                double *grad, double *total, size_t *count, effdim_error *err)
+{
+    const exact_call *e = arg;
+    hvp_ctx *c = e->c;
+    size_t t = 0, P = c->m.n_params;
+    (void)grad;
+    *total = 0.0;
+    *count = 0;
+    while (t + 1 < c->workers && c->ws->sub[t] != ws) ++t;
+    if (t == 0) return exact_range(c, begin, end, ws, c->cws[0], e->nvec, e->X, e->ldx, e->Y, e->ldy, err);
+    return exact_range(c, begin, end, ws, c->cws[t], e->nvec, e->X, e->ldx,
+                       c->acc + (t - 1) * HVP_SPLIT_BLOCK * P, P, err);
+}
+
+/* Exact Hessian and GGN: the rows split over the workspace's workers as the
+ * gradient is (effdim_mlp_split: contiguous parts of whole chunks, one
+ * thread each, OpenBLAS at 1 thread meanwhile), each part running every
+ * vector of the block, then the parts' sums added in part order (bitwise
+ * the same run to run for a given worker count; against one worker the sums
+ * are regrouped: rounding only). */
 static effdim_status exact_apply(void *p, size_t n, size_t nvec, const double *X, size_t ldx,
                                  double *Y, size_t ldy, effdim_error *err)
 {
     hvp_ctx *c = p;
-    const effdim_mlp *m = &c->m;
     int hessian = c->p.curvature == EFFDIM_CURV_HESSIAN;
     const char *name = hessian ? "hessian-exact" : "ggn";
     for (size_t j = 0; j < nvec; ++j) {
         effdim_status st = check_vector(name, X + j * ldx, n, j, err);
         if (st) return st;
-        memset(Y + j * ldy, 0, n * sizeof(double));
     }
-    if (c->cache) {
-        effdim_status st = cached_apply(c, nvec, X, ldx, Y, ldy, err);
-        if (st) return st;
-        goto prior;
+    size_t chunk = c->ws->chunk, chunks = c->n_rows / chunk + (c->n_rows % chunk != 0);
+    size_t T = c->workers < chunks ? c->workers : chunks;
+    exact_call e = {c, nvec, X, ldx, Y, ldy};
+    effdim_status st;
+    if (T <= 1) {
+        st = exact_range(c, 0, c->n_rows, c->ws, c->cw, nvec, X, ldx, Y, ldy, err);
+    } else {
+        st = effdim_mlp_split(c->ws, c->n_rows, n, exact_part, &e, NULL, NULL, NULL, err);
+        for (size_t t = 1; !st && t < T; ++t) /* fixed order: part 0 + part 1 + ... */
+            for (size_t j = 0; j < nvec; ++j) {
+                const double *a = c->acc + ((t - 1) * HVP_SPLIT_BLOCK + j) * n;
+                double *y = Y + j * ldy;
+                for (size_t i = 0; i < n; ++i) y[i] += a[i];
+            }
     }
-    size_t chunk = c->ws->chunk;
-    for (size_t start = 0; start < c->n_rows; start += chunk) {
-        size_t len = c->n_rows - start < chunk ? c->n_rows - start : chunk;
-        effdim_mlp_chunk ch;
-        effdim_status st = forward_chunk(c, start, len, hessian, &ch, err);
-        if (st) return st;
-        for (size_t j = 0; j < nvec; ++j) {
-            const double *v = X + j * ldx;
-            effdim_curv_rforward(m, c->theta, v, ch.X, len, c->ws, c->cw);
-            if (hessian)
-                effdim_curv_hessian_accumulate(m, c->theta, v, ch.X, len, c->scale, c->ws, c->cw,
-                                               Y + j * ldy);
-            else
-                effdim_curv_ggn_accumulate(m, c->theta, ch.X, len, c->scale, c->ws, c->cw,
-                                           Y + j * ldy);
-        }
-    }
-prior:
+    if (st) return st;
     if (c->p.prior != 0.0)
         for (size_t j = 0; j < nvec; ++j)
             for (size_t i = 0; i < n; ++i) Y[j * ldy + i] += c->p.prior * X[j * ldx + i];
@@ -551,6 +591,18 @@ effdim_status effdim_hvp_operator(const effdim_mlp *m, const double *theta, cons
         c->cw = effdim_curv_ws_alloc(m, c->ws->chunk, err);
         if (!c->cw) goto fail;
         c->bytes += c->cw->bytes;
+        c->cws[0] = c->cw;
+        c->workers = effdim_mlp_ws_workers(c->ws);
+        for (size_t t = 1; t < c->workers; ++t) { /* the row split's other workers */
+            if (!(c->cws[t] = effdim_curv_ws_alloc(m, c->ws->chunk, err))) goto fail;
+            c->bytes += c->cws[t]->bytes;
+        }
+        if (c->workers > 1) {
+            size_t count = (c->workers - 1) * HVP_SPLIT_BLOCK;
+            if (!(c->acc = effdim_alloc(count, P * sizeof(double), "row-split accumulators", err)))
+                goto fail;
+            c->bytes += count * P * sizeof(double);
+        }
         if (p.cache) {
             st = cache_build(c, err);
             if (st) goto fail;
@@ -559,7 +611,7 @@ effdim_status effdim_hvp_operator(const effdim_mlp *m, const double *theta, cons
     }
     st = effdim_operator_alloc(P, fd ? fd_apply : exact_apply, c, ctx_free, op_name(&p), out, err);
     if (st) goto fail;
-    (*out)->max_block = HVP_MAX_BLOCK;
+    (*out)->max_block = !fd && c->workers > 1 ? HVP_SPLIT_BLOCK : HVP_MAX_BLOCK;
     return EFFDIM_OK;
 fail:
     ctx_free(c);

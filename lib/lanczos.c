@@ -241,6 +241,12 @@ struct effdim_lanczos_workspace {
     size_t *blk_new; /* (m) scratch for restarts */
     double *Zb;      /* (m, m) eigenvectors of the latest block's part of T */
     double *phi;     /* (m) its eigenvalues */
+    double *ferr;    /* (m+1) bound on ||f_r||, the error of row r's Lanczos relation
+                        A v_r = sum_i T_ir v_i (+ beta v_nT for the last) + f_r: the
+                        Gram-Schmidt coefficients T does not hold (rounding, asymmetry),
+                        carried through restarts */
+    double fcarry;   /* ||F||_F of the rows kept at the last restart: a restart combines
+                        rows by orthonormal coefficients, so it cannot grow */
     /* results (k) */
     double *eval, *bound, *resid;
     unsigned char *conv;
@@ -277,6 +283,7 @@ void effdim_lanczos_free(effdim_lanczos_workspace *ws)
     free(ws->blk_new);
     free(ws->Zb);
     free(ws->phi);
+    free(ws->ferr);
     free(ws->eval);
     free(ws->bound);
     free(ws->resid);
@@ -349,6 +356,7 @@ effdim_lanczos_workspace *effdim_lanczos_alloc(size_t n, const effdim_lanczos_pa
     if (!(ws->blk_new = effdim_alloc(m, sizeof(size_t), "lanczos blocks", err))) goto fail;
     if (!(ws->Zb = effdim_alloc(m * m, sizeof(double), "lanczos block vectors", err))) goto fail;
     if (!(ws->phi = effdim_alloc(m, sizeof(double), "lanczos block values", err))) goto fail;
+    if (!(ws->ferr = effdim_calloc(rows, sizeof(double), "lanczos relation errors", err))) goto fail;
     if (!(ws->eval = effdim_alloc(ws->k, sizeof(double), "lanczos eigenvalues", err))) goto fail;
     if (!(ws->bound = effdim_alloc(ws->k, sizeof(double), "lanczos bounds", err))) goto fail;
     if (!(ws->resid = effdim_alloc(ws->k, sizeof(double), "lanczos residuals", err))) goto fail;
@@ -398,6 +406,8 @@ effdim_status effdim_lanczos_init(effdim_lanczos_workspace *ws, effdim_operator 
     ws->cur_blk = 0;
     ws->blk_broke = 0;
     ws->blk[0] = 0;
+    memset(ws->ferr, 0, (ws->m + 1) * sizeof(double));
+    ws->fcarry = 0.0;
     ws->worst = INFINITY;
     ws->vectors0 = op->vectors;
     ws->apply0 = op->seconds;
@@ -423,6 +433,14 @@ static effdim_status lanczos_step(effdim_lanczos_workspace *ws, effdim_error *er
                                   ws->scratch, ws->op->name, err);
     if (st != EFFDIM_OK) return st;
     T_(ws, j, j) = alpha;
+    /* what the relation of row j misses: the coefficients on the older rows
+       that T does not hold (T_ij, i < j, is the coupling it uses) */
+    double f2 = 0.0;
+    for (size_t i = 0; i < j; ++i) {
+        double d = ws->h[i] - T_(ws, i, j);
+        f2 += d * d;
+    }
+    ws->ferr[j] = sqrt(f2) + (brk ? beta : 0.0); /* a breakdown drops the rest, coupled by 0 */
     /* ||T e_j|| <= ||A||: keep the norm estimate current */
     double col = alpha * alpha + beta * beta;
     for (size_t i = 0; i < j; ++i) col += T_(ws, i, j) * T_(ws, i, j);
@@ -599,6 +617,17 @@ static void thick_restart(effdim_lanczos_workspace *ws)
         ws->blk_new[s] = ws->blk[best];
     }
     memcpy(ws->blk, ws->blk_new, keep * sizeof(size_t));
+    /* the kept Ritz vectors inherit the relation errors of the rows they combine */
+    double f2 = ws->fcarry * ws->fcarry;
+    for (size_t r = ws->l; r < m; ++r) f2 += ws->ferr[r] * ws->ferr[r];
+    ws->fcarry = sqrt(f2);
+    for (size_t s = 0; s < keep; ++s) {
+        double e = 0.0;
+        for (size_t r = 0; r < m; ++r) e += fabs(ws->C[s * m + r]) * ws->ferr[r];
+        ws->tmp[s] = e;
+    }
+    memcpy(ws->ferr, ws->tmp, keep * sizeof(double));
+    ws->ferr[keep] = 0.0;
     ws->blk[keep] = ws->cur_blk;
     memset(ws->T, 0, m * m * sizeof(double));
     for (size_t s = 0; s < keep; ++s) {
@@ -618,11 +647,16 @@ static effdim_status finish(effdim_lanczos_workspace *ws, effdim_status status, 
     for (size_t s = 0; s < k; ++s) {
         size_t i = ws->sel[s];
         ws->eval[s] = ws->theta[i];
-        /* the projected bound, but never below the rounding level of the recurrence:
-           a pair locked by a thick restart has an exactly zero coupling to the residual,
-           while its vector carries the rounding (and operator noise) of every step since */
-        ws->bound[s] = fmax(ws->exhausted ? 0.0 : ritz_bound(ws, i), 64.0 * DBL_EPSILON * ws->anorm);
-        ws->conv[s] = ws->exhausted || ws->bound[s] <= ritz_threshold(ws, i);
+        /* the projected bound, never below the rounding level of the recurrence,
+           decides convergence; the bound reported adds the relation errors the
+           Ritz vector carries (sum_r |z_r| ||f_r||): a pair locked by a thick
+           restart has a zero coupling to the residual, not a zero residual */
+        double proj = fmax(ws->exhausted ? 0.0 : ritz_bound(ws, i), 64.0 * DBL_EPSILON * ws->anorm);
+        double rel = 0.0, frob = ws->fcarry * ws->fcarry;
+        for (size_t r = 0; r < nT; ++r) rel += fabs(ws->Z[r * nT + i]) * ws->ferr[r];
+        for (size_t r = ws->l; r < nT; ++r) frob += ws->ferr[r] * ws->ferr[r];
+        ws->bound[s] = proj + fmin(rel, sqrt(frob)); /* ||F z|| <= either */
+        ws->conv[s] = ws->exhausted || proj <= ritz_threshold(ws, i);
         for (size_t r = 0; r < nT; ++r) ws->C[s * nT + r] = ws->Z[r * nT + i];
     }
     /* sort descending (BOTH interleaves the two ends); insertion sort on k items */

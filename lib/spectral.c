@@ -59,6 +59,11 @@ effdim_slq_params effdim_slq_default_params(void)
     p.steps = 150;
     p.block = 1;
     p.seed = 0;
+    p.settle_neg = EFFDIM_NEG_ZERO;
+    p.settle_rel = 0.0025;
+    p.settle_abs = 0.125;
+    p.min_steps = 20;
+    p.settle_every = 5;
     return p;
 }
 
@@ -95,6 +100,14 @@ typedef struct slq_run {
     unsigned char *active;          /* (block) */
     double *h, *scratch;            /* (steps + 1 + kd) */
     double *Z, *work;               /* (steps, steps), (2 steps) */
+    unsigned char *exact;           /* (block) the probe's Krylov space became invariant */
+    /* adaptive steps (settle_nz > 0) */
+    size_t settle_nz, min_steps, every;
+    double *settle_z, *dsum;        /* (settle_nz) z, and the deflated sum of f_z */
+    effdim_neg_policy neg;
+    double settle_rel, settle_abs;
+    double *qn, *qw;                /* (2 steps) nodes and weights of a check */
+    size_t settled;                 /* probes stopped by the test */
 } slq_run;
 
 static void slq_run_free(slq_run *r)
@@ -110,6 +123,11 @@ static void slq_run_free(slq_run *r)
     free(r->scratch);
     free(r->Z);
     free(r->work);
+    free(r->exact);
+    free(r->settle_z);
+    free(r->dsum);
+    free(r->qn);
+    free(r->qw);
 }
 
 static effdim_status slq_run_alloc(slq_run *r, effdim_error *err)
@@ -128,7 +146,10 @@ static effdim_status slq_run_alloc(slq_run *r, effdim_error *err)
         !(r->h = effdim_alloc(hs, sizeof(double), "SLQ scratch", err)) ||
         !(r->scratch = effdim_alloc(hs, sizeof(double), "SLQ scratch", err)) ||
         !(r->Z = effdim_alloc(r->steps * r->steps, sizeof(double), "SLQ eigenvectors", err)) ||
-        !(r->work = effdim_alloc(3 * r->steps, sizeof(double), "SLQ scratch", err)))
+        !(r->work = effdim_alloc(3 * r->steps, sizeof(double), "SLQ scratch", err)) ||
+        !(r->exact = effdim_alloc(r->block, 1, "SLQ flags", err)) ||
+        !(r->qn = effdim_alloc(2 * r->steps, sizeof(double), "SLQ check nodes", err)) ||
+        !(r->qw = effdim_alloc(2 * r->steps, sizeof(double), "SLQ check weights", err)))
         return EFFDIM_ENOMEM;
     return EFFDIM_OK;
 }
@@ -146,6 +167,7 @@ static void start_probes(slq_run *r, gsl_rng *rng, size_t b)
         r->len[q] = 0;
         r->anorm[q] = r->anorm0;
         r->active[q] = nz > 0.0;
+        r->exact[q] = !(nz > 0.0);
         if (nz > 0.0) cblas_dscal((int)n, 1.0 / nz, v, 1);
     }
 }
@@ -168,6 +190,30 @@ static effdim_status apply_active(effdim_operator *op, slq_run *r, size_t b, siz
         if (st != EFFDIM_OK) return st;
         q = e;
     }
+    return EFFDIM_OK;
+}
+
+static effdim_status quadrature(slq_run *r, size_t q, size_t m, double *nodes, double *weights,
+                                effdim_error *err);
+
+/* The settle test of probe q after m steps: its N_eff quadrature at every
+ * settle z against the one at ceil(m/2) steps. */
+static effdim_status probe_settled(slq_run *r, size_t q, size_t m, int *settled,
+                                   effdim_error *err)
+{
+    size_t h = (m + 1) / 2, S = r->steps;
+    *settled = 0;
+    effdim_status st = quadrature(r, q, m, r->qn, r->qw, err);
+    if (!st) st = quadrature(r, q, h, r->qn + S, r->qw + S, err);
+    if (st) return st;
+    for (size_t k = 0; k < r->settle_nz; ++k) {
+        double z = r->settle_z[k], full = r->dsum[k], half = r->dsum[k];
+        for (size_t i = 0; i < m; ++i) full += r->qw[i] * effdim_neff_term(r->qn[i], z, r->neg);
+        for (size_t i = 0; i < h; ++i)
+            half += r->qw[S + i] * effdim_neff_term(r->qn[S + i], z, r->neg);
+        if (!(fabs(full - half) <= fmax(r->settle_rel * fabs(full), r->settle_abs))) return EFFDIM_OK;
+    }
+    *settled = 1;
     return EFFDIM_OK;
 }
 
@@ -195,7 +241,16 @@ static effdim_status run_block(effdim_operator *op, slq_run *r, size_t b, size_t
             r->len[q] = j + 1;
             if (brk) {
                 r->active[q] = 0;
+                r->exact[q] = 1;
                 *breakdowns += j + 1 < r->steps;
+            } else if (r->settle_nz && j + 1 >= r->min_steps && j + 1 < r->steps &&
+                       (j + 1) % r->every == 0) {
+                int done;
+                if ((st = probe_settled(r, q, j + 1, &done, err)) != EFFDIM_OK) return st;
+                if (done) {
+                    r->active[q] = 0;
+                    ++r->settled;
+                }
             }
             any |= r->active[q];
         }
@@ -236,6 +291,15 @@ static effdim_status check_run_args(effdim_operator *op, const effdim_slq_params
                     "SLQ: %zu deflated eigenpairs but NULL %s", kd, !dv ? "values" : "vectors");
     RETURN_ERROR_IF(op->n > (size_t)INT32_MAX, err, EFFDIM_EINVAL,
                     "SLQ: n = %zu exceeds the BLAS index range", op->n);
+    RETURN_ERROR_IF(p->settle_nz && (!p->settle_z || p->settle_every == 0 ||
+                                     !(p->settle_rel >= 0) || !(p->settle_abs >= 0)),
+                    err, EFFDIM_EINVAL,
+                    "SLQ: settle_nz = %zu with %s, expected settle_z set, settle_every >= 1 "
+                    "and tolerances >= 0",
+                    p->settle_nz, !p->settle_z ? "settle_z NULL" : "a bad setting");
+    for (size_t j = 0; j < p->settle_nz; ++j)
+        RETURN_ERROR_IF(!(p->settle_z[j] > 0) || !isfinite(p->settle_z[j]), err, EFFDIM_EDOM,
+                        "SLQ: settle_z[%zu] = %g, expected a finite z > 0", j, p->settle_z[j]);
     size_t bad;
     RETURN_ERROR_IF(kd && !effdim_all_finite(dv, kd, &bad), err, EFFDIM_EDOM,
                     "SLQ: deflated eigenvalue %zu = %g is not finite", bad, dv[bad]);
@@ -372,6 +436,26 @@ effdim_status effdim_slq_init(effdim_operator *op, const effdim_slq_params *p,
         effdim_slq_workspace_free(ws);
         return st;
     }
+    if (p->settle_nz) { /* adaptive steps: the z copied, the exact deflated part once */
+        slq_run *r = &ws->r;
+        r->settle_nz = p->settle_nz;
+        r->min_steps = p->min_steps;
+        r->every = p->settle_every;
+        r->neg = p->settle_neg;
+        r->settle_rel = p->settle_rel;
+        r->settle_abs = p->settle_abs;
+        r->settle_z = effdim_alloc(p->settle_nz, sizeof(double), "SLQ settle z", err);
+        r->dsum = effdim_calloc(p->settle_nz, sizeof(double), "SLQ settle sums", err);
+        if (!r->settle_z || !r->dsum) {
+            effdim_slq_workspace_free(ws);
+            return EFFDIM_ENOMEM;
+        }
+        for (size_t k = 0; k < p->settle_nz; ++k) {
+            r->settle_z[k] = p->settle_z[k];
+            for (size_t i = 0; i < kd; ++i)
+                r->dsum[k] += effdim_neff_term(defl_values[i], p->settle_z[k], p->settle_neg);
+        }
+    }
     gsl_rng_set(ws->rng, (unsigned long)p->seed);
     if (kd) memcpy(ws->s->defl, defl_values, kd * sizeof(double));
     for (size_t i = 0; i < kd; ++i) ws->r.anorm0 = fmax(ws->r.anorm0, fabs(defl_values[i]));
@@ -397,7 +481,7 @@ effdim_status effdim_slq_iterate(effdim_slq_workspace *ws, effdim_error *err)
     for (size_t q = 0; q < b && st == EFFDIM_OK; ++q) {
         size_t i = p0 + q, m = r->len[q];
         /* exact: the Krylov space became invariant or is the whole complement */
-        int exact = m < steps || m >= n - kd;
+        int exact = r->exact[q] || m >= n - kd;
         st = quadrature(r, q, m, s->nodes + i * steps, s->weights + i * steps, err);
         s->count[i] = m;
         s->hcount[i] = exact ? 0 : (m + 1) / 2;
@@ -407,6 +491,8 @@ effdim_status effdim_slq_iterate(effdim_slq_workspace *ws, effdim_error *err)
     }
     if (st != EFFDIM_OK) return ws->final = st;
     s->info.probes = p0 + b;
+    for (size_t q = 0; q < b; ++q) s->info.steps_total += r->len[q];
+    s->info.settled = r->settled;
     update_info(ws);
     return ws->final = s->info.probes < ws->p.probes ? EFFDIM_ECONTINUE : EFFDIM_OK;
 }

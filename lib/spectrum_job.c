@@ -51,6 +51,8 @@ effdim_spectrum_params effdim_spectrum_default_params(void)
     p.slq_target_rel = 0.01;
     p.slq_target_abs = 0.5;
     p.slq_min_probes = 8;
+    p.slq_budget_factor = 2.0;
+    p.slq_settle = 0.25;
     p.density_points = 400;
     p.dense_limit = 5000;
     return p;
@@ -66,11 +68,13 @@ effdim_status effdim_spectrum_check_params(const effdim_spectrum_params *p, size
     RETURN_ERROR_IF(p->nz && !p->z, err, EFFDIM_EINVAL, "spectrum job: nz = %zu but z is NULL",
                     p->nz);
     RETURN_ERROR_IF(!(p->slq_target_rel >= 0) || !(p->slq_target_abs >= 0) ||
-                        !(p->slq_budget_seconds >= 0),
+                        !(p->slq_budget_seconds >= 0) || !(p->slq_budget_factor >= 0) ||
+                        !(p->slq_settle >= 0),
                     err, EFFDIM_EINVAL,
                     "spectrum job: slq_target_rel = %g, slq_target_abs = %g, slq_budget_seconds "
-                    "= %g, expected values >= 0",
-                    p->slq_target_rel, p->slq_target_abs, p->slq_budget_seconds);
+                    "= %g, slq_budget_factor = %g, slq_settle = %g, expected values >= 0",
+                    p->slq_target_rel, p->slq_target_abs, p->slq_budget_seconds,
+                    p->slq_budget_factor, p->slq_settle);
     RETURN_ERROR_IF(p->set_reduction && p->reduction != EFFDIM_REDUCTION_MEAN &&
                         p->reduction != EFFDIM_REDUCTION_SUM,
                     err, EFFDIM_EINVAL, "spectrum job: reduction %d, expected mean or sum",
@@ -296,6 +300,25 @@ static effdim_status slq_check(job *j, effdim_error *err)
     return s->slq_warning ? EFFDIM_OK : EFFDIM_ENOMEM;
 }
 
+/* the products of the Hutch++ trace: 3 floor(probes / 3), at least 6 */
+static size_t trace_products(const effdim_spectrum_params *p)
+{
+    return 3 * (p->probes / 3 < 2 ? 2 : p->probes / 3);
+}
+
+/* The SLQ's product budget: the caller's, or slq_budget_factor x the Lanczos
+ * products less the trace's, but at least half of factor x the Lanczos
+ * products (a large --probes makes the trace large) (0: none). */
+static size_t slq_budget(const job *j)
+{
+    const effdim_spectrum_params *p = j->p;
+    if (p->slq_budget_matvecs) return p->slq_budget_matvecs;
+    if (p->slq_budget_seconds > 0 || !(p->slq_budget_factor > 0)) return 0;
+    double f = p->slq_budget_factor * (double)j->sol.stats.matvecs;
+    double b = fmax(f - (double)trace_products(p), 0.5 * f);
+    return b >= 1.0 ? (size_t)b : 1;
+}
+
 /* the probes run together: as many bases as slq_mem_budget holds, 1..8 */
 static size_t slq_block(const effdim_spectrum_params *p, size_t probes, size_t n)
 {
@@ -362,17 +385,20 @@ static effdim_status slq_run(job *j, const effdim_slq_params *sp, const double *
     /* the cost announced: at the Lanczos run's measured time per product */
     const effdim_lanczos_stats *ls = &j->sol.stats;
     double per = ls->matvecs ? ls->seconds_apply / (double)ls->matvecs : 0.0;
-    size_t most = sp->probes * steps;
+    size_t most = sp->probes * steps, budget = slq_budget(j);
+    if (budget && budget < most) most = budget;
     s->slq_estimate_seconds = per * (double)most;
     s->slq_max_probes = sp->probes;
+    s->slq_budget = budget;
     s->slq_target_rel = p->slq_target_rel;
     s->slq_target_abs = p->slq_target_abs;
     double t0 = effdim_now();
     if (effdim_progress_report(&p->progress, "slq", t0, 0, sp->probes, s->slq_estimate_seconds,
-                               "probes x %zu steps: at most %zu products, ~%.0f s at %.3g s per "
-                               "product; stops at SE <= max(%g x N_eff, %g) at every z",
-                               steps, most, s->slq_estimate_seconds, per, p->slq_target_rel,
-                               p->slq_target_abs))
+                               "probes x %s%zu steps: at most %zu products%s, ~%.0f s at %.3g s "
+                               "per product; stops at SE <= max(%g x N_eff, %g) at every z",
+                               sp->settle_nz ? "at most " : "", steps, most,
+                               budget == most ? " (the budget)" : "", s->slq_estimate_seconds,
+                               per, p->slq_target_rel, p->slq_target_abs))
         j->stopped = 1;
     effdim_slq_workspace *ws = NULL;
     effdim_status st = effdim_slq_init(j->op, sp, vals, V, kd, &ws, err);
@@ -402,9 +428,12 @@ static effdim_status slq_run(job *j, const effdim_slq_params *sp, const double *
             break;
         }
         size_t next = sp->probes - ci.probes < sp->block ? sp->probes - ci.probes : sp->block;
+        /* the next block's cost at the mean so far (adaptive steps vary) */
         double next_s = per_probe * (double)next;
-        if ((p->slq_budget_matvecs && ci.matvecs + next * steps > p->slq_budget_matvecs) ||
-            (p->slq_budget_seconds > 0 && ci.seconds + next_s > p->slq_budget_seconds)) {
+        double next_mv = (double)ci.matvecs / (double)ci.probes * (double)next;
+        if (ci.probes >= 2 &&
+            ((budget && (double)ci.matvecs + next_mv > (double)budget) ||
+             (p->slq_budget_seconds > 0 && ci.seconds + next_s > p->slq_budget_seconds))) {
             snprintf(s->slq_stop, sizeof s->slq_stop, "budget");
             break;
         }
@@ -443,7 +472,7 @@ static effdim_status trace(job *j, effdim_error *err)
 {
     const effdim_spectrum_params *p = j->p;
     effdim_spectrum *s = j->s;
-    size_t budget = 3 * (p->probes / 3 < 2 ? 2 : p->probes / 3);
+    size_t budget = trace_products(p);
     effdim_status st = EFFDIM_OK;
     if (budget != p->probes)
         st = add_note(s, err,
@@ -482,6 +511,16 @@ static effdim_status whole_spectrum(job *j, effdim_error *err)
     sp.seed = p->seed;
     sp.steps = p->slq_steps;
     sp.block = slq_block(p, sp.probes, n);
+    size_t budget = slq_budget(j), fit = budget / sp.steps; /* the probes the budget holds */
+    if (budget && sp.block > 2 && sp.block > fit) sp.block = fit < 2 ? 2 : fit;
+    if (p->slq_settle > 0) { /* adaptive steps: a fraction of the SE target */
+        sp.settle_z = s->z;
+        sp.settle_nz = s->m;
+        sp.settle_neg = p->neg;
+        sp.settle_rel = p->slq_settle * p->slq_target_rel;
+        sp.settle_abs = p->slq_settle * p->slq_target_abs;
+        if (!(sp.settle_rel > 0 || sp.settle_abs > 0)) sp.settle_nz = 0; /* no target */
+    }
     effdim_slq *q = NULL;
     effdim_status st = slq_run(j, &sp, vals, V, kd, &q, err);
     free(V);
@@ -501,6 +540,8 @@ static effdim_status whole_spectrum(job *j, effdim_error *err)
         s->slq_deflated = j->slq_info.deflated;
         s->slq_half_steps = j->slq_info.half_steps;
         s->slq_matvecs = j->slq_info.matvecs;
+        s->slq_steps_total = j->slq_info.steps_total;
+        s->slq_settled = j->slq_info.settled;
         st = slq_check(j, err);
     }
     if (!st && p->density) st = slq_density(j, q, err);

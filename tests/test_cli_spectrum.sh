@@ -72,7 +72,7 @@ else
 fi
 
 if "$EFFDIM" spectrum model.h5 -o spec.h5 -k 6 --probes 8 --z 0.1,1,10 --threads 1 \
-    >summary.txt 2>spec.log; then
+    --slq-budget none >summary.txt 2>spec.log; then
     ok "spectrum of a trained checkpoint exits 0"
 else
     fail "spectrum of a trained checkpoint exits 0" "$(cat spec.log)"
@@ -91,7 +91,7 @@ fi
 
 if grep -q '^effdim spectrum: lanczos [0-9]*/[0-9]* matvecs' spec.log &&
     grep -q '^effdim spectrum: slq 8/8 probes' spec.log &&
-    grep -q '^effdim spectrum: slq 0/8 probes x 150 steps: at most 1200 products, ~' spec.log &&
+    grep -q '^effdim spectrum: slq 0/8 probes x at most 150 steps: at most 1200 products, ~' spec.log &&
     grep -q '^effdim spectrum: trace 0/6 Hutch++' spec.log; then
     ok "progress goes to stderr as plain log lines when stderr is not a terminal"
 else
@@ -286,10 +286,10 @@ fi
 # ---- the SLQ stops at its SE target, or at the budget, and says which ----------------
 
 "$EFFDIM" spectrum model.h5 -o tgt.h5 -k 6 --hvp exact --z 1,10 --probes 200 \
-    --slq-target 0.05,0.5 --json --threads 1 >tgt.json 2>tgt.log
+    --slq-target 0.05,0.5 --slq-budget none --json --threads 1 >tgt.json 2>tgt.log
 rc=$?
 "$EFFDIM" spectrum model.h5 -o tgt2.h5 -k 6 --hvp exact --z 1,10 --probes 200 \
-    --slq-target 0.05,0.5 --threads 1 >tgt.txt 2>/dev/null
+    --slq-target 0.05,0.5 --slq-budget none --threads 1 >tgt.txt 2>/dev/null
 if [ $rc -eq 0 ] && [ -n "$PY" ] && $PY - tgt.json <<'PYEOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
@@ -313,12 +313,39 @@ fi
 "$EFFDIM" spectrum model.h5 -o bud.h5 -k 6 --hvp exact --z 0.01,1 --probes 200 --slq-steps 40 \
     --slq-target 0.0001,0 --slq-budget 500 --threads 1 >bud.txt 2>bud.log
 rc=$?
-if [ $rc -eq 0 ] && grep -q 'SLQ stopped by the product budget (--slq-budget) before the SE target' bud.txt &&
-    grep -Eq '^  \(SLQ: ([0-9]+) probes x 40 steps, 6 pairs deflated, ([0-9]|[1-4][0-9]{1,2}|500) matvecs' bud.txt; then
+if [ $rc -eq 0 ] && grep -q 'SLQ stopped by the product budget (--slq-budget 500) before the SE target' bud.txt &&
+    grep -Eq '^  \(SLQ: ([0-9]+) probes x at most 40 steps \(mean [0-9.]+, [0-9]+ settled early\), 6 pairs deflated, ([0-9]|[1-4][0-9]{1,2}|500) matvecs' bud.txt; then
     ok "--slq-budget N ends the SLQ before it passes N products, and the summary says the budget ended it"
 else
     fail "--slq-budget N ends the SLQ before it passes N products, and the summary says the budget ended it" \
         "rc $rc; $(cat bud.txt bud.log)"
+fi
+
+# the default budget: 2 x the Lanczos products less the trace's, said plainly
+"$EFFDIM" spectrum model.h5 -o dbud.h5 -k 6 --hvp exact --z 0.01,1 --probes 200 --slq-steps 40 \
+    --slq-target 0.0001,0 --threads 1 --json >dbud.json 2>dbud.log
+rc=$?
+"$EFFDIM" spectrum model.h5 -o dbud2.h5 -k 6 --hvp exact --z 0.01,1 --probes 200 --slq-steps 40 \
+    --slq-target 0.0001,0 --threads 1 --slq-budget 1.5x >dbud.txt 2>>dbud.log
+rc2=$?
+if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ -n "$PY" ] && $PY - dbud.json <<'PYEOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+L = j["lanczos_matvecs"]
+want = max(2 * L - 198, L)                       # the trace: 3 floor(200 / 3) = 198 products
+assert j["slq_stop"] == "budget" and j["slq_budget"] == want, (j["slq_stop"], j["slq_budget"], want)
+# never more than the budget, except the 2 probes that always run (40 steps each)
+assert 2 <= j["slq_probes"] < 200 and j["slq_matvecs"] <= max(want, 2 * 40), j
+PYEOF
+then
+    if grep -q 'SLQ stopped by the product budget ([0-9]*: 1.5 x the Lanczos products less the trace.s; --slq-budget sets it) before the SE target' dbud.txt; then
+        ok "by default the SLQ stops at 2 x the Lanczos products (less the trace's); Fx sets the factor, and the summary says the budget ended it"
+    else
+        fail "by default the SLQ stops at 2 x the Lanczos products (less the trace's); Fx sets the factor, and the summary says the budget ended it" "$(cat dbud.txt)"
+    fi
+else
+    fail "by default the SLQ stops at 2 x the Lanczos products (less the trace's); Fx sets the factor, and the summary says the budget ended it" \
+        "rc $rc $rc2; $(cat dbud.json dbud.log)"
 fi
 
 # ---- honest numbers ------------------------------------------------------------------
@@ -396,7 +423,7 @@ fi
 # ---- results are not lost: the file after Lanczos, and SIGINT --------------------------
 
 "$EFFDIM" spectrum model.h5 -o int.h5 -k 6 --hvp exact --probes 100000 --slq-steps 40 \
-    --slq-target 0 --threads 1 >int.txt 2>int.log &
+    --slq-target 0 --slq-budget none --threads 1 >int.txt 2>int.log &
 pid=$!
 for _ in $(seq 1 200); do
     [ -s int.h5 ] && grep -q 'slq [1-9]' int.log && break

@@ -352,6 +352,66 @@ static void cached_products_equal_uncached_products(void)
     }
 }
 
+/* Every product kind split over the rows between 2 and 3 workers (the
+ * workspace's, as the gradient is) equals the product on one worker up to
+ * the regrouping of the sums, for a block of 3 vectors over a row subset
+ * of several chunks. */
+static void products_split_over_workers_equal_one_worker(void)
+{
+    const effdim_hvp_method methods[] = {EFFDIM_HVP_EXACT, EFFDIM_HVP_EXACT, EFFDIM_HVP_FD,
+                                         EFFDIM_HVP_FD_CENTRAL};
+    for (size_t ci = 0; ci < N_CASES; ci += 2) {
+        const net_case *c = &cases[ci];
+        effdim_mlp m;
+        double *theta = NULL;
+        effdim_dataset *ds = NULL;
+        if (!setup_case(c, 40, 700 + ci, &m, &theta, &ds)) continue;
+        size_t P = m.n_params, rows[] = {39, 3, 17, 17, 0, 22, 9, 11, 12, 5, 28, 1, 2, 30, 31, 8};
+        size_t nr = sizeof rows / sizeof rows[0];
+        double *V = malloc(3 * P * sizeof(double)), *Y1 = malloc(3 * P * sizeof(double)),
+               *Y2 = malloc(3 * P * sizeof(double));
+        fill_gaussian(V, 3 * P, 0.9, 800 + ci);
+        effdim_error e;
+        double worst = 0.0;
+        for (size_t k = 0; k < 5; ++k) {
+            effdim_hvp_params p = effdim_hvp_default_params();
+            p.curvature = k == 4 ? EFFDIM_CURV_GGN : EFFDIM_CURV_HESSIAN;
+            p.method = k == 4 ? EFFDIM_HVP_EXACT : methods[k];
+            p.cache = k == 1 || k == 4;
+            p.prior = 0.125;
+            for (size_t workers = 2; workers <= 3; ++workers) {
+                effdim_mlp_ws *w1 = effdim_mlp_ws_alloc_workers(&m, 3, 1, &e);
+                effdim_mlp_ws *w2 = effdim_mlp_ws_alloc_workers(&m, 3, workers, &e);
+                effdim_operator *a = NULL, *b = NULL;
+                if (w1 && w2 &&
+                    CHECK_OK(effdim_hvp_operator(&m, theta, ds, rows, nr, &p, w1, &a, &e), &e) &&
+                    CHECK_OK(effdim_hvp_operator(&m, theta, ds, rows, nr, &p, w2, &b, &e), &e) &&
+                    CHECK_OK(effdim_operator_apply(a, 3, V, P, Y1, P, &e), &e) &&
+                    CHECK_OK(effdim_operator_apply(b, 3, V, P, Y2, P, &e), &e)) {
+                    CHECK(effdim_mlp_ws_workers(w2) == workers);
+                    for (size_t j = 0; j < 3; ++j) {
+                        double d = vdist(Y1 + j * P, Y2 + j * P, P) / vnorm(Y1 + j * P, P);
+                        worst = fmax(worst, d);
+                        /* FD: the split moves each gradient by rounding, which the
+                           quotient divides by the step (about 1e-6 here) */
+                        CHECK(d <= (p.method == EFFDIM_HVP_EXACT ? 1e-13 : 1e-7));
+                    }
+                }
+                effdim_operator_free(a);
+                effdim_operator_free(b);
+                effdim_mlp_ws_free(w1);
+                effdim_mlp_ws_free(w2);
+            }
+        }
+        check_note("%s: worst relative difference %.2e", c->label, worst);
+        free(V);
+        free(Y1);
+        free(Y2);
+        free(theta);
+        effdim_dataset_free(ds);
+    }
+}
+
 static void sum_reduction_is_n_times_mean_and_the_prior_adds_delta_v(void)
 {
     net_case c = cases[2]; /* mse */
@@ -1447,7 +1507,9 @@ static void bad_arguments_are_refused_with_a_clear_message(void)
     effdim_dataset_free(ds);
 }
 
-CHECK_TESTS({"exact products match central differences of the gradient (7 networks)",
+CHECK_TESTS({"every product kind split over 2 and 3 workers equals one worker to rounding",
+             products_split_over_workers_equal_one_worker},
+            {"exact products match central differences of the gradient (7 networks)",
              exact_products_match_central_differences_of_the_gradient},
             {"the dense exact Hessian is symmetric and equals the dense FD Hessian",
              the_dense_exact_hessian_is_symmetric_and_equals_the_dense_fd_hessian},

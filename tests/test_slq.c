@@ -792,7 +792,59 @@ static void slq_step_by_step_equals_the_one_call_run(void)
     effdim_operator_free(op);
 }
 
-CHECK_TESTS({"N_eff policies match their closed forms", neff_policies_match_their_closed_forms},
+/* Adaptive steps: on a smooth problem (a positive spectrum in [0.5, 2]
+ * under a random rotation, z = 1) every probe settles long before the cap,
+ * and the estimate is the fixed-steps one to the settle tolerance and the
+ * closed form within 3 SE. */
+static void probes_stop_once_their_quadrature_settles(void)
+{
+    enum { NS = 400 };
+    double d[NS], z = 1.0, exact = 0.0;
+    for (size_t i = 0; i < NS; ++i) {
+        d[i] = 0.5 + 1.5 * (double)i / (double)(NS - 1);
+        exact += d[i] / (d[i] + z);
+    }
+    effdim_operator *op = NULL;
+    effdim_error e;
+    double *A = malloc(NS * NS * sizeof(double));
+    int built = CHECK_OK(effdim_dense_with_spectrum(NS, d, 5, A, &e), &e) &&
+                CHECK_OK(effdim_operator_dense(NS, A, EFFDIM_COPY, &op, &e), &e);
+    free(A);
+    if (!built) return;
+    effdim_slq_params p = effdim_slq_default_params();
+    p.probes = 16;
+    p.steps = 120;
+    p.seed = 3;
+    effdim_slq *fixed = NULL, *adapt = NULL;
+    CHECK_OK(effdim_slq_run(op, &p, NULL, NULL, 0, &fixed, &e), &e);
+    p.settle_z = &z;
+    p.settle_nz = 1;
+    p.settle_rel = 0.0;
+    p.settle_abs = 1e-6;
+    CHECK_OK(effdim_slq_run(op, &p, NULL, NULL, 0, &adapt, &e), &e);
+    if (fixed && adapt) {
+        effdim_slq_info fi, ai;
+        effdim_slq_get_info(fixed, &fi);
+        effdim_slq_get_info(adapt, &ai);
+        double nf, sf, na, sa;
+        CHECK_OK(effdim_slq_neff(fixed, &z, 1, EFFDIM_NEG_ZERO, &nf, &sf, &e), &e);
+        CHECK_OK(effdim_slq_neff(adapt, &z, 1, EFFDIM_NEG_ZERO, &na, &sa, &e), &e);
+        check_note("fixed %zu steps: %.10g +- %.3g; adaptive: %zu probes settled, %zu steps "
+                   "(%zu products), %.10g; exact %.10g",
+                   fi.steps_total, nf, sf, ai.settled, ai.steps_total, ai.matvecs, na, exact);
+        CHECK(ai.settled == p.probes && ai.steps_total < p.probes * 40);
+        CHECK(ai.matvecs == ai.steps_total && fi.steps_total == p.probes * p.steps);
+        CHECK(fabs(na - nf) <= 2e-6);
+        CHECK(fabs(na - exact) <= 3.0 * sa && sa > 0.0);
+    }
+    effdim_slq_free(fixed);
+    effdim_slq_free(adapt);
+    effdim_operator_free(op);
+}
+
+CHECK_TESTS({"probes stop once their quadrature settles at every z",
+             probes_stop_once_their_quadrature_settles},
+            {"N_eff policies match their closed forms", neff_policies_match_their_closed_forms},
             {"SLQ step by step equals the one-call run, and a prefix of blocks a shorter run",
              slq_step_by_step_equals_the_one_call_run},
             {"dense reference recovers a known spectrum", dense_reference_recovers_a_known_spectrum},

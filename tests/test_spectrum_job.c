@@ -310,6 +310,7 @@ static void the_slq_stops_at_its_target_or_its_budget(void)
     p.probes = 400;
     p.slq_target_rel = 0.05;
     p.slq_target_abs = 0.25;
+    p.slq_budget_factor = 0.0; /* no default budget: the target ends it */
     if (CHECK_OK(effdim_spectrum_compute(&ck->mlp, ck->theta, ds, &p, &a, &e), &e)) {
         CHECK(!strcmp(a->slq_stop, "target") && a->slq_probes >= 8 && a->slq_probes < 400);
         for (size_t j = 0; j < 2; ++j)
@@ -325,6 +326,29 @@ static void the_slq_stops_at_its_target_or_its_budget(void)
         CHECK(!strcmp(b->slq_stop, "budget") && b->slq_matvecs <= 150 && b->slq_probes == 7);
         CHECK(!b->partial);
     }
+    /* the default budget: 2 x the Lanczos products less the trace's (at least
+       the Lanczos products), and the summary's fields say it ended the SLQ */
+    effdim_spectrum *c = NULL;
+    p.slq_budget_matvecs = 0;
+    p.slq_budget_factor = 2.0;
+    p.probes = 30;
+    if (CHECK_OK(effdim_spectrum_compute(&ck->mlp, ck->theta, ds, &p, &c, &e), &e)) {
+        uint64_t L = c->lanczos_matvecs, want = 2 * L >= L + 30 ? 2 * L - 30 : L;
+        check_note("Lanczos %llu products: budget %llu, SLQ %llu products in %llu probes (%llu "
+                   "steps, %llu settled), stop %s",
+                   (unsigned long long)L, (unsigned long long)c->slq_budget,
+                   (unsigned long long)c->slq_matvecs, (unsigned long long)c->slq_probes,
+                   (unsigned long long)c->slq_steps_total, (unsigned long long)c->slq_settled,
+                   c->slq_stop);
+        CHECK(c->slq_budget == want);
+        CHECK(!strcmp(c->slq_stop, "budget") && c->slq_probes >= 2 && c->slq_probes < 30);
+        /* the next probe would have passed it (mean products per probe so far) */
+        double per = (double)c->slq_matvecs / (double)c->slq_probes;
+        CHECK(c->slq_probes == 2 || (double)c->slq_matvecs <= (double)want);
+        CHECK((double)c->slq_matvecs + per > (double)want);
+        CHECK(c->slq_steps_total == c->slq_matvecs); /* one product a step, block of 1 */
+    }
+    effdim_spectrum_free(c);
     effdim_spectrum_free(a);
     effdim_spectrum_free(b);
     effdim_dataset_free(ds);

@@ -84,10 +84,19 @@ static void usage(FILE *f)
             "                       %zu; 0 = skip both)\n"
             "  --slq-target R[,A]   stop the SLQ once SE <= max(R x N_eff, A) at every z\n"
             "                       (default %g,%g; 0 = run all P probes)\n"
-            "  --slq-budget B       stop the SLQ before it passes B products, or B seconds\n"
-            "                       with an 's' (600s); the summary says when it ended it\n"
-            "  --slq-steps M        Lanczos steps per SLQ probe (default %zu); more steps\n"
-            "                       resolve small z on indefinite spectra (see the warning)\n"
+            "  --slq-budget B       stop the SLQ before it passes B products, B seconds with\n"
+            "                       an 's' (600s), F times the Lanczos products with an 'x'\n"
+            "                       (default %gx, less the trace's products: the whole run\n"
+            "                       about %g times --probes 0), or none; the summary says\n"
+            "                       when it ended the SLQ before its target\n"
+            "  --slq-steps M        the most Lanczos steps per SLQ probe (default %zu); more\n"
+            "                       steps resolve small z on indefinite spectra (the warning)\n"
+            "  --slq-settle F       a probe stops once its N_eff at every z changes by at most\n"
+            "                       F x the SE target between half its steps and its steps\n"
+            "                       (default %g; 0: every probe runs --slq-steps)\n",
+            d.probes, d.slq_target_rel, d.slq_target_abs, d.slq_budget_factor,
+            d.slq_budget_factor + 1.0, d.slq_steps, d.slq_settle);
+    fprintf(f,
             "  --neg-policy P       negative eigenvalues in N_eff: zero | abs | asis\n"
             "                       (default zero: counted as 0)\n"
             "  --density            also the spectral density on a grid\n"
@@ -114,14 +123,14 @@ static void usage(FILE *f)
             "Exit status: 0 ok; 1 runtime failure; 2 usage; 3 partial result: the file is\n"
             "written but fewer than k eigenpairs converged (0 with --allow-partial), or the\n"
             "run was interrupted (the file's attribute partial = 1).\n",
-            d.probes, d.slq_target_rel, d.slq_target_abs, d.slq_steps, d.dense_limit);
+            d.dense_limit);
 }
 
 /* the long options (values above any character) */
 enum { O_DATA = 256, O_WHICH, O_OP, O_HVP, O_Z, O_TOL, O_DENSITY, O_VECTORS, O_PER_LAYER,
        O_SUBSET, O_PROBES, O_NEG, O_PRIOR, O_SEED, O_THREADS, O_BASIS, O_MAXMV, O_CHUNK,
        O_JSON, O_NOCACHE, O_SLQ_STEPS, O_PARTIAL, O_DENSE, O_FORCE, O_DENSE_LIMIT,
-       O_SLQ_TARGET, O_SLQ_BUDGET, O_REDUCTION };
+       O_SLQ_TARGET, O_SLQ_BUDGET, O_REDUCTION, O_SLQ_SETTLE };
 
 /* --slq-target R[,A] */
 static int parse_target(sp_opts *o, const char *arg)
@@ -137,10 +146,24 @@ static int parse_target(sp_opts *o, const char *arg)
     return 0;
 }
 
-/* --slq-budget N (products) or Ns (seconds) */
+/* --slq-budget N (products), Ns (seconds), Fx (F x the Lanczos products) or none */
 static int parse_budget(sp_opts *o, const char *arg)
 {
     size_t len = strlen(arg);
+    o->p.slq_budget_matvecs = 0;
+    o->p.slq_budget_seconds = 0.0;
+    if (!strcmp(arg, "none")) {
+        o->p.slq_budget_factor = 0.0;
+        return 0;
+    }
+    if (len > 1 && arg[len - 1] == 'x') {
+        char num[64];
+        snprintf(num, sizeof num, "%.*s", (int)(len - 1), arg);
+        int rc = cli_parse_double(CMD, "--slq-budget", num, &o->p.slq_budget_factor);
+        if (!rc && !(o->p.slq_budget_factor > 0 && isfinite(o->p.slq_budget_factor)))
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--slq-budget: %s, expected a factor > 0", arg);
+        return rc;
+    }
     if (len > 1 && arg[len - 1] == 's') {
         char num[64];
         snprintf(num, sizeof num, "%.*s", (int)(len - 1), arg);
@@ -151,7 +174,8 @@ static int parse_budget(sp_opts *o, const char *arg)
     }
     int rc = cli_parse_size(CMD, "--slq-budget", arg, &o->p.slq_budget_matvecs);
     if (!rc && o->p.slq_budget_matvecs < 1)
-        rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--slq-budget: %s, expected products >= 1 or Ns", arg);
+        rc = cli_errorf(CMD, CLI_EXIT_USAGE,
+                        "--slq-budget: %s, expected products >= 1, Ns, Fx or none", arg);
     return rc;
 }
 
@@ -227,6 +251,11 @@ static int parse_one(void *ctx, int c, const char *arg)
     case O_DENSE: o->p.dense = 1; break;
     case O_SLQ_TARGET: rc = parse_target(o, arg); break;
     case O_SLQ_BUDGET: rc = parse_budget(o, arg); break;
+    case O_SLQ_SETTLE:
+        rc = cli_parse_double(CMD, "--slq-settle", arg, &o->p.slq_settle);
+        if (!rc && !(o->p.slq_settle >= 0 && isfinite(o->p.slq_settle)))
+            rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--slq-settle: %s, expected a value >= 0", arg);
+        break;
     case O_REDUCTION:
         if (effdim_reduction_parse(arg, &o->p.reduction, NULL))
             rc = cli_errorf(CMD, CLI_EXIT_USAGE, "--reduction: '%s', expected mean or sum", arg);
@@ -262,6 +291,7 @@ static int parse_opts(int argc, char **argv, sp_opts *o)
         {"force", no_argument, 0, O_FORCE},         {"dense-limit", required_argument, 0, O_DENSE_LIMIT},
         {"slq-target", required_argument, 0, O_SLQ_TARGET},
         {"slq-budget", required_argument, 0, O_SLQ_BUDGET},
+        {"slq-settle", required_argument, 0, O_SLQ_SETTLE},
         {"reduction", required_argument, 0, O_REDUCTION},
         {0, 0, 0, 0},
     };
@@ -299,6 +329,17 @@ static void print_slq_stop(const sp_opts *o, const effdim_spectrum *s)
         }
     }
     const char *why = s->slq_stop;
+    char budget[160];
+    if (o->p.slq_budget_seconds > 0)
+        snprintf(budget, sizeof budget, "the time budget (--slq-budget %gs)", o->p.slq_budget_seconds);
+    else if (o->p.slq_budget_matvecs)
+        snprintf(budget, sizeof budget, "the product budget (--slq-budget %zu)",
+                 o->p.slq_budget_matvecs);
+    else
+        snprintf(budget, sizeof budget,
+                 "the product budget (%llu: %g x the Lanczos products less the trace's; "
+                 "--slq-budget sets it)",
+                 (unsigned long long)s->slq_budget, o->p.slq_budget_factor);
     if (!strcmp(why, "target"))
         printf("  (SLQ stopped at the SE target max(%g x N_eff, %g), met at every z)\n",
                s->slq_target_rel, s->slq_target_abs);
@@ -307,8 +348,7 @@ static void print_slq_stop(const sp_opts *o, const effdim_spectrum *s)
     else
         printf("  (SLQ stopped by %s before the SE target: %zu of %zu z miss it, worst z = %g: "
                "SE %.2g against %.2g)\n",
-               !strcmp(why, "budget")        ? (o->p.slq_budget_seconds > 0 ? "the time budget (--slq-budget)"
-                                                                           : "the product budget (--slq-budget)")
+               !strcmp(why, "budget")        ? budget
                : !strcmp(why, "interrupted") ? "the interrupt"
                                              : "the probe limit (--probes)",
                missed, s->m, s->z[worst], s->n_eff_slq_se[worst],
@@ -349,11 +389,12 @@ static void print_summary(const sp_opts *o, const effdim_spectrum *s)
         printf("\n");
     }
     if (slq) {
-        printf("  (SLQ: %llu probes x %llu steps, %llu pairs deflated, %llu matvecs, %.1f s; "
-               "smallest Ritz value %.4g)\n",
+        printf("  (SLQ: %llu probes x at most %llu steps (mean %.1f, %llu settled early), %llu "
+               "pairs deflated, %llu matvecs, %.1f s; smallest Ritz value %.4g)\n",
                (unsigned long long)s->slq_probes, (unsigned long long)s->slq_steps,
-               (unsigned long long)s->slq_deflated, (unsigned long long)s->slq_matvecs,
-               s->slq_seconds, s->slq_lambda_min);
+               s->slq_probes ? (double)s->slq_steps_total / (double)s->slq_probes : 0.0,
+               (unsigned long long)s->slq_settled, (unsigned long long)s->slq_deflated,
+               (unsigned long long)s->slq_matvecs, s->slq_seconds, s->slq_lambda_min);
         print_slq_stop(o, s);
     }
     if (dense)
@@ -403,6 +444,7 @@ static cJSON *summary_json(const sp_opts *o, const effdim_spectrum *s)
     cJSON_AddItemToObject(j, "residual_bounds", cli_json_doubles(s->residual_bounds, s->k));
     cJSON_AddNumberToObject(j, "nconv", (double)s->nconv);
     cJSON_AddNumberToObject(j, "steps", (double)s->steps);
+    cJSON_AddNumberToObject(j, "lanczos_matvecs", (double)s->lanczos_matvecs);
     cJSON_AddNumberToObject(j, "restarts", (double)s->restarts);
     cJSON_AddItemToObject(j, "z", cli_json_doubles(s->z, s->m));
     cJSON_AddItemToObject(j, "n_eff", cli_json_doubles(s->n_eff, s->m));
@@ -421,6 +463,11 @@ static cJSON *summary_json(const sp_opts *o, const effdim_spectrum *s)
         cJSON_AddNumberToObject(j, "slq_target_abs", s->slq_target_abs);
         cJSON_AddNumberToObject(j, "slq_budget_matvecs", (double)o->p.slq_budget_matvecs);
         cJSON_AddNumberToObject(j, "slq_budget_seconds", o->p.slq_budget_seconds);
+        cJSON_AddNumberToObject(j, "slq_budget_factor", o->p.slq_budget_factor);
+        cJSON_AddNumberToObject(j, "slq_budget", (double)s->slq_budget);
+        cJSON_AddNumberToObject(j, "slq_settle", o->p.slq_settle);
+        cJSON_AddNumberToObject(j, "slq_steps_total", (double)s->slq_steps_total);
+        cJSON_AddNumberToObject(j, "slq_settled", (double)s->slq_settled);
         cJSON_AddNumberToObject(j, "slq_lambda_min", s->slq_lambda_min);
         if (s->slq_warning) cJSON_AddStringToObject(j, "slq_warning", s->slq_warning);
     }

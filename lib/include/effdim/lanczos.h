@@ -131,9 +131,13 @@ typedef struct effdim_lanczos_stats {
 typedef struct effdim_lanczos_solution {
     size_t n, k;
     const double *eigenvalues;     /* (k) descending */
-    const double *residual_bounds; /* (k) |beta_j s_{j,i}| from the projected problem, at
-                                      least 64 eps ||T|| (a pair locked by a thick restart
-                                      has a zero coupling, not a zero residual) */
+    const double *residual_bounds; /* (k) max(|beta_j s_{j,i}|, 64 eps ||T||) from the
+                                      projected problem plus the Lanczos-relation error the
+                                      Ritz vector carries (Gram-Schmidt coefficients T does
+                                      not hold: rounding, an operator's asymmetry; tracked
+                                      through thick restarts): a bound on the true residual
+                                      for a linear operator (a pair locked by a restart has a
+                                      zero coupling, not a zero residual) */
     const double *residuals;       /* (k) true ||A v_i - lambda_i v_i||; NaN if not computed */
     const unsigned char *converged; /* (k) 1 if the bound met the tolerance */
     const double *vectors;         /* (k, n) row-major unit Ritz vectors in the order of

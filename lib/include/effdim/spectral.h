@@ -65,6 +65,20 @@ typedef struct effdim_slq_params {
     size_t block;  /* probes run together through one block apply (default 1: least
                       memory; larger blocks use the operator's block apply, e.g. dgemm) */
     uint64_t seed; /* probe seed (default 0) */
+    /* Adaptive steps per probe (off when settle_nz = 0, the default): every
+       settle_every steps from min_steps on, a probe's N_eff quadrature
+       (deflated sum + its Gauss quadrature) at each settle_z[j] under
+       settle_neg is compared with the one at half its steps (the bias
+       diagnostic's comparison); once every change is at most
+       max(settle_rel x |N_eff|, settle_abs) the probe stops: its error is
+       then about the change at half the steps or less (Gauss quadrature
+       converges at least as fast when the steps double). `steps` is the cap. */
+    const double *settle_z;       /* (settle_nz) z > 0, borrowed during the run */
+    size_t settle_nz;
+    effdim_neg_policy settle_neg; /* default EFFDIM_NEG_ZERO */
+    double settle_rel, settle_abs;/* default 0.0025 and 0.125 */
+    size_t min_steps;             /* default 20 */
+    size_t settle_every;          /* default 5 */
 } effdim_slq_params;
 
 EFFDIM_API effdim_slq_params effdim_slq_default_params(void);
@@ -79,6 +93,8 @@ typedef struct effdim_slq_info {
     size_t half_steps;    /* steps of the comparison quadrature, ceil(steps / 2) */
     size_t deflated;      /* eigenpairs deflated */
     size_t breakdowns;    /* probes whose Krylov space became invariant early (exact) */
+    size_t settled;       /* probes stopped early because their quadrature settled */
+    size_t steps_total;   /* Lanczos steps over all probes (steps_total / probes: the mean) */
     size_t matvecs;       /* operator vectors applied */
     double seconds;       /* wall time of the run */
     double seconds_apply; /* of which inside the operator */

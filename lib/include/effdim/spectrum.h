@@ -176,6 +176,9 @@ typedef struct effdim_spectrum {
                                           Ritz vector, relative to its eigenvalue (0: not
                                           estimated) */
     uint64_t slq_max_probes;           /* the probe limit the SLQ ran under */
+    uint64_t slq_budget;               /* the product budget it ran under (0: none) */
+    uint64_t slq_steps_total;          /* Lanczos steps over its probes */
+    uint64_t slq_settled;              /* probes stopped early by the settle test */
     double slq_estimate_seconds;       /* its cost announced before it began */
     char *notes;                       /* what the caller should be told, one line per
                                           note ("k = 40 is above P = 17: clamped", ...), or
@@ -267,9 +270,19 @@ typedef struct effdim_spectrum_params {
     double slq_target_abs;
     size_t slq_min_probes;       /* probes before the target is trusted (default 8) */
     size_t slq_budget_matvecs;   /* stop before a block of probes would pass this many
-                                    SLQ products (0: none, the default; the first block
-                                    always runs) */
+                                    SLQ products (0: slq_budget_factor decides; the first
+                                    two probes always run) */
     double slq_budget_seconds;   /* or this much SLQ time (0: none, the default) */
+    double slq_budget_factor;    /* with neither budget set: the SLQ and the trace together
+                                    take at most this many times the Lanczos run's products
+                                    (the SLQ at least half of it, however large the trace)
+                                    (default 2: the whole job about 3 times --probes 0;
+                                    0: no budget, every probe up to the target) */
+    double slq_settle;           /* adaptive steps per probe: a probe stops once its
+                                    quadrature at every z changes by at most slq_settle x
+                                    the SE target between half its steps and its steps
+                                    (effdim_slq_params.settle_*; default 0.25; 0: every
+                                    probe runs slq_steps) */
     int density;                 /* also the density on density_points (default 0) */
     size_t density_points;       /* default 400 */
     /* the exact spectrum and the layers */
