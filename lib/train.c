@@ -354,7 +354,7 @@ static effdim_status svd_gradient(effdim_trainer *T, const size_t *rows, size_t 
     const effdim_checkpoint *c = T->c;
     const size_t P = c->mlp.n_params, U = effdim_svd_noise_per_row(&c->mlp, &c->svd->svd);
     const uint64_t t = T->opt->t + 1;
-    gsl_rng_set(T->rng, (unsigned long)(mix64(T->p.seed ^ mix64(t) ^ 0x5d3a9c71e4b2f608ULL) &
+    gsl_rng_set(T->rng, (unsigned long)(effdim_mix64(T->p.seed ^ effdim_mix64(t) ^ 0x5d3a9c71e4b2f608ULL) &
                                         0xffffffffUL));
     for (size_t i = 0; i < len * U; ++i) T->eps[i] = gsl_ran_gaussian_ziggurat(T->rng, 1.0);
     const double N = (double)T->train->n, beta = effdim_svd_anneal_beta(&T->p.svd_anneal, T->epoch);
