@@ -430,6 +430,10 @@ static cJSON *sweep_json(const char *path, const effdim_sweep_summary *s)
         cJSON_AddItemToObject(j, "n_eff_slq_se", cli_json_doubles(r->n_eff_slq_se, t->nz));
         cJSON_AddNumberToObject(j, "matvecs", (double)r->matvecs);
         cJSON_AddItemToObject(j, "seconds", cJSON_CreateNumber(r->seconds));
+        cJSON_AddItemToObject(j, "seconds_train", cJSON_CreateNumber(r->seconds_train));
+        cJSON_AddItemToObject(j, "seconds_curvature", cJSON_CreateNumber(r->seconds_curvature));
+        cJSON_AddItemToObject(j, "seconds_lanczos", cJSON_CreateNumber(r->seconds_lanczos));
+        cJSON_AddItemToObject(j, "seconds_slq", cJSON_CreateNumber(r->seconds_slq));
         cJSON_AddStringToObject(j, "status", r->status);
         cJSON_AddStringToObject(j, "message", r->message);
         cJSON_AddItemToArray(rows, j);
