@@ -53,6 +53,7 @@
 #include <stdint.h>
 
 #include "effdim/checkpoint.h"
+#include "effdim/comm.h"
 #include "effdim/data.h"
 #include "effdim/mlp.h"
 #include "effdim/optim.h"
@@ -79,6 +80,14 @@ typedef struct effdim_train_params {
                                     of this call (not after the last; atomic); default 0 */
     const char *save_path;       /* needed when save_every > 0 */
     effdim_progress progress;    /* default none */
+    effdim_comm *comm;           /* NULL (default): one process. Else every rank calls the job
+                                    with its share of the training rows as `train`
+                                    (effdim_comm_share; the test set whole on every rank):
+                                    the epoch permutation runs over all rows, each rank
+                                    computes its rows' part of each minibatch gradient and one
+                                    effdim_comm_sum per gradient adds them, so theta and the
+                                    optimiser state stay bitwise the same on every rank;
+                                    progress comes at epoch ends only */
 } effdim_train_params;
 
 /* Adam at PyTorch's defaults (lr 1e-3), constant schedule, batch 128,
