@@ -108,6 +108,20 @@ static void test_shares(void)
     CHECK(b == 0 && e == big / 256 + ((big % 256) * 1) / 256);
 }
 
+/* a process no launcher started is one process, MPI untouched: the build without MPI and
+ * a plain run of the build with it behave the same */
+static void test_plain_run(void)
+{
+    if (!effdim_comm_launched()) {
+        CHECK(world == NULL);
+        CHECK(effdim_comm_size(world) == 1 && effdim_comm_rank(world) == 0);
+    } else {
+        CHECK(world != NULL && effdim_comm_built());
+    }
+    effdim_comm_stats st = effdim_comm_get_stats(NULL);
+    CHECK(st.sums == 0 && st.doubles == 0 && st.seconds == 0.0);
+}
+
 static void test_fewer_rows_than_ranks(void)
 {
     effdim_error e;
@@ -467,6 +481,7 @@ static void test_train_sgd(void) { train_case(EFFDIM_OPTIM_SGD, "sgd with moment
 
 static const check_test tests[] = {
     {"rows are shared out contiguously, a pure function of n and R", test_shares},
+    {"a process no launcher started runs as one process", test_plain_run},
     {"fewer rows than ranks is an error naming the data", test_fewer_rows_than_ranks},
     {"the sum runs in its fixed order and is bitwise the same on every rank", test_sum_order},
     {"a failing rank's error reaches every rank", test_error_reaches_every_rank},
