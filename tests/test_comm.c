@@ -437,6 +437,11 @@ static void train_case(effdim_optim_kind kind, const char *name)
     p.optim = effdim_optim_default_params(kind);
     p.optim.lr = kind == EFFDIM_OPTIM_SGD ? 0.1 : 0.01;
     p.optim.momentum = kind == EFFDIM_OPTIM_SGD ? 0.9 : p.optim.momentum;
+    if (kind == EFFDIM_OPTIM_IVON) { /* 2 weight samples per step, the same on every rank */
+        p.optim.lr = 0.1;
+        p.optim.ess = 90;
+        p.optim.mc_samples = 2;
+    }
     p.batch = 16; /* 90 rows: 6 minibatches, the last one short */
     p.epochs = 3;
     p.chunk = 8;
@@ -478,6 +483,7 @@ static void train_case(effdim_optim_kind kind, const char *name)
 
 static void test_train_adam(void) { train_case(EFFDIM_OPTIM_ADAM, "adam"); }
 static void test_train_sgd(void) { train_case(EFFDIM_OPTIM_SGD, "sgd with momentum"); }
+static void test_train_ivon(void) { train_case(EFFDIM_OPTIM_IVON, "ivon"); }
 
 static const check_test tests[] = {
     {"rows are shared out contiguously, a pure function of n and R", test_shares},
@@ -491,6 +497,7 @@ static const check_test tests[] = {
     {"diag job: ggn, ef, hessian and hutchinson equal one process's", test_diag_job},
     {"3 epochs of adam over shares give one process's checkpoint", test_train_adam},
     {"3 epochs of sgd over shares give one process's checkpoint", test_train_sgd},
+    {"3 epochs of ivon over shares give one process's checkpoint", test_train_ivon},
 };
 
 int main(int argc, char **argv)
