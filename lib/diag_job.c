@@ -45,15 +45,26 @@ effdim_status effdim_diag_job_check(const effdim_checkpoint *c, const char *path
     RETURN_ERROR_IF(!ds && effdim_diag_job_needs_data(methods, n_methods), err, EFFDIM_EINVAL,
                     "%s: no data for the diagonals; give the data set", path ? path : "checkpoint");
     effdim_status st = EFFDIM_OK;
+    size_t n = ds ? ds->n : 0;
+    if (ds && effdim_comm_size(p->comm) > 1) { /* the rows of every rank */
+        double all = (double)n;
+        st = effdim_comm_sum(p->comm, &all, 1, EFFDIM_OK, err);
+        n = (size_t)all;
+    }
     double *tmp = NULL;
     for (size_t i = 0; !st && i < n_methods; ++i) {
+        if (methods[i] == EFFDIM_DIAG_GGN_MC && effdim_comm_size(p->comm) > 1)
+            st = effdim_error_set(err, EFFDIM_EINVAL,
+                                  "diag: ggn-mc runs on one process only (%d ranks): its label "
+                                  "samples follow one process's row order; use ggn",
+                                  effdim_comm_size(p->comm));
         if (methods[i] == EFFDIM_DIAG_HESSIAN) st = effdim_diag_hessian_check(&c->mlp, &p->diag, err);
         if (methods[i] == EFFDIM_DIAG_ADAM) /* no outputs: the checks only */
-            st = effdim_diag_adam(c, path, p->batch, ds ? ds->n : 0, NULL, NULL, NULL, NULL, err);
+            st = effdim_diag_adam(c, path, p->batch, n, NULL, NULL, NULL, NULL, err);
         if (methods[i] == EFFDIM_DIAG_IVON) {
             if (!tmp && !(tmp = effdim_alloc(c->mlp.n_params, sizeof(double), "ivon", err)))
                 return EFFDIM_ENOMEM;
-            st = effdim_diag_ivon(c, path, ds ? ds->n : 0, tmp, err);
+            st = effdim_diag_ivon(c, path, n, tmp, err);
         }
     }
     free(tmp);
@@ -70,6 +81,8 @@ typedef struct djob {
     effdim_diag_file *f;
     effdim_mlp_ws *ws;
     double t0;        /* start of the job, for the "diag" stage's events */
+    size_t n_all;     /* rows over every rank (ds->n on one process) */
+    effdim_progress progress; /* p->progress, collective over the ranks */
 } djob;
 
 static effdim_diag_entry *new_entry(djob *J, const char *name, const char *method,
@@ -135,11 +148,11 @@ static effdim_status run_hutchinson(djob *J, effdim_diag_entry *e, effdim_error 
     effdim_hvp_params hp = effdim_hvp_default_params();
     hp.method = J->p->hvp_method;
     effdim_operator *op = NULL;
-    effdim_status st = effdim_hvp_operator(m, J->c->theta, J->ds, NULL, J->ds->n, &hp, J->ws, &op,
-                                           err);
+    effdim_status st = effdim_hvp_operator_comm(m, J->c->theta, J->ds, &hp, J->ws, J->p->comm, &op,
+                                                NULL, err);
     if (st) return st;
     effdim_hutchinson_diag_params hpar = J->p->hutchinson;
-    hpar.progress = J->p->progress;
+    hpar.progress = J->progress;
     effdim_hutchinson_diag_result hr;
     memset(&hr, 0, sizeof hr);
     st = effdim_diag_hutchinson(op, &hpar, e->v, e->se, &hr, err);
@@ -164,7 +177,7 @@ static effdim_status run_hutchinson(djob *J, effdim_diag_entry *e, effdim_error 
 static effdim_status run_adam(djob *J, effdim_error *err)
 {
     const effdim_checkpoint *c = J->c;
-    size_t n = J->ds ? J->ds->n : 0;
+    size_t n = J->n_all;
     double t0 = effdim_now();
     effdim_diag_entry *b = new_entry(J, "adam", "adam",
                                      "sqrt(v_hat), BADAM's reading of Adam's preconditioner as the "
@@ -222,7 +235,7 @@ static effdim_status run_method(djob *J, effdim_diag_method meth, effdim_error *
     const effdim_checkpoint *c = J->c;
     const effdim_mlp *m = &c->mlp;
     effdim_diag_params p = J->p->diag;
-    size_t n = J->ds ? J->ds->n : 0;
+    size_t n = J->ds ? J->ds->n : 0; /* this rank's rows */
     if (meth == EFFDIM_DIAG_ADAM) return run_adam(J, err);
     int with_se = meth == EFFDIM_DIAG_HUTCHINSON || meth == EFFDIM_DIAG_GGN_MC;
     const char *name = effdim_diag_method_name(meth);
@@ -248,18 +261,26 @@ static effdim_status run_method(djob *J, effdim_diag_method meth, effdim_error *
         break;
     }
     case EFFDIM_DIAG_HUTCHINSON: st = run_hutchinson(J, r, err); break;
-    case EFFDIM_DIAG_IVON: st = effdim_diag_ivon(c, J->path, n, r->v, err); break;
+    case EFFDIM_DIAG_IVON: st = effdim_diag_ivon(c, J->path, J->n_all, r->v, err); break;
     case EFFDIM_DIAG_ADAM: break;
     }
+    /* sums over rows (ggn, ef, hessian): the ranks' shares, weighted to the global scale */
+    if (effdim_comm_size(J->p->comm) > 1 &&
+        (meth == EFFDIM_DIAG_GGN || meth == EFFDIM_DIAG_EF || meth == EFFDIM_DIAG_HESSIAN)) {
+        double w = m->reduction == EFFDIM_REDUCTION_MEAN ? (double)n / (double)J->n_all : 1.0;
+        if (!st && w != 1.0)
+            for (size_t i = 0; i < m->n_params; ++i) r->v[i] *= w;
+        st = effdim_comm_sum(J->p->comm, r->v, m->n_params, st, err);
+    }
     r->seconds = effdim_now() - t0;
-    return st;
+    return effdim_comm_agree(J->p->comm, st, err);
 }
 
 static effdim_status fill_root(djob *J, const char *data_spec, effdim_error *err)
 {
     const effdim_mlp *m = &J->c->mlp;
     effdim_diag_file *f = J->f;
-    size_t n = J->ds ? J->ds->n : 0;
+    size_t n = J->n_all;
     if (!J->path || effdim_sha256_file(J->path, f->checkpoint_sha256, NULL))
         f->checkpoint_sha256[0] = '\0';
     f->checkpoint = effdim_strdup(J->path ? J->path : "", err);
@@ -293,15 +314,23 @@ effdim_status effdim_diag_job_run(const effdim_checkpoint *c, const char *path,
     *out = NULL;
     effdim_status st = effdim_diag_job_check(c, path, ds, methods, n_methods, p, err);
     if (st) return st;
-    djob J = {c, path, ds, p, NULL, NULL, effdim_progress_clock()};
+    djob J = {c, path, ds, p, NULL, NULL, effdim_progress_clock(), ds ? ds->n : 0, p->progress};
+    effdim_comm_progress_state ps;
+    J.progress = effdim_comm_progress(&ps, p->comm, p->progress);
+    if (ds && effdim_comm_size(p->comm) > 1) {
+        double all = (double)ds->n;
+        if ((st = effdim_comm_sum(p->comm, &all, 1, EFFDIM_OK, err))) return st;
+        J.n_all = (size_t)all;
+    }
     J.f = effdim_calloc(1, sizeof *J.f, "diag file", err);
-    if (!J.f) return EFFDIM_ENOMEM;
-    st = fill_root(&J, data_spec, err);
+    if (!J.f) st = EFFDIM_ENOMEM;
+    if (!st) st = fill_root(&J, data_spec, err);
     if (!st && ds && !(J.ws = effdim_mlp_ws_alloc(&c->mlp, p->chunk, err)))
         st = err && err->code ? err->code : EFFDIM_ENOMEM;
+    st = effdim_comm_agree(p->comm, st, err);
     for (size_t i = 0; !st && i < n_methods; ++i) {
         if (methods[i] != EFFDIM_DIAG_HUTCHINSON &&
-            effdim_progress_report(&p->progress, "diag", J.t0, i, n_methods, -1.0, "%s",
+            effdim_progress_report(&J.progress, "diag", J.t0, i, n_methods, -1.0, "%s",
                                    effdim_diag_method_name(methods[i])))
             st = effdim_error_set(err, EFFDIM_EMAXITER, "diag: interrupted");
         if (!st) st = run_method(&J, methods[i], err);

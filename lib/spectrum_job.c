@@ -154,6 +154,12 @@ static effdim_status build_operator(job *j, const effdim_dataset *ds, const doub
     hp.chunk = p->chunk;
     hp.cache = p->cache && hp.method == EFFDIM_HVP_EXACT;
     j->n_rows = ds->n;
+    if (effdim_comm_size(p->comm) > 1) { /* this rank's share; the ranks' products summed */
+        effdim_status st = effdim_hvp_operator_comm(j->m, theta, ds, &hp, NULL, p->comm, &j->op,
+                                                    &j->info, err);
+        j->n_rows = j->info.n_rows;
+        return st;
+    }
     if (p->subset && p->subset < ds->n) {
         j->rows = effdim_alloc(p->subset, sizeof *j->rows, "subset rows", err);
         if (!j->rows) return EFFDIM_ENOMEM;
@@ -791,34 +797,59 @@ effdim_status effdim_spectrum_compute(const effdim_mlp *m, const double *theta,
     effdim_status st = effdim_spectrum_check_params(p, m->n_params, err);
     if (!st) st = effdim_mlp_check_data(m, ds, p->data_spec ? p->data_spec : ds->spec, err);
     if (st) return st;
+    effdim_comm *comm = p->comm;
+    int distributed = effdim_comm_size(comm) > 1;
+    RETURN_ERROR_IF(distributed && p->subset && p->subset < ds->n, err, EFFDIM_EINVAL,
+                    "spectrum job: subset = %zu with %d ranks: a random subset runs on one "
+                    "process only (each rank already holds a share of the rows)",
+                    p->subset, effdim_comm_size(comm));
+    RETURN_ERROR_IF(distributed && p->slq_budget_seconds > 0, err, EFFDIM_EINVAL,
+                    "spectrum job: slq_budget_seconds = %g with %d ranks: a time budget is not "
+                    "the same on every rank (use slq_budget_matvecs)",
+                    p->slq_budget_seconds, effdim_comm_size(comm));
     effdim_mlp net = *m; /* a value type: the reduction may differ from the checkpoint's */
     if (p->set_reduction) net.reduction = p->reduction;
     double t0 = effdim_now();
+    /* every rank's stop request stops every rank at the same report */
+    effdim_spectrum_params pc = *p;
+    effdim_comm_progress_state ps;
+    pc.progress = effdim_comm_progress(&ps, comm, p->progress);
+    p = &pc;
     job j;
     memset(&j, 0, sizeof j);
     j.p = p;
     j.m = &net;
     j.s = effdim_spectrum_new(err);
     if (!j.s) return EFFDIM_ENOMEM;
+    /* with ranks, each step ends agreed: a rank that failed on its own (a local
+     * allocation) takes every rank out before the next collective product */
     if (p->checkpoint) st = effdim_sha256_file(p->checkpoint, j.s->checkpoint_sha256, err);
+    st = effdim_comm_agree(comm, st, err);
     if (!st) st = build_operator(&j, ds, theta, err);
     if (!st) st = fill_header(&j, ds, err);
+    st = effdim_comm_agree(comm, st, err);
     if (!st) st = lanczos_top(&j, err);
     if (!st) st = choose_z(&j, err);
     if (!st) st = fill_lanczos(&j, err);
     if (!st) st = lanczos_notes(&j, err);
+    st = effdim_comm_agree(comm, st, err);
     if (!st && p->partial_path) { /* the pairs are safe before the long part begins */
         j.s->partial = 1;
         j.s->matvecs = j.op->vectors;
         j.s->seconds = effdim_now() - t0;
-        st = effdim_spectrum_save(j.s, p->partial_path, err);
+        if (effdim_comm_rank(comm) == 0) st = effdim_spectrum_save(j.s, p->partial_path, err);
+        st = effdim_comm_agree(comm, st, err);
         j.s->partial = 0;
     }
     if (!st) st = whole_spectrum(&j, err);
+    st = effdim_comm_agree(comm, st, err);
     if (!st && p->dense && !j.stopped) st = dense_spectrum(&j, err);
+    st = effdim_comm_agree(comm, st, err);
     if (!st && p->per_layer && !j.stopped) st = per_layer(&j, err);
+    st = effdim_comm_agree(comm, st, err);
     if (!st) {
         j.s->matvecs = j.op->vectors; /* everything: Lanczos, SLQ, trace, dense, layers */
+        j.s->product_seconds = j.op->seconds;
         j.s->seconds = effdim_now() - t0;
         j.s->partial = j.stopped;
     }

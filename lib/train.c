@@ -44,6 +44,10 @@ struct effdim_trainer {
     effdim_mlp_ws *ws;
     double *grad;               /* (P) */
     size_t *perm;               /* (n) the current epoch's order */
+    size_t n;                   /* training rows over every rank (train->n on one process) */
+    size_t lo;                  /* with ranks: the first of this rank's rows, train->n of them */
+    size_t *local;              /* with ranks: (batch) this rank's rows of the minibatch */
+    effdim_comm_progress_state ps; /* with ranks: p.progress made collective */
     gsl_rng *rng;               /* the permutations' and IVON noise's generator */
     double *sample;             /* (P) IVON: the sampled weights, or NULL */
     size_t batch;               /* effective: in [1, n] */
@@ -192,6 +196,7 @@ void effdim_trainer_free(effdim_trainer *T)
     free(T->eps);
     free(T->theta_eval);
     effdim_svd_ws_free(T->svd_ws);
+    free(T->local);
     if (T->rng) gsl_rng_free(T->rng);
     free(T);
 }
@@ -238,9 +243,9 @@ static effdim_status position_from_checkpoint(effdim_trainer *T, effdim_error *e
     if (!a) return EFFDIM_OK;
     T->had_epoch_rows = 1;
     const double v = !a->is_string && a->n == 1 ? a->num[0] : (double)NAN;
-    RETURN_ERROR_IF(!(v >= 0.0 && v < (double)T->train->n && v == floor(v)), err, EFFDIM_EFORMAT,
+    RETURN_ERROR_IF(!(v >= 0.0 && v < (double)T->n && v == floor(v)), err, EFFDIM_EFORMAT,
                     "checkpoint: /training epoch_rows: %.17g, expected a whole number of rows "
-                    "below the training set's %zu", v, T->train->n);
+                    "below the training set's %zu", v, T->n);
     T->pos = (size_t)v;
     return EFFDIM_OK;
 }
@@ -285,7 +290,24 @@ effdim_status effdim_trainer_alloc(const effdim_train_params *p, effdim_checkpoi
     T->train = train;
     T->test = test;
     for (int i = 0; i < 4; ++i) T->last[i] = NAN;
-    size_t n = train->n, P = c->mlp.n_params;
+    T->n = train->n;
+    if (effdim_comm_size(p->comm) > 1) { /* this rank holds rows [lo, lo + train->n) */
+        double all = (double)train->n;
+        if ((st = effdim_comm_sum(p->comm, &all, 1, EFFDIM_OK, err))) goto fail;
+        T->n = (size_t)all;
+        size_t hi;
+        effdim_comm_share(T->n, effdim_comm_size(p->comm), effdim_comm_rank(p->comm), &T->lo, &hi);
+        T->p.progress = effdim_comm_progress(&T->ps, p->comm, p->progress);
+    }
+    if (c->svd && effdim_comm_size(p->comm) > 1) {
+        /* every rank holds the same checkpoint, so every rank stops here alike */
+        effdim_error_set(err, EFFDIM_EINVAL,
+                         "train: a checkpoint with variational (svd) layers trains in one process "
+                         "only, not over %d ranks", effdim_comm_size(p->comm));
+        st = EFFDIM_EINVAL;
+        goto fail;
+    }
+    size_t n = T->n, P = c->mlp.n_params;
     T->batch = p->batch && p->batch < n ? p->batch : n;
     size_t chunk = p->chunk ? p->chunk : T->batch < 4096 ? T->batch : 4096;
     if ((st = position_from_checkpoint(T, err)) || (st = make_optim(T, err))) goto fail;
@@ -297,16 +319,24 @@ effdim_status effdim_trainer_alloc(const effdim_train_params *p, effdim_checkpoi
     if (c->svd && (st = svd_alloc(T, err))) goto fail;
     if (p->optimizer == EFFDIM_OPTIM_IVON)
         T->sample = effdim_alloc(P, sizeof *T->sample, "weight sample", err);
+    if (effdim_comm_size(p->comm) > 1)
+        T->local = effdim_alloc(T->batch, sizeof *T->local, "minibatch rows", err);
     st = EFFDIM_ENOMEM;
-    if (!T->ws || !T->grad || !T->perm || (p->optimizer == EFFDIM_OPTIM_IVON && !T->sample)) goto fail;
+    if (!T->ws || !T->grad || !T->perm || (p->optimizer == EFFDIM_OPTIM_IVON && !T->sample) ||
+        (effdim_comm_size(p->comm) > 1 && !T->local))
+        goto fail;
     if (!T->rng) {
         effdim_error_set(err, st, "train: cannot allocate the random generator");
         goto fail;
     }
     T->start = effdim_now();
+    /* with ranks: a rank's own failure (an allocation) reaches every rank */
+    if ((st = effdim_comm_agree(p->comm, EFFDIM_OK, err))) goto agreed;
     *out = T;
     return EFFDIM_OK;
 fail:
+    st = effdim_comm_agree(p->comm, st, err);
+agreed:
     effdim_trainer_free(T);
     return st;
 }
@@ -326,7 +356,8 @@ static effdim_status evaluate_epoch(effdim_trainer *T, effdim_error *err)
     r[0] = r[1] = r[2] = r[3] = NAN;
     effdim_status st = EFFDIM_OK;
     if (T->p.evaluate) {
-        st = effdim_mlp_evaluate(m, theta, T->train, NULL, T->train->n, &r[0], &r[1], T->ws, err);
+        st = effdim_mlp_evaluate_comm(m, theta, T->train, NULL, T->train->n, T->n, T->p.comm, &r[0],
+                                      &r[1], T->ws, err);
         if (!st && T->test)
             st = effdim_mlp_evaluate(m, theta, T->test, NULL, T->test->n, &r[2], &r[3], T->ws, err);
     }
@@ -336,14 +367,36 @@ static effdim_status evaluate_epoch(effdim_trainer *T, effdim_error *err)
 
 static effdim_status svd_gradient(effdim_trainer *T, const size_t *rows, size_t len,
                                   double *loss, effdim_error *err);
+/* With ranks: this rank's rows of the minibatch rows[0..len) (global indices, in
+ * their order) as local indices into T->local; their count. */
+static size_t local_rows(effdim_trainer *T, const size_t *rows, size_t len)
+{
+    size_t cnt = 0;
+    for (size_t i = 0; i < len; ++i)
+        if (rows[i] >= T->lo && rows[i] - T->lo < T->train->n) T->local[cnt++] = rows[i] - T->lo;
+    return cnt;
+}
+
+/* The gradient of the minibatch at rows (len of them over every rank) at theta, into
+ * T->grad; *loss its loss. With ranks, each computes its rows' part, and one sum
+ * adds them (effdim_mlp_loss_grad_comm). */
+static effdim_status minibatch_grad(effdim_trainer *T, const double *theta, const size_t *rows,
+                                    size_t len, double *loss, effdim_error *err)
+{
+    if (!T->local)
+        return effdim_mlp_loss_grad(&T->c->mlp, theta, T->train, rows, len, loss, T->grad, T->ws,
+                                    err);
+    size_t cnt = local_rows(T, rows, len);
+    return effdim_mlp_loss_grad_comm(&T->c->mlp, theta, T->train, T->local, cnt, len, T->p.comm,
+                                     loss, T->grad, T->ws, err);
+}
 
 /* The gradient of the minibatch at rows, into T->grad; *loss its loss. */
 static effdim_status batch_gradient(effdim_trainer *T, const size_t *rows, size_t len,
                                     double *loss, effdim_error *err)
 {
     if (T->c->svd) return svd_gradient(T, rows, len, loss, err);
-    return effdim_mlp_loss_grad(&T->c->mlp, T->c->theta, T->train, rows, len, loss, T->grad, T->ws,
-                                err);
+    return minibatch_grad(T, T->c->theta, rows, len, loss, err);
 }
 
 /* Sparse variational dropout: the objective's gradient at u with fresh
@@ -383,7 +436,7 @@ static effdim_status ivon_samples(effdim_trainer *T, const size_t *rows, size_t 
         double *theta_s = T->sample;
         effdim_status st = effdim_optim_ivon_sample_normal(T->opt, T->c->theta, &rng, theta_s, err);
         if (!st)
-            st = effdim_mlp_loss_grad(m, theta_s, T->train, rows, len, &ls, T->grad, T->ws, err);
+            st = minibatch_grad(T, theta_s, rows, len, &ls, err);
         if (st) return st;
         if (to_mean != 1.0)
             for (size_t i = 0; i < P; ++i) T->grad[i] *= to_mean;
@@ -397,7 +450,7 @@ static effdim_status ivon_samples(effdim_trainer *T, const size_t *rows, size_t 
 effdim_status effdim_trainer_step(effdim_trainer *T, double *loss_out, effdim_error *err)
 {
     RETURN_ERROR_IF(!T, err, EFFDIM_EINVAL, "train step: NULL trainer");
-    const size_t n = T->train->n;
+    const size_t n = T->n;
     T->epoch_ended = 0;
     if (!T->perm_ready) {
         permute(T->rng, T->p.seed, T->epoch, n, T->perm);
@@ -525,7 +578,7 @@ static void fill_result(const effdim_trainer *T, effdim_train_result *res, int i
 static effdim_status run_epochs(effdim_trainer *T, int *stopped, effdim_error *err)
 {
     const effdim_train_params *p = &T->p;
-    const size_t n = T->train->n, nb = (n + T->batch - 1) / T->batch;
+    const size_t n = T->n, nb = (n + T->batch - 1) / T->batch;
     size_t total = 0;
     if (p->epochs) total = (n - T->pos + T->batch - 1) / T->batch + (p->epochs - 1) * nb;
     const double start = effdim_now();
@@ -537,11 +590,12 @@ static effdim_status run_epochs(effdim_trainer *T, int *stopped, effdim_error *e
         if (T->epoch_ended) {
             *stopped = report_epoch(T, start) != 0;
             if (p->save_every && T->epochs_done % p->save_every == 0 && T->epochs_done < p->epochs) {
-                if ((st = effdim_trainer_sync(T, err)) ||
-                    (st = effdim_checkpoint_save(T->c, p->save_path, err)))
-                    return st;
+                st = effdim_trainer_sync(T, err);
+                if (!st && effdim_comm_rank(p->comm) == 0) /* with ranks, rank 0 alone writes */
+                    st = effdim_checkpoint_save(T->c, p->save_path, err);
+                if ((st = effdim_comm_agree(p->comm, st, err))) return st;
             }
-        } else if (p->progress.fn) {
+        } else if (p->progress.fn && effdim_comm_size(p->comm) <= 1) { /* ranks: epochs only */
             double now = effdim_now();
             if (now - last_report >= TRAIN_REPORT_INTERVAL) {
                 last_report = now;

@@ -13,6 +13,8 @@
 # python3-sklearn provides the UCI Boston and diabetes files (datasets/README.md).
 # python3-h5py is installed in every mode: the tests read the files effdim
 # writes with h5py, as its users do.
+# libopenmpi-dev and openmpi-bin (Open MPI) build the data-parallel runs and their tests
+# (mpirun on loopback; docs/scaling.md); meson -Dmpi=disabled builds without them.
 # It installs only what is missing (apt-get), so re-running it is cheap.
 set -euo pipefail
 mode=${1:-demo}
@@ -23,7 +25,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 pkgs="build-essential meson ninja-build pkg-config python3 libopenblas-dev liblapacke-dev libgsl-dev
       libhdf5-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox python3-h5py python3-numpy
-      python3-sklearn"
+      python3-sklearn libopenmpi-dev openmpi-bin"
 [ "$mode" = slow ] && pkgs="$pkgs python3-torch python3-scipy clang libclang-rt-dev llvm slurm-wlm munge"
 missing=""
 for p in $pkgs; do

@@ -196,16 +196,43 @@ effdim_status cli_load_data(const char *ckpt_path, const effdim_mlp *m, const ch
     return st ? st : effdim_mlp_check_data(m, *ds, spec, err);
 }
 
-effdim_status cli_load_model_and_data(const char *ckpt_path, const char *given,
-                                      effdim_checkpoint **ck, const char **spec,
-                                      effdim_dataset **ds, effdim_error *err)
+static effdim_status load_model_and_data(const char *ckpt_path, const char *given,
+                                         effdim_checkpoint **ck, const char **spec,
+                                         effdim_dataset **ds, effdim_error *err)
 {
     effdim_status st = cli_load_checkpoint(ckpt_path, given, ck, spec, err);
     if (st) return st;
     if (!*spec)
         return effdim_error_set(err, EFFDIM_ENOTFOUND,
                                 "%s: /training: no data_spec recorded; pass --data SPEC", ckpt_path);
-    return cli_load_data(ckpt_path, &(*ck)->mlp, *spec, !given, ds, err);
+    st = cli_load_data(ckpt_path, &(*ck)->mlp, *spec, !given, ds, err);
+    return st ? st : effdim_comm_keep_share(cli_comm(), *ds, *spec, err);
+}
+
+effdim_status cli_load_model_and_data(const char *ckpt_path, const char *given,
+                                      effdim_checkpoint **ck, const char **spec,
+                                      effdim_dataset **ds, effdim_error *err)
+{
+    effdim_status st = load_model_and_data(ckpt_path, given, ck, spec, ds, err);
+    return effdim_comm_agree(cli_comm(), st, err);
+}
+
+/* ---- MPI ranks (tools/effdim.c sets the communicator) ---- */
+
+static effdim_comm *the_comm;
+
+void cli_set_comm(effdim_comm *c) { the_comm = c; }
+effdim_comm *cli_comm(void) { return the_comm; }
+int cli_rank0(void) { return effdim_comm_rank(the_comm) == 0; }
+
+int cli_comm_rc(int rc)
+{
+    if (effdim_comm_size(the_comm) <= 1) return rc;
+    double v = cli_rank0() ? (double)rc : 0.0;
+    effdim_error err;
+    effdim_error_clear(&err);
+    if (effdim_comm_sum(the_comm, &v, 1, EFFDIM_OK, &err)) return CLI_EXIT_FAIL;
+    return (int)v;
 }
 
 void cli_progress_init(cli_progress *p)

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "effdim/checkpoint.h"
+#include "effdim/comm.h"
 #include "effdim/data.h"
 #include "effdim/mlp.h"
 #include "effdim/progress.h"
@@ -167,6 +168,15 @@ const char *cli_command_line(int argc, char **argv, char *buf, size_t cap);
  * then, 0 on success. The claim is released when the process exits. A run
  * may claim up to 4 outputs (-o and --plot), one call each. */
 int cli_claim_output(const char *cmd, const char *out, const char *const *inputs, size_t n);
+
+/* MPI ranks (effdim/comm.h): the communicator of this run (NULL: one
+ * process), set once by main; cli_load_model_and_data keeps this rank's
+ * share of the rows and agrees on its status over the ranks. */
+void cli_set_comm(effdim_comm *c);
+effdim_comm *cli_comm(void);
+int cli_rank0(void);
+/* Collective: rank 0's exit code on every rank (the others pass theirs, ignored). */
+int cli_comm_rc(int rc);
 
 int cmd_train(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);

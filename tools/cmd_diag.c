@@ -228,6 +228,7 @@ static effdim_diag_job_params job_params(const diag_opts *o)
     p.seed = o->seed;
     p.chunk = o->chunk;
     p.command_line = o->command;
+    p.comm = cli_comm();
     return p;
 }
 
@@ -243,13 +244,17 @@ static int setup(diag_run *R)
         return CLI_EXIT_USAGE;
     }
     effdim_blas_set_threads(o->threads);
-    if (cli_load_checkpoint(o->ckpt, o->data, &R->ckpt, &R->spec, &err)) return cli_fail(CMD, &err);
+    /* under mpirun each rank keeps its share of the rows; a rank's failure reaches all */
+    effdim_status st = cli_load_checkpoint(o->ckpt, o->data, &R->ckpt, &R->spec, &err);
+    st = effdim_comm_agree(cli_comm(), st, &err);
+    if (st) return cli_fail(CMD, &err);
     if (!R->spec && effdim_diag_job_needs_data(R->methods, R->n_methods))
         return cli_errorf(CMD, CLI_EXIT_USAGE,
                           "%s records no training data; give the data with --data SPEC",
                           o->ckpt);
-    if (R->spec && cli_load_data(o->ckpt, &R->ckpt->mlp, R->spec, !o->data, &R->ds, &err))
-        return cli_fail(CMD, &err);
+    if (R->spec) st = cli_load_data(o->ckpt, &R->ckpt->mlp, R->spec, !o->data, &R->ds, &err);
+    if (!st && R->ds) st = effdim_comm_keep_share(cli_comm(), R->ds, R->spec, &err);
+    if (effdim_comm_agree(cli_comm(), st, &err)) return cli_fail(CMD, &err);
     /* refuse what cannot work before any long computation */
     if (effdim_diag_job_check(R->ckpt, o->ckpt, R->ds, R->methods, R->n_methods, &R->p, &err))
         return cli_fail(CMD, &err);
@@ -301,7 +306,9 @@ static int run(diag_run *R)
 static int save(const diag_run *R)
 {
     effdim_error err;
-    return effdim_diag_file_save(R->f, R->o->out, &err) ? cli_fail(CMD, &err) : 0;
+    effdim_error_clear(&err);
+    effdim_status st = cli_rank0() ? effdim_diag_file_save(R->f, R->o->out, &err) : EFFDIM_OK;
+    return effdim_comm_agree(cli_comm(), st, &err) ? cli_fail(CMD, &err) : 0;
 }
 
 /* sum, min, median, max and negative count of v (P) */
@@ -355,7 +362,7 @@ static void print_json(const diag_run *R, double *tmp)
     cJSON_AddStringToObject(o, "output", R->o->out);
     cJSON_AddStringToObject(o, "checkpoint", R->o->ckpt);
     if (R->spec) cJSON_AddStringToObject(o, "data", R->spec);
-    cJSON_AddNumberToObject(o, "n", R->ds ? (double)R->ds->n : 0);
+    cJSON_AddNumberToObject(o, "n", R->ds ? (double)R->f->n : 0);
     cJSON_AddNumberToObject(o, "n_params", (double)P);
     cJSON_AddStringToObject(o, "reduction", effdim_reduction_name(R->ckpt->mlp.reduction));
     cJSON *arr = cJSON_AddArrayToObject(o, "diagonals");
@@ -398,7 +405,8 @@ int cmd_diag(int argc, char **argv)
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     o.command = command;
     const char *claim_in[] = {o.ckpt, o.data};
-    if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
+    if (cli_rank0()) rc = cli_claim_output(CMD, o.out, claim_in, 2); /* rank 0 alone writes */
+    if ((rc = cli_comm_rc(rc))) return rc;
     diag_run R;
     memset(&R, 0, sizeof R);
     R.o = &o;

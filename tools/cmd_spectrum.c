@@ -417,6 +417,13 @@ static void print_summary(const sp_opts *o, const effdim_spectrum *s)
     }
     printf("total       %llu matvecs, %.2f s; wrote %s\n", (unsigned long long)s->matvecs,
            s->seconds, o->out);
+    if (effdim_comm_size(cli_comm()) > 1) {
+        effdim_comm_stats cs = effdim_comm_get_stats(cli_comm());
+        printf("ranks       %d MPI ranks; rank 0: %zu sums of %.3g doubles in all, %.2f s inside "
+               "them (%.1f%% of the run)\n",
+               effdim_comm_size(cli_comm()), cs.sums, (double)cs.doubles, cs.seconds,
+               s->seconds > 0 ? 100.0 * cs.seconds / s->seconds : 0.0);
+    }
 }
 
 static cJSON *summary_json(const sp_opts *o, const effdim_spectrum *s)
@@ -484,6 +491,15 @@ static cJSON *summary_json(const sp_opts *o, const effdim_spectrum *s)
     if (s->notes) cJSON_AddStringToObject(j, "notes", s->notes);
     cJSON_AddNumberToObject(j, "matvecs", (double)s->matvecs);
     cJSON_AddNumberToObject(j, "seconds", s->seconds);
+    cJSON_AddNumberToObject(j, "lanczos_seconds", s->lanczos_seconds);
+    cJSON_AddNumberToObject(j, "lanczos_matvecs", (double)s->lanczos_matvecs);
+    cJSON_AddNumberToObject(j, "product_seconds", s->product_seconds);
+    if (effdim_comm_size(cli_comm()) > 1) {
+        effdim_comm_stats cs = effdim_comm_get_stats(cli_comm());
+        cJSON_AddNumberToObject(j, "ranks", effdim_comm_size(cli_comm()));
+        cJSON_AddNumberToObject(j, "comm_sums", (double)cs.sums);
+        cJSON_AddNumberToObject(j, "comm_seconds", cs.seconds);
+    }
     cJSON_AddStringToObject(j, "output", o->out);
     return j;
 }
@@ -514,7 +530,8 @@ int cmd_spectrum(int argc, char **argv)
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     const char *claim_in[] = {o.ckpt, o.data};
-    if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
+    if (cli_rank0()) rc = cli_claim_output(CMD, o.out, claim_in, 2); /* rank 0 alone writes */
+    if ((rc = cli_comm_rc(rc))) return rc;
     if (o.threads) effdim_blas_set_threads(o.threads);
     o.p.cache = !o.no_cache;
     o.p.checkpoint = o.ckpt;
@@ -524,8 +541,9 @@ int cmd_spectrum(int argc, char **argv)
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", o.out);
     const char *dn = dirname(dir);
-    if (access(dn, W_OK | X_OK) != 0)
-        return cli_errorf(CMD, CLI_EXIT_FAIL, "%s: cannot write into the folder '%s'", o.out, dn);
+    if (cli_rank0() && access(dn, W_OK | X_OK) != 0) /* rank 0 alone writes */
+        rc = cli_errorf(CMD, CLI_EXIT_FAIL, "%s: cannot write into the folder '%s'", o.out, dn);
+    if ((rc = cli_comm_rc(rc))) return rc;
 
     effdim_error err;
     effdim_error_clear(&err);
@@ -534,6 +552,7 @@ int cmd_spectrum(int argc, char **argv)
     effdim_spectrum *s = NULL;
     const char *spec = NULL;
     effdim_status st = cli_load_model_and_data(o.ckpt, o.data, &ck, &spec, &ds, &err);
+    o.p.comm = cli_comm();
     if (!st && effdim_spectrum_check_params(&o.p, ck->mlp.n_params, &err)) {
         effdim_dataset_free(ds);
         effdim_checkpoint_free(ck);
@@ -550,7 +569,8 @@ int cmd_spectrum(int argc, char **argv)
     cli_progress_sink_done(&sink);
     int interrupted = st == EFFDIM_EMAXITER && s; /* what is complete, marked partial */
     if (interrupted) st = EFFDIM_OK;
-    if (!st) st = effdim_spectrum_save(s, o.out, &err);
+    if (!st && cli_rank0()) st = effdim_spectrum_save(s, o.out, &err);
+    st = effdim_comm_agree(cli_comm(), st, &err);
     effdim_dataset_free(ds);
     effdim_checkpoint_free(ck);
     if (st) {

@@ -504,8 +504,9 @@ static int load_data(run *R)
 {
     effdim_error err;
     train_opts *o = R->o;
-    if (effdim_dataset_from_spec(o->data, &R->train, &err)) return cli_fail(CMD, &err);
-    if (o->test && effdim_dataset_from_spec(o->test, &R->test, &err)) return cli_fail(CMD, &err);
+    effdim_status st = effdim_dataset_from_spec(o->data, &R->train, &err);
+    if (!st && o->test) st = effdim_dataset_from_spec(o->test, &R->test, &err);
+    if (effdim_comm_agree(cli_comm(), st, &err)) return cli_fail(CMD, &err); /* any rank's */
     if (R->test && (R->test->d != R->train->d || R->test->kind != R->train->kind))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--test %s: %zu features (%s), but --data has %zu "
                           "(%s)", o->test, R->test->d,
@@ -521,7 +522,8 @@ static int load_init(run *R)
 {
     train_opts *o = R->o;
     effdim_error err;
-    if (effdim_checkpoint_load(o->init, &R->ckpt, &err)) return cli_fail(CMD, &err);
+    effdim_status st = effdim_checkpoint_load(o->init, &R->ckpt, &err);
+    if (effdim_comm_agree(cli_comm(), st, &err)) return cli_fail(CMD, &err); /* any rank's */
     int rc = check_init_agrees(o, &R->ckpt->mlp);
     if (rc) return rc;
     const effdim_checkpoint_training *t = R->ckpt->training;
@@ -649,7 +651,8 @@ int cmd_train(int argc, char **argv)
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     const char *claim_in[] = {o.data, o.test}; /* not --init: `--init X -o X` continues X */
-    if ((rc = cli_claim_output(CMD, o.out, claim_in, 2))) return rc;
+    if (cli_rank0()) rc = cli_claim_output(CMD, o.out, claim_in, 2); /* rank 0 alone writes */
+    if ((rc = cli_comm_rc(rc))) return rc;
     run R;
     memset(&R, 0, sizeof R);
     R.o = &o;
@@ -657,6 +660,11 @@ int cmd_train(int argc, char **argv)
     rc = setup(&R);
     effdim_error err;
     effdim_status st = EFFDIM_OK;
+    if (!rc) { /* under mpirun: this rank's share of the training rows (the test set whole) */
+        st = effdim_comm_keep_share(cli_comm(), R.train, o.data, &err);
+        R.p.comm = cli_comm();
+        if (st) rc = cli_fail(CMD, &err);
+    }
     if (!rc) { /* the job */
         cli_progress_sink_init(&R.sink, CMD);
         snprintf(R.sink.stage, sizeof R.sink.stage, "train");
@@ -675,7 +683,10 @@ int cmd_train(int argc, char **argv)
         else if (st && st != EFFDIM_EMAXITER)
             rc = cli_fail(CMD, &err);
     }
-    if (!rc && effdim_checkpoint_save(R.ckpt, o.out, &err)) rc = cli_fail(CMD, &err);
+    if (!rc) {
+        effdim_status sv = cli_rank0() ? effdim_checkpoint_save(R.ckpt, o.out, &err) : EFFDIM_OK;
+        if (effdim_comm_agree(cli_comm(), sv, &err)) rc = cli_fail(CMD, &err);
+    }
     if (!rc && st == EFFDIM_EMAXITER) {
         fprintf(stderr, "effdim %s: %s; saved %s (continue with --init %s)\n", CMD, err.msg, o.out,
                 o.out);

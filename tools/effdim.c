@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "effdim/comm.h"
 #include "effdim/status.h"
 
 typedef struct command {
@@ -47,6 +48,46 @@ static void usage(FILE *f)
     fprintf(f, "\nfiles are HDF5 (docs/file-formats.md); data specs are in docs/data.md\n");
 }
 
+/* The commands that run data-parallel under mpirun or srun (docs/scaling.md). */
+static int runs_distributed(const char *name)
+{
+    return !strcmp(name, "spectrum") || !strcmp(name, "diag") || !strcmp(name, "train");
+}
+
+/* A command, on this process or as one rank of an MPI job: MPI starts only under a
+ * launcher (effdim_comm_world), so a plain run is the one-process command exactly.
+ * Ranks other than 0 print nothing (their stdout and stderr go to /dev/null):
+ * errors are agreed over the ranks, so rank 0 prints the one message and every
+ * rank exits with the same status. */
+static int run_command(const command *c, int argc, char **argv)
+{
+    effdim_comm *comm = NULL;
+    effdim_error err;
+    effdim_error_clear(&err);
+    if (effdim_comm_world(&argc, &argv, &comm, &err)) {
+        fprintf(stderr, "effdim %s: %s\n", c->name, err.msg);
+        return CLI_EXIT_FAIL;
+    }
+    int rc;
+    if (effdim_comm_size(comm) > 1 && !runs_distributed(c->name)) {
+        if (effdim_comm_rank(comm) == 0)
+            fprintf(stderr, "effdim %s: runs on one process (%d ranks started): under mpirun or "
+                            "srun only spectrum, diag and train run data-parallel\n",
+                    c->name, effdim_comm_size(comm));
+        rc = CLI_EXIT_USAGE;
+    } else {
+        if (effdim_comm_rank(comm) != 0) {
+            if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+                return CLI_EXIT_FAIL;
+        }
+        cli_set_comm(comm);
+        rc = c->fn(argc - 1, argv + 1);
+        cli_set_comm(NULL);
+    }
+    effdim_comm_free(comm);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -62,7 +103,7 @@ int main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     for (const command *c = commands; c->name; ++c)
-        if (!strcmp(argv[1], c->name)) return c->fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], c->name)) return run_command(c, argc, argv);
     fprintf(stderr, "effdim: unknown command '%s' (effdim --help lists the commands)\n", argv[1]);
     return CLI_EXIT_USAGE;
 }

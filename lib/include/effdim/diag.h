@@ -380,6 +380,15 @@ typedef struct effdim_diag_job_params {
     size_t chunk;                        /* rows per pass (0: the library's, 512) */
     effdim_progress progress;            /* {NULL, NULL}: none */
     const char *command_line;            /* recorded (NULL: "") */
+    effdim_comm *comm;                   /* NULL (default): one process. Else every rank
+                                            runs the job (and its check) with its share of
+                                            the rows as ds (effdim_comm_share): ggn, ef and
+                                            hessian add the ranks' weighted sums, hutchinson
+                                            runs on effdim_hvp_operator_comm, adam and ivon
+                                            see the global row count; ggn-mc is refused with
+                                            more than one rank (its label samples follow the
+                                            row order of one process). Every rank returns
+                                            the same file */
 } effdim_diag_job_params;
 
 EFFDIM_API effdim_diag_job_params effdim_diag_job_default_params(void);

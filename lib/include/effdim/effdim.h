@@ -17,6 +17,7 @@
 #include "effdim/blas.h"
 #include "effdim/blr.h"
 #include "effdim/checkpoint.h"
+#include "effdim/comm.h"
 #include "effdim/compare.h"
 #include "effdim/data.h"
 #include "effdim/dense.h"

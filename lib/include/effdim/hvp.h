@@ -75,6 +75,7 @@
 
 #include <stddef.h>
 
+#include "effdim/comm.h"
 #include "effdim/data.h"
 #include "effdim/mlp.h"
 #include "effdim/operator.h"
@@ -191,6 +192,24 @@ typedef struct effdim_hvp_fd_error {
 EFFDIM_API effdim_status effdim_hvp_fd_error_estimate(effdim_operator *op, const double *v,
                                                       double *hv, effdim_hvp_fd_error *out,
                                                       effdim_error *err);
+
+/* The operator of params over the rows of a data set shared out over the
+ * ranks of comm (effdim/comm.h): ds holds this rank's rows (all of them for
+ * comm NULL or of one rank, where this is effdim_hvp_operator over every row
+ * of ds, bitwise). Each rank builds its local operator without the prior,
+ * and the returned one (which owns it) adds the ranks' products in the fixed
+ * order of effdim_comm_sum, weighted by n_local / n (the mean reduction over
+ * all n rows of all ranks) or 1 (sum), and adds the prior once. Collective:
+ * every rank calls it, and applies the result with the same vectors. info
+ * (may be NULL) receives what the operator computes, n_rows and scale over
+ * all ranks' rows (the counter `gradients` is this rank's).
+ * Errors: those of effdim_hvp_operator, agreed over the ranks. */
+EFFDIM_API effdim_status effdim_hvp_operator_comm(const effdim_mlp *m, const double *theta,
+                                                  const effdim_dataset *ds,
+                                                  const effdim_hvp_params *params,
+                                                  effdim_mlp_ws *ws, effdim_comm *comm,
+                                                  effdim_operator **out, effdim_hvp_info *info,
+                                                  effdim_error *err);
 
 #ifdef __cplusplus
 }

@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "effdim/comm.h"
 #include "effdim/data.h"
 #include "effdim/status.h"
 
@@ -178,12 +179,35 @@ EFFDIM_API effdim_status effdim_mlp_loss_grad(const effdim_mlp *m, const double 
                                               size_t n_rows, double *loss, double *grad,
                                               effdim_mlp_ws *ws, effdim_error *err);
 
+/* effdim_mlp_loss_grad over rows shared out between the ranks of comm
+ * (effdim/comm.h): this rank's n_rows rows (0 allowed: it adds nothing) of a
+ * loss over n_all rows in all. The ranks' losses and gradients are added in
+ * the fixed order of effdim_comm_sum, each weighted by n_rows / n_all (mean
+ * reduction) or 1 (sum), so every rank receives bitwise the same loss and
+ * gradient, which equal the one-process ones over all n_all rows to
+ * rounding. comm NULL or of one rank: effdim_mlp_loss_grad (n_all must then
+ * be n_rows). Collective (one or two effdim_comm_sum). */
+EFFDIM_API effdim_status effdim_mlp_loss_grad_comm(const effdim_mlp *m, const double *theta,
+                                                   const effdim_dataset *ds, const size_t *rows,
+                                                   size_t n_rows, size_t n_all, effdim_comm *comm,
+                                                   double *loss, double *grad, effdim_mlp_ws *ws,
+                                                   effdim_error *err);
+
 /* Loss and accuracy (fraction of argmax == label, for bce of (f > 0) ==
  * label; NaN for REAL targets). */
 EFFDIM_API effdim_status effdim_mlp_evaluate(const effdim_mlp *m, const double *theta,
                                              const effdim_dataset *ds, const size_t *rows,
                                              size_t n_rows, double *loss, double *accuracy,
                                              effdim_mlp_ws *ws, effdim_error *err);
+
+/* effdim_mlp_evaluate over rows shared out between the ranks (as
+ * effdim_mlp_loss_grad_comm): the loss and accuracy over all n_all rows, the
+ * same on every rank. Collective. */
+EFFDIM_API effdim_status effdim_mlp_evaluate_comm(const effdim_mlp *m, const double *theta,
+                                                  const effdim_dataset *ds, const size_t *rows,
+                                                  size_t n_rows, size_t n_all, effdim_comm *comm,
+                                                  double *loss, double *accuracy,
+                                                  effdim_mlp_ws *ws, effdim_error *err);
 
 /* Network outputs (n, sizes[L]) for inputs X (n, sizes[0]). */
 EFFDIM_API effdim_status effdim_mlp_predict(const effdim_mlp *m, const double *theta,

@@ -57,6 +57,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "effdim/comm.h"
 #include "effdim/data.h"
 #include "effdim/hvp.h"
 #include "effdim/lanczos.h"
@@ -163,6 +164,8 @@ typedef struct effdim_spectrum {
        not stored in the file (zero after _load), slq_flags excepted. */
     int random_subset;                 /* the loss ran over params.subset random rows */
     double lanczos_seconds;            /* wall time of the main Lanczos run */
+    double product_seconds;            /* wall time inside the operator's products, all of
+                                          the run (with ranks: the reductions included) */
     unsigned *slq_flags;               /* (m) effdim_slq_neff_flag per z, or NULL; stored
                                           as /effdim/n_eff_slq_flags (with n_eff_slq) */
     double slq_lambda_min;             /* smallest Ritz value seen (SLQ nodes, Lanczos pairs) */
@@ -299,6 +302,16 @@ typedef struct effdim_spectrum_params {
                                     before the SLQ starts (NULL: not, the default) */
     effdim_progress progress;    /* default {NULL, NULL}; a non-zero answer stops the job:
                                     see effdim_spectrum_compute */
+    effdim_comm *comm;           /* NULL (default): one process. Else every rank of it calls
+                                    the job with its share of the rows as ds
+                                    (effdim_comm_share), the same network, theta and params;
+                                    the products are summed over the ranks
+                                    (effdim_hvp_operator_comm), every rank returns the same
+                                    result and only rank 0 writes partial_path. With more than
+                                    one rank, subset and slq_budget_seconds are refused (a
+                                    random subset of the whole set and a time budget are not
+                                    the same on every rank) and the finite-difference error
+                                    estimate is skipped (fd_rel_error 0) */
 } effdim_spectrum_params;
 
 EFFDIM_API effdim_spectrum_params effdim_spectrum_default_params(void);

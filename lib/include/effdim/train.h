@@ -66,6 +66,7 @@
 #include <stdint.h>
 
 #include "effdim/checkpoint.h"
+#include "effdim/comm.h"
 #include "effdim/data.h"
 #include "effdim/mlp.h"
 #include "effdim/optim.h"
@@ -96,6 +97,14 @@ typedef struct effdim_train_params {
     effdim_svd_anneal svd_anneal; /* the KL weight per epoch; default rw_linear 5, 15 */
     int svd_train_clip;           /* 1: the mean path drops log alpha >= threshold in training
                                      too; default 0 */
+    effdim_comm *comm;           /* NULL (default): one process. Else every rank calls the job
+                                    with its share of the training rows as `train`
+                                    (effdim_comm_share; the test set whole on every rank):
+                                    the epoch permutation runs over all rows, each rank
+                                    computes its rows' part of each minibatch gradient and one
+                                    effdim_comm_sum per gradient adds them, so theta and the
+                                    optimiser state stay bitwise the same on every rank;
+                                    progress comes at epoch ends only */
 } effdim_train_params;
 
 /* Adam at PyTorch's defaults (lr 1e-3), constant schedule, batch 128,
