@@ -37,7 +37,7 @@
 #define HVP_MAX_BLOCK 64
 /* vectors per exact/GGN call when the rows are split over workers: the
  * workers t >= 1 accumulate into (workers - 1) x this many P-vectors */
-#define HVP_SPLIT_BLOCK 8
+#define HVP_SPLIT_BLOCK 4
 
 /* h / (1 + ||theta||) of the Richardson-extrapolated default. Measured, not
  * derived (docs/curvature.md section 7): on a trained 2-32-32-2 tanh net and a

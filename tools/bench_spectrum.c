@@ -364,6 +364,8 @@ typedef struct results {
     double fd_gradients;               /* gradients per FD product */
     effdim_spectrum *job0, *job, *ref; /* --slq: --probes 0, the defaults, the reference */
     double job0_seconds, job_seconds, ref_seconds;
+    const char *ref_file;              /* the reference came from this file */
+    double op_ws_bytes;                /* the operator's curvature workspaces and row-split sums */
 } results;
 
 static void print_slq(const results *r);
@@ -494,9 +496,10 @@ static void print_text(const sb_opts *o, const model *md, const effdim_dataset *
     printf("memory     peak RSS %.1f MiB; before data and model %.1f MiB; growth %.1f MiB\n",
            r->rss_peak / 1048576.0, r->rss_base / 1048576.0, (r->rss_peak - r->rss_base) / 1048576.0);
     double growth = r->rss_peak - r->rss_base, with = r->bound + 1.2 * r->cache_bytes;
-    printf("           bound 1.2 x (data %.1f + basis %.1f + workspaces %.1f + 8 vectors %.1f) = "
-           "%.1f MiB: %s\n",
+    printf("           bound 1.2 x (data %.1f + basis %.1f + workspaces %.1f (MLP and, for exact "
+           "products, the operator's: %.1f) + 8 vectors %.1f) = %.1f MiB: %s\n",
            r->data_bytes / 1048576.0, r->basis_bytes / 1048576.0, r->ws_bytes / 1048576.0,
+           o->hvp == EFFDIM_HVP_EXACT ? r->op_ws_bytes / 1048576.0 : 0.0,
            r->vec_bytes / 1048576.0, r->bound / 1048576.0,
            growth <= r->bound ? "within" : "exceeded");
     if (o->cache && o->hvp == EFFDIM_HVP_EXACT)
@@ -614,6 +617,8 @@ static effdim_status measure(const sb_opts *o, model *md, const effdim_dataset *
     effdim_hvp_get_info(cx, &cinfo, NULL);
     effdim_hvp_get_info(ex, &xinfo, NULL);
     r->cache_bytes = (double)(cinfo.bytes - xinfo.bytes);
+    /* the exact operator's own buffers but its theta copy (one of the 8 vectors) */
+    r->op_ws_bytes = (double)xinfo.bytes - (double)P * 8.0;
     effdim_hvp_info info, info2;
     effdim_hvp_get_info(fd, &info, NULL);
     r->fd_step = info.fd_step;
@@ -673,7 +678,7 @@ static effdim_status measure(const sb_opts *o, model *md, const effdim_dataset *
             o->tol, effdim_hvp_method_name(o->hvp));
     st = run_lanczos(o, lop, r, err);
     r->rss_peak = max_rss_bytes(RUSAGE_SELF);
-    r->ws_bytes = (double)effdim_mlp_ws_bytes(ws);
+    r->ws_bytes = (double)effdim_mlp_ws_bytes(ws) + (o->hvp == EFFDIM_HVP_EXACT ? r->op_ws_bytes : 0.0);
 done:
     effdim_operator_free(fd);
     effdim_operator_free(ex);
@@ -728,7 +733,8 @@ static effdim_status measure_slq(const sb_opts *o, const model *md, const effdim
                                     "%s: /effdim/z or n_eff_slq: expected the SLQ N_eff at the "
                                     "same %zu z as this run",
                                     o->ref_file, r->job->m);
-        r->ref_seconds = r->ref->slq_seconds;
+        r->ref_seconds = 0.0; /* not in the file */
+        r->ref_file = o->ref_file;
         return EFFDIM_OK;
     }
     if (!o->ref_probes) return EFFDIM_OK;
@@ -792,8 +798,11 @@ static void print_slq(const results *r)
     size_t at;
     double w = worst_se_distance(r, &at);
     if (isfinite(w))
-        printf("  worst |defaults - reference| = %.2f SE at z = %g; target <= 2 (reference %.1f s)\n",
-               w, b->z[at], r->ref_seconds);
+        printf("  worst |defaults - reference| = %.2f SE at z = %g; target <= 2 (reference %s)\n",
+               w, b->z[at], r->ref_file ? r->ref_file : "run here, see the seconds above");
+    if (c && !r->ref_file)
+        printf("  reference: %.1f s, %llu products\n", r->ref_seconds,
+               (unsigned long long)c->matvecs);
 }
 
 static cJSON *slq_json(const results *r)
