@@ -70,4 +70,12 @@ effdim_status effdim_optim_ivon_sample_normal(effdim_optim *opt, const double *m
                                               effdim_normal_rng *r, double *theta_s,
                                               effdim_error *err);
 
+/* effdim_optim_step(opt, m, grad, lr) and then
+ * effdim_optim_ivon_sample_normal(opt, m, next, theta_s) in one pass over the
+ * vectors (the new m and sigma go straight into the next sample): bitwise
+ * the same numbers, one pass fewer. Defined in lib/optim.c. */
+effdim_status effdim_optim_ivon_step_and_sample(effdim_optim *opt, double *m, const double *grad,
+                                               double lr, effdim_normal_rng *next,
+                                               double *theta_s, effdim_error *err);
+
 #endif /* EFFDIM_NORMAL_H */

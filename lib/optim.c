@@ -561,7 +561,8 @@ static void ivon_update_scalar(size_t n, const ivon_coef *c, const int price, co
                                double *restrict m, double *restrict h, double *restrict g,
                                double *restrict sigma, const double *restrict ag,
                                const double *restrict ah, const double *restrict grad,
-                               const double *restrict noise)
+                               double *restrict noise, const double *restrict eps,
+                               double *restrict theta_s)
 {
     const double b1 = c->b1, a1 = c->a1, a2 = c->a2, wd = c->wd, ess = c->ess, r = c->r;
     const double idebias = c->idebias, step = c->step, inv = c->inv;
@@ -594,6 +595,11 @@ static void ivon_update_scalar(size_t n, const ivon_coef *c, const int price, co
         h[i] = hn;
         sigma[i] = sn;
         m[i] -= step * d;
+        if (eps) { /* the next step's sample, as ivon_sample_loop draws it */
+            const double ns = sn * eps[i];
+            noise[i] = ns;
+            theta_s[i] = m[i] + ns;
+        }
     }
 }
 
@@ -603,7 +609,7 @@ static void ivon_update_scalar(size_t n, const ivon_coef *c, const int price, co
 __attribute__((target("avx2,fma"))) static size_t
 ivon_update_avx2(size_t n, const ivon_coef *c, int price, int fold, double *m, double *h,
                  double *g, double *sigma, const double *ag, const double *ah, const double *grad,
-                 const double *noise)
+                 double *noise, const double *eps, double *theta_s)
 {
     const __m256d b1 = _mm256_set1_pd(c->b1), a1 = _mm256_set1_pd(c->a1);
     const __m256d a2 = _mm256_set1_pd(c->a2), wd = _mm256_set1_pd(c->wd);
@@ -647,28 +653,37 @@ ivon_update_avx2(size_t n, const ivon_coef *c, int price, int fold, double *m, d
         /* d > r ? r : d < -r ? -r : d (NaN stays) */
         d = _mm256_blendv_pd(d, r, _mm256_cmp_pd(d, r, _CMP_GT_OQ));
         d = _mm256_blendv_pd(d, nr, _mm256_cmp_pd(d, nr, _CMP_LT_OQ));
+        const __m256d mn = _mm256_sub_pd(mi, _mm256_mul_pd(step, d));
         _mm256_storeu_pd(g + i, gi);
         _mm256_storeu_pd(h + i, hn);
         _mm256_storeu_pd(sigma + i, sn);
-        _mm256_storeu_pd(m + i, _mm256_sub_pd(mi, _mm256_mul_pd(step, d)));
+        _mm256_storeu_pd(m + i, mn);
+        if (eps) {
+            const __m256d ns = _mm256_mul_pd(sn, _mm256_loadu_pd(eps + i));
+            _mm256_storeu_pd(noise + i, ns);
+            _mm256_storeu_pd(theta_s + i, _mm256_add_pd(mn, ns));
+        }
     }
     return i;
 }
 #endif
 
+/* eps NULL: the update alone; else also the next step's sample from eps
+ * (noise, theta_s), as effdim_optim_ivon_sample would draw it after the step */
 static void ivon_update_loop(size_t n, const ivon_coef *c, int price, int fold, double *m,
                              double *h, double *g, double *sigma, const double *ag,
-                             const double *ah, const double *grad, const double *noise)
+                             const double *ah, const double *grad, double *noise,
+                             const double *eps, double *theta_s)
 {
     size_t i = 0;
 #ifdef EFFDIM_ADAM_AVX2
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        i = ivon_update_avx2(n, c, price, fold, m, h, g, sigma, ag, ah, grad, noise);
+        i = ivon_update_avx2(n, c, price, fold, m, h, g, sigma, ag, ah, grad, noise, eps, theta_s);
 #endif
     if (i < n)
         ivon_update_scalar(n - i, c, price, fold, m + i, h + i, g + i, sigma + i,
                            ag ? ag + i : NULL, ah ? ah + i : NULL, grad ? grad + i : NULL,
-                           noise + i);
+                           noise + i, eps ? eps + i : NULL, theta_s ? theta_s + i : NULL);
 }
 
 effdim_status effdim_optim_ivon_sigma(const effdim_optim *opt, double *sigma, effdim_error *err)
@@ -734,8 +749,11 @@ effdim_status effdim_optim_ivon_accumulate(effdim_optim *opt, const double *grad
     return EFFDIM_OK;
 }
 
-/* grad: NULL (the samples are accumulated) or the last sample's gradient */
-static void ivon_step(effdim_optim *opt, double *m, const double *grad, double lr)
+/* grad: NULL (the samples are accumulated) or the last sample's gradient;
+ * next: NULL, or the generator of the next step's sample, drawn into theta_s
+ * in the same pass (in chunks of IVON_NORMAL_CHUNK, as the sample draws) */
+static void ivon_step(effdim_optim *opt, double *m, const double *grad, double lr,
+                      effdim_normal_rng *next, double *theta_s)
 {
     const effdim_optim_params *p = &opt->params;
     ivon_coef c;
@@ -751,10 +769,22 @@ static void ivon_step(effdim_optim *opt, double *m, const double *grad, double l
     c.inv = 1.0 / (double)(opt->n_samples + 1);
     const int fold = !grad ? 0 : opt->n_samples == 0 ? 1 : 2;
     ivon_sigma_ready(opt);
-    ivon_update_loop(opt->n, &c, p->hess_approx == EFFDIM_IVON_PRICE, fold, m, opt->hess,
-                     opt->momentum, opt->sigma, opt->avg_grad, opt->avg_hess, grad, opt->noise);
+    const int price = p->hess_approx == EFFDIM_IVON_PRICE;
+    if (!next) {
+        ivon_update_loop(opt->n, &c, price, fold, m, opt->hess, opt->momentum, opt->sigma,
+                         opt->avg_grad, opt->avg_hess, grad, opt->noise, NULL, NULL);
+    } else {
+        double eps[IVON_NORMAL_CHUNK];
+        for (size_t i = 0; i < opt->n; i += IVON_NORMAL_CHUNK) {
+            const size_t len = opt->n - i < IVON_NORMAL_CHUNK ? opt->n - i : IVON_NORMAL_CHUNK;
+            effdim_normal_fill(next, eps, len);
+            ivon_update_loop(len, &c, price, fold, m + i, opt->hess + i, opt->momentum + i,
+                             opt->sigma + i, opt->avg_grad + i, opt->avg_hess + i,
+                             grad ? grad + i : NULL, opt->noise + i, eps, theta_s + i);
+        }
+    }
     opt->n_samples = 0;
-    opt->sampled = 0;
+    opt->sampled = next != NULL;
 }
 
 effdim_status effdim_optim_step(effdim_optim *opt, double *theta, const double *grad, double lr,
@@ -776,9 +806,28 @@ effdim_status effdim_optim_step(effdim_optim *opt, double *theta, const double *
     if (opt->kind == EFFDIM_OPTIM_SGD)
         sgd_step(opt, theta, grad, lr);
     else if (ivon)
-        ivon_step(opt, theta, grad, lr);
+        ivon_step(opt, theta, grad, lr, NULL, NULL);
     else
         adam_step(opt, theta, grad, lr);
+    return EFFDIM_OK;
+}
+
+effdim_status effdim_optim_ivon_step_and_sample(effdim_optim *opt, double *m, const double *grad,
+                                               double lr, effdim_normal_rng *next,
+                                               double *theta_s, effdim_error *err)
+{
+    RETURN_ERROR_IF(!opt || opt->kind != EFFDIM_OPTIM_IVON || !m || !next || !theta_s, err,
+                    EFFDIM_EINVAL, "ivon step and sample: needs an ivon optimizer, m, a generator "
+                    "and theta_s");
+    RETURN_ERROR_IF(!(lr >= 0.0) || !isfinite(lr), err, EFFDIM_EINVAL,
+                    "ivon: step lr = %g, expected a finite value >= 0", lr);
+    RETURN_ERROR_IF(!grad && opt->n_samples == 0, err, EFFDIM_EINVAL,
+                    "ivon: step without a sampled gradient");
+    RETURN_ERROR_IF(grad && !opt->sampled, err, EFFDIM_EINVAL,
+                    "ivon: step with a gradient but no weight sample drawn for it since the last "
+                    "accumulation (effdim_optim_ivon_sample first)");
+    opt->t += 1;
+    ivon_step(opt, m, grad, lr, next, theta_s);
     return EFFDIM_OK;
 }
 

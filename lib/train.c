@@ -50,6 +50,8 @@ struct effdim_trainer {
     effdim_comm_progress_state ps; /* with ranks: p.progress made collective */
     gsl_rng *rng;               /* the permutations' and IVON noise's generator */
     double *sample;             /* (P) IVON: the sampled weights, or NULL */
+    int sample_ready;           /* IVON, one sample a step: the last step drew sample for
+                                   the next one (effdim_optim_ivon_step_and_sample) */
     size_t batch;               /* effective: in [1, n] */
     uint64_t epoch;             /* complete epochs in the checkpoint's life */
     uint64_t epoch_end;         /* epoch at which this job ends (for "E/EE") */
@@ -434,7 +436,10 @@ static effdim_status ivon_samples(effdim_trainer *T, const size_t *rows, size_t 
     for (size_t s = 0; s < S; ++s) {
         double ls = NAN;
         double *theta_s = T->sample;
-        effdim_status st = effdim_optim_ivon_sample_normal(T->opt, T->c->theta, &rng, theta_s, err);
+        effdim_status st = EFFDIM_OK;
+        if (!(s == 0 && T->sample_ready))
+            st = effdim_optim_ivon_sample_normal(T->opt, T->c->theta, &rng, theta_s, err);
+        T->sample_ready = 0;
         if (!st)
             st = minibatch_grad(T, theta_s, rows, len, &ls, err);
         if (st) return st;
@@ -465,7 +470,16 @@ effdim_status effdim_trainer_step(effdim_trainer *T, double *loss_out, effdim_er
                     "train: loss became %g at epoch %llu, step %zu: training diverged (lower the "
                     "learning rate?)", loss, (unsigned long long)(T->epoch + 1), T->opt->t + 1);
     double lr = effdim_schedule_lr(&T->p.schedule, T->opt->t + 1);
-    st = effdim_optim_step(T->opt, T->u ? T->u : T->c->theta, T->grad, lr, err);
+    if (T->sample && T->opt->params.mc_samples == 1) {
+        /* one sample a step: draw the next step's sample in the update's pass */
+        effdim_normal_rng next;
+        effdim_normal_seed(&next, T->p.seed, T->opt->t + 2);
+        st = effdim_optim_ivon_step_and_sample(T->opt, T->c->theta, T->grad, lr, &next, T->sample,
+                                               err);
+        T->sample_ready = !st;
+    } else {
+        st = effdim_optim_step(T->opt, T->u ? T->u : T->c->theta, T->grad, lr, err);
+    }
     if (st) return st;
     if (T->u) { /* theta and log_sigma2 back into the checkpoint */
         const size_t P = T->c->mlp.n_params;

@@ -380,6 +380,27 @@ static void test_the_step_folds_the_last_gradient_in_as_accumulate_would(void)
             }
             CHECK(!memcmp(ma, mb, sizeof ma) && !memcmp(a->hess, b->hess, sizeof ma) &&
                   !memcmp(a->momentum, b->momentum, sizeof ma));
+            /* the step that also draws the next sample: the same step, then the same
+             * sample as effdim_optim_ivon_sample_normal draws after it */
+            effdim_normal_rng ra, rb;
+            effdim_normal_seed(&ra, 3, 99);
+            effdim_normal_seed(&rb, 3, 99);
+            CHECK_OK(effdim_optim_ivon_sample_normal(a, ma, &ra, tha, &err), &err);
+            CHECK_OK(effdim_optim_ivon_sample_normal(b, mb, &rb, thb, &err), &err);
+            for (int i = 0; i < N; ++i) g[i] = 2.0 * tha[i] - 0.3;
+            effdim_normal_seed(&ra, 4, 100);
+            effdim_normal_seed(&rb, 4, 100);
+            CHECK_OK(effdim_optim_step(a, ma, g, 0.2, &err), &err);
+            CHECK_OK(effdim_optim_ivon_sample_normal(a, ma, &ra, tha, &err), &err);
+            CHECK_OK(effdim_optim_ivon_step_and_sample(b, mb, g, 0.2, &rb, thb, &err), &err);
+            CHECK(!memcmp(ma, mb, sizeof ma) && !memcmp(a->hess, b->hess, sizeof ma) &&
+                  !memcmp(a->sigma, b->sigma, sizeof ma) && !memcmp(tha, thb, sizeof ma) &&
+                  !memcmp(a->noise, b->noise, sizeof ma) && a->t == b->t && b->sampled);
+            /* both continue alike: the drawn sample's gradient folds into the next step */
+            for (int i = 0; i < N; ++i) g[i] = 2.0 * tha[i] - 0.3;
+            CHECK_OK(effdim_optim_step(a, ma, g, 0.2, &err), &err);
+            CHECK_OK(effdim_optim_step(b, mb, g, 0.2, &err), &err);
+            CHECK(!memcmp(ma, mb, sizeof ma) && !memcmp(a->hess, b->hess, sizeof ma));
             CHECK(memcmp(a->hess, (double[N]){0}, sizeof ma) != 0);
             /* no sample drawn since the step: a gradient cannot be folded in */
             CHECK_STATUS(effdim_optim_step(b, mb, g, 0.2, &err), EFFDIM_EINVAL, &err);
