@@ -1,8 +1,8 @@
 /* lib/normal.c: the standard normal generator of lib/normal.h (xoshiro256++
  * lanes, Box-Muller with polynomial log, sin and cos).
  *
- * The scalar loop and the AVX2 + FMA loop apply the same operations in the
- * same order to the same bits; fma() is correctly rounded like vfmadd, and
+ * The scalar loop, the AVX2 + FMA loop and the AVX-512 loop apply the same
+ * operations in the same order to the same bits; fma() is correctly rounded like vfmadd, and
  * GCC does not contract a * b + c into an FMA in C11 mode, so the two agree
  * bitwise (tests/test_normal.c checks it). The constants: Taylor coefficients
  * (-1)^k / (2k + 1)! and (-1)^k / (2k)!, the atanh series 1 / (2k + 1), and
@@ -238,6 +238,75 @@ NTARGET static size_t fill_avx2(effdim_normal_rng *r, double *out, size_t blocks
     for (int w = 0; w < 4; ++w) _mm256_storeu_si256((__m256i *)r->s[w], s[w]);
     return blocks;
 }
+
+/* ---- AVX-512: the uniforms of two blocks by AVX2, their transform at once ---- */
+
+#define NTARGET512 __attribute__((target("avx2,fma,avx512f")))
+
+NTARGET512 static size_t fill_avx512(effdim_normal_rng *r, double *out, size_t pairs)
+{
+    __m256i s[4];
+    for (int w = 0; w < 4; ++w) s[w] = _mm256_loadu_si256((const __m256i *)r->s[w]);
+    const __m512i one = _mm512_set1_epi64((long long)ONE_BITS);
+    const __m512i mant = _mm512_set1_epi64((long long)MANT_BITS);
+    const __m512i sign = _mm512_set1_epi64((long long)SIGN_BIT);
+    const __m512i magic = _mm512_set1_epi64((long long)EXP_MAGIC);
+    const __m512i bit62 = _mm512_set1_epi64((long long)(1ULL << 62));
+    const __m512d two = _mm512_set1_pd(2.0), onep = _mm512_set1_pd(1.0);
+    const __m512d half = _mm512_set1_pd(0.5), sqrt2 = _mm512_set1_pd(SQRT2);
+    const __m512d ebias = _mm512_set1_pd(0x1p52 + 1023.0), m2 = _mm512_set1_pd(-2.0);
+    const __m512d ln2hi = _mm512_set1_pd(LN2_HI), ln2lo = _mm512_set1_pd(LN2_LO);
+    const __m512d pio2 = _mm512_set1_pd(PIO2);
+    for (size_t b = 0; b < pairs; ++b) {
+        const __m256i a0 = next4(s);
+        const __m256i c0 = next4(s);
+        const __m256i a1 = next4(s);
+        const __m256i c1 = next4(s);
+        const __m512i a = _mm512_inserti64x4(_mm512_castsi256_si512(a0), a1, 1);
+        const __m512i c = _mm512_inserti64x4(_mm512_castsi256_si512(c0), c1, 1);
+        const __m512d u = _mm512_sub_pd(
+            two, _mm512_castsi512_pd(_mm512_or_si512(_mm512_srli_epi64(a, 12), one)));
+        const __m512i ub = _mm512_castpd_si512(u);
+        __m512d f = _mm512_castsi512_pd(_mm512_or_si512(_mm512_and_si512(ub, mant), one));
+        __m512d e = _mm512_sub_pd(
+            _mm512_castsi512_pd(_mm512_or_si512(_mm512_srli_epi64(ub, 52), magic)), ebias);
+        const __mmask8 big = _mm512_cmp_pd_mask(f, sqrt2, _CMP_GT_OQ);
+        f = _mm512_mask_blend_pd(big, f, _mm512_mul_pd(f, half));
+        e = _mm512_add_pd(e, _mm512_maskz_mov_pd(big, onep)); /* + 1 or + 0, as AVX2 */
+        const __m512d sv = _mm512_div_pd(_mm512_sub_pd(f, onep), _mm512_add_pd(f, onep));
+        const __m512d z = _mm512_mul_pd(sv, sv);
+        __m512d p = _mm512_set1_pd(LOGC[10]);
+        for (int k = 9; k >= 0; --k) p = _mm512_fmadd_pd(p, z, _mm512_set1_pd(LOGC[k]));
+        const __m512d lf = _mm512_mul_pd(_mm512_add_pd(sv, sv), p);
+        const __m512d lu = _mm512_fmadd_pd(e, ln2hi, _mm512_fmadd_pd(e, ln2lo, lf));
+        const __m512d rad = _mm512_sqrt_pd(_mm512_mul_pd(m2, lu));
+        const __m512d x = _mm512_sub_pd(
+            _mm512_castsi512_pd(_mm512_or_si512(_mm512_srli_epi64(_mm512_slli_epi64(c, 2), 12), one)),
+            onep);
+        const __m512d th = _mm512_mul_pd(_mm512_sub_pd(x, half), pio2);
+        const __m512d t2 = _mm512_mul_pd(th, th);
+        __m512d ps = _mm512_set1_pd(SINC[7]);
+        for (int k = 6; k >= 1; --k) ps = _mm512_fmadd_pd(ps, t2, _mm512_set1_pd(SINC[k]));
+        const __m512d sn = _mm512_fmadd_pd(_mm512_mul_pd(th, t2), ps, th);
+        __m512d pc = _mm512_set1_pd(COSC[8]);
+        for (int k = 7; k >= 1; --k) pc = _mm512_fmadd_pd(pc, t2, _mm512_set1_pd(COSC[k]));
+        const __m512d cs = _mm512_fmadd_pd(t2, pc, onep);
+        const __mmask8 swap = _mm512_test_epi64_mask(c, bit62);
+        const __m512d xs = _mm512_mask_blend_pd(swap, cs, sn), ys = _mm512_mask_blend_pd(swap, sn, cs);
+        const __m512i cm = _mm512_and_si512(_mm512_xor_si512(c, _mm512_slli_epi64(c, 1)), sign);
+        const __m512d cphi = _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(xs), cm));
+        const __m512d sphi = _mm512_castsi512_pd(
+            _mm512_xor_si512(_mm512_castpd_si512(ys), _mm512_and_si512(c, sign)));
+        const __m512d z0 = _mm512_mul_pd(rad, cphi), z1 = _mm512_mul_pd(rad, sphi);
+        double *o = out + 2 * EFFDIM_NORMAL_BLOCK * b;
+        _mm256_storeu_pd(o, _mm512_castpd512_pd256(z0));
+        _mm256_storeu_pd(o + 4, _mm512_castpd512_pd256(z1));
+        _mm256_storeu_pd(o + 8, _mm512_extractf64x4_pd(z0, 1));
+        _mm256_storeu_pd(o + 12, _mm512_extractf64x4_pd(z1, 1));
+    }
+    for (int w = 0; w < 4; ++w) _mm256_storeu_si256((__m256i *)r->s[w], s[w]);
+    return 2 * pairs;
+}
 #endif
 
 void effdim_normal_fill(effdim_normal_rng *r, double *out, size_t n)
@@ -245,8 +314,10 @@ void effdim_normal_fill(effdim_normal_rng *r, double *out, size_t n)
     const size_t whole = n / EFFDIM_NORMAL_BLOCK;
     size_t done = 0;
 #ifdef EFFDIM_NORMAL_AVX2
-    if (!force_scalar && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        done = fill_avx2(r, out, whole);
+    if (!force_scalar && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        if (__builtin_cpu_supports("avx512f")) done = fill_avx512(r, out, whole / 2);
+        done += fill_avx2(r, out + EFFDIM_NORMAL_BLOCK * done, whole - done);
+    }
 #endif
     for (size_t b = done; b < whole; ++b) block_scalar(r, out + EFFDIM_NORMAL_BLOCK * b);
     if (n % EFFDIM_NORMAL_BLOCK) {

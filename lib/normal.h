@@ -20,8 +20,9 @@
  * [sqrt(1/2), sqrt(2)); sin and cos: Taylor to theta^15 and theta^16 on
  * [-pi/4, pi/4]), accurate to a few units in the last place. Every operation
  * is correctly rounded (add, multiply, fma, divide, sqrt) or exact (bit
- * manipulation), so the scalar loop and the AVX2 loop give bitwise the same
- * numbers: the stream is a pure function of (seed, stream) on any machine
+ * manipulation), so the scalar loop, the AVX2 loop and the AVX-512 loop (the
+ * uniforms of two blocks by AVX2, their transform in 8 lanes) give bitwise
+ * the same numbers: the stream is a pure function of (seed, stream) on any machine
  * with IEEE-754 doubles and a correctly rounded fma().
  *
  * A fill of n numbers consumes ceil(n / 8) blocks; the unused draws of a
@@ -56,8 +57,8 @@ void effdim_normal_fill(effdim_normal_rng *r, double *out, size_t n);
  * for the accuracy test against libm. */
 void effdim_normal_pair(uint64_t a, uint64_t c, double *z0, double *z1);
 
-/* Forces the scalar loop (1) or lets the AVX2 loop run where the CPU has it
- * (0, the default); for the test that the two agree bitwise. */
+/* Forces the scalar loop (1) or lets the AVX2 / AVX-512 loops run where the
+ * CPU has them (0, the default); for the test that they agree bitwise. */
 void effdim_normal_force_scalar(int on);
 
 /* splitmix64's finaliser (Steele, Lea and Flood 2014), a 64-bit mixer. */
