@@ -96,8 +96,10 @@ def main():
                                 if ring(r, p, bw) > S * (p / P0) * n / r), None)
                 cross_o = next((r for r in range(1, 1_000_000)
                                 if own > S * (p / P0) * n / r + ring(r, p, bw)), None)
-                print(f"\nthe ring takes longer than the compute from R = {cross_r:,}; the "
-                      f"replicated Lanczos work longer than a product from R = {cross_o:,}")
+                def at(r):
+                    return f"R = {r:,}" if r is not None else "no R (the ring grows first)"
+                print(f"\nthe ring takes longer than the compute from {at(cross_r)}; the "
+                      f"replicated Lanczos work longer than a product from {at(cross_o)}")
     print("\n**memory per rank** (GiB): data share n/R x 784 doubles, the exact/GGN cache "
           f"(n/R x {CACHE_PER_ROW0} doubles at P0, scaled by sqrt(P/P0) for wider layers), the "
           "Lanczos basis (m + 1 = 101) x P and 10 P-vectors (every rank), the ring's buffer "
