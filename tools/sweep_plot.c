@@ -76,7 +76,7 @@ static void panel(FILE *gp, const char *data, size_t xcol, size_t metric, size_t
     for (size_t s = 0; s < series; ++s)
         fprintf(gp, "%s'%s' index %zu u %zu:%zu:%zu:%zu w yerrorlines lw 2 pt 7 ps 0.6 %s lc rgb '%s' t '%s%s%s'",
                 first && s == 0 ? "plot " : ", ", data, s, xcol, col, col + 1, col + 2,
-                dashed ? "dt 2" : "dt 1", colors[(color + s) % 8], what, series > 1 ? ", " : "",
+                dashed ? "dt 2" : "dt 1", colors[(series > 1 ? s : color) % 8], what, series > 1 ? ", " : "",
                 series > 1 ? titles[s] : "");
 }
 
@@ -172,7 +172,10 @@ static effdim_status draw(const effdim_sweep_table *t, const char *png, effdim_e
         fprintf(gp, "set multiplot layout %d,3 title 'effdim sweep: %zu rows, %zu points (mean over "
                     "seeds, bars: smallest to largest seed)'\n",
                 heat ? 3 : 2, t->n_rows, n);
-        fprintf(gp, "set grid\nset logscale x 2\nset key top right\nset offsets graph 0.04, graph 0.04, 0, 0\n");
+        /* several series: a colour per series (train dashed, test solid), the key below the
+         * panel and N_eff at the middle z only, so that no key covers the data */
+        fprintf(gp, "set grid\nset logscale x 2\nset key %s\nset offsets graph 0.04, graph 0.04, 0, 0\n",
+                series > 1 ? "below maxrows 3 samplen 2" : "top right");
         for (int axis = 0; axis < 2; ++axis) {
             size_t xcol = axis ? 2 : 1;
             const char *xl = axis ? "parameters" : "width (hidden units)";
@@ -184,10 +187,11 @@ static effdim_status draw(const effdim_sweep_table *t, const char *png, effdim_e
             panel(gp, data, xcol, 2, 1, series, titles, "test", 0, 1);
             panel(gp, data, xcol, 3, 0, series, titles, "train", 1, 0);
             fprintf(gp, "\nset title 'effective dimensionality'\nset ylabel 'N_eff(z)'\nset logscale y 10\n");
-            for (size_t j = 0; j < t->nz; ++j) {
+            for (size_t j = series > 1 ? zmid : 0; j < (series > 1 ? zmid + 1 : t->nz); ++j) {
                 char label[64];
                 snprintf(label, sizeof label, "Ritz z=%g", t->z[j]);
-                panel(gp, data, xcol, 4 + j, 2 + j * series, series, titles, label, 0, j == 0);
+                panel(gp, data, xcol, 4 + j, 2 + j * series, series, titles, label, 0,
+                      j == (series > 1 ? zmid : 0));
                 if (has_slq) {
                     snprintf(label, sizeof label, "SLQ z=%g", t->z[j]);
                     panel(gp, data, xcol, 4 + t->nz + j, 2 + j * series, series, titles, label, 1, 0);
