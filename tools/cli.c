@@ -454,3 +454,13 @@ cJSON *cli_svd_json(const effdim_checkpoint *c)
     if (ta && n && isfinite(ta[n - 1])) cJSON_AddNumberToObject(o, "test_error", 1.0 - ta[n - 1]);
     return o;
 }
+
+void cli_print_neff_heads(const double *z, size_t nz, int slq)
+{
+    char head[32];
+    for (int pass = 0; pass < (slq ? 2 : 1); ++pass)
+        for (size_t j = 0; j < nz; ++j) {
+            snprintf(head, sizeof head, "%s(%g)", pass ? "slq" : "ritz", z[j]);
+            printf(" %9s", head);
+        }
+}

@@ -194,4 +194,8 @@ int cmd_surface(int argc, char **argv); /* tools/cmd_surface.c */
 int cmd_perturb(int argc, char **argv); /* tools/cmd_surface.c */
 int cmd_sweep(int argc, char **argv);   /* tools/cmd_sweep.c */
 
+/* The column heads " ritz(z)" for every z, then " slq(z)" when slq, 9 wide
+ * each (the sweep tables of `inspect` and `sweep stats`). */
+void cli_print_neff_heads(const double *z, size_t nz, int slq);
+
 #endif

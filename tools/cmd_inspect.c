@@ -458,15 +458,7 @@ static void print_sweep(const char *path, const effdim_sweep_summary *s)
     printf("table       N_eff(z) over the top-%zu Ritz values%s\n", t->k, slq ? "; SLQ over the whole spectrum" : "");
     printf("  %5s %6s %5s %5s%s %7s %9s %9s %9s %8s", "index", "width", "depth", "seed",
            noise ? "  noise" : "", "n_train", "n_params", "train_err", "test_loss", "test_err");
-    char head[32];
-    for (size_t j = 0; j < t->nz; ++j) {
-        snprintf(head, sizeof head, "ritz(%g)", t->z[j]);
-        printf(" %9s", head);
-    }
-    for (size_t j = 0; slq && j < t->nz; ++j) {
-        snprintf(head, sizeof head, "slq(%g)", t->z[j]);
-        printf(" %9s", head);
-    }
+    cli_print_neff_heads(t->z, t->nz, slq);
     printf("  status\n");
     for (size_t i = 0; i < t->n_rows; ++i) {
         const effdim_sweep_row *r = &t->rows[i];

@@ -221,15 +221,7 @@ static void print_stats(const effdim_sweep_table *t, const effdim_sweep_agg *a, 
         series_name(&c[s], name, sizeof name);
         printf("series %s\n", name);
         printf("  %6s %9s %5s %9s %9s", "width", "n_params", "seeds", "train_err", "test_loss");
-        char head[32];
-        for (size_t j = 0; j < t->nz; ++j) {
-            snprintf(head, sizeof head, "ritz(%g)", t->z[j]);
-            printf(" %9s", head);
-        }
-        for (size_t j = 0; has_slq && j < t->nz; ++j) {
-            snprintf(head, sizeof head, "slq(%g)", t->z[j]);
-            printf(" %9s", head);
-        }
+        cli_print_neff_heads(t->z, t->nz, has_slq);
         printf("   (means over seeds)\n");
         for (; q < na && a[q].depth == c[s].depth && a[q].n_train == c[s].n_train &&
                ((isnan(a[q].label_noise) && isnan(c[s].label_noise)) || a[q].label_noise == c[s].label_noise);
@@ -248,6 +240,7 @@ static void print_stats(const effdim_sweep_table *t, const effdim_sweep_agg *a, 
         printf("  Spearman rho with the test loss over widths >= %lld (%zu widths, %zu rows):\n",
                (long long)c[s].from_width, c[s].n_widths, c[s].n_rows);
         printf("    %-18s %7.3f\n", "n_params", fabs_nan(c[s].rho_params));
+        char head[32];
         for (size_t j = 0; j < t->nz; ++j) {
             snprintf(head, sizeof head, "N_eff(%g) Ritz", t->z[j]);
             printf("    %-18s %7.3f", head, fabs_nan(c[s].rho_ritz[j]));
