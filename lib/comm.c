@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "comm_internal.h"
+#include "data_internal.h"
 #include "internal.h"
 #include "sha256.h"
 
@@ -72,15 +73,19 @@ void effdim_comm_share(size_t n, int size, int rank, size_t *begin, size_t *end)
     *end = (r + 1) * q + (r + 1) * m / R;
 }
 
+effdim_status effdim_rows_for_ranks(size_t n, int ranks, const char *what, effdim_error *err)
+{
+    RETURN_ERROR_IF(n < (size_t)(ranks > 1 ? ranks : 1), err, EFFDIM_EINVAL,
+                    "%s: %zu rows for %d ranks: every rank needs at least one row (run with at "
+                    "most %zu ranks)",
+                    what ? what : "data", n, ranks, n);
+    return EFFDIM_OK;
+}
+
 effdim_status effdim_comm_check_rows(const effdim_comm *c, size_t n, const char *what,
                                      effdim_error *err)
 {
-    int R = effdim_comm_size(c);
-    RETURN_ERROR_IF(n < (size_t)R, err, EFFDIM_EINVAL,
-                    "%s: %zu rows for %d ranks: every rank needs at least one row (run with at "
-                    "most %zu ranks)",
-                    what ? what : "data", n, R, n);
-    return EFFDIM_OK;
+    return effdim_rows_for_ranks(n, effdim_comm_size(c), what, err);
 }
 
 effdim_status effdim_comm_keep_share(const effdim_comm *c, effdim_dataset *ds, const char *what,
@@ -92,23 +97,7 @@ effdim_status effdim_comm_keep_share(const effdim_comm *c, effdim_dataset *ds, c
     if (st) return st;
     size_t b, e;
     effdim_comm_share(ds->n, c->size, c->rank, &b, &e);
-    size_t m = e - b;
-    memmove(ds->X, ds->X + b * ds->d, m * ds->d * sizeof *ds->X);
-    if (ds->labels) memmove(ds->labels, ds->labels + b, m * sizeof *ds->labels);
-    if (ds->Y) memmove(ds->Y, ds->Y + b * ds->k, m * ds->k * sizeof *ds->Y);
-    ds->n = m;
-    /* the memory of the other ranks' rows goes back (a failed shrink keeps the block) */
-    double *X = realloc(ds->X, m * ds->d * sizeof *ds->X);
-    if (X) ds->X = X;
-    if (ds->labels) {
-        int32_t *l = realloc(ds->labels, m * sizeof *ds->labels);
-        if (l) ds->labels = l;
-    }
-    if (ds->Y) {
-        double *Y = realloc(ds->Y, m * ds->k * sizeof *ds->Y);
-        if (Y) ds->Y = Y;
-    }
-    return EFFDIM_OK;
+    return effdim_data_keep_range(ds, b, e, err);
 }
 
 #ifdef EFFDIM_HAVE_MPI

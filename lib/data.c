@@ -103,21 +103,21 @@ effdim_status effdim_dataset_copy(const effdim_dataset *src, effdim_dataset **ou
 
 /* ---- validation ---------------------------------------------------------- */
 
-effdim_status effdim_data_check_finite(const double *a, size_t rows, size_t cols, const char *what,
-                                       const char *field, effdim_error *err)
+effdim_status effdim_data_check_finite(const double *a, size_t rows, size_t cols, size_t first,
+                                       const char *what, const char *field, effdim_error *err)
 {
     size_t bad;
     if (effdim_all_finite(a, rows * cols, &bad)) return EFFDIM_OK;
     return effdim_error_set(err, EFFDIM_EDOM, "%s: %s row %zu, column %zu: value %g is not finite",
-                            what, field, bad / cols, bad % cols, a[bad]);
+                            what, field, first + bad / cols, bad % cols, a[bad]);
 }
 
 effdim_status effdim_dataset_validate(const effdim_dataset *ds, const char *what, effdim_error *err)
 {
     if (!what) what = ds->spec ? ds->spec : "dataset";
-    effdim_status st = effdim_data_check_finite(ds->X, ds->n, ds->d, what, "X", err);
+    effdim_status st = effdim_data_check_finite(ds->X, ds->n, ds->d, 0, what, "X", err);
     if (st) return st;
-    if (ds->kind == EFFDIM_TARGET_REAL) return effdim_data_check_finite(ds->Y, ds->n, ds->k, what, "Y", err);
+    if (ds->kind == EFFDIM_TARGET_REAL) return effdim_data_check_finite(ds->Y, ds->n, ds->k, 0, what, "Y", err);
     for (size_t i = 0; i < ds->n; ++i)
         RETURN_ERROR_IF(ds->labels[i] < 0 || (size_t)ds->labels[i] >= ds->k, err, EFFDIM_EDOM,
                         "%s: label at row %zu is %d, expected 0 .. %zu", what, i,
@@ -189,15 +189,29 @@ static effdim_status check_subset_size(const effdim_dataset *ds, size_t m, effdi
     return EFFDIM_OK;
 }
 
-effdim_status effdim_dataset_head(effdim_dataset *ds, size_t m, effdim_error *err)
+effdim_status effdim_data_keep_range(effdim_dataset *ds, size_t b, size_t e, effdim_error *err)
 {
-    effdim_status st = check_subset_size(ds, m, err);
-    if (st || m == ds->n) return st;
+    RETURN_ERROR_IF(b >= e || e > ds->n, err, EFFDIM_EINVAL,
+                    "%s: rows [%zu, %zu) requested, expected a non-empty range in [0, %zu)",
+                    ds->spec ? ds->spec : "dataset", b, e, ds->n);
+    size_t m = e - b;
+    if (b) {
+        memmove(ds->X, ds->X + b * ds->d, m * ds->d * sizeof *ds->X);
+        if (ds->labels) memmove(ds->labels, ds->labels + b, m * sizeof *ds->labels);
+        if (ds->Y) memmove(ds->Y, ds->Y + b * ds->k, m * ds->k * sizeof *ds->Y);
+    }
+    if (m == ds->n) return EFFDIM_OK;
     ds->n = m;
     ds->X = shrink(ds->X, m * ds->d, sizeof *ds->X);
     if (ds->labels) ds->labels = shrink(ds->labels, m, sizeof *ds->labels);
     if (ds->Y) ds->Y = shrink(ds->Y, m * ds->k, sizeof *ds->Y);
     return EFFDIM_OK;
+}
+
+effdim_status effdim_dataset_head(effdim_dataset *ds, size_t m, effdim_error *err)
+{
+    effdim_status st = check_subset_size(ds, m, err);
+    return st ? st : effdim_data_keep_range(ds, 0, m, err);
 }
 
 effdim_status effdim_sample_rows(size_t n, size_t m, uint64_t seed, size_t *rows,
@@ -399,8 +413,9 @@ void effdim_dataset_scale(effdim_dataset *ds, double factor)
     for (size_t i = 0; i < nd; ++i) ds->X[i] *= factor;
 }
 
-effdim_status effdim_dataset_label_noise(effdim_dataset *ds, double fraction, uint64_t seed,
-                                         size_t *changed, effdim_error *err)
+effdim_status effdim_dataset_label_noise_share(effdim_dataset *ds, size_t n_total, size_t first,
+                                               double fraction, uint64_t seed, size_t *changed,
+                                               effdim_error *err)
 {
     const char *what = ds->spec ? ds->spec : "dataset";
     if (changed) *changed = 0;
@@ -410,7 +425,10 @@ effdim_status effdim_dataset_label_noise(effdim_dataset *ds, double fraction, ui
                     "%s: label noise fraction %g, expected 0 .. 1", what, fraction);
     RETURN_ERROR_IF(ds->k < 2, err, EFFDIM_EINVAL,
                     "%s: label noise needs at least 2 classes, k = %zu", what, ds->k);
-    size_t m = (size_t)llround(fraction * (double)ds->n);
+    RETURN_ERROR_IF(first > n_total || ds->n > n_total - first, err, EFFDIM_EINVAL,
+                    "%s: label noise on rows [%zu, %zu) of %zu rows", what, first, first + ds->n,
+                    n_total);
+    size_t m = (size_t)llround(fraction * (double)n_total), done = 0;
     if (m == 0) return EFFDIM_OK;
     size_t *rows = effdim_alloc(m, sizeof *rows, "label noise rows", err);
     gsl_rng *r = rows ? effdim_data_rng(seed, err) : NULL;
@@ -418,15 +436,25 @@ effdim_status effdim_dataset_label_noise(effdim_dataset *ds, double fraction, ui
         free(rows);
         return EFFDIM_ENOMEM;
     }
-    effdim_data_choose_rows(r, ds->n, m, rows);
+    /* the draws of the whole set, in order; the class draw does not depend on
+     * the label, so the share applies those of its own rows */
+    effdim_data_choose_rows(r, n_total, m, rows);
     for (size_t j = 0; j < m; ++j) {
-        int32_t *y = &ds->labels[rows[j]];
         /* uniform over the k - 1 other classes */
         int32_t c = (int32_t)gsl_rng_uniform_int(r, (unsigned long)(ds->k - 1));
+        if (rows[j] < first || rows[j] - first >= ds->n) continue;
+        int32_t *y = &ds->labels[rows[j] - first];
         *y = c >= *y ? c + 1 : c;
+        ++done;
     }
     gsl_rng_free(r);
     free(rows);
-    if (changed) *changed = m;
+    if (changed) *changed = done;
     return EFFDIM_OK;
+}
+
+effdim_status effdim_dataset_label_noise(effdim_dataset *ds, double fraction, uint64_t seed,
+                                         size_t *changed, effdim_error *err)
+{
+    return effdim_dataset_label_noise_share(ds, ds->n, 0, fraction, seed, changed, err);
 }

@@ -10,7 +10,7 @@
  *       (written by effdim_save_h5; not required on read)
  *
  * Only the rows asked for are allocated and read (effdim_load_h5_rows, the
- * spec's n= with subset=first), in blocks; a data set that declares more
+ * spec's n= with subset=first, and of those one rank's share), in blocks; a data set that declares more
  * values than the file stores is refused before anything is allocated
  * (h5io.c), so memory is bounded by the rows asked for and by the data the
  * file really holds, not by the shape its header claims.
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm_internal.h"
 #include "data_internal.h"
 #include "h5io.h"
 #include "internal.h"
@@ -50,21 +51,24 @@ static effdim_status x_shape(const char *path, hid_t f, size_t *n, size_t *d, ef
     return EFFDIM_OK;
 }
 
-/* integer /y (its first ds->n rows) into labels; k from num_classes or max + 1 */
-static effdim_status read_labels(const char *path, hid_t f, effdim_dataset *ds, effdim_error *err)
+/* integer /y: all `rows` selected rows are read and checked (k from
+ * num_classes or the max + 1 over them, as for the whole selection), the
+ * share [first, first + ds->n) of them kept in labels */
+static effdim_status read_labels(const char *path, hid_t f, size_t rows, size_t first,
+                                 effdim_dataset *ds, effdim_error *err)
 {
-    int64_t *y = effdim_alloc(ds->n, sizeof *y, "/y labels", err);
+    int64_t *y = effdim_alloc(rows, sizeof *y, "/y labels", err);
     if (!y) return EFFDIM_ENOMEM;
-    effdim_status st = effdim_h5_read_int64s_rows(f, "/y", ds->n, y, ds->n, err);
+    effdim_status st = effdim_h5_read_int64s_rows(f, "/y", 0, rows, y, rows, err);
     int64_t max = 0;
-    for (size_t i = 0; !st && i < ds->n; ++i) {
+    for (size_t i = 0; !st && i < rows; ++i) {
         if (y[i] < 0 || y[i] > INT32_MAX - 1)
             st = effdim_error_set(err, EFFDIM_EFORMAT, "%s: /y: label at row %zu is %lld, expected 0 .. %d",
                                   path, i, (long long)y[i], INT32_MAX - 1);
         else if (y[i] > max)
             max = y[i];
-        if (!st) ds->labels[i] = (int32_t)y[i];
     }
+    for (size_t i = 0; !st && i < ds->n; ++i) ds->labels[i] = (int32_t)y[first + i];
     free(y);
     if (st) return st;
     ds->k = (size_t)max + 1;
@@ -116,14 +120,15 @@ static effdim_status y_shape(const char *path, hid_t f, size_t n, effdim_target_
     return EFFDIM_OK;
 }
 
-effdim_status effdim_load_h5_rows(const char *path, size_t rows, effdim_dataset **out,
-                                  effdim_error *err)
+effdim_status effdim_load_h5_rows(const char *path, size_t rows, int ranks, int rank,
+                                  effdim_dataset **out, size_t *n_sel, effdim_error *err)
 {
     hid_t f;
-    size_t n = 0, d = 0, k = 0;
+    size_t n = 0, d = 0, k = 0, b = 0, e = 0;
     effdim_target_kind kind = EFFDIM_TARGET_LABELS;
     effdim_dataset *ds = NULL;
     *out = NULL;
+    if (n_sel) *n_sel = 0;
     effdim_status st = effdim_h5_open_read(path, &f, err);
     if (st) return st;
     st = x_shape(path, f, &n, &d, err);
@@ -131,15 +136,19 @@ effdim_status effdim_load_h5_rows(const char *path, size_t rows, effdim_dataset 
     if (!st && rows > n)
         st = effdim_error_set(err, EFFDIM_EINVAL, "%s: %zu rows requested, the file has %zu", path,
                               rows, n);
-    if (!st && rows) n = rows; /* only these rows are allocated and read */
-    if (!st) st = effdim_dataset_alloc(n, d, k, kind, &ds, err);
-    if (!st) st = effdim_h5_read_doubles_rows(f, "/X", n, ds->X, n * d, err);
-    if (!st) st = effdim_data_check_finite(ds->X, n, d, path, "/X", err);
+    if (!st && rows) n = rows; /* the selection: the first n rows */
+    if (!st && n_sel) *n_sel = n;
+    if (!st && ranks > 1) st = effdim_rows_for_ranks(n, ranks, path, err);
+    /* only this share of the selection is allocated and read (all of it for one rank) */
+    if (!st) effdim_comm_share(n, ranks > 1 ? ranks : 1, ranks > 1 ? rank : 0, &b, &e);
+    if (!st) st = effdim_dataset_alloc(e - b, d, k, kind, &ds, err);
+    if (!st) st = effdim_h5_read_doubles_rows(f, "/X", b, e - b, ds->X, (e - b) * d, err);
+    if (!st) st = effdim_data_check_finite(ds->X, e - b, d, b, path, "/X", err);
     if (!st && kind == EFFDIM_TARGET_REAL) {
-        st = effdim_h5_read_doubles_rows(f, "/y", n, ds->Y, n * k, err);
-        if (!st) st = effdim_data_check_finite(ds->Y, n, k, path, "/y", err);
+        st = effdim_h5_read_doubles_rows(f, "/y", b, e - b, ds->Y, (e - b) * k, err);
+        if (!st) st = effdim_data_check_finite(ds->Y, e - b, k, b, path, "/y", err);
     }
-    if (!st && kind == EFFDIM_TARGET_LABELS) st = read_labels(path, f, ds, err);
+    if (!st && kind == EFFDIM_TARGET_LABELS) st = read_labels(path, f, n, b, ds, err);
     H5Fclose(f);
     if (st) {
         effdim_dataset_free(ds);
@@ -151,7 +160,7 @@ effdim_status effdim_load_h5_rows(const char *path, size_t rows, effdim_dataset 
 
 effdim_status effdim_load_h5(const char *path, effdim_dataset **out, effdim_error *err)
 {
-    return effdim_load_h5_rows(path, 0, out, err);
+    return effdim_load_h5_rows(path, 0, 1, 0, out, NULL, err);
 }
 
 effdim_status effdim_save_h5(const effdim_dataset *ds, const char *path, effdim_error *err)

@@ -13,7 +13,8 @@
  * corruption (zlib's errors, including the CRC-32 in the gzip trailer, which
  * is why the reader always reads on to the end of the stream), and labels
  * against k. Pixels are converted to doubles chunk by chunk in one pass; only
- * the selected rows (see data_internal.h) are stored.
+ * the selected rows (see data_internal.h), or one rank's share of them, are
+ * stored.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "comm_internal.h"
 #include "data_internal.h"
 #include "internal.h"
 
@@ -292,11 +294,11 @@ static effdim_status grow_pixels(idx_reader *r, double **X, size_t *cap, size_t 
     return EFFDIM_OK;
 }
 
-/* Stream n*d pixel bytes; row i goes to X row dst when it is selected:
- * first-rows selection keeps rows < keep, random selection keeps rows[].
+/* Stream n*d pixel bytes; row i goes to X row dst when it is kept: without
+ * a list rows [first, first + keep), else the rows[0..keep) (increasing).
  * *X (keep, d) is allocated here, growing as pixels arrive. */
-static effdim_status read_pixels(idx_reader *r, size_t n, size_t d, const size_t *rows, size_t keep,
-                                 double **Xp, effdim_error *err)
+static effdim_status read_pixels(idx_reader *r, size_t n, size_t d, const size_t *rows,
+                                 size_t first, size_t keep, double **Xp, effdim_error *err)
 {
     unsigned char *buf = effdim_alloc(IDX_CHUNK, 1, "IDX read buffer", err);
     if (!buf) return EFFDIM_ENOMEM;
@@ -313,7 +315,7 @@ static effdim_status read_pixels(idx_reader *r, size_t n, size_t d, const size_t
             size_t row = (off + p) / d, col = (off + p) % d;
             size_t seg = d - col < len - p ? d - col : len - p;
             size_t dst = SIZE_MAX;
-            if (!rows && row < keep) dst = row;
+            if (!rows && row >= first && row - first < keep) dst = row - first;
             if (rows && next < keep && rows[next] == row) dst = next;
             if (dst != SIZE_MAX && (st = grow_pixels(r, &X, &xcap, dst * d + col + seg, full, err)))
                 break;
@@ -342,7 +344,7 @@ static effdim_status read_pixels(idx_reader *r, size_t n, size_t d, const size_t
 
 effdim_status effdim_idx_load_select(const char *images_path, const char *labels_path,
                                      size_t k_hint, const effdim_idx_select *sel,
-                                     effdim_dataset **out, effdim_error *err)
+                                     effdim_dataset **out, size_t *n_sel, effdim_error *err)
 {
     static const char *const image_dims[] = {"image count", "rows", "columns"};
     static const char *const label_dims[] = {"label count"};
@@ -352,6 +354,7 @@ effdim_status effdim_idx_load_select(const char *images_path, const char *labels
     size_t *rows = NULL;
     effdim_dataset *ds = NULL;
     *out = NULL;
+    if (n_sel) *n_sel = 0;
     memset(&rl, 0, sizeof rl);
     effdim_status st = reader_open(&ri, images_path, err);
     if (st) return st;
@@ -381,6 +384,11 @@ effdim_status effdim_idx_load_select(const char *images_path, const char *labels
                               images_path, keep, n);
         goto done;
     }
+    if (n_sel) *n_sel = keep;
+    int ranks = sel && sel->ranks > 1 ? sel->ranks : 1;
+    size_t b = 0, e = keep;
+    if ((st = effdim_rows_for_ranks(keep, ranks, images_path, err))) goto done;
+    effdim_comm_share(keep, ranks, ranks > 1 ? sel->rank : 0, &b, &e);
     st = read_labels(&rl, n, k_hint, &lab, &k, err);
     if (st) goto done;
     if (sel && sel->random && keep < n) {
@@ -395,16 +403,16 @@ effdim_status effdim_idx_load_select(const char *images_path, const char *labels
     }
     /* labels now, pixels as they arrive (a header claiming 28.8 GB of pixels
      * costs nothing until the pixels are there) */
-    st = effdim_dataset_alloc(keep, 1, k, EFFDIM_TARGET_LABELS, &ds, err);
+    st = effdim_dataset_alloc(e - b, 1, k, EFFDIM_TARGET_LABELS, &ds, err);
     if (st) {
-        effdim_error_set(err, st, "%s: %zu images: cannot allocate the labels", images_path, keep);
+        effdim_error_set(err, st, "%s: %zu images: cannot allocate the labels", images_path, e - b);
         goto done;
     }
-    for (size_t j = 0; j < keep; ++j) ds->labels[j] = lab[rows ? rows[j] : j];
+    for (size_t j = 0; j < e - b; ++j) ds->labels[j] = lab[rows ? rows[b + j] : b + j];
     free(ds->X);
     ds->X = NULL;
     ds->d = d;
-    st = read_pixels(&ri, n, d, rows, keep, &ds->X, err);
+    st = read_pixels(&ri, n, d, rows ? rows + b : NULL, b, e - b, &ds->X, err);
 done:
     reader_close(&ri);
     reader_close(&rl);
@@ -421,5 +429,5 @@ done:
 effdim_status effdim_load_idx(const char *images_path, const char *labels_path, size_t k_hint,
                               effdim_dataset **out, effdim_error *err)
 {
-    return effdim_idx_load_select(images_path, labels_path, k_hint, NULL, out, err);
+    return effdim_idx_load_select(images_path, labels_path, k_hint, NULL, out, NULL, err);
 }

@@ -33,27 +33,38 @@ effdim_status effdim_data_keep_rows(effdim_dataset *ds, const size_t *rows, size
                                     effdim_error *err);
 
 /* Every entry of a (rows, cols) row-major is finite; otherwise EDOM with
- * "<what>: <field> row R, column C: value V is not finite" (0-based R, C). */
-effdim_status effdim_data_check_finite(const double *a, size_t rows, size_t cols, const char *what,
-                                       const char *field, effdim_error *err);
+ * "<what>: <field> row R, column C: value V is not finite" (0-based R, C;
+ * R counted from `first`, the file row of a[0]). */
+effdim_status effdim_data_check_finite(const double *a, size_t rows, size_t cols, size_t first,
+                                       const char *what, const char *field, effdim_error *err);
+
+/* Keep rows [b, e) of ds (b < e <= ds->n) in place and shrink the arrays. */
+effdim_status effdim_data_keep_range(effdim_dataset *ds, size_t b, size_t e, effdim_error *err);
 
 /* How the IDX loader picks rows. */
 typedef struct effdim_idx_select {
     size_t keep;       /* rows to keep; 0 = all */
     int random;        /* 0: the first `keep` rows; 1: a random `keep` rows, order kept */
     uint64_t seed;     /* for random: the same choice as effdim_dataset_random_subset */
+    int ranks, rank;   /* ranks > 1: keep only rank's share (effdim_comm_share) of the
+                          selected rows */
 } effdim_idx_select;
 
 /* effdim_load_idx with a row selection (sel may be NULL = all rows). The whole
  * of both files is still read and checked (counts, truncation, gzip CRC); only
- * the chosen rows are converted and stored. k is computed from all labels. */
+ * the chosen rows (of them, the share) are converted and stored. k is
+ * computed from all labels. *n_sel (may be NULL) receives the number of
+ * selected rows, also when there are fewer than ranks (EINVAL). */
 effdim_status effdim_idx_load_select(const char *images_path, const char *labels_path,
                                      size_t k_hint, const effdim_idx_select *sel,
-                                     effdim_dataset **out, effdim_error *err);
+                                     effdim_dataset **out, size_t *n_sel, effdim_error *err);
 
-/* effdim_load_h5 reading only the first `rows` rows (0 = all): only those
- * are allocated and read. EINVAL when the file has fewer rows. */
-effdim_status effdim_load_h5_rows(const char *path, size_t rows, effdim_dataset **out,
-                                  effdim_error *err);
+/* effdim_load_h5 reading only the first `rows` rows (0 = all) and, for
+ * ranks > 1, of those only rank's share (effdim_comm_share): only that is
+ * allocated and read of /X and /y (all selected labels are read for k).
+ * EINVAL when the file has fewer rows or the selection fewer than ranks;
+ * *n_sel (may be NULL) receives the selected rows' count. */
+effdim_status effdim_load_h5_rows(const char *path, size_t rows, int ranks, int rank,
+                                  effdim_dataset **out, size_t *n_sel, effdim_error *err);
 
 #endif /* EFFDIM_DATA_INTERNAL_H */

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "comm_internal.h"
 #include "data_internal.h"
 #include "internal.h"
 
@@ -335,7 +336,7 @@ static effdim_status fashion_file(const spec *s, const char *dir, const char *na
 }
 
 static effdim_status load_idx(const spec *s, const effdim_idx_select *sel, effdim_dataset **ds,
-                              effdim_error *err)
+                              size_t *n_total, effdim_error *err)
 {
     char images[4096], labels[4096];
     uint64_t classes = 0;
@@ -355,12 +356,16 @@ static effdim_status load_idx(const spec *s, const effdim_idx_select *sel, effdi
         snprintf(name, sizeof name, "%s-labels-idx1-ubyte", strcmp(part, "test") == 0 ? "t10k" : "train");
         if ((st = fashion_file(s, dir, name, labels, sizeof labels, err))) return st;
     }
-    st = effdim_idx_load_select(images, labels, (size_t)classes, sel, ds, err);
+    st = effdim_idx_load_select(images, labels, (size_t)classes, sel, ds, n_total, err);
     /* the only EINVAL from the loader is n above the file's count */
     return st == EFFDIM_EINVAL ? prefix_key(s->text, "n", st, err) : st;
 }
 
-static effdim_status make_loaded(const spec *s, effdim_dataset **ds, effdim_error *err)
+/* The spec's rows (n=, subset=) of a file; with ranks > 1 only rank's share
+ * of them (the IDX kinds, and h5 with the first rows: the callers fall back
+ * for the others). *n_total: the selected rows' count. */
+static effdim_status make_loaded(const spec *s, int ranks, int rank, effdim_dataset **ds,
+                                 size_t *n_total, effdim_error *err)
 {
     uint64_t n, sseed;
     int random, kind;
@@ -378,8 +383,8 @@ static effdim_status make_loaded(const spec *s, effdim_dataset **ds, effdim_erro
         return effdim_load_uci(s->kind, part, sseed, ystd, ds, err);
     }
     if (strcmp(s->kind, "fashion-mnist") == 0 || strcmp(s->kind, "mnist-idx") == 0) {
-        effdim_idx_select sel = {(size_t)n, random, sseed};
-        return load_idx(s, &sel, ds, err);
+        effdim_idx_select sel = {(size_t)n, random, sseed, ranks, rank};
+        return load_idx(s, &sel, ds, n_total, err);
     }
     if (strcmp(s->kind, "csv") == 0) {
         const char *target = get(s, "target");
@@ -390,9 +395,12 @@ static effdim_status make_loaded(const spec *s, effdim_dataset **ds, effdim_erro
                                 kind == 2 ? -1 : kind == 0 ? EFFDIM_TARGET_LABELS : EFFDIM_TARGET_REAL, ds,
                                 err);
     } else {
-        /* the first n rows: read only those (a header may claim any shape) */
-        st = effdim_load_h5_rows(s->pos[0], random ? 0 : (size_t)n, ds, err);
+        /* the first n rows: read only those (a header may claim any shape), of
+         * them only this rank's share */
+        st = effdim_load_h5_rows(s->pos[0], random ? 0 : (size_t)n, random ? 1 : ranks, rank, ds,
+                                 n_total, err);
         if (st == EFFDIM_EINVAL) return prefix_key(s->text, "n", st, err);
+        if (!st && !random) return EFFDIM_OK;
     }
     if (st || n == 0) return st;
     if (n > (*ds)->n)
@@ -403,7 +411,10 @@ static effdim_status make_loaded(const spec *s, effdim_dataset **ds, effdim_erro
 
 /* ---- post-processing and the entry point ------------------------------------------------- */
 
-static effdim_status post(const spec *s, effdim_dataset *ds, effdim_error *err)
+/* ds holds rows [first, first + ds->n) of the n_total rows the spec selects
+ * (the whole selection unless standardize=1 is off: see from_spec_share). */
+static effdim_status post(const spec *s, effdim_dataset *ds, size_t n_total, size_t first,
+                          effdim_error *err)
 {
     int idx = strcmp(s->kind, "fashion-mnist") == 0 || strcmp(s->kind, "mnist-idx") == 0;
     int scale, standardize;
@@ -422,7 +433,7 @@ static effdim_status post(const spec *s, effdim_dataset *ds, effdim_error *err)
         RETURN_ERROR_IF(ds->kind != EFFDIM_TARGET_LABELS, err, EFFDIM_EINVAL,
                         "spec '%s': key 'label_noise': the data set has real targets, label noise needs "
                         "class labels", s->text);
-        st = effdim_dataset_label_noise(ds, fraction, nseed, NULL, err);
+        st = effdim_dataset_label_noise_share(ds, n_total, first, fraction, nseed, NULL, err);
         if (st) return st;
     }
     return effdim_dataset_validate(ds, s->text, err);
@@ -527,20 +538,54 @@ effdim_status effdim_data_spec_relative_to(const char *text, const char *dir, ch
     return spec_map_paths(text, dir, path_from, out, err);
 }
 
-effdim_status effdim_dataset_from_spec(const char *text, effdim_dataset **out, effdim_error *err)
+/* 1 when a share of the spec can be loaded without the other rows: the IDX
+ * kinds with any selection, h5 with the first rows; not with standardize=1
+ * (its column statistics need every row). The rest loads the whole set. */
+static int reads_share(const spec *s)
+{
+    const char *st = get(s, "standardize"), *sub = get(s, "subset");
+    if (st && strcmp(st, "1") == 0) return 0;
+    if (strcmp(s->kind, "fashion-mnist") == 0 || strcmp(s->kind, "mnist-idx") == 0) return 1;
+    return strcmp(s->kind, "h5") == 0 && !(sub && strcmp(sub, "random") == 0);
+}
+
+effdim_status effdim_dataset_from_spec_share(const char *text, int ranks, int rank,
+                                             effdim_dataset **out, size_t *n_total,
+                                             effdim_error *err)
 {
     spec s;
     const spec_kind *kind;
     effdim_dataset *ds = NULL;
+    size_t total = 0, b = 0, e = 0;
     *out = NULL;
+    if (n_total) *n_total = 0;
+    if (ranks < 1) ranks = 1;
     RETURN_ERROR_IF(!text || !*text, err, EFFDIM_EINVAL,
                     "empty data spec (e.g. spirals:n=2000, fashion-mnist:train:n=4000, csv:FILE,target=y)");
+    RETURN_ERROR_IF(rank < 0 || rank >= ranks, err, EFFDIM_EINVAL,
+                    "spec '%s': rank %d of %d ranks, expected 0 .. %d", text, rank, ranks, ranks - 1);
     char *buf = effdim_strdup(text, err);
     if (!buf) return EFFDIM_ENOMEM;
     effdim_status st = spec_parse(text, buf, &s, &kind, err);
-    if (!st) st = kind->loaded ? make_loaded(&s, &ds, err) : make_generated(&s, &ds, err);
-    if (!st) st = post(&s, ds, err);
-    if (st) prefix_key(text, NULL, st, err); /* every message names the spec */
+    int share = !st && ranks > 1 && kind->loaded && reads_share(&s);
+    if (!st && share) { /* only this rank's rows are read */
+        st = make_loaded(&s, ranks, rank, &ds, &total, err);
+        if (!st) effdim_comm_share(total, ranks, rank, &b, &e);
+        if (!st) st = post(&s, ds, total, b, err);
+    } else if (!st) { /* the whole set, then the share */
+        st = kind->loaded ? make_loaded(&s, 1, 0, &ds, &total, err) : make_generated(&s, &ds, err);
+        if (!st) total = ds->n;
+        if (!st) st = post(&s, ds, total, 0, err);
+    }
+    if (st && total && total < (size_t)ranks) /* fewer rows than ranks, as effdim_comm_check_rows */
+        st = effdim_rows_for_ranks(total, ranks, text, err);
+    else if (st)
+        prefix_key(text, NULL, st, err); /* every message names the spec */
+    if (!st && !share && ranks > 1) {
+        st = effdim_rows_for_ranks(total, ranks, text, err);
+        if (!st) effdim_comm_share(total, ranks, rank, &b, &e);
+        if (!st) st = effdim_data_keep_range(ds, b, e, err);
+    }
     if (!st) {
         ds->spec = effdim_strdup(text, err);
         if (!ds->spec) st = EFFDIM_ENOMEM;
@@ -551,5 +596,11 @@ effdim_status effdim_dataset_from_spec(const char *text, effdim_dataset **out, e
         return st;
     }
     *out = ds;
+    if (n_total) *n_total = total;
     return EFFDIM_OK;
+}
+
+effdim_status effdim_dataset_from_spec(const char *text, effdim_dataset **out, effdim_error *err)
+{
+    return effdim_dataset_from_spec_share(text, 1, 0, out, NULL, err);
 }

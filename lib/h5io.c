@@ -649,13 +649,13 @@ effdim_status effdim_h5_shape(hid_t loc, const char *name, int *rank, size_t *di
     return st;
 }
 
-/* Rows [0, rows) of a data set (rows = 0: all of it) into out, which holds
- * `count` elements: rows times the product of the other dimensions. Read in
- * blocks of at most 4 MiB of rows, so a read of the first n rows touches only
- * those. */
+/* Rows [first, first + rows) of a data set (rows = 0: all of it, first 0)
+ * into out, which holds `count` elements: rows times the product of the
+ * other dimensions. Read in blocks of at most 4 MiB of rows (hyperslabs
+ * from row `first`), so a read of some rows touches only those. */
 static effdim_status read_dataset(hid_t loc, const char *name, H5T_class_t want, hid_t mtype,
-                                  size_t elsize, void *out, size_t count, size_t rows,
-                                  effdim_error *err)
+                                  size_t elsize, void *out, size_t count, size_t first,
+                                  size_t rows, effdim_error *err)
 {
     char where[EFFDIM_PATH_MAX + 64];
     int rank;
@@ -672,10 +672,10 @@ static effdim_status read_dataset(hid_t loc, const char *name, H5T_class_t want,
         return effdim_error_set(err, EFFDIM_EFORMAT, "%s: expected %s values",
                                 effdim_h5_where(loc, name, where, sizeof where),
                                 want == H5T_FLOAT ? "float32 or float64" : "integer");
-    if (rows && (rank == 0 || rows > dims[0]))
-        return effdim_error_set(err, EFFDIM_EINVAL, "%s: %zu rows asked, the data set has %zu",
-                                effdim_h5_where(loc, name, where, sizeof where), rows,
-                                rank ? dims[0] : (size_t)0);
+    if ((rows || first) && (rank == 0 || rows > dims[0] || first > dims[0] - rows))
+        return effdim_error_set(err, EFFDIM_EINVAL, "%s: %zu rows asked from row %zu, the data "
+                                "set has %zu", effdim_h5_where(loc, name, where, sizeof where),
+                                rows, first, rank ? dims[0] : (size_t)0);
     size_t want_count = rows ? rows * per_row : total;
     if (want_count != count)
         return effdim_error_set(err, EFFDIM_EFORMAT, "%s: has %zu values, expected %zu",
@@ -694,7 +694,7 @@ static effdim_status read_dataset(hid_t loc, const char *name, H5T_class_t want,
         for (int i = 0; i < rank; ++i) cnt[i] = dims[i];
         for (size_t r = 0; rs >= 0 && r < nrows; r += block) {
             size_t nr = nrows - r < block ? nrows - r : block;
-            start[0] = r;
+            start[0] = first + r;
             cnt[0] = nr;
             hid_t msp = H5Screate_simple(rank, cnt, NULL);
             rs = H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, cnt, NULL);
@@ -714,23 +714,25 @@ static effdim_status read_dataset(hid_t loc, const char *name, H5T_class_t want,
 effdim_status effdim_h5_read_doubles(hid_t loc, const char *name, double *out, size_t count,
                                      effdim_error *err)
 {
-    return read_dataset(loc, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, sizeof *out, out, count, 0, err);
+    return read_dataset(loc, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, sizeof *out, out, count, 0, 0, err);
 }
 
 effdim_status effdim_h5_read_int64s(hid_t loc, const char *name, int64_t *out, size_t count,
                                     effdim_error *err)
 {
-    return read_dataset(loc, name, H5T_INTEGER, H5T_NATIVE_INT64, sizeof *out, out, count, 0, err);
+    return read_dataset(loc, name, H5T_INTEGER, H5T_NATIVE_INT64, sizeof *out, out, count, 0, 0, err);
 }
 
-effdim_status effdim_h5_read_doubles_rows(hid_t loc, const char *name, size_t rows, double *out,
-                                          size_t count, effdim_error *err)
+effdim_status effdim_h5_read_doubles_rows(hid_t loc, const char *name, size_t first, size_t rows,
+                                          double *out, size_t count, effdim_error *err)
 {
-    return read_dataset(loc, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, sizeof *out, out, count, rows, err);
+    return read_dataset(loc, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, sizeof *out, out, count, first,
+                        rows, err);
 }
 
-effdim_status effdim_h5_read_int64s_rows(hid_t loc, const char *name, size_t rows, int64_t *out,
-                                         size_t count, effdim_error *err)
+effdim_status effdim_h5_read_int64s_rows(hid_t loc, const char *name, size_t first, size_t rows,
+                                         int64_t *out, size_t count, effdim_error *err)
 {
-    return read_dataset(loc, name, H5T_INTEGER, H5T_NATIVE_INT64, sizeof *out, out, count, rows, err);
+    return read_dataset(loc, name, H5T_INTEGER, H5T_NATIVE_INT64, sizeof *out, out, count, first,
+                        rows, err);
 }

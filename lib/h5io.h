@@ -108,11 +108,12 @@ effdim_status effdim_h5_read_doubles(hid_t loc, const char *name, double *out, s
 /* Read an integer dataset into int64 memory of `count` elements. */
 effdim_status effdim_h5_read_int64s(hid_t loc, const char *name, int64_t *out, size_t count,
                                     effdim_error *err);
-/* The first `rows` rows only (count = rows times the other dimensions), in
- * blocks of at most 4 MiB; EINVAL when the data set has fewer rows. */
-effdim_status effdim_h5_read_doubles_rows(hid_t loc, const char *name, size_t rows, double *out,
-                                          size_t count, effdim_error *err);
-effdim_status effdim_h5_read_int64s_rows(hid_t loc, const char *name, size_t rows, int64_t *out,
-                                         size_t count, effdim_error *err);
+/* Rows [first, first + rows) only (count = rows times the other dimensions;
+ * rows = 0 with first = 0: all of them), in blocks of at most 4 MiB; EINVAL
+ * when the data set has fewer rows. */
+effdim_status effdim_h5_read_doubles_rows(hid_t loc, const char *name, size_t first, size_t rows,
+                                          double *out, size_t count, effdim_error *err);
+effdim_status effdim_h5_read_int64s_rows(hid_t loc, const char *name, size_t first, size_t rows,
+                                         int64_t *out, size_t count, effdim_error *err);
 
 #endif /* EFFDIM_H5IO_H */

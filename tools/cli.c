@@ -180,12 +180,17 @@ effdim_status cli_spec_for_checkpoint(const char *ckpt_path, const char *spec, c
     return effdim_data_spec_relative_to(spec, dir, out, err);
 }
 
+static effdim_comm *the_comm; /* tools/effdim.c sets it (cli_set_comm) */
+
 effdim_status cli_load_data(const char *ckpt_path, const effdim_mlp *m, const char *spec,
                             int recorded, effdim_dataset **ds, effdim_error *err)
 {
     char *resolved = NULL; /* a recorded spec's paths are relative to the checkpoint's folder */
     if (recorded && cli_spec_of_checkpoint(ckpt_path, spec, &resolved, err)) return err->code;
-    effdim_status st = effdim_dataset_from_spec(resolved ? resolved : spec, ds, err);
+    /* under mpirun only this rank's share of the rows (effdim_comm_share) */
+    effdim_status st = effdim_dataset_from_spec_share(resolved ? resolved : spec,
+                                                      effdim_comm_size(the_comm),
+                                                      effdim_comm_rank(the_comm), ds, NULL, err);
     free(resolved);
     if (st && recorded) { /* say where the spec came from */
         char msg[EFFDIM_ERROR_MAX];
@@ -205,8 +210,7 @@ static effdim_status load_model_and_data(const char *ckpt_path, const char *give
     if (!*spec)
         return effdim_error_set(err, EFFDIM_ENOTFOUND,
                                 "%s: /training: no data_spec recorded; pass --data SPEC", ckpt_path);
-    st = cli_load_data(ckpt_path, &(*ck)->mlp, *spec, !given, ds, err);
-    return st ? st : effdim_comm_keep_share(cli_comm(), *ds, *spec, err);
+    return cli_load_data(ckpt_path, &(*ck)->mlp, *spec, !given, ds, err);
 }
 
 effdim_status cli_load_model_and_data(const char *ckpt_path, const char *given,
@@ -217,9 +221,7 @@ effdim_status cli_load_model_and_data(const char *ckpt_path, const char *given,
     return effdim_comm_agree(cli_comm(), st, err);
 }
 
-/* ---- MPI ranks (tools/effdim.c sets the communicator) ---- */
-
-static effdim_comm *the_comm;
+/* ---- MPI ranks (tools/effdim.c sets the communicator; the_comm is declared above) ---- */
 
 void cli_set_comm(effdim_comm *c) { the_comm = c; }
 effdim_comm *cli_comm(void) { return the_comm; }

@@ -244,7 +244,7 @@ static int setup(diag_run *R)
         return CLI_EXIT_USAGE;
     }
     effdim_blas_set_threads(o->threads);
-    /* under mpirun each rank keeps its share of the rows; a rank's failure reaches all */
+    /* under mpirun each rank loads only its share of the rows (cli_load_data); a rank's failure reaches all */
     effdim_status st = cli_load_checkpoint(o->ckpt, o->data, &R->ckpt, &R->spec, &err);
     st = effdim_comm_agree(cli_comm(), st, &err);
     if (st) return cli_fail(CMD, &err);
@@ -253,7 +253,6 @@ static int setup(diag_run *R)
                           "%s records no training data; give the data with --data SPEC",
                           o->ckpt);
     if (R->spec) st = cli_load_data(o->ckpt, &R->ckpt->mlp, R->spec, !o->data, &R->ds, &err);
-    if (!st && R->ds) st = effdim_comm_keep_share(cli_comm(), R->ds, R->spec, &err);
     if (effdim_comm_agree(cli_comm(), st, &err)) return cli_fail(CMD, &err);
     /* refuse what cannot work before any long computation */
     if (effdim_diag_job_check(R->ckpt, o->ckpt, R->ds, R->methods, R->n_methods, &R->p, &err))

@@ -324,7 +324,8 @@ static int parse_args(train_opts *o, int argc, char **argv)
 typedef struct run {
     train_opts *o;
     effdim_train_params p;
-    effdim_dataset *train, *test;
+    effdim_dataset *train, *test;    /* train: this rank's share under mpirun */
+    size_t n_train;                  /* the training set's rows (all ranks') */
     effdim_checkpoint *ckpt;         /* the model, theta, state, provenance; saved at the end */
     char *data_spec, *test_spec;     /* copied from --init (saving replaces its strings) */
     cli_progress_sink sink;
@@ -459,7 +460,7 @@ static int choose_optimizer(run *R)
     if (p->optimizer == EFFDIM_OPTIM_IVON && (isnan(p->optim.lr) || isnan(p->optim.ess)))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--opt ivon needs --lr X (of the order of an SGD "
                           "rate, e.g. 0.1) and --ess N (normally the training-set size, here "
-                          "%zu)", R->train->n);
+                          "%zu)", R->n_train);
     effdim_optim *check = NULL; /* the hyperparameters' range checks, as a usage error */
     if (effdim_optim_alloc(p->optimizer, &p->optim, 1, &check, &err))
         return err.code == EFFDIM_ENOMEM ? cli_fail(CMD, &err)
@@ -504,7 +505,10 @@ static int load_data(run *R)
 {
     effdim_error err;
     train_opts *o = R->o;
-    effdim_status st = effdim_dataset_from_spec(o->data, &R->train, &err);
+    /* under mpirun: only this rank's share of the training rows (the test set whole) */
+    effdim_status st = effdim_dataset_from_spec_share(o->data, effdim_comm_size(cli_comm()),
+                                                      effdim_comm_rank(cli_comm()), &R->train,
+                                                      &R->n_train, &err);
     if (!st && o->test) st = effdim_dataset_from_spec(o->test, &R->test, &err);
     if (effdim_comm_agree(cli_comm(), st, &err)) return cli_fail(CMD, &err); /* any rank's */
     if (R->test && (R->test->d != R->train->d || R->test->kind != R->train->kind))
@@ -660,11 +664,7 @@ int cmd_train(int argc, char **argv)
     rc = setup(&R);
     effdim_error err;
     effdim_status st = EFFDIM_OK;
-    if (!rc) { /* under mpirun: this rank's share of the training rows (the test set whole) */
-        st = effdim_comm_keep_share(cli_comm(), R.train, o.data, &err);
-        R.p.comm = cli_comm();
-        if (st) rc = cli_fail(CMD, &err);
-    }
+    R.p.comm = cli_comm(); /* R.train is this rank's share (load_data) */
     if (!rc) { /* the job */
         cli_progress_sink_init(&R.sink, CMD);
         snprintf(R.sink.stage, sizeof R.sink.stage, "train");

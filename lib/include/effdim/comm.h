@@ -105,7 +105,9 @@ EFFDIM_API effdim_status effdim_comm_check_rows(const effdim_comm *c, size_t n, 
  * ds->n becomes the share's size; X, labels and Y keep those rows only. The
  * data set must be the whole set, the same on every rank. EINVAL (naming
  * `what`) when it has fewer rows than ranks. NULL comm or one rank: ds is
- * left as it is. Not collective. */
+ * left as it is. Not collective. For an in-memory data set of the caller's;
+ * a data spec loads only its share with effdim_dataset_from_spec_share
+ * (effdim/data.h), which the command uses. */
 EFFDIM_API effdim_status effdim_comm_keep_share(const effdim_comm *c, effdim_dataset *ds,
                                                 const char *what, effdim_error *err);
 

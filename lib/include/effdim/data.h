@@ -96,6 +96,22 @@ EFFDIM_API effdim_status effdim_dataset_validate(const effdim_dataset *ds, const
 EFFDIM_API effdim_status effdim_dataset_from_spec(const char *spec, effdim_dataset **out,
                                                   effdim_error *err);
 
+/* Rank `rank`'s share of a spec's rows for `ranks` ranks (effdim/comm.h:
+ * rows [r n / R, (r + 1) n / R) of the n rows the spec selects, after n= and
+ * subset=), bitwise what effdim_dataset_from_spec followed by keeping that
+ * share gives; *n_total (may be NULL) receives n. ranks <= 1: the whole set.
+ * Only the share's rows are read and stored for fashion-mnist and mnist-idx
+ * (every label is read: k and subset=random need them) and for h5 with the
+ * first rows (hyperslabs of /X and /y; all selected labels for k); label_noise
+ * and scale are applied to the share exactly as to the whole set. The whole
+ * set is loaded and the share kept for standardize=1 (column statistics of
+ * every row), h5 with subset=random, csv, the UCI sets and the generators
+ * (docs/scaling.md). EINVAL with effdim_comm_check_rows's message when n is
+ * below ranks. No MPI: plain arguments, so any process may load any share. */
+EFFDIM_API effdim_status effdim_dataset_from_spec_share(const char *spec, int ranks, int rank,
+                                                        effdim_dataset **out, size_t *n_total,
+                                                        effdim_error *err);
+
 /* The files a spec reads (csv:FILE, h5:FILE, mnist-idx:IMAGES,LABELS): up to
  * cap of them into paths[i] (each buffer path_cap bytes), their count in *n;
  * 0 for generated data, fashion-mnist and a spec that does not parse. Used
@@ -237,6 +253,14 @@ EFFDIM_API effdim_status effdim_dataset_standardize_targets(effdim_dataset *ds,
 EFFDIM_API void effdim_dataset_scale(effdim_dataset *ds, double factor);
 /* Replace round(fraction * n) labels, chosen at random, by a uniformly random
  * different class. LABELS only. *changed receives the count when non-NULL. */
+/* The same for a share: ds holds rows [first, first + ds->n) of a set of
+ * n_total rows, and receives exactly the changes effdim_dataset_label_noise
+ * makes to those rows of the whole set (which is this with n_total = ds->n,
+ * first = 0). *changed: the count in the share. */
+EFFDIM_API effdim_status effdim_dataset_label_noise_share(effdim_dataset *ds, size_t n_total,
+                                                          size_t first, double fraction,
+                                                          uint64_t seed, size_t *changed,
+                                                          effdim_error *err);
 EFFDIM_API effdim_status effdim_dataset_label_noise(effdim_dataset *ds, double fraction,
                                                     uint64_t seed, size_t *changed,
                                                     effdim_error *err);
