@@ -267,7 +267,7 @@ static effdim_status run_method(djob *J, effdim_diag_method meth, effdim_error *
     /* sums over rows (ggn, ef, hessian): the ranks' shares, weighted to the global scale */
     if (effdim_comm_size(J->p->comm) > 1 &&
         (meth == EFFDIM_DIAG_GGN || meth == EFFDIM_DIAG_EF || meth == EFFDIM_DIAG_HESSIAN)) {
-        double w = m->reduction == EFFDIM_REDUCTION_MEAN ? (double)n / (double)J->n_all : 1.0;
+        double w = effdim_mlp_share_weight(m, n, J->n_all);
         if (!st && w != 1.0)
             for (size_t i = 0; i < m->n_params; ++i) r->v[i] *= w;
         st = effdim_comm_sum(J->p->comm, r->v, m->n_params, st, err);

@@ -44,7 +44,7 @@ effdim_status effdim_hvp_operator_comm(const effdim_mlp *m, const double *theta,
         effdim_operator_free(inner);
         return st;
     }
-    double weight = m->reduction == EFFDIM_REDUCTION_MEAN ? (double)ds->n / n_all : 1.0;
+    double weight = effdim_mlp_share_weight(m, ds->n, (size_t)n_all);
     st = effdim_comm_operator_make(inner, comm, weight, params->prior, 1, out, err);
     st = effdim_comm_agree(comm, st, err);
     if (st) {

@@ -7,8 +7,7 @@
 #include "effdim/mlp.h"
 #include "internal.h"
 
-/* the weight of this rank's mean or sum in the loss over all rows */
-static double share_weight(const effdim_mlp *m, size_t n_rows, size_t n_all)
+double effdim_mlp_share_weight(const effdim_mlp *m, size_t n_rows, size_t n_all)
 {
     return m->reduction == EFFDIM_REDUCTION_MEAN ? (double)n_rows / (double)n_all : 1.0;
 }
@@ -29,7 +28,7 @@ effdim_status effdim_mlp_loss_grad_comm(const effdim_mlp *m, const double *theta
     double l = 0.0;
     if (!st && n_rows) st = effdim_mlp_loss_grad(m, theta, ds, rows, n_rows, &l, grad, ws, err);
     else if (!st && grad) memset(grad, 0, m->n_params * sizeof *grad);
-    double w = st ? 1.0 : share_weight(m, n_rows, n_all);
+    double w = st ? 1.0 : effdim_mlp_share_weight(m, n_rows, n_all);
     l *= w;
     if (!st && grad && w != 1.0)
         for (size_t i = 0; i < m->n_params; ++i) grad[i] *= w;
@@ -55,7 +54,7 @@ effdim_status effdim_mlp_evaluate_comm(const effdim_mlp *m, const double *theta,
     double v[2] = {0.0, 0.0};
     if (!st && n_rows) st = effdim_mlp_evaluate(m, theta, ds, rows, n_rows, &v[0], &v[1], ws, err);
     if (!st) {
-        v[0] *= share_weight(m, n_rows, n_all);
+        v[0] *= effdim_mlp_share_weight(m, n_rows, n_all);
         v[1] *= (double)n_rows / (double)n_all; /* a fraction of rows: always the mean */
     }
     st = effdim_comm_sum(comm, v, 2, st, err);

@@ -128,6 +128,12 @@ EFFDIM_API size_t effdim_mlp_n_classes(const effdim_mlp *m);
  * mean over zero rows. */
 EFFDIM_API double effdim_mlp_loss_scale(const effdim_mlp *m, size_t n_rows);
 
+/* The weight of a share's loss (or gradient, product, diagonal) computed
+ * over its own n_rows rows in the loss over all n_all rows: n_rows / n_all
+ * for mean reduction (a share's mean scaled to the global mean), 1 for sum.
+ * Every data-parallel path (ranks, effdim/comm.h) uses this one definition. */
+EFFDIM_API double effdim_mlp_share_weight(const effdim_mlp *m, size_t n_rows, size_t n_all);
+
 /* Layer l's block of theta: its weight then its bias, contiguous, starting at
  * *offset (= w_off[l]) with *size = sizes[l+1] * (sizes[l] + 1) entries.
  * l must be < n_layers. */
