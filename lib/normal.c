@@ -59,15 +59,22 @@ uint64_t effdim_mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-void effdim_normal_seed(effdim_normal_rng *r, uint64_t seed, uint64_t stream)
+void effdim_normal_seed_segment(effdim_normal_rng *r, uint64_t seed, uint64_t stream,
+                                uint64_t segment)
 {
     const uint64_t k = effdim_mix64(seed);
+    const uint64_t seg = segment ? effdim_mix64(segment ^ 0xd1b54a32d192ed03ull) : 0;
     for (int j = 0; j < EFFDIM_NORMAL_LANES; ++j) {
-        const uint64_t x = k ^ effdim_mix64(stream + GOLDEN * (uint64_t)(j + 1));
+        const uint64_t x = k ^ seg ^ effdim_mix64(stream + GOLDEN * (uint64_t)(j + 1));
         uint64_t any = 0;
         for (int w = 0; w < 4; ++w) any |= r->s[w][j] = effdim_mix64(x + GOLDEN * (uint64_t)w);
         if (!any) r->s[0][j] = 1; /* xoshiro's one forbidden state */
     }
+}
+
+void effdim_normal_seed(effdim_normal_rng *r, uint64_t seed, uint64_t stream)
+{
+    effdim_normal_seed_segment(r, seed, stream, 0);
 }
 
 static int force_scalar;

@@ -27,7 +27,13 @@
  *
  * A fill of n numbers consumes ceil(n / 8) blocks; the unused draws of a
  * last partial block are dropped, so the stream depends on the sequence of
- * fill lengths (IVON fills P numbers per sample).
+ * fill lengths.
+ *
+ * IVON's samples draw their normals by segments of EFFDIM_NORMAL_SEGMENT
+ * weights: segment k of the sample (seed, stream, segment) comes from the
+ * generator effdim_normal_seed_segment(seed, stream, segment + k), filled in
+ * chunks of 2048: a sample is a pure function of (seed, stream, segment)
+ * and the weight's index, whatever the order or grouping of the fills.
  */
 #ifndef EFFDIM_NORMAL_H
 #define EFFDIM_NORMAL_H
@@ -40,6 +46,7 @@
 
 #define EFFDIM_NORMAL_LANES 4
 #define EFFDIM_NORMAL_BLOCK (2 * EFFDIM_NORMAL_LANES)
+#define EFFDIM_NORMAL_SEGMENT 65536
 
 typedef struct effdim_normal_rng {
     uint64_t s[4][EFFDIM_NORMAL_LANES]; /* xoshiro256++ state: word w of lane j is s[w][j] */
@@ -49,6 +56,17 @@ typedef struct effdim_normal_rng {
  * successive splitmix64 outputs started at
  * mix64(seed) ^ mix64(stream + 0x9e3779b97f4a7c15 (j + 1)). */
 void effdim_normal_seed(effdim_normal_rng *r, uint64_t seed, uint64_t stream);
+/* The generator of a segment: segment 0 is effdim_normal_seed(seed, stream);
+ * segment k > 0 XORs mix64(k ^ 0xd1b54a32d192ed03) into each lane's start. */
+void effdim_normal_seed_segment(effdim_normal_rng *r, uint64_t seed, uint64_t stream,
+                                uint64_t segment);
+
+/* Where a weight sample's normals come from (see above); each sample of P
+ * weights advances segment by ceil(P / EFFDIM_NORMAL_SEGMENT), so the samples
+ * of one step (seed, stream) use disjoint generators. */
+typedef struct effdim_normal_stream {
+    uint64_t seed, stream, segment;
+} effdim_normal_stream;
 
 /* n standard normal draws into out (see above). */
 void effdim_normal_fill(effdim_normal_rng *r, double *out, size_t n);
@@ -61,22 +79,31 @@ void effdim_normal_pair(uint64_t a, uint64_t c, double *z0, double *z1);
  * CPU has them (0, the default); for the test that they agree bitwise. */
 void effdim_normal_force_scalar(int on);
 
+/* The widest loop IVON's update may use where the CPU has it: 2 AVX-512 (the
+ * default), 1 AVX2, 0 scalar; for the test that they agree bitwise. Defined
+ * in lib/optim.c. */
+void effdim_optim_ivon_loops(int cap);
+
 /* splitmix64's finaliser (Steele, Lea and Flood 2014), a 64-bit mixer. */
 uint64_t effdim_mix64(uint64_t x);
 
-/* IVON's weight sample with the normals drawn here, in blocks, without an
- * eps array in memory: the same as effdim_optim_ivon_sample(opt, m, eps,
- * theta_s) with eps = effdim_normal_fill(r, P). Defined in lib/optim.c. */
+/* IVON's weight sample with the normals of ns drawn here, by segments,
+ * without an eps array in memory: the same as effdim_optim_ivon_sample(opt,
+ * m, eps, theta_s) with eps the segments' normals; advances ns->segment.
+ * Defined in lib/optim.c. */
 effdim_status effdim_optim_ivon_sample_normal(effdim_optim *opt, const double *m,
-                                              effdim_normal_rng *r, double *theta_s,
+                                              effdim_normal_stream *ns, double *theta_s,
                                               effdim_error *err);
 
 /* effdim_optim_step(opt, m, grad, lr) and then
  * effdim_optim_ivon_sample_normal(opt, m, next, theta_s) in one pass over the
- * vectors (the new m and sigma go straight into the next sample): bitwise
- * the same numbers, one pass fewer. Defined in lib/optim.c. */
+ * vectors: bitwise the same m, h, g and next sample. theta_s holds, on entry,
+ * the sample grad was taken at (as the last sample call or this one left
+ * it): the perturbation is theta_s - m, so the noise vector is not stored,
+ * and the next step must come through this call too (effdim_optim_step and
+ * effdim_optim_ivon_accumulate refuse the sample). Defined in lib/optim.c. */
 effdim_status effdim_optim_ivon_step_and_sample(effdim_optim *opt, double *m, const double *grad,
-                                               double lr, effdim_normal_rng *next,
+                                               double lr, effdim_normal_stream *next,
                                                double *theta_s, effdim_error *err);
 
 #endif /* EFFDIM_NORMAL_H */

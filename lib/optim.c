@@ -192,7 +192,6 @@ void effdim_optim_free(effdim_optim *opt)
     free(opt->hess);
     free(opt->momentum);
     free(opt->noise);
-    free(opt->sigma);
     free(opt->avg_grad);
     free(opt->avg_hess);
     free(opt);
@@ -231,7 +230,6 @@ effdim_status effdim_optim_alloc(effdim_optim_kind kind, const effdim_optim_para
         if ((st = alloc_vec(&opt->hess, n, "hess", err)) ||
             (st = alloc_vec(&opt->momentum, n, "momentum", err)) ||
             (st = alloc_vec(&opt->noise, n, "ivon noise", err)) ||
-            (st = alloc_vec(&opt->sigma, n, "ivon sigma", err)) ||
             (st = alloc_vec(&opt->avg_grad, n, "ivon gradient mean", err)) ||
             (st = alloc_vec(&opt->avg_hess, n, "ivon hessian mean", err)))
             goto fail;
@@ -266,7 +264,6 @@ void effdim_optim_reset(effdim_optim *opt)
     opt->momentum_ready = 0;
     opt->n_samples = 0;
     opt->sampled = 0;
-    opt->sigma_ready = 0;
 }
 
 /* ---- the steps ----
@@ -472,21 +469,36 @@ static void adam_step(effdim_optim *opt, double *p, const double *g, double lr)
 
 /* ---- IVON ----
  *
- * Every operation is element-wise: plain loops, cloned for x86-64-v3 and
- * auto-vectorised (GCC: math-errno off in them, so sqrt vectorises; its
- * argument ess (h + wd) is always > 0). sqrt, division, multiplication and
- * addition are correctly rounded in scalar and vector forms alike, and C11
- * mode keeps GCC from contracting into FMAs, so every path gives bitwise the
- * same results.
+ * Every operation is element-wise. The definitions every path shares:
  *
- * Cost: the step keeps sigma = 1/sqrt(ess (h + wd)) (scratch, recomputed
- * from h after a restore), so the sample is one multiply-add per weight and
- * the update divides once and takes one square root per weight, as Adam's
- * does: 1/(h + wd) is ess sigma^2 (a few ulp from the quotient), and the new
- * sigma comes from the new h exactly as a restore would compute it, so a
- * resumed run stays bitwise on the uninterrupted one. The last sample's
- * gradient may go straight to the step (effdim_optim_step with grad), which
- * folds it into the means in the same pass. */
+ *   sigma   = sqrt((1 / (h + wd)) (1 / ess))     the sample's scale
+ *   theta_s = m + sigma eps
+ *   n_s     = theta_s - m                         the perturbation the gradient
+ *                                                 saw, exactly as rounded
+ *
+ * and the step divides once by the old h + wd (r = (hhat - h)/(h + wd)) and
+ * takes one reciprocal 1/(h_new + wd), which gives both the update and the
+ * next sigma: two divisions and one square root per weight, as Adam's.
+ * sqrt, division, multiplication and addition are correctly rounded in
+ * scalar and vector forms alike and C11 mode keeps GCC from contracting into
+ * FMAs, so the scalar loops, their x86-64-v3 clones and the AVX2 update give
+ * bitwise the same numbers.
+ *
+ * Cost. With one sample a step the training loop calls
+ * effdim_optim_ivon_step_and_sample: one pass that reads m, h, g, the
+ * gradient and the sample it was taken at (n_s = theta_s - m from these, so
+ * no noise or sigma vector goes through memory), writes m, h, g and the next
+ * sample over the old one, and draws the next sample's normals in L1-sized
+ * chunks straight into the loop: 5 vectors read and 4 written, against
+ * Adam's 4 and 3. A sample's normals come by segments of
+ * EFFDIM_NORMAL_SEGMENT weights, segment k from its own generator (seed,
+ * stream, k): the sample is a pure function of (seed, stream, weight index).
+ * The update is latency-bound (two divisions and a square root in one
+ * chain): its AVX-512 loop keeps 8 weights an iteration in flight.
+ * (Splitting these passes over a second thread was measured and dropped:
+ * with OpenBLAS's pool threads spinning on the other core between the
+ * gradient's products, a second thread there slowed both IVON's and Adam's
+ * steps down, 2026-12-02, docs/performance.md.) */
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define EFFDIM_NO_ERRNO __attribute__((optimize("no-math-errno")))
@@ -495,21 +507,23 @@ static void adam_step(effdim_optim *opt, double *p, const double *g, double lr)
 #endif
 
 EFFDIM_CLONES EFFDIM_NO_ERRNO
-static void ivon_sigma_loop(size_t n, const double *restrict h, double ess, double wd,
+static void ivon_sigma_loop(size_t n, const double *restrict h, double iess, double wd,
                             double *restrict sigma)
 {
-    for (size_t i = 0; i < n; ++i) sigma[i] = 1.0 / sqrt(ess * (h[i] + wd));
+    for (size_t i = 0; i < n; ++i) sigma[i] = sqrt((1.0 / (h[i] + wd)) * iess);
 }
 
-/* noise = sigma eps, theta_s = m + noise; eps and theta_s may alias */
-EFFDIM_CLONES
-static void ivon_sample_loop(size_t n, const double *restrict sigma, const double *restrict m,
-                             const double *eps, double *restrict noise, double *theta_s)
+/* theta_s = m + sigma eps (sigma from h), noise = theta_s - m; eps and
+ * theta_s may alias (eps[i] is read before theta_s[i] is written) */
+EFFDIM_CLONES EFFDIM_NO_ERRNO
+static void ivon_sample_loop(size_t n, const double *restrict h, double iess, double wd,
+                             const double *restrict m, const double *eps, double *restrict noise,
+                             double *theta_s)
 {
     for (size_t i = 0; i < n; ++i) {
-        const double ns = sigma[i] * eps[i];
-        noise[i] = ns;
-        theta_s[i] = m[i] + ns; /* eps[i] is read before theta_s[i] is written */
+        const double t = m[i] + sqrt((1.0 / (h[i] + wd)) * iess) * eps[i];
+        theta_s[i] = t;
+        noise[i] = t - m[i];
     }
 }
 
@@ -548,31 +562,36 @@ static void ivon_accumulate_loop(size_t n, const double *restrict g, const doubl
 typedef struct ivon_coef {
     double b1, a1, a2;  /* beta1, 1 - beta1, 1 - beta2 */
     double wd, ess, r;  /* delta, lambda, clip radius */
+    double iess;        /* 1 / ess */
     double idebias;     /* 1 / (1 - beta1^t), or 1 */
     double step;        /* the effective lr */
     double inv;         /* 1 / samples, for a gradient folded in by the step */
 } ivon_coef;
 
-/* One step. fold: 0 the means are in ag, ah; 1 grad is the step's only
- * sample; 2 grad is its last sample, folded into ag, ah (inv = 1/count).
- * The scalar loop; ivon_update_avx2 does the same operations 4 at a time
- * (GCC does not vectorise this loop: its sqrt keeps an errno branch). */
+/* One step over n weights. fold: 0 the means are in ag, ah; 1 grad is the
+ * step's only sample; 2 grad is its last sample, folded into ag, ah (inv =
+ * 1/count). The sample's perturbation (price, fold != 0): noise[i], or, with
+ * noise NULL, theta_s[i] - m[i] (theta_s then holds the sample grad was taken
+ * at). eps non-NULL: the next sample, theta_s = m + sigma eps with the new m
+ * and h, written over the old one. The scalar loop; ivon_update_avx2 does the
+ * same operations 4 at a time (GCC does not vectorise this loop: its sqrt
+ * keeps an errno branch). */
 static void ivon_update_scalar(size_t n, const ivon_coef *c, const int price, const int fold,
                                double *restrict m, double *restrict h, double *restrict g,
-                               double *restrict sigma, const double *restrict ag,
-                               const double *restrict ah, const double *restrict grad,
-                               double *restrict noise, const double *restrict eps,
-                               double *restrict theta_s)
+                               const double *restrict ag, const double *restrict ah,
+                               const double *restrict grad, const double *restrict noise,
+                               const double *restrict eps, double *restrict theta_s)
 {
     const double b1 = c->b1, a1 = c->a1, a2 = c->a2, wd = c->wd, ess = c->ess, r = c->r;
-    const double idebias = c->idebias, step = c->step, inv = c->inv;
+    const double iess = c->iess, idebias = c->idebias, step = c->step, inv = c->inv;
     for (size_t i = 0; i < n; ++i) {
         double gb, hb;
         if (fold == 0) {
             gb = ag[i];
             hb = ah[i];
         } else {
-            const double x = price ? noise[i] * grad[i] : grad[i] * grad[i];
+            double x = grad[i] * grad[i];
+            if (price) x = (noise ? noise[i] : theta_s[i] - m[i]) * grad[i];
             if (fold == 1) {
                 gb = grad[i];
                 hb = x;
@@ -581,25 +600,20 @@ static void ivon_update_scalar(size_t n, const ivon_coef *c, const int price, co
                 hb = ah[i] + (x - ah[i]) * inv;
             }
         }
-        const double hd = h[i] + wd;                  /* old h + delta > 0 */
-        const double ihd = (ess * sigma[i]) * sigma[i]; /* 1 / (h + delta) */
+        const double hd = h[i] + wd; /* old h + delta > 0 */
         const double hhat = price ? ess * hd * hb : ess * hb;
         const double gi = b1 * g[i] + a1 * gb;
         /* h + wd <- (h + wd)(1/2 + (1/2)(1 + a r)^2), r = (hhat - h)/(h + wd) */
-        const double q = 1.0 + a2 * ((hhat - h[i]) * ihd);
+        const double q = 1.0 + a2 * ((hhat - h[i]) / hd);
         const double hn = hd * (0.5 + 0.5 * q * q) - wd; /* the new h */
-        const double sn = 1.0 / sqrt(ess * (hn + wd));   /* as ivon_sigma_loop computes it */
-        double d = (gi * idebias + wd * m[i]) * ((ess * sn) * sn);
+        const double ihn = 1.0 / (hn + wd);
+        double d = (gi * idebias + wd * m[i]) * ihn;
         d = d > r ? r : d < -r ? -r : d;
+        const double mn = m[i] - step * d;
         g[i] = gi;
         h[i] = hn;
-        sigma[i] = sn;
-        m[i] -= step * d;
-        if (eps) { /* the next step's sample, as ivon_sample_loop draws it */
-            const double ns = sn * eps[i];
-            noise[i] = ns;
-            theta_s[i] = m[i] + ns;
-        }
+        m[i] = mn;
+        if (eps) theta_s[i] = mn + sqrt(ihn * iess) * eps[i]; /* as ivon_sample_loop */
     }
 }
 
@@ -608,24 +622,31 @@ static void ivon_update_scalar(size_t n, const ivon_coef *c, const int price, co
  * fma, as the scalar code: bitwise the same); returns the elements done. */
 __attribute__((target("avx2,fma"))) static size_t
 ivon_update_avx2(size_t n, const ivon_coef *c, int price, int fold, double *m, double *h,
-                 double *g, double *sigma, const double *ag, const double *ah, const double *grad,
-                 double *noise, const double *eps, double *theta_s)
+                 double *g, const double *ag, const double *ah, const double *grad,
+                 const double *noise, const double *eps, double *theta_s)
 {
     const __m256d b1 = _mm256_set1_pd(c->b1), a1 = _mm256_set1_pd(c->a1);
     const __m256d a2 = _mm256_set1_pd(c->a2), wd = _mm256_set1_pd(c->wd);
     const __m256d ess = _mm256_set1_pd(c->ess), r = _mm256_set1_pd(c->r);
     const __m256d nr = _mm256_set1_pd(-c->r), idebias = _mm256_set1_pd(c->idebias);
     const __m256d step = _mm256_set1_pd(c->step), inv = _mm256_set1_pd(c->inv);
+    const __m256d iess = _mm256_set1_pd(c->iess);
     const __m256d one = _mm256_set1_pd(1.0), half = _mm256_set1_pd(0.5);
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
+        const __m256d mi = _mm256_loadu_pd(m + i);
         __m256d gb, hb;
         if (fold == 0) {
             gb = _mm256_loadu_pd(ag + i);
             hb = _mm256_loadu_pd(ah + i);
         } else {
             const __m256d gr = _mm256_loadu_pd(grad + i);
-            const __m256d x = _mm256_mul_pd(price ? _mm256_loadu_pd(noise + i) : gr, gr);
+            __m256d x = _mm256_mul_pd(gr, gr);
+            if (price) {
+                const __m256d e = noise ? _mm256_loadu_pd(noise + i)
+                                        : _mm256_sub_pd(_mm256_loadu_pd(theta_s + i), mi);
+                x = _mm256_mul_pd(e, gr);
+            }
             if (fold == 1) {
                 gb = gr;
                 hb = x;
@@ -635,71 +656,191 @@ ivon_update_avx2(size_t n, const ivon_coef *c, int price, int fold, double *m, d
                 hb = _mm256_add_pd(ah0, _mm256_mul_pd(_mm256_sub_pd(x, ah0), inv));
             }
         }
-        const __m256d hi = _mm256_loadu_pd(h + i), si = _mm256_loadu_pd(sigma + i);
-        const __m256d mi = _mm256_loadu_pd(m + i);
+        const __m256d hi = _mm256_loadu_pd(h + i);
         const __m256d hd = _mm256_add_pd(hi, wd);
-        const __m256d ihd = _mm256_mul_pd(_mm256_mul_pd(ess, si), si);
         const __m256d hhat = price ? _mm256_mul_pd(_mm256_mul_pd(ess, hd), hb) : _mm256_mul_pd(ess, hb);
         const __m256d gi =
             _mm256_add_pd(_mm256_mul_pd(b1, _mm256_loadu_pd(g + i)), _mm256_mul_pd(a1, gb));
         const __m256d q =
-            _mm256_add_pd(one, _mm256_mul_pd(a2, _mm256_mul_pd(_mm256_sub_pd(hhat, hi), ihd)));
+            _mm256_add_pd(one, _mm256_mul_pd(a2, _mm256_div_pd(_mm256_sub_pd(hhat, hi), hd)));
         const __m256d hn = _mm256_sub_pd(
             _mm256_mul_pd(hd, _mm256_add_pd(half, _mm256_mul_pd(_mm256_mul_pd(half, q), q))), wd);
-        const __m256d sn =
-            _mm256_div_pd(one, _mm256_sqrt_pd(_mm256_mul_pd(ess, _mm256_add_pd(hn, wd))));
+        const __m256d ihn = _mm256_div_pd(one, _mm256_add_pd(hn, wd));
         __m256d d = _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(gi, idebias), _mm256_mul_pd(wd, mi)),
-                                  _mm256_mul_pd(_mm256_mul_pd(ess, sn), sn));
+                                  ihn);
         /* d > r ? r : d < -r ? -r : d (NaN stays) */
         d = _mm256_blendv_pd(d, r, _mm256_cmp_pd(d, r, _CMP_GT_OQ));
         d = _mm256_blendv_pd(d, nr, _mm256_cmp_pd(d, nr, _CMP_LT_OQ));
         const __m256d mn = _mm256_sub_pd(mi, _mm256_mul_pd(step, d));
         _mm256_storeu_pd(g + i, gi);
         _mm256_storeu_pd(h + i, hn);
-        _mm256_storeu_pd(sigma + i, sn);
         _mm256_storeu_pd(m + i, mn);
         if (eps) {
-            const __m256d ns = _mm256_mul_pd(sn, _mm256_loadu_pd(eps + i));
-            _mm256_storeu_pd(noise + i, ns);
-            _mm256_storeu_pd(theta_s + i, _mm256_add_pd(mn, ns));
+            const __m256d sn = _mm256_sqrt_pd(_mm256_mul_pd(ihn, iess));
+            _mm256_storeu_pd(theta_s + i, _mm256_add_pd(mn, _mm256_mul_pd(sn, _mm256_loadu_pd(eps + i))));
         }
     }
     return i;
 }
 #endif
 
-/* eps NULL: the update alone; else also the next step's sample from eps
- * (noise, theta_s), as effdim_optim_ivon_sample would draw it after the step */
+#ifdef EFFDIM_ADAM_AVX2
+/* The same operations 8 at a time (AVX-512F; bitwise the scalar loop), with
+ * the flags as compile-time constants: the loop is latency-bound (two
+ * divisions and a square root in one chain), and 8 lanes an iteration keep
+ * twice the weights in flight. (Drawing the normals inside this loop, 16 an
+ * iteration, instead of into an L1 buffer first was tried and measured no
+ * faster, 2026-12-02.) */
+#define IVON_T512 __attribute__((target("avx2,fma,avx512f")))
+#define IVON_INLINE static inline __attribute__((always_inline))
+
+typedef struct ivon512 {
+    __m512d b1, a1, a2, wd, ess, r, nr, idebias, step, inv, iess, one, half;
+} ivon512;
+
+IVON_T512 IVON_INLINE ivon512 ivon512_set(const ivon_coef *c)
+{
+    ivon512 k;
+    k.b1 = _mm512_set1_pd(c->b1);
+    k.a1 = _mm512_set1_pd(c->a1);
+    k.a2 = _mm512_set1_pd(c->a2);
+    k.wd = _mm512_set1_pd(c->wd);
+    k.ess = _mm512_set1_pd(c->ess);
+    k.r = _mm512_set1_pd(c->r);
+    k.nr = _mm512_set1_pd(-c->r);
+    k.idebias = _mm512_set1_pd(c->idebias);
+    k.step = _mm512_set1_pd(c->step);
+    k.inv = _mm512_set1_pd(c->inv);
+    k.iess = _mm512_set1_pd(c->iess);
+    k.one = _mm512_set1_pd(1.0);
+    k.half = _mm512_set1_pd(0.5);
+    return k;
+}
+
+/* weights [i, i + 8): the step, and with has_eps the next sample from eps */
+IVON_T512 IVON_INLINE void ivon512_eight(const ivon512 *k, size_t i, const int price,
+                                         const int fold, double *m, double *h, double *g,
+                                         const double *ag, const double *ah, const double *grad,
+                                         const double *noise, double *theta_s,
+                                         const int has_noise, const int has_eps, __m512d eps)
+{
+    const __m512d mi = _mm512_loadu_pd(m + i);
+    __m512d gb, hb;
+    if (fold == 0) {
+        gb = _mm512_loadu_pd(ag + i);
+        hb = _mm512_loadu_pd(ah + i);
+    } else {
+        const __m512d gr = _mm512_loadu_pd(grad + i);
+        __m512d x = _mm512_mul_pd(gr, gr);
+        if (price) {
+            const __m512d e = has_noise ? _mm512_loadu_pd(noise + i)
+                                        : _mm512_sub_pd(_mm512_loadu_pd(theta_s + i), mi);
+            x = _mm512_mul_pd(e, gr);
+        }
+        if (fold == 1) {
+            gb = gr;
+            hb = x;
+        } else {
+            const __m512d ag0 = _mm512_loadu_pd(ag + i), ah0 = _mm512_loadu_pd(ah + i);
+            gb = _mm512_add_pd(ag0, _mm512_mul_pd(_mm512_sub_pd(gr, ag0), k->inv));
+            hb = _mm512_add_pd(ah0, _mm512_mul_pd(_mm512_sub_pd(x, ah0), k->inv));
+        }
+    }
+    const __m512d hi = _mm512_loadu_pd(h + i);
+    const __m512d hd = _mm512_add_pd(hi, k->wd);
+    const __m512d hhat =
+        price ? _mm512_mul_pd(_mm512_mul_pd(k->ess, hd), hb) : _mm512_mul_pd(k->ess, hb);
+    const __m512d gi =
+        _mm512_add_pd(_mm512_mul_pd(k->b1, _mm512_loadu_pd(g + i)), _mm512_mul_pd(k->a1, gb));
+    const __m512d q =
+        _mm512_add_pd(k->one, _mm512_mul_pd(k->a2, _mm512_div_pd(_mm512_sub_pd(hhat, hi), hd)));
+    const __m512d hn = _mm512_sub_pd(
+        _mm512_mul_pd(hd, _mm512_add_pd(k->half, _mm512_mul_pd(_mm512_mul_pd(k->half, q), q))),
+        k->wd);
+    const __m512d ihn = _mm512_div_pd(k->one, _mm512_add_pd(hn, k->wd));
+    __m512d d = _mm512_mul_pd(
+        _mm512_add_pd(_mm512_mul_pd(gi, k->idebias), _mm512_mul_pd(k->wd, mi)), ihn);
+    /* d > r ? r : d < -r ? -r : d (NaN stays) */
+    d = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d, k->r, _CMP_GT_OQ), d, k->r);
+    d = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d, k->nr, _CMP_LT_OQ), d, k->nr);
+    const __m512d mn = _mm512_sub_pd(mi, _mm512_mul_pd(k->step, d));
+    _mm512_storeu_pd(g + i, gi);
+    _mm512_storeu_pd(h + i, hn);
+    _mm512_storeu_pd(m + i, mn);
+    if (has_eps) {
+        const __m512d sn = _mm512_sqrt_pd(_mm512_mul_pd(ihn, k->iess));
+        _mm512_storeu_pd(theta_s + i, _mm512_add_pd(mn, _mm512_mul_pd(sn, eps)));
+    }
+}
+
+IVON_T512 IVON_INLINE size_t ivon_avx512_kernel(size_t n, const ivon_coef *c, const int price,
+                                                const int fold, double *m, double *h, double *g,
+                                                const double *ag, const double *ah,
+                                                const double *grad, const double *noise,
+                                                const double *eps, double *theta_s,
+                                                const int has_noise, const int has_eps)
+{
+    const ivon512 k = ivon512_set(c);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        ivon512_eight(&k, i, price, fold, m, h, g, ag, ah, grad, noise, theta_s, has_noise,
+                      has_eps, has_eps ? _mm512_loadu_pd(eps + i) : _mm512_setzero_pd());
+    return i;
+}
+
+IVON_T512 static size_t ivon_update_avx512(size_t n, const ivon_coef *c, int price, int fold,
+                                           double *m, double *h, double *g, const double *ag,
+                                           const double *ah, const double *grad,
+                                           const double *noise, const double *eps,
+                                           double *theta_s)
+{
+    const int hn = noise != NULL, he = eps != NULL;
+#define IVON512(P, F, N, E)                                                                     \
+    if (price == (P) && fold == (F) && hn == (N) && he == (E))                                 \
+        return ivon_avx512_kernel(n, c, (P), (F), m, h, g, ag, ah, grad, noise, eps, theta_s, \
+                                  (N), (E));
+    /* the training loop's cases: one sample a step with the next drawn in
+     * the pass (either estimator), and the plain steps */
+    IVON512(1, 1, 0, 1) IVON512(0, 1, 0, 1) IVON512(1, 1, 1, 0) IVON512(0, 1, 1, 0)
+    IVON512(1, 2, 1, 0) IVON512(0, 2, 1, 0) IVON512(1, 0, 1, 0) IVON512(0, 0, 1, 0)
+#undef IVON512
+    return 0; /* other combinations: the AVX2 loop */
+}
+
+#endif
+
+static int ivon_loop_cap = 2;
+
+void effdim_optim_ivon_loops(int cap) { ivon_loop_cap = cap < 0 ? 0 : cap > 2 ? 2 : cap; }
+
 static void ivon_update_loop(size_t n, const ivon_coef *c, int price, int fold, double *m,
-                             double *h, double *g, double *sigma, const double *ag,
-                             const double *ah, const double *grad, double *noise,
-                             const double *eps, double *theta_s)
+                             double *h, double *g, const double *ag, const double *ah,
+                             const double *grad, const double *noise, const double *eps,
+                             double *theta_s)
 {
     size_t i = 0;
 #ifdef EFFDIM_ADAM_AVX2
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        i = ivon_update_avx2(n, c, price, fold, m, h, g, sigma, ag, ah, grad, noise, eps, theta_s);
+    if (ivon_loop_cap >= 2 && __builtin_cpu_supports("avx512f"))
+        i = ivon_update_avx512(n, c, price, fold, m, h, g, ag, ah, grad, noise, eps, theta_s);
+    if (ivon_loop_cap >= 1 && i + 4 <= n && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma"))
+        i += ivon_update_avx2(n - i, c, price, fold, m + i, h + i, g + i, ag ? ag + i : NULL,
+                              ah ? ah + i : NULL, grad ? grad + i : NULL,
+                              noise ? noise + i : NULL, eps ? eps + i : NULL,
+                              theta_s ? theta_s + i : NULL);
 #endif
     if (i < n)
-        ivon_update_scalar(n - i, c, price, fold, m + i, h + i, g + i, sigma + i,
-                           ag ? ag + i : NULL, ah ? ah + i : NULL, grad ? grad + i : NULL,
-                           noise + i, eps ? eps + i : NULL, theta_s ? theta_s + i : NULL);
+        ivon_update_scalar(n - i, c, price, fold, m + i, h + i, g + i, ag ? ag + i : NULL,
+                           ah ? ah + i : NULL, grad ? grad + i : NULL, noise ? noise + i : NULL,
+                           eps ? eps + i : NULL, theta_s ? theta_s + i : NULL);
 }
 
 effdim_status effdim_optim_ivon_sigma(const effdim_optim *opt, double *sigma, effdim_error *err)
 {
     RETURN_ERROR_IF(!opt || !sigma || opt->kind != EFFDIM_OPTIM_IVON, err, EFFDIM_EINVAL,
                     "ivon sigma: needs an ivon optimizer and an output vector");
-    ivon_sigma_loop(opt->n, opt->hess, opt->params.ess, opt->params.weight_decay, sigma);
+    ivon_sigma_loop(opt->n, opt->hess, 1.0 / opt->params.ess, opt->params.weight_decay, sigma);
     return EFFDIM_OK;
-}
-
-/* sigma from h unless the last step left it */
-static void ivon_sigma_ready(effdim_optim *opt)
-{
-    if (opt->sigma_ready) return;
-    ivon_sigma_loop(opt->n, opt->hess, opt->params.ess, opt->params.weight_decay, opt->sigma);
-    opt->sigma_ready = 1;
 }
 
 effdim_status effdim_optim_ivon_sample(effdim_optim *opt, const double *m, const double *eps,
@@ -707,29 +848,78 @@ effdim_status effdim_optim_ivon_sample(effdim_optim *opt, const double *m, const
 {
     RETURN_ERROR_IF(!opt || !m || !eps || !theta_s || opt->kind != EFFDIM_OPTIM_IVON, err,
                     EFFDIM_EINVAL, "ivon sample: needs an ivon optimizer, m, eps and theta_s");
-    ivon_sigma_ready(opt);
-    ivon_sample_loop(opt->n, opt->sigma, m, eps, opt->noise, theta_s);
+    ivon_sample_loop(opt->n, opt->hess, 1.0 / opt->params.ess, opt->params.weight_decay, m, eps,
+                     opt->noise, theta_s);
     opt->sampled = 1;
     return EFFDIM_OK;
 }
 
-/* normals drawn in L1-sized blocks (a multiple of EFFDIM_NORMAL_BLOCK), so
- * no eps array goes through memory */
+/* normals drawn in L1-sized blocks (a multiple of EFFDIM_NORMAL_BLOCK that
+ * divides EFFDIM_NORMAL_SEGMENT), so no eps array goes through memory */
 #define IVON_NORMAL_CHUNK 2048
+_Static_assert(EFFDIM_NORMAL_SEGMENT % IVON_NORMAL_CHUNK == 0 &&
+                   IVON_NORMAL_CHUNK % EFFDIM_NORMAL_BLOCK == 0,
+               "IVON's chunks tile a segment in whole blocks");
+
+static size_t ivon_segments(size_t n)
+{
+    return n / EFFDIM_NORMAL_SEGMENT + (n % EFFDIM_NORMAL_SEGMENT != 0);
+}
+
+/* One IVON pass over weights [begin, end) (whole segments but the last):
+ * the step (c non-NULL), the sample (ns non-NULL: its normals by segment),
+ * or both. */
+typedef struct ivon_pass {
+    effdim_optim *opt;
+    const ivon_coef *c;
+    int price, fold;
+    double *m;
+    const double *grad, *noise; /* noise NULL: theta_s - m */
+    const effdim_normal_stream *ns;
+    double *theta_s;
+} ivon_pass;
+
+static void ivon_pass_range(void *arg, size_t begin, size_t end)
+{
+    const ivon_pass *a = arg;
+    effdim_optim *o = a->opt;
+    if (!a->ns) { /* the step alone */
+        ivon_update_loop(end - begin, a->c, a->price, a->fold, a->m + begin, o->hess + begin,
+                         o->momentum + begin, o->avg_grad + begin, o->avg_hess + begin,
+                         a->grad ? a->grad + begin : NULL, a->noise ? a->noise + begin : NULL,
+                         NULL, NULL);
+        return;
+    }
+    const double iess = 1.0 / o->params.ess, wd = o->params.weight_decay;
+    double eps[IVON_NORMAL_CHUNK];
+    for (size_t s0 = begin; s0 < end; s0 += EFFDIM_NORMAL_SEGMENT) {
+        effdim_normal_rng rng;
+        effdim_normal_seed_segment(&rng, a->ns->seed, a->ns->stream,
+                                   a->ns->segment + s0 / EFFDIM_NORMAL_SEGMENT);
+        const size_t s1 = end - s0 < EFFDIM_NORMAL_SEGMENT ? end : s0 + EFFDIM_NORMAL_SEGMENT;
+        for (size_t i = s0; i < s1; i += IVON_NORMAL_CHUNK) {
+            const size_t len = s1 - i < IVON_NORMAL_CHUNK ? s1 - i : IVON_NORMAL_CHUNK;
+            effdim_normal_fill(&rng, eps, len);
+            if (a->c)
+                ivon_update_loop(len, a->c, a->price, a->fold, a->m + i, o->hess + i,
+                                 o->momentum + i, o->avg_grad + i, o->avg_hess + i,
+                                 a->grad ? a->grad + i : NULL, NULL, eps, a->theta_s + i);
+            else
+                ivon_sample_loop(len, o->hess + i, iess, wd, a->m + i, eps, o->noise + i,
+                                 a->theta_s + i);
+        }
+    }
+}
 
 effdim_status effdim_optim_ivon_sample_normal(effdim_optim *opt, const double *m,
-                                              effdim_normal_rng *r, double *theta_s,
+                                              effdim_normal_stream *ns, double *theta_s,
                                               effdim_error *err)
 {
-    RETURN_ERROR_IF(!opt || !m || !r || !theta_s || opt->kind != EFFDIM_OPTIM_IVON, err,
+    RETURN_ERROR_IF(!opt || !m || !ns || !theta_s || opt->kind != EFFDIM_OPTIM_IVON, err,
                     EFFDIM_EINVAL, "ivon sample: needs an ivon optimizer, m, a generator and theta_s");
-    ivon_sigma_ready(opt);
-    double eps[IVON_NORMAL_CHUNK];
-    for (size_t i = 0; i < opt->n; i += IVON_NORMAL_CHUNK) {
-        const size_t len = opt->n - i < IVON_NORMAL_CHUNK ? opt->n - i : IVON_NORMAL_CHUNK;
-        effdim_normal_fill(r, eps, len);
-        ivon_sample_loop(len, opt->sigma + i, m + i, eps, opt->noise + i, theta_s + i);
-    }
+    ivon_pass a = {opt, NULL, 0, 0, (double *)m, NULL, NULL, ns, theta_s};
+    ivon_pass_range(&a, 0, opt->n);
+    ns->segment += ivon_segments(opt->n);
     opt->sampled = 1;
     return EFFDIM_OK;
 }
@@ -738,6 +928,9 @@ effdim_status effdim_optim_ivon_accumulate(effdim_optim *opt, const double *grad
 {
     RETURN_ERROR_IF(!opt || !grad || opt->kind != EFFDIM_OPTIM_IVON, err, EFFDIM_EINVAL,
                     "ivon accumulate: needs an ivon optimizer and a gradient");
+    RETURN_ERROR_IF(opt->sampled == 2, err, EFFDIM_EINVAL,
+                    "ivon accumulate: the last sample was drawn by the step (one sample a step); "
+                    "step with its gradient instead");
     RETURN_ERROR_IF(!opt->sampled, err, EFFDIM_EINVAL,
                     "ivon accumulate: no weight sample drawn since the last gradient "
                     "(call effdim_optim_ivon_sample first)");
@@ -750,10 +943,10 @@ effdim_status effdim_optim_ivon_accumulate(effdim_optim *opt, const double *grad
 }
 
 /* grad: NULL (the samples are accumulated) or the last sample's gradient;
- * next: NULL, or the generator of the next step's sample, drawn into theta_s
- * in the same pass (in chunks of IVON_NORMAL_CHUNK, as the sample draws) */
+ * ns: NULL, or the next step's sample, drawn into theta_s in the same pass
+ * (theta_s holding, on entry, the sample grad was taken at) */
 static void ivon_step(effdim_optim *opt, double *m, const double *grad, double lr,
-                      effdim_normal_rng *next, double *theta_s)
+                      effdim_normal_stream *ns, double *theta_s)
 {
     const effdim_optim_params *p = &opt->params;
     ivon_coef c;
@@ -762,29 +955,21 @@ static void ivon_step(effdim_optim *opt, double *m, const double *grad, double l
     c.a2 = 1.0 - p->beta2;
     c.wd = p->weight_decay;
     c.ess = p->ess;
+    c.iess = 1.0 / p->ess;
     c.r = p->clip_radius;
     /* beta1 = 1 keeps g at 0: no debiasing then (it would be 0/0) */
     c.idebias = p->debias && p->beta1 < 1.0 ? 1.0 / (1.0 - pow(p->beta1, (double)opt->t)) : 1.0;
     c.step = p->rescale_lr ? lr * (p->hess_init + p->weight_decay) : lr;
     c.inv = 1.0 / (double)(opt->n_samples + 1);
     const int fold = !grad ? 0 : opt->n_samples == 0 ? 1 : 2;
-    ivon_sigma_ready(opt);
-    const int price = p->hess_approx == EFFDIM_IVON_PRICE;
-    if (!next) {
-        ivon_update_loop(opt->n, &c, price, fold, m, opt->hess, opt->momentum, opt->sigma,
-                         opt->avg_grad, opt->avg_hess, grad, opt->noise, NULL, NULL);
-    } else {
-        double eps[IVON_NORMAL_CHUNK];
-        for (size_t i = 0; i < opt->n; i += IVON_NORMAL_CHUNK) {
-            const size_t len = opt->n - i < IVON_NORMAL_CHUNK ? opt->n - i : IVON_NORMAL_CHUNK;
-            effdim_normal_fill(next, eps, len);
-            ivon_update_loop(len, &c, price, fold, m + i, opt->hess + i, opt->momentum + i,
-                             opt->sigma + i, opt->avg_grad + i, opt->avg_hess + i,
-                             grad ? grad + i : NULL, opt->noise + i, eps, theta_s + i);
-        }
-    }
+    /* with the next sample drawn in the pass, the perturbation is theta_s - m
+     * (the same number as the stored noise of a sample call) */
+    ivon_pass a = {opt, &c, p->hess_approx == EFFDIM_IVON_PRICE, fold, m, grad,
+                   ns ? NULL : opt->noise, ns, theta_s};
+    ivon_pass_range(&a, 0, opt->n);
+    if (ns) ns->segment += ivon_segments(opt->n);
     opt->n_samples = 0;
-    opt->sampled = next != NULL;
+    opt->sampled = ns ? 2 : 0;
 }
 
 effdim_status effdim_optim_step(effdim_optim *opt, double *theta, const double *grad, double lr,
@@ -799,6 +984,9 @@ effdim_status effdim_optim_step(effdim_optim *opt, double *theta, const double *
     RETURN_ERROR_IF(ivon && !grad && opt->n_samples == 0, err, EFFDIM_EINVAL,
                     "ivon: step without a sampled gradient (effdim_optim_ivon_sample, the gradient "
                     "at the sample, effdim_optim_ivon_accumulate, then the step)");
+    RETURN_ERROR_IF(ivon && grad && opt->sampled == 2, err, EFFDIM_EINVAL,
+                    "ivon: the last sample was drawn by effdim_optim_ivon_step_and_sample; step "
+                    "with its gradient through that call");
     RETURN_ERROR_IF(ivon && grad && !opt->sampled, err, EFFDIM_EINVAL,
                     "ivon: step with a gradient but no weight sample drawn for it since the last "
                     "accumulation (effdim_optim_ivon_sample first)");
@@ -813,7 +1001,7 @@ effdim_status effdim_optim_step(effdim_optim *opt, double *theta, const double *
 }
 
 effdim_status effdim_optim_ivon_step_and_sample(effdim_optim *opt, double *m, const double *grad,
-                                               double lr, effdim_normal_rng *next,
+                                               double lr, effdim_normal_stream *next,
                                                double *theta_s, effdim_error *err)
 {
     RETURN_ERROR_IF(!opt || opt->kind != EFFDIM_OPTIM_IVON || !m || !next || !theta_s, err,
@@ -864,5 +1052,4 @@ void effdim_optim_restore(effdim_optim *opt, size_t t, int momentum_loaded)
     if (!opt) return;
     opt->t = t;
     opt->momentum_ready = opt->momentum_buffer && momentum_loaded;
-    opt->sigma_ready = 0; /* hess may have been loaded */
 }

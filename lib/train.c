@@ -430,8 +430,7 @@ static effdim_status ivon_samples(effdim_trainer *T, const size_t *rows, size_t 
     const effdim_mlp *m = &T->c->mlp;
     const size_t P = m->n_params, S = T->opt->params.mc_samples;
     const double to_mean = m->reduction == EFFDIM_REDUCTION_SUM ? 1.0 / (double)len : 1.0;
-    effdim_normal_rng rng;
-    effdim_normal_seed(&rng, T->p.seed, T->opt->t + 1);
+    effdim_normal_stream rng = {T->p.seed, T->opt->t + 1, 0};
     double sum = 0.0;
     for (size_t s = 0; s < S; ++s) {
         double ls = NAN;
@@ -472,8 +471,7 @@ effdim_status effdim_trainer_step(effdim_trainer *T, double *loss_out, effdim_er
     double lr = effdim_schedule_lr(&T->p.schedule, T->opt->t + 1);
     if (T->sample && T->opt->params.mc_samples == 1) {
         /* one sample a step: draw the next step's sample in the update's pass */
-        effdim_normal_rng next;
-        effdim_normal_seed(&next, T->p.seed, T->opt->t + 2);
+        effdim_normal_stream next = {T->p.seed, T->opt->t + 2, 0};
         st = effdim_optim_ivon_step_and_sample(T->opt, T->c->theta, T->grad, lr, &next, T->sample,
                                                err);
         T->sample_ready = !st;

@@ -365,9 +365,7 @@ static void test_the_step_folds_the_last_gradient_in_as_accumulate_would(void)
             double ma[N], mb[N], tha[N], thb[N], g[N];
             for (int i = 0; i < N; ++i) ma[i] = mb[i] = 0.1 * (i - 18);
             for (int t = 0; t < STEPS; ++t) {
-                effdim_normal_rng ra, rb;
-                effdim_normal_seed(&ra, 3, (uint64_t)t);
-                effdim_normal_seed(&rb, 3, (uint64_t)t);
+                effdim_normal_stream ra = {3, (uint64_t)t, 0}, rb = ra;
                 for (size_t s = 0; s < S; ++s) {
                     CHECK_OK(effdim_optim_ivon_sample_normal(a, ma, &ra, tha, &err), &err);
                     CHECK_OK(effdim_optim_ivon_sample_normal(b, mb, &rb, thb, &err), &err);
@@ -381,33 +379,129 @@ static void test_the_step_folds_the_last_gradient_in_as_accumulate_would(void)
             CHECK(!memcmp(ma, mb, sizeof ma) && !memcmp(a->hess, b->hess, sizeof ma) &&
                   !memcmp(a->momentum, b->momentum, sizeof ma));
             /* the step that also draws the next sample: the same step, then the same
-             * sample as effdim_optim_ivon_sample_normal draws after it */
-            effdim_normal_rng ra, rb;
-            effdim_normal_seed(&ra, 3, 99);
-            effdim_normal_seed(&rb, 3, 99);
+             * sample as effdim_optim_ivon_sample_normal draws after it; twice, the
+             * second time on the sample the first drew (its perturbation theta_s - m,
+             * with no noise vector stored) */
+            effdim_normal_stream ra = {3, 99, 0}, rb = ra;
             CHECK_OK(effdim_optim_ivon_sample_normal(a, ma, &ra, tha, &err), &err);
             CHECK_OK(effdim_optim_ivon_sample_normal(b, mb, &rb, thb, &err), &err);
-            for (int i = 0; i < N; ++i) g[i] = 2.0 * tha[i] - 0.3;
-            effdim_normal_seed(&ra, 4, 100);
-            effdim_normal_seed(&rb, 4, 100);
-            CHECK_OK(effdim_optim_step(a, ma, g, 0.2, &err), &err);
-            CHECK_OK(effdim_optim_ivon_sample_normal(a, ma, &ra, tha, &err), &err);
-            CHECK_OK(effdim_optim_ivon_step_and_sample(b, mb, g, 0.2, &rb, thb, &err), &err);
-            CHECK(!memcmp(ma, mb, sizeof ma) && !memcmp(a->hess, b->hess, sizeof ma) &&
-                  !memcmp(a->sigma, b->sigma, sizeof ma) && !memcmp(tha, thb, sizeof ma) &&
-                  !memcmp(a->noise, b->noise, sizeof ma) && a->t == b->t && b->sampled);
-            /* both continue alike: the drawn sample's gradient folds into the next step */
-            for (int i = 0; i < N; ++i) g[i] = 2.0 * tha[i] - 0.3;
-            CHECK_OK(effdim_optim_step(a, ma, g, 0.2, &err), &err);
-            CHECK_OK(effdim_optim_step(b, mb, g, 0.2, &err), &err);
-            CHECK(!memcmp(ma, mb, sizeof ma) && !memcmp(a->hess, b->hess, sizeof ma));
+            for (int round = 0; round < 2; ++round) {
+                for (int i = 0; i < N; ++i) g[i] = 2.0 * tha[i] - 0.3;
+                ra = rb = (effdim_normal_stream){4, 100 + (uint64_t)round, 0};
+                CHECK_OK(effdim_optim_step(a, ma, g, 0.2, &err), &err);
+                CHECK_OK(effdim_optim_ivon_sample_normal(a, ma, &ra, tha, &err), &err);
+                CHECK_OK(effdim_optim_ivon_step_and_sample(b, mb, g, 0.2, &rb, thb, &err), &err);
+                CHECK(!memcmp(ma, mb, sizeof ma) && !memcmp(a->hess, b->hess, sizeof ma) &&
+                      !memcmp(a->momentum, b->momentum, sizeof ma) &&
+                      !memcmp(tha, thb, sizeof ma) && a->t == b->t && b->sampled == 2 &&
+                      ra.segment == 1 && rb.segment == 1);
+            }
             CHECK(memcmp(a->hess, (double[N]){0}, sizeof ma) != 0);
-            /* no sample drawn since the step: a gradient cannot be folded in */
+            /* the sample drawn inside the step goes to the next such step only */
             CHECK_STATUS(effdim_optim_step(b, mb, g, 0.2, &err), EFFDIM_EINVAL, &err);
+            CHECK_MSG(&err, "drawn by effdim_optim_ivon_step_and_sample");
+            CHECK_STATUS(effdim_optim_ivon_accumulate(b, g, &err), EFFDIM_EINVAL, &err);
+            CHECK_MSG(&err, "drawn by the step");
+            /* no sample drawn since the step: a gradient cannot be folded in */
+            CHECK_OK(effdim_optim_step(a, ma, g, 0.2, &err), &err);
+            CHECK_STATUS(effdim_optim_step(a, ma, g, 0.2, &err), EFFDIM_EINVAL, &err);
             CHECK_MSG(&err, "no weight sample drawn");
             effdim_optim_free(a);
             effdim_optim_free(b);
         }
+}
+
+/* The normals of a sample come by segments of EFFDIM_NORMAL_SEGMENT weights,
+ * segment k from effdim_normal_seed_segment(seed, stream, k) filled in chunks
+ * of 2048 (lib/normal.h); segment 0 is effdim_normal_seed's generator. And
+ * IVON's update by its AVX-512, AVX2 and scalar loops (where the CPU has
+ * them) gives bitwise the same m, h, g and samples over 3 steps, on 3
+ * segments and a tail (P = 3 mod 8, so every loop has a tail). */
+static void test_samples_come_by_segments_and_the_update_loops_agree_bitwise(void)
+{
+    enum { P = 3 * EFFDIM_NORMAL_SEGMENT + 1003, STEPS = 3 };
+    effdim_error err;
+    double *eps = malloc(P * sizeof *eps), *want = malloc(P * sizeof *want);
+    double *m = malloc(P * sizeof *m), *th = malloc(P * sizeof *th);
+    double *ref[3] = {NULL}, *g = malloc(P * sizeof *g);
+    for (int k = 0; k < 3; ++k) ref[k] = malloc(4 * (size_t)P * sizeof(double));
+    if (!eps || !want || !m || !th || !g || !ref[0] || !ref[1] || !ref[2]) {
+        CHECK(0);
+        goto done;
+    }
+    {
+        effdim_normal_rng r0, r1;
+        effdim_normal_seed(&r0, 5, 7);
+        effdim_normal_seed_segment(&r1, 5, 7, 0);
+        CHECK(!memcmp(&r0, &r1, sizeof r0));
+        effdim_normal_seed_segment(&r1, 5, 7, 1);
+        CHECK(memcmp(&r0, &r1, sizeof r0) != 0);
+    }
+    /* sample_normal against sample with eps drawn segment by segment; the
+     * second sample of the stream starts at segment 4 */
+    effdim_optim_params p = ivon_params(0.1, 1000.0);
+    effdim_optim *opt = NULL;
+    if (!CHECK_OK(effdim_optim_alloc(EFFDIM_OPTIM_IVON, &p, P, &opt, &err), &err)) goto done;
+    for (size_t i = 0; i < P; ++i) m[i] = 1e-3 * (double)(i % 101) - 0.05;
+    for (uint64_t first = 0; first <= 4; first += 4) {
+        for (size_t s0 = 0; s0 < P; s0 += EFFDIM_NORMAL_SEGMENT) {
+            effdim_normal_rng r;
+            effdim_normal_seed_segment(&r, 11, 12, first + s0 / EFFDIM_NORMAL_SEGMENT);
+            const size_t s1 = P - s0 < EFFDIM_NORMAL_SEGMENT ? P : s0 + EFFDIM_NORMAL_SEGMENT;
+            for (size_t i = s0; i < s1; i += 2048)
+                effdim_normal_fill(&r, eps + i, s1 - i < 2048 ? s1 - i : 2048);
+        }
+        CHECK_OK(effdim_optim_ivon_sample(opt, m, eps, want, &err), &err);
+        double *noise = malloc(P * sizeof *noise);
+        if (noise) memcpy(noise, opt->noise, P * sizeof *noise);
+        effdim_normal_stream ns = {11, 12, first};
+        CHECK_OK(effdim_optim_ivon_sample_normal(opt, m, &ns, th, &err), &err);
+        CHECK(!memcmp(want, th, P * sizeof *th) && ns.segment == first + 4);
+        CHECK(noise && !memcmp(noise, opt->noise, P * sizeof *noise));
+        free(noise);
+    }
+    effdim_optim_free(opt);
+    /* IVON's steps by each loop: 0 the default (AVX-512 where the CPU has
+     * it), 1 AVX2 at most, 2 scalar */
+    for (int L = 0; L < 3; ++L) {
+        effdim_optim_ivon_loops(2 - L);
+        effdim_optim_params q = ivon_params(0.1, 1000.0);
+        q.weight_decay = 1e-3;
+        q.clip_radius = 0.5;
+        effdim_optim *o = NULL;
+        if (!CHECK_OK(effdim_optim_alloc(EFFDIM_OPTIM_IVON, &q, P, &o, &err), &err)) break;
+        for (size_t i = 0; i < P; ++i) m[i] = 1e-3 * (double)(i % 101) - 0.05;
+        effdim_normal_stream ns = {2, 1, 0};
+        CHECK_OK(effdim_optim_ivon_sample_normal(o, m, &ns, th, &err), &err);
+        for (int t = 0; t < STEPS; ++t) {
+            for (size_t i = 0; i < P; ++i) g[i] = 3.0 * th[i] - 0.01 * (double)(i % 7);
+            ns = (effdim_normal_stream){2, (uint64_t)t + 2, 0};
+            if (t == 0) { /* a plain step on the stored noise, then a sample */
+                CHECK_OK(effdim_optim_step(o, m, g, 0.1, &err), &err);
+                CHECK_OK(effdim_optim_ivon_sample_normal(o, m, &ns, th, &err), &err);
+            } else
+                CHECK_OK(effdim_optim_ivon_step_and_sample(o, m, g, 0.1, &ns, th, &err), &err);
+        }
+        double *r = ref[L];
+        memcpy(r, m, P * sizeof *m);
+        memcpy(r + P, th, P * sizeof *m);
+        memcpy(r + 2 * (size_t)P, o->hess, P * sizeof *m);
+        memcpy(r + 3 * (size_t)P, o->momentum, P * sizeof *m);
+        effdim_optim_free(o);
+    }
+    effdim_optim_ivon_loops(2);
+    const size_t bytes = 4 * (size_t)P * sizeof(double);
+    check_note("against the default loop: AVX2 %s, scalar %s",
+               memcmp(ref[0], ref[1], bytes) ? "differ" : "bitwise",
+               memcmp(ref[0], ref[2], bytes) ? "differ" : "bitwise");
+    CHECK(!memcmp(ref[0], ref[1], bytes) && !memcmp(ref[0], ref[2], bytes));
+done:
+    free(eps);
+    free(want);
+    free(m);
+    free(th);
+    free(g);
+    for (int k = 0; k < 3; ++k) free(ref[k]);
 }
 
 static void test_ivon_refuses_missing_and_out_of_range_settings(void)
@@ -649,6 +743,8 @@ CHECK_TESTS({"two price steps match the hand-computed update",
              test_on_linear_gaussian_regression_m_and_h_match_the_exact_posterior},
             {"the step folds the last gradient in as accumulate would",
              test_the_step_folds_the_last_gradient_in_as_accumulate_would},
+            {"samples come by segments and the update loops agree bitwise",
+             test_samples_come_by_segments_and_the_update_loops_agree_bitwise},
             {"ivon refuses missing and out-of-range settings",
              test_ivon_refuses_missing_and_out_of_range_settings},
             {"ivon state and settings survive a checkpoint round trip",

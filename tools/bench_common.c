@@ -44,10 +44,19 @@ int bench_run(bench_job *jobs, size_t n_jobs, size_t repeat, double min_seconds)
     double *s = calloc(n_jobs * repeat + 1, sizeof *s);
     if (!s) return -1;
     int rc = 0;
-    for (size_t j = 0; j < n_jobs && !rc; ++j) { /* warm-up, and calls per sample */
-        double t0 = effdim_progress_clock();
+    for (size_t j = 0; j < n_jobs && !rc; ++j) {
+        /* warm-up (the first call pays for page faults and pool start-up),
+         * then calls per sample from the rate over at least min_seconds / 5:
+         * the first call alone can be several times slower than the rest and
+         * would leave samples of a few calls */
         rc = jobs[j].fn(jobs[j].ctx);
-        double once = effdim_progress_clock() - t0;
+        double t0 = effdim_progress_clock(), spent = 0;
+        size_t calls = 0;
+        while (!rc && (spent = effdim_progress_clock() - t0) < min_seconds / 5 && calls < 100000) {
+            rc = jobs[j].fn(jobs[j].ctx);
+            ++calls;
+        }
+        double once = calls ? spent / (double)calls : 0;
         size_t inner = once > 0 ? (size_t)ceil(min_seconds / once) : 1000;
         jobs[j].t.inner = inner < 1 ? 1 : inner > 100000 ? 100000 : inner;
     }

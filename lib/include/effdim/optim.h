@@ -40,9 +40,10 @@
  *   Deep Networks"; ivon-opt 0.1.3's update), a variational optimiser: the
  *   weights theta are the posterior mean m, the state is a momentum g and a
  *   diagonal Hessian estimate h (init hess_init), the posterior is
- *   N(m, diag(sigma^2)) with sigma = 1/sqrt(ess (h + wd)). One step:
+ *   N(m, diag(sigma^2)) with sigma = 1/sqrt(ess (h + wd)), computed as
+ *   sqrt((1/(h + wd)) (1/ess)). One step:
  *     for each of S Monte-Carlo samples:            (the caller drives this)
- *        effdim_optim_ivon_sample:     n_s = sigma * eps_s,  theta_s = m + n_s
+ *        effdim_optim_ivon_sample:     theta_s = m + sigma * eps_s,  n_s = theta_s - m
  *        (the caller computes g_s, the gradient of the MINIBATCH-MEAN loss at theta_s)
  *        effdim_optim_ivon_accumulate: gbar = mean_s g_s,
  *                                      price: hbar = mean_s n_s * g_s; gradsq: mean_s g_s^2
@@ -57,10 +58,10 @@
  *        gd   = debias ? g / (1 - beta1^t) : g           (not for beta1 = 1: g stays 0)
  *        lr'  = rescale_lr ? lr (hess_init + wd) : lr
  *        m    = m - lr' clip((gd + wd m) / (h + wd), -clip_radius, clip_radius)   (new h)
- *     Both divisions by h + wd are multiplications by ess sigma^2 (sigma of
- *     the old, then of the new h; a few ulp from the quotient), and
- *     1/(1 - beta1^t) is one reciprocal per step: one square root and one
- *     division per weight and step, as Adam's.
+ *     The division by the new h + wd is a multiplication by its reciprocal,
+ *     which also gives the next sigma, and 1/(1 - beta1^t) is one reciprocal
+ *     per step: two divisions and one square root per weight and step, as
+ *     Adam's.
  *
  * torch 1.13 (Debian's python3-torch) updates m with mul_/add_, not lerp_;
  * effdim does the same. (Later torch versions use exp_avg.lerp_(g, 1-b1);
@@ -76,11 +77,8 @@
  *   AMSGrad (or amsgrad = 1): exp_avg, exp_avg_sq, max_exp_avg_sq
  *   IVON:                     hess (h, starts at hess_init), momentum (g)
  * All others start at zero; the step count t starts at 0. IVON also holds
- * four scratch vectors (the current sample's noise, the two sample means
- * and sigma), which are not state: a checkpoint is taken between steps.
- * sigma = 1/sqrt(ess (hess + weight_decay)) is kept from one step to the
- * next and recomputed from hess after effdim_optim_reset or
- * effdim_optim_restore (call the latter after writing into hess).
+ * three scratch vectors (the current sample's noise and the two sample
+ * means), which are not state: a checkpoint is taken between steps.
  *
  * Ownership: effdim_optim_alloc returns an object the caller frees with
  * effdim_optim_free (NULL is safe). The state vectors belong to it. theta and
@@ -172,13 +170,12 @@ typedef struct effdim_optim {
     double *momentum_buffer;    /* (n) SGD momentum buffer, or NULL */
     double *hess;               /* (n) IVON's h, or NULL */
     double *momentum;           /* (n) IVON's g, or NULL */
-    double *noise;              /* (n) IVON scratch: the last sample's n_s = sigma * eps */
+    double *noise;              /* (n) IVON scratch: the last sample's n_s = theta_s - m */
     double *avg_grad;           /* (n) IVON scratch: mean of the samples' gradients */
     double *avg_hess;           /* (n) IVON scratch: mean of n_s * g_s (price) or g_s^2 */
-    double *sigma;              /* (n) IVON scratch: 1/sqrt(ess (hess + weight_decay)) */
     size_t n_samples;           /* IVON: samples accumulated for the next step */
-    int sampled;                /* IVON: noise holds a sample not yet accumulated */
-    int sigma_ready;            /* IVON: sigma matches hess (0 after alloc, reset, restore) */
+    int sampled;                /* IVON: 1 noise holds a sample not yet accumulated; 2 the
+                                   sample was drawn inside the last step (lib/normal.h) */
 } effdim_optim;
 
 /* Allocate an optimiser for n parameters with zeroed state.
@@ -217,8 +214,8 @@ EFFDIM_API effdim_status effdim_optim_step(effdim_optim *opt, double *theta, con
  * deviations, the noise scale of the next sample. */
 EFFDIM_API effdim_status effdim_optim_ivon_sigma(const effdim_optim *opt, double *sigma,
                                                  effdim_error *err);
-/* One weight sample: n_s = sigma * eps (kept for the accumulation) and
- * theta_s = m + n_s, from the mean m (= theta) and standard normal draws eps
+/* One weight sample: theta_s = m + sigma * eps and n_s = theta_s - m (kept
+ * for the accumulation), from the mean m (= theta) and standard normal draws eps
  * (n, drawn by the caller: one fresh draw per weight and sample). eps and
  * theta_s may be the same array; m must not overlap them. */
 EFFDIM_API effdim_status effdim_optim_ivon_sample(effdim_optim *opt, const double *m,
