@@ -38,6 +38,20 @@ else
         "$(cat err.txt a.txt b.txt)"
 fi
 
+# 'v' after a width in --arch marks the layer that produces it: the same
+# checkpoint, bitwise, as --svd sparsevd --svd-layers with those layers
+A=(--data spirals:n=400 --svd-anneal linear:0.25 --batch 50 --lr 1e-2 --threads 1 --epochs 2)
+if "$EFFDIM" train "${A[@]}" --arch 2,16v,16,2v -o archv.h5 >/dev/null 2>err.txt &&
+    "$EFFDIM" train "${A[@]}" --arch 2,16,16,2 --svd sparsevd --svd-layers 0,2 -o layers.h5         >/dev/null 2>>err.txt &&
+    "$EFFDIM" inspect --json archv.h5 | grep -v '"file"\|"command"\|"seconds"\|"created"' >a.txt &&
+    "$EFFDIM" inspect --json layers.h5 | grep -v '"file"\|"command"\|"seconds"\|"created"' >b.txt && cmp -s a.txt b.txt &&
+    "$EFFDIM" inspect archv.h5 | grep -q "sparsity per layer: [0-9.]* (deterministic) [0-9.]*"; then
+    ok "--arch 2,16v,16,2v equals --svd sparsevd --svd-layers 0,2 bitwise"
+else
+    fail "--arch 2,16v,16,2v equals --svd sparsevd --svd-layers 0,2 bitwise" \
+        "$(cat err.txt; diff a.txt b.txt; "$EFFDIM" inspect archv.h5)"
+fi
+
 if "$EFFDIM" spectrum four.h5 -k 3 --op ggn --probes 0 -o spec.h5 >spec.txt 2>err.txt &&
     "$EFFDIM" diag four.h5 --method ggn,hessian --threads 1 -o diag.h5 >diag.txt 2>>err.txt; then
     ok "spectrum and diag run on an svd checkpoint"
@@ -122,6 +136,12 @@ expect_refusal "a bad --svd-anneal is refused" "rw_linear" -- \
     "$EFFDIM" train --data spirals:n=400 --arch 2,16,2 --svd ard --svd-anneal cosine -o four.h5
 expect_refusal "--svd-layers outside the network is refused" "layer 5" -- \
     "$EFFDIM" train --data spirals:n=400 --arch 2,16,2 --svd ard --svd-layers 0,5 -o four.h5
+expect_refusal "a 'v' on the input width is refused" "input width" -- \
+    "$EFFDIM" train --data spirals:n=400 --arch 2v,16,2 -o four.h5
+expect_refusal "'v' widths with --svd-layers are refused" "use one of them" -- \
+    "$EFFDIM" train --data spirals:n=400 --arch 2,16v,2 --svd ard --svd-layers 0 -o four.h5
+expect_refusal "a width with another suffix is refused" "--arch" -- \
+    "$EFFDIM" train --data spirals:n=400 --arch 2,16x,2 -o four.h5
 expect_refusal "--svd on --init is refused" "drop --svd" -- \
     "$EFFDIM" train --init four-ref.h5 --svd ard --epochs 1 -o four.h5
 "$EFFDIM" train --data spirals:n=400 --arch 2,16,16,2 --epochs 1 --threads 1 -o plain.h5 \

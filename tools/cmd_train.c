@@ -22,7 +22,8 @@
  * - Determinism: the same arguments and thread count give bitwise the same
  *   parameters and optimiser state (the only randomness is seeded; the BLAS
  *   partitions work by the thread count).
- * - --svd KL makes the layers (all, or --svd-layers) variational
+ * - --svd KL makes the layers (all, --svd-layers, or the widths marked 'v'
+ *   in --arch: 784,300v,100v,10v, KL sparsevd unless --svd says) variational
  *   (effdim/mlp_svd.h) on a fresh network only; the checkpoint then fixes
  *   them, and --init continues them with the recorded --svd-anneal and
  *   --svd-train-clip unless given again.
@@ -78,6 +79,8 @@ typedef struct train_opts {
     const char *svd, *svd_anneal;  /* sparse variational dropout */
     size_t svd_layers[EFFDIM_MLP_MAX_LAYERS];
     size_t n_svd_layers;
+    size_t arch_svd[EFFDIM_MLP_MAX_LAYERS]; /* layers marked 'v' in --arch */
+    size_t n_arch_svd;
     int svd_train_clip;
     char command[2048]; /* the command line, for provenance */
 } train_opts;
@@ -93,7 +96,8 @@ static void usage(FILE *f)
             "  --test SPEC          evaluated after every epoch\n"
             "  --arch A,B,...,K     every width: input (= data features), hidden..., output\n"
             "                       (= classes for cross_entropy, 1 for bce, target columns\n"
-            "                       for mse)\n"
+            "                       for mse); a 'v' after a width makes the layer producing it\n"
+            "                       variational (784,300v,100v,10v: --svd sparsevd on all)\n"
             "  --act NAME           hidden activation: relu (default), tanh, sigmoid, softplus,\n"
             "                       gelu, elu, identity; the output layer is always identity\n"
             "  --loss NAME          cross_entropy (default for labels), bce (labels 0/1, one\n"
@@ -110,7 +114,7 @@ static void usage(FILE *f)
             "                       and every later command use the mean weights with\n"
             "                       log alpha >= 3 dropped\n"
             "  --svd-layers LIST    which layers are variational (0-based, e.g. 0,1,2;\n"
-            "                       default all)\n"
+            "                       default all; or mark them with 'v' in --arch)\n"
             "  --svd-anneal SPEC    KL weight beta at the 0-based epoch e: rw_linear[:START,LEN]\n"
             "                       (clamp((e - START)/LEN, 0, 1); default rw_linear:5,15, 1\n"
             "                       from e = 20), linear[:STEP] (min(1, STEP e); default\n"
@@ -212,6 +216,32 @@ static int opt_double(const char *name, const char *s, double *v, int *given)
     return cli_parse_double(CMD, name, s, v);
 }
 
+/* --arch A,B,...,K with an optional 'v' after any width but the first: the
+ * layer that produces that width is variational (as --svd-layers lists it),
+ * e.g. 784,300v,100v,10v for LeNet-300-100 with every layer variational. */
+static int parse_arch(train_opts *o, const char *arg)
+{
+    char buf[1024], widths[1024];
+    if (strlen(arg) >= sizeof buf)
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--arch: expected a comma-separated list of widths");
+    strcpy(buf, arg);
+    size_t len = 0, k = 0;
+    o->n_arch_svd = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), ++k) {
+        size_t n = strlen(tok);
+        if (n > 1 && (tok[n - 1] == 'v' || tok[n - 1] == 'V')) {
+            if (k == 0)
+                return cli_errorf(CMD, CLI_EXIT_USAGE, "--arch: '%s': the input width cannot be "
+                                  "variational ('v' marks the layer that produces a width)", tok);
+            if (o->n_arch_svd < EFFDIM_MLP_MAX_LAYERS) o->arch_svd[o->n_arch_svd++] = k - 1;
+            tok[n - 1] = '\0';
+        }
+        len += (size_t)snprintf(widths + len, sizeof widths - len, "%s%s", k ? "," : "", tok);
+    }
+    return cli_parse_size_list(CMD, "--arch", widths, o->arch, EFFDIM_MLP_MAX_LAYERS + 1, &o->n_arch);
+}
+
 static int parse_one(void *ctx, int c, const char *arg)
 {
     train_opts *o = ctx;
@@ -219,9 +249,7 @@ static int parse_one(void *ctx, int c, const char *arg)
     switch (c) {
     case OPT_DATA: o->data = arg; break;
     case OPT_TEST: o->test = arg; break;
-    case OPT_ARCH:
-        rc = cli_parse_size_list(CMD, "--arch", arg, o->arch, EFFDIM_MLP_MAX_LAYERS + 1, &o->n_arch);
-        break;
+    case OPT_ARCH: rc = parse_arch(o, arg); break;
     case OPT_ACT: o->act = arg; break;
     case OPT_LOSS: o->loss = arg; break;
     case OPT_REDUCTION: o->reduction = arg; break;
@@ -480,20 +508,27 @@ static int setup_svd(run *R, int fresh)
     if (o->svd_anneal && effdim_svd_anneal_parse(o->svd_anneal, &R->p.svd_anneal, &err))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd-anneal: %s", err.msg);
     if (o->svd_train_clip) R->p.svd_train_clip = 1;
-    if (!o->svd && (o->n_svd_layers || ((o->svd_anneal || o->svd_train_clip) && !c->svd)))
+    if (o->n_arch_svd && o->n_svd_layers)
+        return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd-layers and the 'v' widths of --arch both "
+                          "choose the variational layers; use one of them");
+    const char *kl = o->svd ? o->svd : o->n_arch_svd ? "sparsevd" : NULL;
+    const size_t *layers = o->n_arch_svd ? o->arch_svd : o->svd_layers;
+    const size_t n_layers = o->n_arch_svd ? o->n_arch_svd : o->n_svd_layers;
+    if (!kl && (o->n_svd_layers || ((o->svd_anneal || o->svd_train_clip) && !c->svd)))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd-layers, --svd-anneal and --svd-train-clip "
                           "need variational layers (--svd sparsevd|ard)");
-    if (!o->svd) return 0;
+    if (!kl) return 0;
     if (!fresh)
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd: %s already fixes the network; drop --svd "
                           "to continue it", o->init);
     effdim_svd s = effdim_svd_default(&c->mlp);
-    if (effdim_svd_kl_parse(o->svd, &s.kl, &err))
+    if (effdim_svd_kl_parse(kl, &s.kl, &err))
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd: %s", err.msg);
-    if (!o->n_svd_layers && effdim_svd_set_all(&s, &c->mlp, &err)) return cli_fail(CMD, &err);
-    for (size_t i = 0; i < o->n_svd_layers; ++i)
-        if (effdim_svd_set_layer(&s, &c->mlp, o->svd_layers[i], 1, &err))
-            return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd-layers: %s", err.msg);
+    if (!n_layers && effdim_svd_set_all(&s, &c->mlp, &err)) return cli_fail(CMD, &err);
+    for (size_t i = 0; i < n_layers; ++i)
+        if (effdim_svd_set_layer(&s, &c->mlp, layers[i], 1, &err))
+            return cli_errorf(CMD, CLI_EXIT_USAGE, "%s: %s",
+                              o->n_arch_svd ? "--arch" : "--svd-layers", err.msg);
     if (R->p.optimizer == EFFDIM_OPTIM_IVON)
         return cli_errorf(CMD, CLI_EXIT_USAGE, "--svd: IVON does not train variational layers; "
                           "use --opt adam (the original's) or sgd");
