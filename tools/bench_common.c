@@ -57,7 +57,7 @@ int bench_run(bench_job *jobs, size_t n_jobs, size_t repeat, double min_seconds)
             ++calls;
         }
         double once = calls ? spent / (double)calls : 0;
-        size_t inner = once > 0 ? (size_t)ceil(min_seconds / once) : 1000;
+        size_t inner = !(min_seconds > 0) ? 1 : once > 0 ? (size_t)ceil(min_seconds / once) : 1000;
         jobs[j].t.inner = inner < 1 ? 1 : inner > 100000 ? 100000 : inner;
     }
     for (size_t r = 0; r < repeat && !rc; ++r)
