@@ -420,6 +420,12 @@ static effdim_status slq_run(job *j, const effdim_slq_params *sp, const double *
         double per_probe = ci.seconds / (double)ci.probes, need = (double)sp->probes;
         if (isfinite(q.ratio)) need = fmin(need, fmax((double)ci.probes, ceil(
                                                     (double)ci.probes * q.ratio * q.ratio)));
+        /* ... and no more than the budget allows (the loop below stops there) */
+        const double mv_per_probe = (double)ci.matvecs / (double)ci.probes;
+        if (budget && mv_per_probe > 0)
+            need = fmin(need, fmax(2.0, floor((double)budget / mv_per_probe)));
+        if (p->slq_budget_seconds > 0 && per_probe > 0)
+            need = fmin(need, fmax(2.0, floor(p->slq_budget_seconds / per_probe)));
         double eta = met || st == EFFDIM_OK ? 0.0 : (need - (double)ci.probes) * per_probe;
         if (eta < 0) eta = 0;
         if (effdim_progress_report(&p->progress, "slq", t0, ci.probes, sp->probes, eta,
