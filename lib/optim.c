@@ -717,62 +717,6 @@ IVON_T512 IVON_INLINE ivon512 ivon512_set(const ivon_coef *c)
     return k;
 }
 
-/* weights [i, i + 8): the step, and with has_eps the next sample from eps */
-IVON_T512 IVON_INLINE void ivon512_eight(const ivon512 *k, size_t i, const int price,
-                                         const int fold, double *m, double *h, double *g,
-                                         const double *ag, const double *ah, const double *grad,
-                                         const double *noise, double *theta_s,
-                                         const int has_noise, const int has_eps, __m512d eps)
-{
-    const __m512d mi = _mm512_loadu_pd(m + i);
-    __m512d gb, hb;
-    if (fold == 0) {
-        gb = _mm512_loadu_pd(ag + i);
-        hb = _mm512_loadu_pd(ah + i);
-    } else {
-        const __m512d gr = _mm512_loadu_pd(grad + i);
-        __m512d x = _mm512_mul_pd(gr, gr);
-        if (price) {
-            const __m512d e = has_noise ? _mm512_loadu_pd(noise + i)
-                                        : _mm512_sub_pd(_mm512_loadu_pd(theta_s + i), mi);
-            x = _mm512_mul_pd(e, gr);
-        }
-        if (fold == 1) {
-            gb = gr;
-            hb = x;
-        } else {
-            const __m512d ag0 = _mm512_loadu_pd(ag + i), ah0 = _mm512_loadu_pd(ah + i);
-            gb = _mm512_add_pd(ag0, _mm512_mul_pd(_mm512_sub_pd(gr, ag0), k->inv));
-            hb = _mm512_add_pd(ah0, _mm512_mul_pd(_mm512_sub_pd(x, ah0), k->inv));
-        }
-    }
-    const __m512d hi = _mm512_loadu_pd(h + i);
-    const __m512d hd = _mm512_add_pd(hi, k->wd);
-    const __m512d hhat =
-        price ? _mm512_mul_pd(_mm512_mul_pd(k->ess, hd), hb) : _mm512_mul_pd(k->ess, hb);
-    const __m512d gi =
-        _mm512_add_pd(_mm512_mul_pd(k->b1, _mm512_loadu_pd(g + i)), _mm512_mul_pd(k->a1, gb));
-    const __m512d q =
-        _mm512_add_pd(k->one, _mm512_mul_pd(k->a2, _mm512_div_pd(_mm512_sub_pd(hhat, hi), hd)));
-    const __m512d hn = _mm512_sub_pd(
-        _mm512_mul_pd(hd, _mm512_add_pd(k->half, _mm512_mul_pd(_mm512_mul_pd(k->half, q), q))),
-        k->wd);
-    const __m512d ihn = _mm512_div_pd(k->one, _mm512_add_pd(hn, k->wd));
-    __m512d d = _mm512_mul_pd(
-        _mm512_add_pd(_mm512_mul_pd(gi, k->idebias), _mm512_mul_pd(k->wd, mi)), ihn);
-    /* d > r ? r : d < -r ? -r : d (NaN stays) */
-    d = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d, k->r, _CMP_GT_OQ), d, k->r);
-    d = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d, k->nr, _CMP_LT_OQ), d, k->nr);
-    const __m512d mn = _mm512_sub_pd(mi, _mm512_mul_pd(k->step, d));
-    _mm512_storeu_pd(g + i, gi);
-    _mm512_storeu_pd(h + i, hn);
-    _mm512_storeu_pd(m + i, mn);
-    if (has_eps) {
-        const __m512d sn = _mm512_sqrt_pd(_mm512_mul_pd(ihn, k->iess));
-        _mm512_storeu_pd(theta_s + i, _mm512_add_pd(mn, _mm512_mul_pd(sn, eps)));
-    }
-}
-
 IVON_T512 IVON_INLINE size_t ivon_avx512_kernel(size_t n, const ivon_coef *c, const int price,
                                                 const int fold, double *m, double *h, double *g,
                                                 const double *ag, const double *ah,
@@ -782,9 +726,55 @@ IVON_T512 IVON_INLINE size_t ivon_avx512_kernel(size_t n, const ivon_coef *c, co
 {
     const ivon512 k = ivon512_set(c);
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        ivon512_eight(&k, i, price, fold, m, h, g, ag, ah, grad, noise, theta_s, has_noise,
-                      has_eps, has_eps ? _mm512_loadu_pd(eps + i) : _mm512_setzero_pd());
+    for (; i + 8 <= n; i += 8) {
+        const __m512d mi = _mm512_loadu_pd(m + i);
+        __m512d gb, hb;
+        if (fold == 0) {
+            gb = _mm512_loadu_pd(ag + i);
+            hb = _mm512_loadu_pd(ah + i);
+        } else {
+            const __m512d gr = _mm512_loadu_pd(grad + i);
+            __m512d x = _mm512_mul_pd(gr, gr);
+            if (price) {
+                const __m512d e = has_noise ? _mm512_loadu_pd(noise + i)
+                                            : _mm512_sub_pd(_mm512_loadu_pd(theta_s + i), mi);
+                x = _mm512_mul_pd(e, gr);
+            }
+            if (fold == 1) {
+                gb = gr;
+                hb = x;
+            } else {
+                const __m512d ag0 = _mm512_loadu_pd(ag + i), ah0 = _mm512_loadu_pd(ah + i);
+                gb = _mm512_add_pd(ag0, _mm512_mul_pd(_mm512_sub_pd(gr, ag0), k.inv));
+                hb = _mm512_add_pd(ah0, _mm512_mul_pd(_mm512_sub_pd(x, ah0), k.inv));
+            }
+        }
+        const __m512d hi = _mm512_loadu_pd(h + i);
+        const __m512d hd = _mm512_add_pd(hi, k.wd);
+        const __m512d hhat =
+            price ? _mm512_mul_pd(_mm512_mul_pd(k.ess, hd), hb) : _mm512_mul_pd(k.ess, hb);
+        const __m512d gi =
+            _mm512_add_pd(_mm512_mul_pd(k.b1, _mm512_loadu_pd(g + i)), _mm512_mul_pd(k.a1, gb));
+        const __m512d q =
+            _mm512_add_pd(k.one, _mm512_mul_pd(k.a2, _mm512_div_pd(_mm512_sub_pd(hhat, hi), hd)));
+        const __m512d hn = _mm512_sub_pd(
+            _mm512_mul_pd(hd, _mm512_add_pd(k.half, _mm512_mul_pd(_mm512_mul_pd(k.half, q), q))),
+            k.wd);
+        const __m512d ihn = _mm512_div_pd(k.one, _mm512_add_pd(hn, k.wd));
+        __m512d d = _mm512_mul_pd(
+            _mm512_add_pd(_mm512_mul_pd(gi, k.idebias), _mm512_mul_pd(k.wd, mi)), ihn);
+        /* d > r ? r : d < -r ? -r : d (NaN stays) */
+        d = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d, k.r, _CMP_GT_OQ), d, k.r);
+        d = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d, k.nr, _CMP_LT_OQ), d, k.nr);
+        const __m512d mn = _mm512_sub_pd(mi, _mm512_mul_pd(k.step, d));
+        _mm512_storeu_pd(g + i, gi);
+        _mm512_storeu_pd(h + i, hn);
+        _mm512_storeu_pd(m + i, mn);
+        if (has_eps) {
+            const __m512d sn = _mm512_sqrt_pd(_mm512_mul_pd(ihn, k.iess));
+            _mm512_storeu_pd(theta_s + i, _mm512_add_pd(mn, _mm512_mul_pd(sn, _mm512_loadu_pd(eps + i))));
+        }
+    }
     return i;
 }
 
