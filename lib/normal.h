@@ -4,28 +4,34 @@
  * Uniforms: four independent xoshiro256++ generators (Blackman and Vigna,
  * "Scrambled linear pseudorandom number generators", ACM TOMS 47 (2021)),
  * the lanes, each seeded from splitmix64 of (seed, stream, lane). Normals:
- * the Box-Muller transform on blocks of 8. For lane j = 0..3 of block b, two
- * 64-bit words a, c are drawn (a first) and
+ * the Box-Muller transform in single precision, on blocks of 16. Block b
+ * draws the words A[j] of lanes j = 0..3, then their words C[j]; for
+ * i = 0..7, a = the 32-bit half i % 2 (0 the low one) of A[i / 2], c the
+ * same of C[i / 2], and
  *
- *   u   = 2 - (1 + (a >> 12) 2^-52)           in (0, 1], a multiple of 2^-52
+ *   u   = (a >> 1) 2^-31 + 2^-32              in (0, 1], float
  *   r   = sqrt(-2 log u)
- *   q   = c >> 62 (the quadrant), x = ((c << 2) >> 12) 2^-52 in [0, 1)
+ *   q   = c >> 30 (the quadrant), x = ((c << 2) >> 9) 2^-23 in [0, 1)
  *   phi = q pi/2 + (x - 1/2) pi/2             uniform over one period
- *   out[8b + j] = r cos(phi),  out[8b + 4 + j] = r sin(phi)
+ *   out[16b + i] = r cos(phi),  out[16b + 8 + i] = r sin(phi)
  *
  * (phi runs over [-pi/4, 7pi/4), a full period, so (r cos phi, r sin phi)
- * are two independent N(0, 1) draws as in Box and Muller 1958). log, sin
- * and cos are polynomials evaluated with fused multiply-adds (log: the
- * atanh series in s = (f - 1)/(f + 1) to s^21 for the mantissa f in
- * [sqrt(1/2), sqrt(2)); sin and cos: Taylor to theta^15 and theta^16 on
- * [-pi/4, pi/4]), accurate to a few units in the last place. Every operation
- * is correctly rounded (add, multiply, fma, divide, sqrt) or exact (bit
- * manipulation), so the scalar loop, the AVX2 loop and the AVX-512 loop (the
- * uniforms of two blocks by AVX2, their transform in 8 lanes) give bitwise
- * the same numbers: the stream is a pure function of (seed, stream) on any machine
- * with IEEE-754 doubles and a correctly rounded fma().
+ * are two independent N(0, 1) draws as in Box and Muller 1958; the smallest
+ * u, 2^-32 rounded, puts the largest |draw| at 6.66, P(|N(0,1)| > 6.66) =
+ * 3e-11.) log, sin and cos are float polynomials evaluated with fused
+ * multiply-adds (log: the atanh series in s = (f - 1)/(f + 1) to s^9 for
+ * the mantissa f in [sqrt(1/2), sqrt(2)); sin and cos: Taylor to theta^9
+ * and theta^10 on [-pi/4, pi/4]), accurate to a few float ulps (the draws
+ * are weight noise: single precision is what PyTorch's IVON uses, and the
+ * perturbation IVON's estimator sees is recomputed exactly, theta_s - m).
+ * Every operation is correctly rounded (add, multiply, fma, divide, sqrt,
+ * int-to-float conversion) or exact (bit manipulation), so the scalar loop,
+ * the AVX2 loop and the AVX-512 loop (the words of two blocks by AVX2, their
+ * transform in 16 lanes) give bitwise the same numbers: the stream is a pure
+ * function of (seed, stream) on any machine with IEEE-754 floats and a
+ * correctly rounded fmaf().
  *
- * A fill of n numbers consumes ceil(n / 8) blocks; the unused draws of a
+ * A fill of n numbers consumes ceil(n / 16) blocks; the unused draws of a
  * last partial block are dropped, so the stream depends on the sequence of
  * fill lengths.
  *
@@ -45,7 +51,7 @@
 #include "effdim/status.h"
 
 #define EFFDIM_NORMAL_LANES 4
-#define EFFDIM_NORMAL_BLOCK (2 * EFFDIM_NORMAL_LANES)
+#define EFFDIM_NORMAL_BLOCK (4 * EFFDIM_NORMAL_LANES)
 #define EFFDIM_NORMAL_SEGMENT 65536
 
 typedef struct effdim_normal_rng {
@@ -69,11 +75,11 @@ typedef struct effdim_normal_stream {
 } effdim_normal_stream;
 
 /* n standard normal draws into out (see above). */
-void effdim_normal_fill(effdim_normal_rng *r, double *out, size_t n);
+void effdim_normal_fill(effdim_normal_rng *r, float *out, size_t n);
 
-/* The two normals (cos, sin) of the words a, c, as a block computes them;
- * for the accuracy test against libm. */
-void effdim_normal_pair(uint64_t a, uint64_t c, double *z0, double *z1);
+/* The two normals (cos, sin) of the 32-bit words a, c, as a block computes
+ * them; for the accuracy test against libm. */
+void effdim_normal_pair(uint32_t a, uint32_t c, float *z0, float *z1);
 
 /* Forces the scalar loop (1) or lets the AVX2 / AVX-512 loops run where the
  * CPU has them (0, the default); for the test that they agree bitwise. */
@@ -88,8 +94,10 @@ void effdim_optim_ivon_loops(int cap);
 uint64_t effdim_mix64(uint64_t x);
 
 /* IVON's weight sample with the normals of ns drawn here, by segments,
- * without an eps array in memory: the same as effdim_optim_ivon_sample(opt,
- * m, eps, theta_s) with eps the segments' normals; advances ns->segment.
+ * without an eps array in memory: effdim_optim_ivon_sample(opt, m, eps,
+ * theta_s) with eps the segments' normals, but the noise term in single
+ * precision, theta_s = m + (double)(sqrtf((float)((1 / (h + delta)) (1 /
+ * ess))) eps) (lib/optim.c); advances ns->segment.
  * Defined in lib/optim.c. */
 effdim_status effdim_optim_ivon_sample_normal(effdim_optim *opt, const double *m,
                                               effdim_normal_stream *ns, double *theta_s,

@@ -476,9 +476,15 @@ static void adam_step(effdim_optim *opt, double *p, const double *g, double lr)
  *   n_s     = theta_s - m                         the perturbation the gradient
  *                                                 saw, exactly as rounded
  *
+ * With eps from lib/normal.c's single-precision stream the noise term is
+ * formed in single precision too: theta_s = m + (double)(sqrtf((float)((1 /
+ * (h + wd)) (1 / ess))) eps), one float square root and multiply instead of
+ * a double square root (the state m, h, g and n_s stay double; a user's
+ * double eps, effdim_optim_ivon_sample, keeps the double formula).
+ *
  * and the step divides once by the old h + wd (r = (hhat - h)/(h + wd)) and
  * takes one reciprocal 1/(h_new + wd), which gives both the update and the
- * next sigma: two divisions and one square root per weight, as Adam's.
+ * next sigma: two divisions and one (single-precision) square root per weight.
  * sqrt, division, multiplication and addition are correctly rounded in
  * scalar and vector forms alike and C11 mode keeps GCC from contracting into
  * FMAs, so the scalar loops, their x86-64-v3 clones and the AVX2 update give
@@ -522,6 +528,21 @@ static void ivon_sample_loop(size_t n, const double *restrict h, double iess, do
 {
     for (size_t i = 0; i < n; ++i) {
         const double t = m[i] + sqrt((1.0 / (h[i] + wd)) * iess) * eps[i];
+        theta_s[i] = t;
+        noise[i] = t - m[i];
+    }
+}
+
+/* ivon_sample_loop with single-precision normals (the noise term in single
+ * precision, as the step's next sample: see above) */
+EFFDIM_CLONES EFFDIM_NO_ERRNO
+static void ivon_sample_loop_f(size_t n, const double *restrict h, double iess, double wd,
+                               const double *restrict m, const float *restrict eps,
+                               double *restrict noise, double *restrict theta_s)
+{
+    for (size_t i = 0; i < n; ++i) {
+        const float sg = sqrtf((float)((1.0 / (h[i] + wd)) * iess));
+        const double t = m[i] + (double)(sg * eps[i]);
         theta_s[i] = t;
         noise[i] = t - m[i];
     }
@@ -580,7 +601,7 @@ static void ivon_update_scalar(size_t n, const ivon_coef *c, const int price, co
                                double *restrict m, double *restrict h, double *restrict g,
                                const double *restrict ag, const double *restrict ah,
                                const double *restrict grad, const double *restrict noise,
-                               const double *restrict eps, double *restrict theta_s)
+                               const float *restrict eps, double *restrict theta_s)
 {
     const double b1 = c->b1, a1 = c->a1, a2 = c->a2, wd = c->wd, ess = c->ess, r = c->r;
     const double iess = c->iess, idebias = c->idebias, step = c->step, inv = c->inv;
@@ -613,7 +634,7 @@ static void ivon_update_scalar(size_t n, const ivon_coef *c, const int price, co
         g[i] = gi;
         h[i] = hn;
         m[i] = mn;
-        if (eps) theta_s[i] = mn + sqrt(ihn * iess) * eps[i]; /* as ivon_sample_loop */
+        if (eps) theta_s[i] = mn + (double)(sqrtf((float)(ihn * iess)) * eps[i]); /* as ivon_sample_loop_f */
     }
 }
 
@@ -623,7 +644,7 @@ static void ivon_update_scalar(size_t n, const ivon_coef *c, const int price, co
 __attribute__((target("avx2,fma"))) static size_t
 ivon_update_avx2(size_t n, const ivon_coef *c, int price, int fold, double *m, double *h,
                  double *g, const double *ag, const double *ah, const double *grad,
-                 const double *noise, const double *eps, double *theta_s)
+                 const double *noise, const float *eps, double *theta_s)
 {
     const __m256d b1 = _mm256_set1_pd(c->b1), a1 = _mm256_set1_pd(c->a1);
     const __m256d a2 = _mm256_set1_pd(c->a2), wd = _mm256_set1_pd(c->wd);
@@ -676,8 +697,9 @@ ivon_update_avx2(size_t n, const ivon_coef *c, int price, int fold, double *m, d
         _mm256_storeu_pd(h + i, hn);
         _mm256_storeu_pd(m + i, mn);
         if (eps) {
-            const __m256d sn = _mm256_sqrt_pd(_mm256_mul_pd(ihn, iess));
-            _mm256_storeu_pd(theta_s + i, _mm256_add_pd(mn, _mm256_mul_pd(sn, _mm256_loadu_pd(eps + i))));
+            const __m128 sn = _mm_sqrt_ps(_mm256_cvtpd_ps(_mm256_mul_pd(ihn, iess)));
+            const __m256d nz = _mm256_cvtps_pd(_mm_mul_ps(sn, _mm_loadu_ps(eps + i)));
+            _mm256_storeu_pd(theta_s + i, _mm256_add_pd(mn, nz));
         }
     }
     return i;
@@ -721,7 +743,7 @@ IVON_T512 IVON_INLINE size_t ivon_avx512_kernel(size_t n, const ivon_coef *c, co
                                                 const int fold, double *m, double *h, double *g,
                                                 const double *ag, const double *ah,
                                                 const double *grad, const double *noise,
-                                                const double *eps, double *theta_s,
+                                                const float *eps, double *theta_s,
                                                 const int has_noise, const int has_eps)
 {
     const ivon512 k = ivon512_set(c);
@@ -771,8 +793,9 @@ IVON_T512 IVON_INLINE size_t ivon_avx512_kernel(size_t n, const ivon_coef *c, co
         _mm512_storeu_pd(h + i, hn);
         _mm512_storeu_pd(m + i, mn);
         if (has_eps) {
-            const __m512d sn = _mm512_sqrt_pd(_mm512_mul_pd(ihn, k.iess));
-            _mm512_storeu_pd(theta_s + i, _mm512_add_pd(mn, _mm512_mul_pd(sn, _mm512_loadu_pd(eps + i))));
+            const __m256 sn = _mm256_sqrt_ps(_mm512_cvtpd_ps(_mm512_mul_pd(ihn, k.iess)));
+            const __m512d nz = _mm512_cvtps_pd(_mm256_mul_ps(sn, _mm256_loadu_ps(eps + i)));
+            _mm512_storeu_pd(theta_s + i, _mm512_add_pd(mn, nz));
         }
     }
     return i;
@@ -781,7 +804,7 @@ IVON_T512 IVON_INLINE size_t ivon_avx512_kernel(size_t n, const ivon_coef *c, co
 IVON_T512 static size_t ivon_update_avx512(size_t n, const ivon_coef *c, int price, int fold,
                                            double *m, double *h, double *g, const double *ag,
                                            const double *ah, const double *grad,
-                                           const double *noise, const double *eps,
+                                           const double *noise, const float *eps,
                                            double *theta_s)
 {
     const int hn = noise != NULL, he = eps != NULL;
@@ -805,7 +828,7 @@ void effdim_optim_ivon_loops(int cap) { ivon_loop_cap = cap < 0 ? 0 : cap > 2 ? 
 
 static void ivon_update_loop(size_t n, const ivon_coef *c, int price, int fold, double *m,
                              double *h, double *g, const double *ag, const double *ah,
-                             const double *grad, const double *noise, const double *eps,
+                             const double *grad, const double *noise, const float *eps,
                              double *theta_s)
 {
     size_t i = 0;
@@ -881,7 +904,7 @@ static void ivon_pass_range(void *arg, size_t begin, size_t end)
         return;
     }
     const double iess = 1.0 / o->params.ess, wd = o->params.weight_decay;
-    double eps[IVON_NORMAL_CHUNK];
+    float eps[IVON_NORMAL_CHUNK];
     for (size_t s0 = begin; s0 < end; s0 += EFFDIM_NORMAL_SEGMENT) {
         effdim_normal_rng rng;
         effdim_normal_seed_segment(&rng, a->ns->seed, a->ns->stream,
@@ -895,7 +918,7 @@ static void ivon_pass_range(void *arg, size_t begin, size_t end)
                                  o->momentum + i, o->avg_grad + i, o->avg_hess + i,
                                  a->grad ? a->grad + i : NULL, NULL, eps, a->theta_s + i);
             else
-                ivon_sample_loop(len, o->hess + i, iess, wd, a->m + i, eps, o->noise + i,
+                ivon_sample_loop_f(len, o->hess + i, iess, wd, a->m + i, eps, o->noise + i,
                                  a->theta_s + i);
         }
     }
