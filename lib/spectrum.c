@@ -19,6 +19,7 @@
 #include "effdim/lanczos.h"
 #include "effdim/mlp.h"
 #include "effdim/neff.h"
+#include "effdim/spectral.h"
 #include "effdim/spectrum.h"
 #include "h5io.h"
 #include "internal.h"
@@ -464,7 +465,7 @@ static effdim_status read_spectrum_group(reader *r, effdim_spectrum *s)
 }
 
 /* /effdim/n_eff_slq_flags (m) int64, each a combination of the
- * EFFDIM_SLQ_FLAG_* bits (0..3). */
+ * EFFDIM_SLQ_FLAG_* bits (0..7). */
 static effdim_status get_flags(reader *r, effdim_spectrum *s)
 {
     int rank = 0;
@@ -481,10 +482,11 @@ static effdim_status get_flags(reader *r, effdim_spectrum *s)
     }
     st = effdim_h5_read_int64s(r->file, "effdim/n_eff_slq_flags", v, s->m, r->err);
     for (size_t i = 0; !st && i < s->m; ++i) {
-        if (v[i] < 0 || v[i] > 3) {
+        if (v[i] < 0 || v[i] > (int64_t)EFFDIM_SLQ_FLAG_ALL) {
             st = effdim_error_set(r->err, EFFDIM_EFORMAT,
-                                  "%s: /effdim/n_eff_slq_flags[%zu] = %lld, expected 0..3 "
-                                  "(1 negative kink, 2 bias)", r->path, i, (long long)v[i]);
+                                  "%s: /effdim/n_eff_slq_flags[%zu] = %lld, expected 0..7 "
+                                  "(1 negative kink, 2 bias, 4 few probes)", r->path, i,
+                                  (long long)v[i]);
             break;
         }
         s->slq_flags[i] = (unsigned)v[i];

@@ -277,14 +277,24 @@ static effdim_status slq_check(job *j, effdim_error *err)
     s->slq_gap0 = si->gap0;
     s->slq_flags = effdim_calloc(s->m, sizeof *s->slq_flags, "SLQ flags", err);
     if (!s->slq_flags) return EFFDIM_ENOMEM;
+    const int few = si->probes < EFFDIM_SLQ_MIN_PROBES;
     for (size_t i = 0; i < s->m; ++i)
         s->slq_flags[i] = effdim_slq_neff_flag(lmin, si->gap0, s->z[i], j->p->neg,
-                                               s->n_eff_slq_se[i], s->n_eff_slq_bias[i]);
-    char neg[256], bias[256], w[1024];
+                                               s->n_eff_slq_se[i], s->n_eff_slq_bias[i]) |
+                          (few ? EFFDIM_SLQ_FLAG_FEW_PROBES : 0u);
+    char neg[256], bias[256], w[1280];
     size_t nn = list_flagged(s, EFFDIM_SLQ_FLAG_NEGATIVE, neg, sizeof neg);
     size_t nb = list_flagged(s, EFFDIM_SLQ_FLAG_BIAS, bias, sizeof bias);
-    if (!nn && !nb) return EFFDIM_OK;
+    if (!nn && !nb && !few) return EFFDIM_OK;
     size_t len = (size_t)snprintf(w, sizeof w, "the SLQ N_eff is unreliable beyond its SE:");
+    if (few && len < sizeof w)
+        len += (size_t)snprintf(w + len, sizeof w - len,
+                                " at every z the SE comes from %zu probes (fewer than %d), so it "
+                                "is itself a rough estimate (a 2-SE band covers the truth with "
+                                "probability %s, not 0.95); raise --slq-budget or --slq-target "
+                                "for more probes;",
+                                si->probes, EFFDIM_SLQ_MIN_PROBES,
+                                si->probes <= 2 ? "0.70" : si->probes == 3 ? "0.82" : "0.86");
     if (nn && len < sizeof w)
         len += (size_t)snprintf(w + len, sizeof w - len,
                                 " at z = %s the smallest Ritz value %.3g is < 0 and the %s "

@@ -22,6 +22,7 @@
 #include "effdim/checkpoint.h"
 #include "effdim/data.h"
 #include "effdim/mlp.h"
+#include "effdim/spectral.h"
 #include "effdim/spectrum.h"
 
 #define DATA "spirals:n=160,seed=4"
@@ -328,6 +329,10 @@ static void the_slq_stops_at_its_target_or_its_budget(void)
             CHECK(a->n_eff_slq_se[j] <= fmax(0.05 * fabs(a->n_eff_slq[j]), 0.25));
         check_note("target met after %llu probes: N_eff(0.1) %.4g +- %.2g",
                    (unsigned long long)a->slq_probes, a->n_eff_slq[0], a->n_eff_slq_se[0]);
+        /* enough probes for the SE: no few-probes flag */
+        for (size_t j = 0; j < 2; ++j)
+            CHECK(a->slq_flags && !(a->slq_flags[j] & EFFDIM_SLQ_FLAG_FEW_PROBES));
+        CHECK(!a->slq_warning || !strstr(a->slq_warning, "probes (fewer than"));
     }
     p.slq_target_rel = 1e-6;
     p.slq_target_abs = 0.0;
@@ -365,6 +370,16 @@ static void the_slq_stops_at_its_target_or_its_budget(void)
         CHECK(c->slq_probes == 2 || (double)c->slq_matvecs <= (double)want);
         CHECK((double)c->slq_matvecs + per > (double)want);
         CHECK(c->slq_steps_total == c->slq_matvecs); /* one product a step, block of 1 */
+        /* fewer than EFFDIM_SLQ_MIN_PROBES probes: every z flagged, the warning says why */
+        int few = c->slq_probes < EFFDIM_SLQ_MIN_PROBES;
+        for (size_t j = 0; j < 2; ++j)
+            CHECK(c->slq_flags && !!(c->slq_flags[j] & EFFDIM_SLQ_FLAG_FEW_PROBES) == few);
+        if (few) {
+            char want_msg[64];
+            snprintf(want_msg, sizeof want_msg, "the SE comes from %llu probes (fewer than 5)",
+                     (unsigned long long)c->slq_probes);
+            CHECK(c->slq_warning && strstr(c->slq_warning, want_msg));
+        }
     }
     effdim_spectrum_free(c);
     effdim_spectrum_free(a);

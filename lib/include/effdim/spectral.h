@@ -191,9 +191,20 @@ EFFDIM_API effdim_status effdim_slq_neff_bias(const effdim_slq *s, const double 
  *   gaps on barely trained ReLU nets, below 2.5 SE at z = 18 gaps on a
  *   trained tanh net;
  * BIAS: |bias| > 2 se (the change from halving the steps exceeds twice the
- *   probe noise). */
+ *   probe noise);
+ * FEW_PROBES (set by the spectrum job, which knows the count; not by
+ *   effdim_slq_neff_flag): fewer than EFFDIM_SLQ_MIN_PROBES probes ran, so
+ *   the SE is itself a rough estimate from probes - 1 degrees of freedom. For
+ *   Gaussian probe noise a band of 2 SE covers the true value with
+ *   probability 0.70, 0.82 and 0.86 after 2, 3 and 4 probes (Student's t;
+ *   0.95 for many). Measured (docs/curvature.md): 2 probes on a relu net
+ *   with a dense reference were more than 2 SE off at 4 of 6 z, 40 probes
+ *   within 0.17-0.75 SE at every z. */
 #define EFFDIM_SLQ_FLAG_NEGATIVE 1u
 #define EFFDIM_SLQ_FLAG_BIAS 2u
+#define EFFDIM_SLQ_FLAG_FEW_PROBES 4u
+#define EFFDIM_SLQ_FLAG_ALL 7u
+#define EFFDIM_SLQ_MIN_PROBES 5
 #define EFFDIM_SLQ_GAP_FACTOR 10.0
 EFFDIM_API unsigned effdim_slq_neff_flag(double lambda_min, double gap0, double z,
                                          effdim_neg_policy policy, double se, double bias);
