@@ -291,8 +291,8 @@ static effdim_status slq_check(job *j, effdim_error *err)
         len += (size_t)snprintf(w + len, sizeof w - len,
                                 " at every z the SE comes from %zu probes (fewer than %d), so it "
                                 "is itself a rough estimate (a 2-SE band covers the truth with "
-                                "probability %s, not 0.95); raise --slq-budget or --slq-target "
-                                "for more probes;",
+                                "probability %s, not 0.95); give it more probes (a larger "
+                                "--slq-budget or a smaller --slq-target);",
                                 si->probes, EFFDIM_SLQ_MIN_PROBES,
                                 si->probes <= 2 ? "0.70" : si->probes == 3 ? "0.82" : "0.86");
     if (nn && len < sizeof w)
