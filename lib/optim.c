@@ -19,6 +19,7 @@
  * ../shared/SEEDS.md section 2.2 writes them, in effdim/optim.h; no PyTorch
  * replay exists for it, its tests use closed forms and exact posteriors).
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,7 +481,9 @@ static void adam_step(effdim_optim *opt, double *p, const double *g, double lr)
  * formed in single precision too: theta_s = m + (double)(sqrtf((float)((1 /
  * (h + wd)) (1 / ess))) eps), one float square root and multiply instead of
  * a double square root (the state m, h, g and n_s stay double; a user's
- * double eps, effdim_optim_ivon_sample, keeps the double formula).
+ * double eps, effdim_optim_ivon_sample, keeps the double formula). The
+ * variance is capped at FLT_MAX before the conversion, so sigma is at most
+ * sqrt(FLT_MAX) = 1.8e19 instead of infinite (h + wd below 3e-39 / ess).
  *
  * and the step divides once by the old h + wd (r = (hhat - h)/(h + wd)) and
  * takes one reciprocal 1/(h_new + wd), which gives both the update and the
@@ -533,6 +536,10 @@ static void ivon_sample_loop(size_t n, const double *restrict h, double iess, do
     }
 }
 
+/* x as a float, capped at FLT_MAX (a variance 1/((h + wd) ess) above it
+ * would give sigma = inf; NaN stays NaN), as the vector loops do */
+static inline float to_float_capped(double x) { return (float)(x > (double)FLT_MAX ? (double)FLT_MAX : x); }
+
 /* ivon_sample_loop with single-precision normals (the noise term in single
  * precision, as the step's next sample: see above) */
 EFFDIM_CLONES EFFDIM_NO_ERRNO
@@ -541,7 +548,7 @@ static void ivon_sample_loop_f(size_t n, const double *restrict h, double iess, 
                                double *restrict noise, double *restrict theta_s)
 {
     for (size_t i = 0; i < n; ++i) {
-        const float sg = sqrtf((float)((1.0 / (h[i] + wd)) * iess));
+        const float sg = sqrtf(to_float_capped((1.0 / (h[i] + wd)) * iess));
         const double t = m[i] + (double)(sg * eps[i]);
         theta_s[i] = t;
         noise[i] = t - m[i];
@@ -634,7 +641,7 @@ static void ivon_update_scalar(size_t n, const ivon_coef *c, const int price, co
         g[i] = gi;
         h[i] = hn;
         m[i] = mn;
-        if (eps) theta_s[i] = mn + (double)(sqrtf((float)(ihn * iess)) * eps[i]); /* as ivon_sample_loop_f */
+        if (eps) theta_s[i] = mn + (double)(sqrtf(to_float_capped(ihn * iess)) * eps[i]); /* as ivon_sample_loop_f */
     }
 }
 
@@ -651,7 +658,7 @@ ivon_update_avx2(size_t n, const ivon_coef *c, int price, int fold, double *m, d
     const __m256d ess = _mm256_set1_pd(c->ess), r = _mm256_set1_pd(c->r);
     const __m256d nr = _mm256_set1_pd(-c->r), idebias = _mm256_set1_pd(c->idebias);
     const __m256d step = _mm256_set1_pd(c->step), inv = _mm256_set1_pd(c->inv);
-    const __m256d iess = _mm256_set1_pd(c->iess);
+    const __m256d iess = _mm256_set1_pd(c->iess), fmax4 = _mm256_set1_pd((double)FLT_MAX);
     const __m256d one = _mm256_set1_pd(1.0), half = _mm256_set1_pd(0.5);
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -697,7 +704,9 @@ ivon_update_avx2(size_t n, const ivon_coef *c, int price, int fold, double *m, d
         _mm256_storeu_pd(h + i, hn);
         _mm256_storeu_pd(m + i, mn);
         if (eps) {
-            const __m128 sn = _mm_sqrt_ps(_mm256_cvtpd_ps(_mm256_mul_pd(ihn, iess)));
+            const __m256d v = _mm256_mul_pd(ihn, iess); /* capped at FLT_MAX, NaN kept */
+            const __m256d vc = _mm256_blendv_pd(v, fmax4, _mm256_cmp_pd(v, fmax4, _CMP_GT_OQ));
+            const __m128 sn = _mm_sqrt_ps(_mm256_cvtpd_ps(vc));
             const __m256d nz = _mm256_cvtps_pd(_mm_mul_ps(sn, _mm_loadu_ps(eps + i)));
             _mm256_storeu_pd(theta_s + i, _mm256_add_pd(mn, nz));
         }
@@ -717,7 +726,7 @@ ivon_update_avx2(size_t n, const ivon_coef *c, int price, int fold, double *m, d
 #define IVON_INLINE static inline __attribute__((always_inline))
 
 typedef struct ivon512 {
-    __m512d b1, a1, a2, wd, ess, r, nr, idebias, step, inv, iess, one, half;
+    __m512d b1, a1, a2, wd, ess, r, nr, idebias, step, inv, iess, one, half, fmax;
 } ivon512;
 
 IVON_T512 IVON_INLINE ivon512 ivon512_set(const ivon_coef *c)
@@ -736,6 +745,7 @@ IVON_T512 IVON_INLINE ivon512 ivon512_set(const ivon_coef *c)
     k.iess = _mm512_set1_pd(c->iess);
     k.one = _mm512_set1_pd(1.0);
     k.half = _mm512_set1_pd(0.5);
+    k.fmax = _mm512_set1_pd((double)FLT_MAX);
     return k;
 }
 
@@ -793,7 +803,10 @@ IVON_T512 IVON_INLINE size_t ivon_avx512_kernel(size_t n, const ivon_coef *c, co
         _mm512_storeu_pd(h + i, hn);
         _mm512_storeu_pd(m + i, mn);
         if (has_eps) {
-            const __m256 sn = _mm256_sqrt_ps(_mm512_cvtpd_ps(_mm512_mul_pd(ihn, k.iess)));
+            const __m512d v = _mm512_mul_pd(ihn, k.iess); /* capped at FLT_MAX, NaN kept */
+            const __m512d vc =
+                _mm512_mask_blend_pd(_mm512_cmp_pd_mask(v, k.fmax, _CMP_GT_OQ), v, k.fmax);
+            const __m256 sn = _mm256_sqrt_ps(_mm512_cvtpd_ps(vc));
             const __m512d nz = _mm512_cvtps_pd(_mm256_mul_ps(sn, _mm256_loadu_ps(eps + i)));
             _mm512_storeu_pd(theta_s + i, _mm512_add_pd(mn, nz));
         }

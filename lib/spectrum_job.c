@@ -265,6 +265,15 @@ static size_t list_flagged(const effdim_spectrum *s, unsigned flag, char *buf, s
     return n;
 }
 
+/* What gives the SLQ more probes, by what stopped it (slq_stop). */
+static const char *few_remedy(const char *stop)
+{
+    if (!strcmp(stop, "budget")) return "a larger --slq-budget gives it more probes";
+    if (!strcmp(stop, "probes")) return "more --probes give it more";
+    if (!strcmp(stop, "interrupted")) return "a run to the end gives it more probes";
+    return "a smaller --slq-target or a larger --slq-budget gives it more probes";
+}
+
 /* Flags each z (effdim_slq_neff_flag) and, when any is flagged, writes the
  * warning kept in the result. */
 static effdim_status slq_check(job *j, effdim_error *err)
@@ -291,10 +300,10 @@ static effdim_status slq_check(job *j, effdim_error *err)
         len += (size_t)snprintf(w + len, sizeof w - len,
                                 " at every z the SE comes from %zu probes (fewer than %d), so it "
                                 "is itself a rough estimate (a 2-SE band covers the truth with "
-                                "probability %s, not 0.95); give it more probes (a larger "
-                                "--slq-budget or a smaller --slq-target);",
+                                "probability %s, not 0.95); %s;",
                                 si->probes, EFFDIM_SLQ_MIN_PROBES,
-                                si->probes <= 2 ? "0.70" : si->probes == 3 ? "0.82" : "0.86");
+                                si->probes <= 2 ? "0.70" : si->probes == 3 ? "0.82" : "0.86",
+                                few_remedy(s->slq_stop));
     if (nn && len < sizeof w)
         len += (size_t)snprintf(w + len, sizeof w - len,
                                 " at z = %s the smallest Ritz value %.3g is < 0 and the %s "
@@ -307,7 +316,7 @@ static effdim_status slq_check(job *j, effdim_error *err)
                                 " at z = %s the quadrature changes by more than 2 SE between "
                                 "%zu and %zu steps;",
                                 bias, si->half_steps, si->steps);
-    if (len < sizeof w)
+    if ((nn || nb) && len < sizeof w)
         snprintf(w + len, sizeof w - len,
                  " use more --slq-steps (now %zu), a larger z, or compare with the Ritz sum "
                  "over a larger -k",

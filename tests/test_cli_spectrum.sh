@@ -99,7 +99,7 @@ else
 fi
 
 "$EFFDIM" inspect spec.h5 >inspect.txt 2>&1
-if grep -q 'effdim.spectrum (version 1)' inspect.txt && grep -q 'checkpoint_sha256' inspect.txt &&
+if grep -q 'effdim.spectrum (version 2)' inspect.txt && grep -q 'checkpoint_sha256' inspect.txt &&
     grep -q "$(sha256sum model.h5 | cut -c1-64)" inspect.txt; then
     ok "the file is an effdim.spectrum whose checkpoint_sha256 equals sha256sum of the checkpoint"
 else
@@ -149,7 +149,7 @@ def need(cond, what):
 
 for f in (spec, exact, full, ggn, both):
     ev = f["spectrum/eigenvalues"][()]
-    need(f.attrs["format"] == "effdim.spectrum" and f.attrs["format_version"] == 1, "root format")
+    need(f.attrs["format"] == "effdim.spectrum" and f.attrs["format_version"] == 2, "root format")
     need(np.all(np.diff(ev) <= 0), "eigenvalues descending")
     need(f["spectrum/residuals"].shape == ev.shape, "residuals shape")
     need(f["spectrum/residual_bounds"].shape == ev.shape, "bounds shape")

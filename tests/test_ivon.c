@@ -20,6 +20,7 @@
  */
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -736,7 +737,48 @@ static void test_a_sum_reduction_model_trains_on_the_mean_gradient(void)
     effdim_checkpoint_free(sum);
 }
 
-CHECK_TESTS({"two price steps match the hand-computed update",
+/* A variance 1/((h + delta) ess) beyond float's range (h0 = 1e-39, delta = 0,
+ * ess = 1: 1e39) gives sigma = sqrt(FLT_MAX) = 1.8e19 in the single-precision
+ * noise term, not inf: the sample is finite, by every update loop alike. */
+static void test_a_variance_beyond_float_range_gives_a_finite_sample(void)
+{
+    enum { N = 37 };
+    effdim_error err;
+    effdim_optim_params p = ivon_params(0.1, 1.0);
+    p.hess_init = 1e-39;
+    p.weight_decay = 0.0;
+    double ref[N];
+    for (int L = 0; L < 3; ++L) {
+        effdim_optim_ivon_loops(2 - L);
+        effdim_optim *o = NULL;
+        if (!CHECK_OK(effdim_optim_alloc(EFFDIM_OPTIM_IVON, &p, N, &o, &err), &err)) break;
+        double m[N], th[N], g[N];
+        for (int i = 0; i < N; ++i) m[i] = 0.01 * i;
+        effdim_normal_stream ns = {9, 1, 0};
+        CHECK_OK(effdim_optim_ivon_sample_normal(o, m, &ns, th, &err), &err);
+        int finite = 1;
+        double big = 0.0;
+        for (int i = 0; i < N; ++i) {
+            finite &= isfinite(th[i]);
+            big = fmax(big, fabs(th[i] - m[i]));
+        }
+        CHECK(finite && big > 1e18 && big <= 6.67 * sqrt((double)FLT_MAX));
+        /* the step that draws the next sample: h stays tiny for a zero gradient */
+        for (int i = 0; i < N; ++i) g[i] = 0.0;
+        ns = (effdim_normal_stream){9, 2, 0};
+        CHECK_OK(effdim_optim_ivon_step_and_sample(o, m, g, 0.1, &ns, th, &err), &err);
+        for (int i = 0; i < N; ++i) finite &= isfinite(th[i]);
+        CHECK(finite);
+        if (L == 0) memcpy(ref, th, sizeof ref);
+        else CHECK(!memcmp(ref, th, sizeof ref));
+        effdim_optim_free(o);
+    }
+    effdim_optim_ivon_loops(2);
+}
+
+CHECK_TESTS({"a variance beyond float's range gives a finite sample",
+             test_a_variance_beyond_float_range_gives_a_finite_sample},
+            {"two price steps match the hand-computed update",
              test_two_price_steps_match_the_hand_computed_update},
             {"two gradsq steps with clipping match the hand-computed update",
              test_two_gradsq_steps_with_clipping_match_the_hand_computed_update},

@@ -404,7 +404,7 @@ static void put_doubles(hid_t f, const char *name, const double *v, hsize_t n)
 }
 
 static void edit_format(hid_t f) { set_str(f, "format", "effdim.checkpoint"); }
-static void edit_version(hid_t f) { set_i64(f, "format_version", 2); }
+static void edit_version(hid_t f) { set_i64(f, "format_version", 3); }
 static void edit_drop_residuals(hid_t f) { H5Ldelete(f, "spectrum/residuals", H5P_DEFAULT); }
 static void edit_short_neff(hid_t f)
 {
@@ -436,7 +436,7 @@ static void loading_refuses_bad_files_naming_the_file_and_the_object(void)
     CHECK_MSG(&e, "fmt.h5", "'format' is 'effdim.checkpoint'", "expected 'effdim.spectrum'");
     p = tampered("ver.h5", edit_version);
     CHECK_STATUS(effdim_spectrum_load(p, &r, &e), EFFDIM_EVERSION, &e);
-    CHECK_MSG(&e, "ver.h5", "format_version 2 is newer", "upgrade effdim");
+    CHECK_MSG(&e, "ver.h5", "format_version 3 is newer", "upgrade effdim");
     p = tampered("nores.h5", edit_drop_residuals);
     CHECK_STATUS(effdim_spectrum_load(p, &r, &e), EFFDIM_ENOTFOUND, &e);
     CHECK_MSG(&e, "nores.h5", "residuals");

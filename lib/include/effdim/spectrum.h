@@ -71,7 +71,7 @@ extern "C" {
 #endif
 
 #define EFFDIM_SPECTRUM_FORMAT "effdim.spectrum"
-#define EFFDIM_SPECTRUM_VERSION 1
+#define EFFDIM_SPECTRUM_VERSION 2 /* 2: /effdim/n_eff_slq_flags may hold bit 4 (few probes) */
 #define EFFDIM_SPECTRUM_NAME_MAX 32
 
 /* One layer's block of the operator (the Hessian restricted to its weight
